@@ -1,0 +1,194 @@
+"""Balances and their append-only ledgers.
+
+The ledgers explain the balances at all times (SPEC section 3): a USD balance equals the
+sum of its cash transactions, an asset quantity the signed sum of its asset transactions.
+Rows are written by ``balances.services`` in the same transaction as the balance they
+explain, and never updated or deleted afterwards.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from portfolio_project.money import (
+    PRICE_DECIMALS,
+    PRICE_MAX_DIGITS,
+    QUANTITY_DECIMALS,
+    QUANTITY_MAX_DIGITS,
+    USD_DECIMALS,
+    USD_MAX_DIGITS,
+)
+
+
+def usd_field(**kwargs):
+    return models.DecimalField(max_digits=USD_MAX_DIGITS, decimal_places=USD_DECIMALS, **kwargs)
+
+
+def quantity_field(**kwargs):
+    return models.DecimalField(max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMALS, **kwargs)
+
+
+def price_field(**kwargs):
+    return models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMALS, **kwargs)
+
+
+class UsdBalance(models.Model):
+    """The user's cash. Its row is also the user lock that serialises every money flow."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usd_balance")
+    current_balance = usd_field(default=0)
+    held = usd_field(default=0, help_text="Reserved by open BUY limit orders.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(current_balance__gte=0), name="usd_balance_not_negative"),
+            models.CheckConstraint(condition=Q(held__gte=0), name="usd_held_not_negative"),
+            models.CheckConstraint(condition=Q(held__lte=F("current_balance")), name="usd_held_within_balance"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} USD {self.current_balance}"
+
+    @property
+    def available(self):
+        return self.current_balance - self.held
+
+
+class AssetBalance(models.Model):
+    """A user's holding of one asset. Market value is computed when asked, never stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="asset_balances")
+    asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, related_name="balances")
+    quantity = quantity_field(default=0)
+    held_quantity = quantity_field(default=0, help_text="Reserved by open SELL limit orders.")
+    average_purchase_price = price_field(default=0)
+    total_bought = quantity_field(default=0)
+    total_sold = quantity_field(default=0)
+    last_transaction_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["asset_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "asset"], name="asset_balance_one_per_user_and_asset"),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="asset_quantity_not_negative"),
+            models.CheckConstraint(condition=Q(held_quantity__gte=0), name="asset_held_not_negative"),
+            models.CheckConstraint(condition=Q(held_quantity__lte=F("quantity")), name="asset_held_within_quantity"),
+            models.CheckConstraint(condition=Q(average_purchase_price__gte=0), name="asset_average_price_not_negative"),
+            models.CheckConstraint(condition=Q(total_bought__gte=0, total_sold__gte=0), name="asset_totals_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.asset_id} {self.quantity}"
+
+    @property
+    def available_quantity(self):
+        return self.quantity - self.held_quantity
+
+
+class CashTransaction(models.Model):
+    """One line of the USD ledger. ``amount`` is signed: money in is positive."""
+
+    class Type(models.TextChoices):
+        DEPOSIT = "DEPOSIT"
+        WITHDRAWAL = "WITHDRAWAL"
+        BUY = "BUY"
+        SELL = "SELL"
+        ADJUSTMENT = "ADJUSTMENT"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cash_transactions")
+    transaction_type = models.CharField(max_length=16, choices=Type.choices)
+    amount = usd_field()
+    balance_after = usd_field()
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="cash_transactions"
+    )
+    client_reference = models.CharField(max_length=64, null=True, blank=True)
+    note = models.TextField(blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The staff user who made an adjustment.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="cash_tx_user_newest")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "client_reference"],
+                condition=Q(client_reference__isnull=False),
+                name="cash_tx_client_reference_unique_per_user",
+            ),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="cash_tx_balance_after_not_negative"),
+            # The sign of the amount follows from its type; adjustments go either way.
+            models.CheckConstraint(
+                condition=(
+                    Q(transaction_type__in=["DEPOSIT", "SELL"], amount__gt=0)
+                    | Q(transaction_type__in=["WITHDRAWAL", "BUY"], amount__lt=0)
+                    | (Q(transaction_type="ADJUSTMENT") & ~Q(amount=0))
+                ),
+                name="cash_tx_amount_sign_matches_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_type} {self.amount} ({self.user})"
+
+
+class AssetTransaction(models.Model):
+    """One line of an asset ledger. ``quantity`` is positive for BUY and SELL; an
+    ADJUSTMENT carries its sign (negative takes asset away)."""
+
+    class Type(models.TextChoices):
+        BUY = "BUY"
+        SELL = "SELL"
+        ADJUSTMENT = "ADJUSTMENT"
+
+    class Status(models.TextChoices):
+        COMPLETED = "COMPLETED"
+        PENDING = "PENDING"
+        FAILED = "FAILED"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="asset_transactions")
+    asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, related_name="transactions")
+    transaction_type = models.CharField(max_length=16, choices=Type.choices)
+    quantity = quantity_field()
+    price_per_unit = price_field(null=True, blank=True)
+    total_amount = usd_field(null=True, blank=True)
+    realized_pnl = usd_field(null=True, blank=True)
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="asset_transactions"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETED)
+    price_source = models.CharField(max_length=32, blank=True, default="")
+    note = models.TextField(blank=True, default="")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="asset_tx_user_newest"),
+            models.Index(fields=["user", "asset", "-created_at", "-id"], name="asset_tx_user_asset_newest"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(transaction_type__in=["BUY", "SELL"], quantity__gt=0)
+                | (Q(transaction_type="ADJUSTMENT") & ~Q(quantity=0)),
+                name="asset_tx_quantity_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_per_unit__isnull=True) | Q(price_per_unit__gt=0), name="asset_tx_price_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_type} {self.quantity} {self.asset_id} ({self.user})"

@@ -1,0 +1,270 @@
+"""Writes to balances and their ledgers.
+
+Every function that changes money takes the user lock first (``lock_objects``) and writes
+the ledger row in the same transaction as the balance it explains. Functions named
+``*_locked`` run inside a caller's transaction that already holds the locks; the others
+own their transaction (``atomic(durable=True)``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from assets.models import Asset
+from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
+from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
+from portfolio_project.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
+from portfolio_project.money import ZERO, to_price
+
+User = get_user_model()
+
+
+# --- Opening accounts ---------------------------------------------------------------
+
+
+def open_usd_balance(*, user: AbstractBaseUser) -> UsdBalance:
+    """Create the user's USD balance, funded with ``INITIAL_USD_BALANCE`` by a DEPOSIT row."""
+    initial = settings.INITIAL_USD_BALANCE
+    with transaction.atomic(savepoint=False):
+        balance = UsdBalance.objects.create(user=user, current_balance=initial)
+        if initial > 0:
+            CashTransaction.objects.create(
+                user=user,
+                transaction_type=CashTransaction.Type.DEPOSIT,
+                amount=initial,
+                balance_after=initial,
+                note="Initial balance",
+            )
+    return balance
+
+
+def open_usd_balance_for_new_user(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    """post_save receiver for the user model (see ``BalancesConfig.ready`` for why)."""
+    if created and not raw:
+        open_usd_balance(user=instance)
+
+
+def register_user(*, username: str, password: str, email: str = "") -> tuple[AbstractBaseUser, Token]:
+    """Create a user with a funded USD balance and an API token, all in one transaction."""
+    with transaction.atomic(durable=True):
+        user = User.objects.create_user(username=username, password=password, email=email)
+        token = Token.objects.create(user=user)
+    return user, token
+
+
+# --- Cash movements -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CashMovement:
+    transaction: CashTransaction
+    balance: UsdBalance
+    created: bool  # False when an idempotent replay returned the original row
+
+
+def _replay_or_conflict(*, user_id: int, client_reference: str, transaction_type: str, amount: Decimal):
+    existing = CashTransaction.objects.filter(user_id=user_id, client_reference=client_reference).first()
+    if existing is None:
+        return None
+    if existing.transaction_type != transaction_type or existing.amount != amount:
+        raise Conflict(
+            "client_reference was already used for a different movement.",
+            details={"client_reference": client_reference},
+        )
+    return existing
+
+
+def _move_cash(
+    *,
+    user: AbstractBaseUser,
+    transaction_type: str,
+    amount: Decimal,
+    client_reference: str | None = None,
+    note: str = "",
+    actor: AbstractBaseUser | None = None,
+) -> CashMovement:
+    if amount == 0:
+        raise InvalidRequest("The amount must not be zero.", details={"amount": ["Must not be zero."]})
+    with transaction.atomic(durable=True):
+        balance = usd_balance_for_update(user_id=user.pk)
+        if client_reference is not None:
+            # Safe without a unique-violation retry: every cash row of this user is
+            # written under the user lock we hold.
+            existing = _replay_or_conflict(
+                user_id=user.pk, client_reference=client_reference, transaction_type=transaction_type, amount=amount
+            )
+            if existing is not None:
+                return CashMovement(existing, balance, created=False)
+        if amount < 0 and balance.available < -amount:
+            raise InsufficientFunds(
+                "Not enough available USD.",
+                details={"available": str(balance.available), "requested": str(-amount)},
+            )
+        row = apply_cash_locked(
+            balance=balance,
+            transaction_type=transaction_type,
+            amount=amount,
+            client_reference=client_reference,
+            note=note,
+            actor=actor,
+        )
+    return CashMovement(row, balance, created=True)
+
+
+def deposit(*, user: AbstractBaseUser, amount: Decimal, client_reference: str | None = None) -> CashMovement:
+    """Add USD. Takes the user lock. Replays an earlier deposit with the same client_reference;
+    raises Conflict if that reference was used for something else."""
+    if amount <= 0:
+        raise InvalidRequest("The amount must be positive.", details={"amount": ["Must be positive."]})
+    return _move_cash(
+        user=user, transaction_type=CashTransaction.Type.DEPOSIT, amount=amount, client_reference=client_reference
+    )
+
+
+def withdraw(*, user: AbstractBaseUser, amount: Decimal, client_reference: str | None = None) -> CashMovement:
+    """Take USD out, never more than ``available``. Takes the user lock. Raises
+    InsufficientFunds or Conflict (reference reused)."""
+    if amount <= 0:
+        raise InvalidRequest("The amount must be positive.", details={"amount": ["Must be positive."]})
+    return _move_cash(
+        user=user, transaction_type=CashTransaction.Type.WITHDRAWAL, amount=-amount, client_reference=client_reference
+    )
+
+
+def adjust_usd_balance(*, user: AbstractBaseUser, amount: Decimal, reason: str, actor: AbstractBaseUser) -> CashMovement:
+    """A staff correction of the USD balance: an ADJUSTMENT row with the reason and the
+    staff user. A negative amount may not take more than ``available``."""
+    if not reason.strip():
+        raise InvalidRequest("A reason is required.", details={"reason": ["Required."]})
+    return _move_cash(
+        user=user, transaction_type=CashTransaction.Type.ADJUSTMENT, amount=amount, note=reason.strip(), actor=actor
+    )
+
+
+def apply_cash_locked(
+    *,
+    balance: UsdBalance,
+    transaction_type: str,
+    amount: Decimal,
+    order=None,
+    client_reference: str | None = None,
+    note: str = "",
+    actor: AbstractBaseUser | None = None,
+    held_change: Decimal = ZERO,
+) -> CashTransaction:
+    """Change a locked USD balance by ``amount`` (and its hold by ``held_change``) and write
+    the ledger row that explains it. The caller holds the user lock."""
+    balance.current_balance += amount
+    balance.held += held_change
+    balance.updated_at = timezone.now()
+    balance.save(update_fields=["current_balance", "held", "updated_at"])
+    return CashTransaction.objects.create(
+        user_id=balance.user_id,
+        transaction_type=transaction_type,
+        amount=amount,
+        balance_after=balance.current_balance,
+        order=order,
+        client_reference=client_reference,
+        note=note,
+        actor=actor,
+    )
+
+
+def change_hold_locked(*, balance: UsdBalance, held_change: Decimal) -> None:
+    """Reserve (positive) or release (negative) USD on a locked balance. Holds move no
+    money, so they write no ledger row; open orders explain them."""
+    balance.held += held_change
+    balance.updated_at = timezone.now()
+    balance.save(update_fields=["held", "updated_at"])
+
+
+# --- Asset movements ----------------------------------------------------------------
+
+
+def update_asset_balance(
+    *,
+    holding: AssetBalance | None,
+    user_id: int,
+    asset: Asset,
+    quantity: Decimal,
+    price: Decimal | None,
+    at: datetime,
+    held_change: Decimal = ZERO,
+) -> AssetBalance:
+    """Apply a signed quantity change to a locked holding (or create it) and return it.
+
+    Buying (positive quantity with a price) moves the average purchase price to the
+    weighted average; selling leaves it unchanged and resets it to 0 when the holding
+    empties. The caller holds the user lock and writes the asset ledger row.
+    """
+    if holding is None:
+        holding = AssetBalance(user_id=user_id, asset=asset)
+    new_quantity = holding.quantity + quantity
+    if quantity > 0 and price is not None:
+        holding.average_purchase_price = to_price(
+            (holding.quantity * holding.average_purchase_price + quantity * price) / new_quantity
+        )
+        holding.total_bought += quantity
+    elif quantity < 0 and price is not None:
+        holding.total_sold += -quantity
+    if new_quantity == 0:
+        holding.average_purchase_price = ZERO
+    holding.quantity = new_quantity
+    holding.held_quantity += held_change
+    holding.last_transaction_at = at
+    holding.updated_at = at
+    if holding.pk is None:
+        holding.save(force_insert=True)
+    else:
+        holding.save(
+            update_fields=[
+                "quantity",
+                "held_quantity",
+                "average_purchase_price",
+                "total_bought",
+                "total_sold",
+                "last_transaction_at",
+                "updated_at",
+            ]
+        )
+    return holding
+
+
+def adjust_asset_balance(
+    *, user: AbstractBaseUser, asset: Asset, quantity: Decimal, reason: str, actor: AbstractBaseUser
+) -> AssetTransaction:
+    """A staff correction of a holding: an ADJUSTMENT asset row with the reason and the staff
+    user. Takes the user lock, then the holding. A negative quantity may not take more than
+    the unheld quantity (raises InsufficientAsset)."""
+    if not reason.strip():
+        raise InvalidRequest("A reason is required.", details={"reason": ["Required."]})
+    if quantity == 0:
+        raise InvalidRequest("The quantity must not be zero.", details={"quantity": ["Must not be zero."]})
+    with transaction.atomic(durable=True):
+        usd_balance_for_update(user_id=user.pk)
+        holding = asset_balance_for_update(user_id=user.pk, asset=asset)
+        available = holding.available_quantity if holding else ZERO
+        if quantity < 0 and available < -quantity:
+            raise InsufficientAsset(
+                f"Not enough unheld {asset.asset_id}.",
+                details={"available": str(available), "requested": str(-quantity)},
+            )
+        now = timezone.now()
+        update_asset_balance(holding=holding, user_id=user.pk, asset=asset, quantity=quantity, price=None, at=now)
+        return AssetTransaction.objects.create(
+            user=user,
+            asset=asset,
+            transaction_type=AssetTransaction.Type.ADJUSTMENT,
+            quantity=quantity,
+            note=reason.strip(),
+            actor=actor,
+        )

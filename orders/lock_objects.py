@@ -1,0 +1,30 @@
+"""Order-state transitions as compare-and-swap updates.
+
+An order is the last thing a flow locks (after the user's USD balance and the asset
+balance). Rather than a SELECT ... FOR UPDATE and a save, its transitions are one
+``UPDATE ... WHERE status = 'PENDING'``: the row count says whether this worker won, so two
+copies of process_orders, or a cancel racing a fill, can never both act on one order.
+"""
+
+from django.utils import timezone
+
+from orders.models import Order
+
+
+def transition_pending(*, order_id, to_status: str, **fields) -> bool:
+    """Move a PENDING order to ``to_status`` with ``fields``; False if it was not PENDING."""
+    fields.setdefault("updated_at", timezone.now())
+    updated = Order.objects.filter(pk=order_id, status=Order.Status.PENDING).update(status=to_status, **fields)
+    return updated == 1
+
+
+def pending_order_ids_crossed(*, asset_id: str, order_type: str, price) -> list:
+    """Ids of resting orders a price crosses: BUY limits at or above it, SELL limits at or below."""
+    crossed = {"order_price__gte": price} if order_type == Order.Type.BUY else {"order_price__lte": price}
+    return list(
+        Order.objects.filter(status=Order.Status.PENDING, asset_id=asset_id, order_type=order_type, **crossed)
+        .order_by("created_at")
+        .values_list("pk", flat=True)
+    )
+
+

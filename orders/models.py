@@ -1,0 +1,77 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from balances.models import price_field, quantity_field, usd_field
+
+
+class Order(models.Model):
+    """A BUY or SELL of one asset. Without ``order_price`` it is a market order, filled at
+    once; with it, a limit order that rests (PENDING, with a hold) until the market crosses
+    the limit or it expires."""
+
+    class Type(models.TextChoices):
+        BUY = "BUY"
+        SELL = "SELL"
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        COMPLETED = "COMPLETED"
+        CANCELLED = "CANCELLED"
+        EXPIRED = "EXPIRED"
+        FAILED = "FAILED"
+
+    order_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, related_name="orders")
+    order_type = models.CharField(max_length=4, choices=Type.choices)
+    quantity = quantity_field()
+    order_price = price_field(null=True, blank=True, help_text="Limit price; empty for a market order.")
+    total_amount = usd_field(null=True, blank=True, help_text="USD of the fill.")
+    executed_price = price_field(null=True, blank=True)
+    held_amount = usd_field(default=0, help_text="USD reserved while a BUY limit order rests.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    failure_reason = models.CharField(max_length=255, blank=True, default="")
+    client_order_id = models.CharField(max_length=64, null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    filled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-order_id"]
+        indexes = [
+            # get_orders_by_user and get_orders_by_user_and_asset, newest first.
+            models.Index(fields=["user", "-created_at"], name="order_user_newest"),
+            models.Index(fields=["user", "asset", "-created_at"], name="order_user_asset_newest"),
+            # process_orders scans only the resting orders, however long the history.
+            models.Index(fields=["asset", "order_type"], condition=Q(status="PENDING"), name="order_pending_by_asset"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "client_order_id"],
+                condition=Q(client_order_id__isnull=False),
+                name="order_client_order_id_unique_per_user",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_positive"),
+            models.CheckConstraint(
+                condition=Q(order_price__isnull=True) | Q(order_price__gt=0), name="order_price_positive"
+            ),
+            models.CheckConstraint(condition=Q(held_amount__gte=0), name="order_held_amount_not_negative"),
+            models.CheckConstraint(
+                condition=Q(executed_price__isnull=True) | Q(executed_price__gt=0), name="order_executed_price_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="COMPLETED") | Q(executed_price__isnull=False, filled_at__isnull=False),
+                name="order_completed_has_fill",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_type} {self.quantity} {self.asset_id} ({self.status})"
+
+    @property
+    def is_limit(self) -> bool:
+        return self.order_price is not None

@@ -1,0 +1,427 @@
+"""The trading engine: placing, filling, cancelling and expiring orders (SPEC section 4).
+
+Every flow is one database transaction that takes its locks in one order: the user's
+``UsdBalance`` (the user lock), then the asset balance, then the order (a compare-and-swap
+update). The market price is always fetched *before* the first lock, so no row lock is
+ever held across a network call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from assets.models import Asset
+from assets.prices import Quote, get_quotes, get_trade_quote
+from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
+from balances.models import AssetTransaction, CashTransaction, UsdBalance
+from balances.services import apply_cash_locked, change_hold_locked, update_asset_balance
+from orders.lock_objects import pending_order_ids_crossed, transition_pending
+from orders.models import Order
+from portfolio_project.exceptions import (
+    Conflict,
+    DomainError,
+    InsufficientAsset,
+    InsufficientFunds,
+    InvalidRequest,
+    OrderNotCancellable,
+    PriceUnavailable,
+)
+from portfolio_project.money import ZERO, decimal_places, to_cents, to_cents_down, to_cents_up
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order: Order
+    created: bool  # False when a repeated client_order_id returned the original order
+
+
+class OrderFailed(DomainError):
+    """Wraps the domain error of an order that was stored FAILED, so callers can show it."""
+
+    def __init__(self, error: DomainError, order: Order) -> None:
+        super().__init__(error.message, details={**error.details, "order_id": str(order.order_id)})
+        self.code = error.code
+        self.order = order
+
+
+# --- Validation (no locks) ----------------------------------------------------------
+
+
+def _get_tradable_asset(asset_id: str) -> Asset:
+    asset = Asset.objects.filter(pk=asset_id).first()
+    if asset is None:
+        raise InvalidRequest(f"Unknown asset {asset_id!r}.", details={"asset_id": ["Unknown asset."]})
+    if not asset.is_active:
+        raise InvalidRequest(f"{asset_id} is not tradable.", details={"asset_id": ["Asset is not active."]})
+    return asset
+
+
+def _validate_order_shape(*, asset: Asset, quantity: Decimal, order_price: Decimal | None, expires_at, now) -> None:
+    if quantity <= 0:
+        raise InvalidRequest("Quantity must be positive.", details={"quantity": ["Must be positive."]})
+    if decimal_places(quantity) > asset.quantity_decimals:
+        raise InvalidRequest(
+            f"{asset.asset_id} quantities have at most {asset.quantity_decimals} decimals.",
+            details={"quantity": [f"At most {asset.quantity_decimals} decimal places."]},
+        )
+    if order_price is not None and order_price <= 0:
+        raise InvalidRequest("Limit price must be positive.", details={"order_price": ["Must be positive."]})
+    if expires_at is not None:
+        if order_price is None:
+            raise InvalidRequest(
+                "Only limit orders expire.", details={"expires_at": ["Only limit orders take expires_at."]}
+            )
+        if expires_at <= now:
+            raise InvalidRequest("expires_at is in the past.", details={"expires_at": ["Must be in the future."]})
+
+
+def _validate_notional(*, quantity: Decimal, price: Decimal) -> None:
+    notional = quantity * price
+    if notional < settings.MIN_ORDER_NOTIONAL:
+        raise InvalidRequest(
+            f"Orders must be worth at least {settings.MIN_ORDER_NOTIONAL} USD.",
+            details={"quantity": [f"Order value {to_cents(notional)} is below {settings.MIN_ORDER_NOTIONAL} USD."]},
+        )
+
+
+def _replay(*, user_id: int, client_order_id: str, asset_id: str, order_type: str, quantity, order_price):
+    """The original order for a repeated client_order_id, or Conflict if its parameters differ."""
+    existing = Order.objects.filter(user_id=user_id, client_order_id=client_order_id).first()
+    if existing is None:
+        return None
+    same = (
+        existing.asset_id == asset_id
+        and existing.order_type == order_type
+        and existing.quantity == quantity
+        and existing.order_price == order_price
+    )
+    if not same:
+        raise Conflict(
+            "client_order_id was already used for a different order.",
+            details={"client_order_id": client_order_id, "order_id": str(existing.order_id)},
+        )
+    return existing
+
+
+# --- Fills (caller holds the user lock) ----------------------------------------------
+
+
+def execute_buy_order(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Order:
+    """Fill a BUY at ``quote.price``: cost rounded up to the cent, debit USD (releasing the
+    order's hold), add the quantity at the new weighted average price, write both ledger
+    rows. The caller holds the user lock; the order is either new (inserted COMPLETED) or
+    PENDING (moved to COMPLETED by compare-and-swap). Raises InsufficientFunds."""
+    cost = to_cents_up(order.quantity * quote.price)
+    released = order.held_amount
+    if usd.available + released < cost:
+        raise InsufficientFunds(
+            "Not enough available USD.", details={"available": str(usd.available), "required": str(cost)}
+        )
+    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+    _complete(order, executed_price=quote.price, total_amount=cost, now=now)
+    update_asset_balance(
+        holding=holding, user_id=order.user_id, asset=order.asset, quantity=order.quantity, price=quote.price, at=now
+    )
+    apply_cash_locked(
+        balance=usd, transaction_type=CashTransaction.Type.BUY, amount=-cost, order=order, held_change=-released
+    )
+    _write_asset_row(order, quote=quote, total_amount=cost, realized_pnl=None)
+    return order
+
+
+def execute_sell_order(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Order:
+    """Fill a SELL at ``quote.price``: proceeds rounded down to the cent, realized P&L
+    against the average purchase price (which a sell leaves unchanged), credit USD, write
+    both ledger rows. A resting order's held quantity is released by the fill. The caller
+    holds the user lock. Raises InsufficientAsset."""
+    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+    resting = order.status == Order.Status.PENDING and not order._state.adding
+    unheld = holding.available_quantity if holding else ZERO
+    if not resting and unheld < order.quantity:
+        raise InsufficientAsset(
+            f"Not enough {order.asset_id}.", details={"available": str(unheld), "required": str(order.quantity)}
+        )
+    proceeds = to_cents_down(order.quantity * quote.price)
+    realized_pnl = to_cents(proceeds - order.quantity * holding.average_purchase_price)
+    _complete(order, executed_price=quote.price, total_amount=proceeds, now=now)
+    update_asset_balance(
+        holding=holding,
+        user_id=order.user_id,
+        asset=order.asset,
+        quantity=-order.quantity,
+        price=quote.price,
+        at=now,
+        held_change=-order.quantity if resting else ZERO,
+    )
+    apply_cash_locked(balance=usd, transaction_type=CashTransaction.Type.SELL, amount=proceeds, order=order)
+    _write_asset_row(order, quote=quote, total_amount=proceeds, realized_pnl=realized_pnl)
+    return order
+
+
+def _complete(order: Order, *, executed_price: Decimal, total_amount: Decimal, now: datetime) -> None:
+    fill = {
+        "executed_price": executed_price,
+        "total_amount": total_amount,
+        "filled_at": now,
+        "held_amount": ZERO,
+        "updated_at": now,
+    }
+    if order._state.adding:
+        for name, value in fill.items():
+            setattr(order, name, value)
+        order.status = Order.Status.COMPLETED
+        order.save(force_insert=True)
+        return
+    if not transition_pending(order_id=order.pk, to_status=Order.Status.COMPLETED, **fill):
+        raise OrderNotCancellable("The order is no longer pending.", details={"order_id": str(order.pk)})
+    for name, value in fill.items():
+        setattr(order, name, value)
+    order.status = Order.Status.COMPLETED
+
+
+def _write_asset_row(order: Order, *, quote: Quote, total_amount: Decimal, realized_pnl: Decimal | None) -> None:
+    AssetTransaction.objects.create(
+        user_id=order.user_id,
+        asset=order.asset,
+        transaction_type=order.order_type,
+        quantity=order.quantity,
+        price_per_unit=quote.price,
+        total_amount=total_amount,
+        realized_pnl=realized_pnl,
+        order=order,
+        status=AssetTransaction.Status.COMPLETED,
+        price_source=quote.source,
+        created_at=order.filled_at,
+    )
+
+
+def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
+    """Store a limit order that the market has not crossed, reserving what it would spend."""
+    if order.order_type == Order.Type.BUY:
+        hold = to_cents_up(order.quantity * order.order_price)
+        if usd.available < hold:
+            raise InsufficientFunds(
+                "Not enough available USD to hold for this limit order.",
+                details={"available": str(usd.available), "required": str(hold)},
+            )
+        order.held_amount = hold
+        order.save(force_insert=True)
+        change_hold_locked(balance=usd, held_change=hold)
+        return
+    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+    unheld = holding.available_quantity if holding else ZERO
+    if unheld < order.quantity:
+        raise InsufficientAsset(
+            f"Not enough {order.asset_id}.", details={"available": str(unheld), "required": str(order.quantity)}
+        )
+    order.save(force_insert=True)
+    holding.held_quantity += order.quantity
+    holding.updated_at = timezone.now()
+    holding.save(update_fields=["held_quantity", "updated_at"])
+
+
+def _is_marketable(order: Order, price: Decimal) -> bool:
+    if order.order_price is None:
+        return True
+    if order.order_type == Order.Type.BUY:
+        return price <= order.order_price
+    return price >= order.order_price
+
+
+# --- Placing ------------------------------------------------------------------------
+
+
+def place_order(
+    *,
+    user: AbstractBaseUser,
+    asset_id: str,
+    order_type: str,
+    quantity: Decimal,
+    order_price: Decimal | None = None,
+    expires_at: datetime | None = None,
+    client_order_id: str | None = None,
+) -> PlacedOrder:
+    """Place a market or limit order for ``user``.
+
+    Validates (400, nothing stored), fetches a fresh price (before any lock), then under the
+    user lock fills the order at once when it is a market order or a marketable limit, or
+    rests it with a hold. Raises InvalidRequest, Conflict (client_order_id reused with other
+    parameters), and OrderFailed wrapping PriceUnavailable, InsufficientFunds or
+    InsufficientAsset: those orders are stored FAILED with their reason and nothing moves.
+    """
+    now = timezone.now()
+    asset = _get_tradable_asset(asset_id)
+    _validate_order_shape(asset=asset, quantity=quantity, order_price=order_price, expires_at=expires_at, now=now)
+    replay_key = {
+        "user_id": user.pk,
+        "asset_id": asset.asset_id,
+        "order_type": order_type,
+        "quantity": quantity,
+        "order_price": order_price,
+    }
+    if client_order_id is not None:
+        existing = _replay(client_order_id=client_order_id, **replay_key)
+        if existing is not None:
+            return PlacedOrder(existing, created=False)
+    if order_price is not None:
+        _validate_notional(quantity=quantity, price=order_price)
+    try:
+        quote: Quote | None = get_trade_quote(asset)
+        price_error = None
+    except PriceUnavailable as error:
+        quote, price_error = None, error
+    if quote is not None and order_price is None:
+        _validate_notional(quantity=quantity, price=quote.price)
+
+    order = Order(
+        user=user,
+        asset=asset,
+        order_type=order_type,
+        quantity=quantity,
+        order_price=order_price,
+        client_order_id=client_order_id,
+        expires_at=expires_at or (now + settings.DEFAULT_ORDER_TTL if order_price is not None else None),
+    )
+    failure: DomainError | None = None
+    with transaction.atomic(durable=True):
+        usd = usd_balance_for_update(user_id=user.pk)
+        if client_order_id is not None:
+            # Authoritative check: all of this user's orders are inserted under the lock we hold.
+            existing = _replay(client_order_id=client_order_id, **replay_key)
+            if existing is not None:
+                return PlacedOrder(existing, created=False)
+        # No savepoint needed: every check below raises before its flow writes anything.
+        try:
+            if price_error is not None:
+                raise price_error
+            if not _is_marketable(order, quote.price):
+                _rest_locked(order=order, usd=usd)
+            elif order_type == Order.Type.BUY:
+                execute_buy_order(order=order, usd=usd, quote=quote, now=now)
+            else:
+                execute_sell_order(order=order, usd=usd, quote=quote, now=now)
+        except (InsufficientFunds, InsufficientAsset, PriceUnavailable) as error:
+            failure = error
+            _store_failed(order, reason=error.message)
+    if failure is not None:
+        raise OrderFailed(failure, order)
+    return PlacedOrder(order, created=True)
+
+
+def _store_failed(order: Order, *, reason: str) -> None:
+    order.status = Order.Status.FAILED
+    order.failure_reason = reason[:255]
+    order.held_amount = ZERO
+    order.executed_price = order.total_amount = order.filled_at = None
+    order.save(force_insert=True)
+
+
+# --- Cancelling and expiring ---------------------------------------------------------
+
+
+def _close_pending(*, order: Order, to_status: str) -> Order:
+    """Move a PENDING order to CANCELLED or EXPIRED and release its hold. Takes the owner's
+    user lock, then the holding (SELL), then swaps the order's status. Raises
+    OrderNotCancellable when it is no longer PENDING."""
+    with transaction.atomic(durable=True):
+        usd = usd_balance_for_update(user_id=order.user_id)
+        holding = None
+        if order.order_type == Order.Type.SELL:
+            holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+        fresh = Order.objects.get(pk=order.pk)
+        if not transition_pending(order_id=order.pk, to_status=to_status, held_amount=ZERO):
+            raise OrderNotCancellable(
+                f"Only PENDING orders can be cancelled; this one is {fresh.status}.",
+                details={"order_id": str(order.pk), "status": fresh.status},
+            )
+        if fresh.order_type == Order.Type.BUY:
+            change_hold_locked(balance=usd, held_change=-fresh.held_amount)
+        else:
+            holding.held_quantity -= fresh.quantity
+            holding.updated_at = timezone.now()
+            holding.save(update_fields=["held_quantity", "updated_at"])
+    order.refresh_from_db()
+    return order
+
+
+def cancel_order(*, order: Order) -> Order:
+    """Cancel a PENDING order (owner or staff; the caller checks who may). See _close_pending."""
+    return _close_pending(order=order, to_status=Order.Status.CANCELLED)
+
+
+def expire_order(*, order: Order) -> Order:
+    return _close_pending(order=order, to_status=Order.Status.EXPIRED)
+
+
+# --- The resting-order processor ----------------------------------------------------
+
+
+@dataclass
+class ProcessReport:
+    filled: int = 0
+    expired: int = 0
+    skipped: int = 0  # lost a race to another worker or a cancel, or could not be filled
+
+
+def fill_resting_order(*, order_id, quote: Quote) -> bool:
+    """Fill one resting limit order at ``quote`` if it is still PENDING and crossed.
+    Returns False when another worker or a cancel got there first."""
+    with transaction.atomic(durable=True):
+        order = Order.objects.select_related("asset").filter(pk=order_id).first()
+        if order is None or order.status != Order.Status.PENDING or not _is_marketable(order, quote.price):
+            return False
+        usd = usd_balance_for_update(user_id=order.user_id)
+        now = timezone.now()
+        try:
+            if order.order_type == Order.Type.BUY:
+                execute_buy_order(order=order, usd=usd, quote=quote, now=now)
+            else:
+                execute_sell_order(order=order, usd=usd, quote=quote, now=now)
+        except OrderNotCancellable:
+            return False  # another worker filled or a user cancelled it after our read
+    return True
+
+
+def process_resting_orders(*, now: datetime | None = None, progress=None) -> ProcessReport:
+    """Expire PENDING orders past ``expires_at``, then fill those the market price crosses.
+
+    Safe to run in several processes at once: every transition is a compare-and-swap on
+    ``status = 'PENDING'`` taken under the owner's user lock, so an order is filled or
+    expired exactly once. Prices are fetched once per run, before any lock.
+    """
+    now = now or timezone.now()
+    report = ProcessReport()
+    expired = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=now).select_related("asset")
+    for order in expired.iterator():
+        try:
+            expire_order(order=order)
+            report.expired += 1
+        except OrderNotCancellable:
+            report.skipped += 1
+    asset_ids = Order.objects.filter(status=Order.Status.PENDING).values_list("asset_id", flat=True).distinct()
+    assets = list(Asset.objects.filter(pk__in=list(asset_ids), is_active=True))
+    quotes = get_quotes(assets)
+    for asset in assets:
+        quote = quotes.get(asset.asset_id)
+        if quote is None or quote.stale:
+            logger.warning("process_orders: no fresh price for %s, its orders wait", asset.asset_id)
+            continue
+        for order_type in (Order.Type.BUY, Order.Type.SELL):
+            for order_id in pending_order_ids_crossed(asset_id=asset.asset_id, order_type=order_type, price=quote.price):
+                if fill_resting_order(order_id=order_id, quote=quote):
+                    report.filled += 1
+                else:
+                    report.skipped += 1
+                if progress is not None:
+                    progress(report)
+    return report

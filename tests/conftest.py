@@ -1,0 +1,86 @@
+"""Shared fixtures. Tests run against a real PostgreSQL: ``DATABASE_URL`` when set, the
+embedded server otherwise."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.cache import cache
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from assets.models import Asset
+
+User = get_user_model()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    # Prices and throttle counters live in the cache; each test starts from nothing.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str = "alice", password: str = "correct-horse-battery", **extra):
+        return User.objects.create_user(username=username, password=password, **extra)
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def other_user(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def staff_user(make_user):
+    return make_user("staffer", is_staff=True)
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client(user):
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def make_asset(db):
+    def make(asset_id: str = "BTC", **fields) -> Asset:
+        defaults = {
+            "name": asset_id.title(),
+            "quantity_decimals": 8,
+            "coingecko_id": asset_id.lower(),
+            "reference_price": Decimal("100.00"),
+            "is_active": True,
+        }
+        defaults.update(fields)
+        return Asset.objects.create(asset_id=asset_id, **defaults)
+
+    return make
+
+
+@pytest.fixture
+def btc(make_asset):
+    return make_asset("BTC", name="Bitcoin", coingecko_id="bitcoin", reference_price=Decimal("50000"))
+
+
+@pytest.fixture
+def eth(make_asset):
+    return make_asset("ETH", name="Ethereum", coingecko_id="ethereum", reference_price=Decimal("2500"))
