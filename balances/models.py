@@ -78,7 +78,9 @@ class AssetBalance(models.Model):
             models.CheckConstraint(condition=Q(held_quantity__gte=0), name="asset_held_not_negative"),
             models.CheckConstraint(condition=Q(held_quantity__lte=F("quantity")), name="asset_held_within_quantity"),
             models.CheckConstraint(condition=Q(average_purchase_price__gte=0), name="asset_average_price_not_negative"),
-            models.CheckConstraint(condition=Q(total_bought__gte=0, total_sold__gte=0), name="asset_totals_not_negative"),
+            models.CheckConstraint(
+                condition=Q(total_bought__gte=0, total_sold__gte=0), name="asset_totals_not_negative"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -170,7 +172,9 @@ class AssetTransaction(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETED)
     price_source = models.CharField(max_length=32, blank=True, default="")
     note = models.TextField(blank=True, default="")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -140,10 +140,7 @@ def reconcile_ledger() -> list[Mismatch]:
     qty_field = DecimalField(max_digits=38, decimal_places=18)
 
     cash_sum = (
-        CashTransaction.objects.filter(user=OuterRef("user"))
-        .order_by()
-        .values("user")
-        .annotate(total=Sum("amount"))
+        CashTransaction.objects.filter(user=OuterRef("user")).order_by().values("user").annotate(total=Sum("amount"))
     )
     holds = (
         order_model.objects.filter(user=OuterRef("user"), status="PENDING", order_type="BUY")
@@ -185,5 +182,3 @@ def reconcile_ledger() -> list[Mismatch]:
         if row.held_quantity != row.open_holds:
             mismatches.append(Mismatch(row.user.username, f"{row.asset_id} held", row.held_quantity, row.open_holds))
     return mismatches
-
-

@@ -23,7 +23,7 @@ from assets.models import Asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from portfolio_project.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
-from portfolio_project.money import ZERO, to_price
+from portfolio_project.money import USD_DECIMALS, ZERO, decimal_places, to_price
 
 User = get_user_model()
 
@@ -94,6 +94,11 @@ def _move_cash(
 ) -> CashMovement:
     if amount == 0:
         raise InvalidRequest("The amount must not be zero.", details={"amount": ["Must not be zero."]})
+    # USD columns hold cents: PostgreSQL would round a sub-cent amount on its own, the
+    # balance and its ledger row differently (withdrawing 0.005 stored -0.01 in the ledger
+    # but left the balance at 10000.00), or store 0.00 and break the sign constraint.
+    if decimal_places(amount) > USD_DECIMALS:
+        raise InvalidRequest("USD amounts are in whole cents.", details={"amount": ["At most 2 decimal places."]})
     with transaction.atomic(durable=True):
         balance = usd_balance_for_update(user_id=user.pk)
         if client_reference is not None:
@@ -140,7 +145,9 @@ def withdraw(*, user: AbstractBaseUser, amount: Decimal, client_reference: str |
     )
 
 
-def adjust_usd_balance(*, user: AbstractBaseUser, amount: Decimal, reason: str, actor: AbstractBaseUser) -> CashMovement:
+def adjust_usd_balance(
+    *, user: AbstractBaseUser, amount: Decimal, reason: str, actor: AbstractBaseUser
+) -> CashMovement:
     """A staff correction of the USD balance: an ADJUSTMENT row with the reason and the
     staff user. A negative amount may not take more than ``available``."""
     if not reason.strip():

@@ -26,5 +26,3 @@ def pending_order_ids_crossed(*, asset_id: str, order_type: str, price) -> list:
         .order_by("created_at")
         .values_list("pk", flat=True)
     )
-
-

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
@@ -20,6 +22,10 @@ def get_orders_by_user_and_asset(*, user: AbstractBaseUser, asset_id: str) -> Qu
 
 def get_order_for_user(*, user: AbstractBaseUser, order_id) -> Order | None:
     """One order if ``user`` owns it (staff may see any); None otherwise, so the API answers 404."""
+    try:
+        order_id = uuid.UUID(str(order_id))
+    except ValueError:
+        return None
     queryset = Order.objects.select_related("asset", "user")
     if not user.is_staff:
         queryset = queryset.filter(user=user)

@@ -417,7 +417,9 @@ def process_resting_orders(*, now: datetime | None = None, progress=None) -> Pro
             logger.warning("process_orders: no fresh price for %s, its orders wait", asset.asset_id)
             continue
         for order_type in (Order.Type.BUY, Order.Type.SELL):
-            for order_id in pending_order_ids_crossed(asset_id=asset.asset_id, order_type=order_type, price=quote.price):
+            for order_id in pending_order_ids_crossed(
+                asset_id=asset.asset_id, order_type=order_type, price=quote.price
+            ):
                 if fill_resting_order(order_id=order_id, quote=quote):
                     report.filled += 1
                 else:

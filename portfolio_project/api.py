@@ -7,11 +7,18 @@ own exceptions are translated here, so views never build error bodies themselves
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
+from rest_framework.exceptions import ParseError
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
@@ -91,3 +98,38 @@ class NewestFirstCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+class DecimalJSONParser(JSONParser):
+    """JSON with numbers parsed straight to Decimal (never through float, which would
+    silently round 0.123456789012345678) and NaN/Infinity literals refused."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            text = stream.read().decode(encoding)
+            return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise ParseError(f"Malformed JSON: {exc}")
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+class OwnerScopedMixin:
+    """Views whose data belongs to one user: the requester, or for staff the user named by
+    ``?username=``. Anyone else's data is 404, never 403 (SPEC section 6)."""
+
+    def target_user(self):
+        request = self.request
+        username = request.query_params.get("username")
+        if not username or username == request.user.get_username():
+            return request.user
+        if not request.user.is_staff:
+            raise drf_exceptions.NotFound("No such user.")
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise drf_exceptions.NotFound("No such user.")
+        return user

@@ -1,22 +1,50 @@
-"""
-URL configuration for portfolio_project project.
-
-The `urlpatterns` list routes URLs to views. For more information please see:
-    https://docs.djangoproject.com/en/5.2/topics/http/urls/
-Examples:
-Function views
-    1. Add an import:  from my_app import views
-    2. Add a URL to urlpatterns:  path('', views.home, name='home')
-Class-based views
-    1. Add an import:  from other_app.views import Home
-    2. Add a URL to urlpatterns:  path('', Home.as_view(), name='home')
-Including another URLconf
-    1. Import the include() function: from django.urls import include, path
-    2. Add a URL to urlpatterns:  path('blog/', include('blog.urls'))
-"""
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from assets.api import AssetViewSet
+from balances.api import (
+    AssetBalanceViewSet,
+    AssetTransactionViewSet,
+    BalanceView,
+    CashTransactionViewSet,
+    DepositView,
+    PortfolioView,
+    RegisterView,
+    TokenView,
+    WithdrawView,
+)
+from orders.api import OrderViewSet
+from portfolio_project.health import HealthView
+
+router = DefaultRouter()
+router.register("assets", AssetViewSet, basename="asset")
+router.register("cash-transactions", CashTransactionViewSet, basename="cash-transaction")
+router.register("transactions", AssetTransactionViewSet, basename="asset-transaction")
+router.register("asset-balances", AssetBalanceViewSet, basename="asset-balance")
+router.register("orders", OrderViewSet, basename="order")
+
+api_v1 = [
+    path("auth/register/", RegisterView.as_view(), name="register"),
+    path("auth/token/", TokenView.as_view(), name="token"),
+    path("balance/", BalanceView.as_view(), name="balance"),
+    path("balance/deposit/", DepositView.as_view(), name="deposit"),
+    path("balance/withdraw/", WithdrawView.as_view(), name="withdraw"),
+    path("portfolio/", PortfolioView.as_view(), name="portfolio"),
+    path("health/", HealthView.as_view(), name="health"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include(router.urls)),
+]
 
 urlpatterns = [
-    path('admin/', admin.site.urls),
+    path("", RedirectView.as_view(url="/api/v1/", permanent=False)),
+    path("api/v1/", include(api_v1)),
+    path("api-auth/", include("rest_framework.urls")),
+    path("admin/", admin.site.urls),
 ]
+
+handler404 = "portfolio_project.api.json_not_found"
+handler500 = "portfolio_project.api.json_server_error"

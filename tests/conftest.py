@@ -15,6 +15,9 @@ from assets.models import Asset
 
 User = get_user_model()
 
+# The local CoinGecko server (a real HTTP server on 127.0.0.1) for every test that wants it.
+pytest_plugins = ["tests.price_server"]
+
 
 @pytest.fixture(autouse=True)
 def _clear_cache():

@@ -1,0 +1,124 @@
+"""Orders over HTTP: place (market or limit), list, show and cancel."""
+
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
+
+from orders import selectors, services
+from orders.models import Order
+from portfolio_project.api import OwnerScopedMixin
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = [
+            "order_id",
+            "username",
+            "asset_id",
+            "order_type",
+            "quantity",
+            "order_price",
+            "executed_price",
+            "total_amount",
+            "held_amount",
+            "status",
+            "failure_reason",
+            "client_order_id",
+            "expires_at",
+            "created_at",
+            "updated_at",
+            "filled_at",
+        ]
+        read_only_fields = fields
+
+
+class PlaceOrderSerializer(serializers.Serializer):
+    asset_id = serializers.RegexField(r"^[A-Za-z0-9]{1,16}\Z")
+    order_type = serializers.ChoiceField(choices=Order.Type.choices)
+    quantity = serializers.DecimalField(max_digits=38, decimal_places=18)
+    order_price = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Limit price in USD; omit for a market order.",
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    client_order_id = serializers.RegexField(
+        r"^[\x21-\x7e]{1,64}\Z",
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Your idempotency key: a retry with the same key and parameters returns the original order.",
+    )
+
+    def validate_asset_id(self, value: str) -> str:
+        return value.upper()
+
+
+class OrderFilter(filters.FilterSet):
+    asset_id = filters.CharFilter(field_name="asset_id", method="filter_asset")
+    status = filters.ChoiceFilter(choices=Order.Status.choices)
+    order_type = filters.ChoiceFilter(choices=Order.Type.choices)
+
+    class Meta:
+        model = Order
+        fields = ["asset_id", "status", "order_type"]
+
+    def filter_asset(self, queryset, name, value):
+        return queryset.filter(asset_id=value.upper())
+
+
+class OrderPlacementThrottle(ScopedRateThrottle):
+    """THROTTLE_ORDER_RATE applies to placing orders; reads only count against the user rate."""
+
+    def allow_request(self, request, view):
+        if request.method != "POST":
+            return True
+        return super().allow_request(request, view)
+
+
+class OrderViewSet(OwnerScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Your orders, newest first. Staff may add `?username=`."""
+
+    serializer_class = OrderSerializer
+    filterset_class = OrderFilter
+    queryset = Order.objects.none()  # for the schema; get_queryset scopes to the user
+    lookup_field = "order_id"
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    throttle_classes = [UserRateThrottle, OrderPlacementThrottle]
+    throttle_scope = "orders"
+
+    def get_queryset(self):
+        return selectors.get_orders_by_user(user=self.target_user()).select_related("user")
+
+    def get_object(self):
+        order = selectors.get_order_for_user(user=self.request.user, order_id=self.kwargs["order_id"])
+        if order is None:
+            raise exceptions.NotFound("No such order.")
+        return order
+
+    @extend_schema(request=PlaceOrderSerializer, responses={201: OrderSerializer, 200: OrderSerializer})
+    def create(self, request):
+        """Place an order. A market order fills at once; a limit order fills at once when the
+        market is at or better than its price, and otherwise rests (PENDING) with a hold."""
+        data = PlaceOrderSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        placed = services.place_order(user=request.user, **data.validated_data)
+        return Response(
+            OrderSerializer(placed.order).data, status=status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK
+        )
+
+    @extend_schema(request=None, responses=OrderSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, order_id=None):
+        """Cancel a PENDING order and release its hold; 409 if it is no longer pending."""
+        order = services.cancel_order(order=self.get_object())
+        return Response(OrderSerializer(order).data)
