@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint schemathesis bench clean
+.PHONY: install run test lint bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,3 +30,8 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .data
+
+# Load test (scripts/bench/run.py, docs/PERFORMANCE.md): gunicorn + wrk vs pgbench on the same
+# PostgreSQL, portfolio and history latency, process_orders fills/s. BENCH_QUICK=1 for a smoke run.
+bench: install
+	$(PY) scripts/bench/run.py

@@ -1,3 +1,439 @@
-from django.contrib import admin
+"""Back office for balances and the ledgers (SPEC section 7).
 
-# Register your models here.
+Balances and ledger rows are never edited here, by anybody (superusers included): the
+ledger is append-only and must explain every balance. The one way to change a balance
+from the back office is an adjustment (``adjust_usd_view`` / ``adjust_asset_view``), which
+goes through ``balances.services`` and writes an ADJUSTMENT row with the reason and the
+staff user. The user pages (with holdings and orders) live in ``orders/admin.py``, the one
+admin module that may import both apps.
+"""
+
+from __future__ import annotations
+
+import csv
+import uuid
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from assets.admin import QuotedListMixin, plain_decimal
+from balances.forms import AssetAdjustmentForm, UsdAdjustmentForm
+from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
+from balances.selectors import get_asset_balances
+from balances.services import adjust_asset_balance, adjust_usd_balance
+from portfolio_project.exceptions import DomainError
+
+ADJUST_PERMISSION = "balances.adjust_balance"
+
+
+# --- Links between the back-office pages ---------------------------------------------
+
+
+def admin_changelist_url(model_label: str, **params) -> str:
+    """``admin_changelist_url("orders_order", user=3)`` -> the orders of user 3."""
+    url = reverse(f"admin:{model_label}_changelist")
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def user_link(user_id: int, username: str) -> str:
+    return format_html('<a href="{}">{}</a>', reverse("admin:auth_user_change", args=[user_id]), username)
+
+
+def order_link(order_id) -> str:
+    if order_id is None:
+        return "-"
+    # By URL name, not by import: balances must not import the orders app.
+    return format_html('<a href="{}">{}</a>', reverse("admin:orders_order_change", args=[order_id]), str(order_id)[:8])
+
+
+class UuidSearchMixin:
+    """Search also matches a full UUID exactly against ``uuid_search_field`` (an order id),
+    which an icontains over the UUID's text could only do with a full scan."""
+
+    uuid_search_field = "order_id"
+
+    def get_search_results(self, request, queryset, search_term):
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            value = uuid.UUID(search_term.strip())
+        except ValueError:
+            return results, may_have_duplicates
+        return results | queryset.filter(**{self.uuid_search_field: value}), may_have_duplicates
+
+
+# --- CSV export ------------------------------------------------------------------------
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(value: str | None) -> str:
+    """Free text for a CSV cell that spreadsheets will not run as a formula."""
+    value = value or ""
+    return f"'{value}" if value.startswith(_FORMULA_PREFIXES) else value
+
+
+def csv_number(value: Decimal | None) -> str:
+    return "" if value is None else str(value)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_response(filename: str, header: list[str], rows: Iterable[list[str]]) -> StreamingHttpResponse:
+    """Stream the rows, so an export of the whole ledger never sits in memory."""
+    writer = csv.writer(_Echo())
+
+    def lines():
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- Read-only bases ----------------------------------------------------------------
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable with the model's view permission; never added, changed or deleted here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LedgerAdmin(UuidSearchMixin, ReadOnlyAdmin):
+    date_hierarchy = "created_at"
+    actions = ("export_csv",)
+    list_per_page = 50
+    csv_columns: list[tuple[str, Callable]] = []
+    csv_select_related: tuple[str, ...] = ()
+
+    @admin.action(description="Export selected rows as CSV", permissions=["view"])
+    def export_csv(self, request, queryset):
+        header = [name for name, _ in self.csv_columns]
+        rows = (
+            [to_cell(row) for _, to_cell in self.csv_columns]
+            for row in queryset.select_related(*self.csv_select_related).order_by("created_at", "id").iterator(2000)
+        )
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        return csv_response(f"{self.model._meta.model_name}-{stamp}.csv", header, rows)
+
+    @admin.display(description="user", ordering="user__username")
+    def user_display(self, obj) -> str:
+        return user_link(obj.user_id, obj.user.username)
+
+    @admin.display(description="order")
+    def order_display(self, obj) -> str:
+        return order_link(obj.order_id)
+
+    @admin.display(description="by staff", ordering="actor__username")
+    def actor_display(self, obj) -> str:
+        return obj.actor.username if obj.actor_id else "-"
+
+
+def _username(user) -> str:
+    return user.username if user is not None else ""
+
+
+@admin.register(CashTransaction)
+class CashTransactionAdmin(LedgerAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "user_display",
+        "transaction_type",
+        "amount",
+        "balance_after",
+        "order_display",
+        "client_reference",
+        "actor_display",
+        "note",
+    )
+    list_select_related = ("user", "actor")
+    list_filter = ("transaction_type", "created_at")
+    search_fields = ("user__username", "client_reference", "note")
+    fields = (
+        "id",
+        "created_at",
+        "user",
+        "transaction_type",
+        "amount",
+        "balance_after",
+        "order",
+        "client_reference",
+        "note",
+        "actor",
+    )
+    readonly_fields = fields
+    csv_select_related = ("user", "actor")
+    csv_columns = [
+        ("id", lambda row: str(row.id)),
+        ("created_at", lambda row: row.created_at.isoformat()),
+        ("username", lambda row: csv_text(row.user.username)),
+        ("transaction_type", lambda row: row.transaction_type),
+        ("amount", lambda row: csv_number(row.amount)),
+        ("balance_after", lambda row: csv_number(row.balance_after)),
+        ("order_id", lambda row: str(row.order_id or "")),
+        ("client_reference", lambda row: csv_text(row.client_reference)),
+        ("note", lambda row: csv_text(row.note)),
+        ("actor", lambda row: csv_text(_username(row.actor))),
+    ]
+
+
+@admin.register(AssetTransaction)
+class AssetTransactionAdmin(LedgerAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "user_display",
+        "asset_display",
+        "transaction_type",
+        "quantity",
+        "price_per_unit",
+        "total_amount",
+        "realized_pnl",
+        "status",
+        "price_source",
+        "order_display",
+        "actor_display",
+        "note",
+    )
+    list_select_related = ("user", "actor")
+    list_filter = ("transaction_type", "status", "asset", "price_source", "created_at")
+    search_fields = ("user__username", "note")
+    fields = (
+        "id",
+        "created_at",
+        "user",
+        "asset",
+        "transaction_type",
+        "quantity",
+        "price_per_unit",
+        "total_amount",
+        "realized_pnl",
+        "status",
+        "price_source",
+        "order",
+        "note",
+        "actor",
+    )
+    readonly_fields = fields
+    csv_select_related = ("user", "actor")
+    csv_columns = [
+        ("id", lambda row: str(row.id)),
+        ("created_at", lambda row: row.created_at.isoformat()),
+        ("username", lambda row: csv_text(row.user.username)),
+        ("asset_id", lambda row: row.asset_id),
+        ("transaction_type", lambda row: row.transaction_type),
+        ("quantity", lambda row: csv_number(row.quantity)),
+        ("price_per_unit", lambda row: csv_number(row.price_per_unit)),
+        ("total_amount", lambda row: csv_number(row.total_amount)),
+        ("realized_pnl", lambda row: csv_number(row.realized_pnl)),
+        ("status", lambda row: row.status),
+        ("price_source", lambda row: row.price_source),
+        ("order_id", lambda row: str(row.order_id or "")),
+        ("note", lambda row: csv_text(row.note)),
+        ("actor", lambda row: csv_text(_username(row.actor))),
+    ]
+
+    @admin.display(description="asset", ordering="asset_id")
+    def asset_display(self, obj) -> str:
+        return obj.asset_id
+
+
+# --- Balances -----------------------------------------------------------------------
+
+
+@admin.register(AssetBalance)
+class AssetBalanceAdmin(QuotedListMixin, ReadOnlyAdmin):
+    list_display = (
+        "user_display",
+        "asset_display",
+        "quantity_display",
+        "held_display",
+        "available_display",
+        "average_price_display",
+        "current_price",
+        "market_value",
+        "last_transaction_at",
+    )
+    list_select_related = ("user", "asset")
+    list_filter = ("asset",)
+    search_fields = ("user__username",)
+    ordering = ("user__username", "asset_id")
+    fields = (
+        "user",
+        "asset",
+        "quantity",
+        "held_quantity",
+        "average_purchase_price",
+        "total_bought",
+        "total_sold",
+        "last_transaction_at",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="user", ordering="user__username")
+    def user_display(self, obj: AssetBalance) -> str:
+        return user_link(obj.user_id, obj.user.username)
+
+    @admin.display(description="asset", ordering="asset_id")
+    def asset_display(self, obj: AssetBalance) -> str:
+        return obj.asset_id
+
+    @admin.display(description="quantity", ordering="quantity")
+    def quantity_display(self, obj: AssetBalance) -> str:
+        return plain_decimal(obj.quantity)
+
+    @admin.display(description="held", ordering="held_quantity")
+    def held_display(self, obj: AssetBalance) -> str:
+        return plain_decimal(obj.held_quantity)
+
+    @admin.display(description="available")
+    def available_display(self, obj: AssetBalance) -> str:
+        return plain_decimal(obj.available_quantity)
+
+    @admin.display(description="average price", ordering="average_purchase_price")
+    def average_price_display(self, obj: AssetBalance) -> str:
+        return plain_decimal(obj.average_purchase_price)
+
+    @admin.display(description="market value (USD)")
+    def market_value(self, obj: AssetBalance) -> str:
+        quote = self.quote_of(obj)
+        if quote is None:
+            return "-"
+        return str((obj.quantity * quote.price).quantize(Decimal("0.01")))
+
+
+@admin.register(UsdBalance)
+class UsdBalanceAdmin(ReadOnlyAdmin):
+    list_display = ("user_display", "current_balance", "held", "available", "updated_at")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__email")
+    ordering = ("user__username",)
+    fields = ("user", "current_balance", "held", "available", "created_at", "updated_at", "ledger_links")
+    readonly_fields = fields
+    change_form_template = "admin/balances/usdbalance/change_form.html"
+
+    @admin.display(description="user", ordering="user__username")
+    def user_display(self, obj: UsdBalance) -> str:
+        return user_link(obj.user_id, obj.user.username)
+
+    @admin.display(description="available")
+    def available(self, obj: UsdBalance) -> Decimal:
+        return obj.available
+
+    @admin.display(description="history")
+    def ledger_links(self, obj: UsdBalance) -> str:
+        return format_html(
+            '<a href="{}">cash ledger</a> · <a href="{}">asset ledger</a> · <a href="{}">orders</a>',
+            admin_changelist_url("balances_cashtransaction", user=obj.user_id),
+            admin_changelist_url("balances_assettransaction", user=obj.user_id),
+            admin_changelist_url("orders_order", user=obj.user_id),
+        )
+
+    # --- adjustments ---
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/adjust/usd/",
+                self.admin_site.admin_view(self.adjust_usd_view),
+                name="{}_{}_adjust_usd".format(*info),
+            ),
+            path(
+                "<path:object_id>/adjust/asset/",
+                self.admin_site.admin_view(self.adjust_asset_view),
+                name="{}_{}_adjust_asset".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    @staticmethod
+    def has_adjust_permission(request: HttpRequest) -> bool:
+        return request.user.has_perm(ADJUST_PERMISSION)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_adjust": self.has_adjust_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _balance_to_adjust(self, request: HttpRequest, object_id: str) -> UsdBalance:
+        if not self.has_adjust_permission(request):
+            raise PermissionDenied
+        balance = self.get_object(request, object_id)  # None for a malformed or unknown id
+        if balance is None:
+            raise Http404("No such USD balance.")
+        return balance
+
+    def adjust_usd_view(self, request: HttpRequest, object_id: str):
+        balance = self._balance_to_adjust(request, object_id)
+        form = UsdAdjustmentForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+            try:
+                movement = adjust_usd_balance(user=balance.user, amount=amount, reason=reason, actor=request.user)
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Adjusted {balance.user.username}'s USD by {amount:+}; balance now "
+                    f"{movement.balance.current_balance} (available {movement.balance.available}).",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:auth_user_change", args=[balance.user_id]))
+        return self._render_adjustment(request, balance, form, title=f"Adjust USD of {balance.user.username}")
+
+    def adjust_asset_view(self, request: HttpRequest, object_id: str):
+        balance = self._balance_to_adjust(request, object_id)
+        initial = {"asset": request.GET.get("asset")} if request.method == "GET" else None
+        form = AssetAdjustmentForm(request.POST if request.method == "POST" else None, initial=initial)
+        if form.is_valid():
+            asset, quantity, reason = (form.cleaned_data[name] for name in ("asset", "quantity", "reason"))
+            try:
+                adjust_asset_balance(
+                    user=balance.user, asset=asset, quantity=quantity, reason=reason, actor=request.user
+                )
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Adjusted {balance.user.username}'s {asset.asset_id} by {plain_decimal(quantity)}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:auth_user_change", args=[balance.user_id]))
+        return self._render_adjustment(request, balance, form, title=f"Adjust a holding of {balance.user.username}")
+
+    def _render_adjustment(self, request: HttpRequest, balance: UsdBalance, form, *, title: str):
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "form": form,
+            "balance": balance,
+            "holdings": list(get_asset_balances(user=balance.user)),
+            "user_url": reverse("admin:auth_user_change", args=[balance.user_id]),
+        }
+        return TemplateResponse(request, "admin/balances/usdbalance/adjust.html", context)

@@ -3,7 +3,7 @@ the two ledgers and the portfolio. Views parse, call one service or selector, an
 
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from balances import selectors, services
 from balances.models import AssetTransaction, CashTransaction, UsdBalance
 from portfolio_project.api import OwnerScopedMixin
+from portfolio_project.openapi import error_responses
 
 # --- Serializers --------------------------------------------------------------------
 
@@ -154,7 +155,15 @@ TokenSerializer = inline_serializer("Token", {"username": serializers.CharField(
 class RegisterView(AuthThrottled, APIView):
     """Create an account (funded with INITIAL_USD_BALANCE) and return its API token."""
 
-    @extend_schema(request=RegisterSerializer, responses={201: TokenSerializer})
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: TokenSerializer},
+        examples=[
+            OpenApiExample(
+                "New account", value={"username": "dana", "password": "a-long-passphrase-42"}, request_only=True
+            )
+        ],
+    )
     def post(self, request):
         data = RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -165,7 +174,13 @@ class RegisterView(AuthThrottled, APIView):
 class TokenView(AuthThrottled, APIView):
     """Exchange a username and password for the user's API token."""
 
-    @extend_schema(request=TokenRequestSerializer, responses={200: TokenSerializer})
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={200: TokenSerializer, **error_responses(401)},
+        examples=[
+            OpenApiExample("Log in", value={"username": "dana", "password": "a-long-passphrase-42"}, request_only=True)
+        ],
+    )
     def post(self, request):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -201,12 +216,23 @@ class _CashMovementView(APIView):
         return Response(body, status=status.HTTP_201_CREATED if movement.created else status.HTTP_200_OK)
 
 
+def _cash_movement_schema(*domain_errors: int, example: dict):
+    return extend_schema_view(
+        post=extend_schema(
+            responses={201: CashMovementSerializer, 200: CashMovementSerializer, **error_responses(*domain_errors)},
+            examples=[OpenApiExample("Amount with an idempotency key", value=example, request_only=True)],
+        )
+    )
+
+
+@_cash_movement_schema(409, example={"amount": "500.00", "client_reference": "dep-001"})
 class DepositView(_CashMovementView):
     """Add USD. A repeated client_reference with the same amount returns the original (200)."""
 
     service = staticmethod(services.deposit)
 
 
+@_cash_movement_schema(409, 422, example={"amount": "25.00", "client_reference": "wd-001"})
 class WithdrawView(_CashMovementView):
     """Take out USD, never more than available."""
 

@@ -108,7 +108,7 @@ class CashTransaction(models.Model):
     order = models.ForeignKey(
         "orders.Order", null=True, blank=True, on_delete=models.PROTECT, related_name="cash_transactions"
     )
-    client_reference = models.CharField(max_length=64, null=True, blank=True)
+    client_reference = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL = no key, unique when set
     note = models.TextField(blank=True, default="")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

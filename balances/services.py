@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -23,7 +23,13 @@ from assets.models import Asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from portfolio_project.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
-from portfolio_project.money import USD_DECIMALS, ZERO, decimal_places, to_price
+from portfolio_project.money import (
+    EXACT,
+    USD_DECIMALS,
+    ZERO,
+    decimal_places,
+    to_price,
+)
 
 User = get_user_model()
 
@@ -55,9 +61,13 @@ def open_usd_balance_for_new_user(sender, instance, created: bool, raw: bool = F
 
 def register_user(*, username: str, password: str, email: str = "") -> tuple[AbstractBaseUser, Token]:
     """Create a user with a funded USD balance and an API token, all in one transaction."""
-    with transaction.atomic(durable=True):
-        user = User.objects.create_user(username=username, password=password, email=email)
-        token = Token.objects.create(user=user)
+    try:
+        with transaction.atomic(durable=True):
+            user = User.objects.create_user(username=username, password=password, email=email)
+            token = Token.objects.create(user=user)
+    except IntegrityError:
+        # Two registrations of one name at once: the unique index decides, the loser gets a 400.
+        raise InvalidRequest("This username is taken.", details={"username": ["This username is taken."]})
     return user, token
 
 
@@ -215,18 +225,19 @@ def update_asset_balance(
     """
     if holding is None:
         holding = AssetBalance(user_id=user_id, asset=asset)
-    new_quantity = holding.quantity + quantity
-    if quantity > 0 and price is not None:
-        holding.average_purchase_price = to_price(
-            (holding.quantity * holding.average_purchase_price + quantity * price) / new_quantity
-        )
-        holding.total_bought += quantity
-    elif quantity < 0 and price is not None:
-        holding.total_sold += -quantity
-    if new_quantity == 0:
-        holding.average_purchase_price = ZERO
-    holding.quantity = new_quantity
-    holding.held_quantity += held_change
+    with localcontext(EXACT):
+        new_quantity = holding.quantity + quantity
+        if quantity > 0 and price is not None:
+            holding.average_purchase_price = to_price(
+                (holding.quantity * holding.average_purchase_price + quantity * price) / new_quantity
+            )
+            holding.total_bought += quantity
+        elif quantity < 0 and price is not None:
+            holding.total_sold += -quantity
+        if new_quantity == 0:
+            holding.average_purchase_price = ZERO
+        holding.quantity = new_quantity
+        holding.held_quantity += held_change
     holding.last_transaction_at = at
     holding.updated_at = at
     if holding.pk is None:
@@ -256,7 +267,7 @@ def adjust_asset_balance(
         raise InvalidRequest("A reason is required.", details={"reason": ["Required."]})
     if quantity == 0:
         raise InvalidRequest("The quantity must not be zero.", details={"quantity": ["Must not be zero."]})
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=True), localcontext(EXACT):
         usd_balance_for_update(user_id=user.pk)
         holding = asset_balance_for_update(user_id=user.pk, asset=asset)
         available = holding.available_quantity if holding else ZERO

@@ -1,7 +1,7 @@
 """Orders over HTTP: place (market or limit), list, show and cancel."""
 
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -10,6 +10,7 @@ from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 from orders import selectors, services
 from orders.models import Order
 from portfolio_project.api import OwnerScopedMixin
+from portfolio_project.openapi import error_responses
 
 
 class OrderSerializer(serializers.ModelSerializer):
@@ -105,7 +106,25 @@ class OrderViewSet(OwnerScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
             raise exceptions.NotFound("No such order.")
         return order
 
-    @extend_schema(request=PlaceOrderSerializer, responses={201: OrderSerializer, 200: OrderSerializer})
+    @extend_schema(
+        request=PlaceOrderSerializer,
+        responses={201: OrderSerializer, 200: OrderSerializer, **error_responses(409, 422, 503)},
+        examples=[
+            OpenApiExample(
+                "Market buy",
+                value={"asset_id": "BTC", "order_type": "BUY", "quantity": "0.01", "client_order_id": "buy-001"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Limit buy below the market",
+                value={"asset_id": "ETH", "order_type": "BUY", "quantity": "0.5", "order_price": "100.00"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Market sell", value={"asset_id": "BTC", "order_type": "SELL", "quantity": "0.001"}, request_only=True
+            ),
+        ],
+    )
     def create(self, request):
         """Place an order. A market order fills at once; a limit order fills at once when the
         market is at or better than its price, and otherwise rests (PENDING) with a hold."""
@@ -116,7 +135,7 @@ class OrderViewSet(OwnerScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
             OrderSerializer(placed.order).data, status=status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK
         )
 
-    @extend_schema(request=None, responses=OrderSerializer)
+    @extend_schema(request=None, responses={200: OrderSerializer, **error_responses(409)})
     @action(detail=True, methods=["post"])
     def cancel(self, request, order_id=None):
         """Cancel a PENDING order and release its hold; 409 if it is no longer pending."""

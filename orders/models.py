@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from balances.models import price_field, quantity_field, usd_field
 
@@ -34,9 +35,11 @@ class Order(models.Model):
     held_amount = usd_field(default=0, help_text="USD reserved while a BUY limit order rests.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     failure_reason = models.CharField(max_length=255, blank=True, default="")
-    client_order_id = models.CharField(max_length=64, null=True, blank=True)
+    client_order_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL = no key, unique when set
     expires_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Not auto_now_add: an order filled on arrival is created and filled at the same instant,
+    # which place_order sets explicitly (auto_now_add would stamp it after filled_at).
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     filled_at = models.DateTimeField(null=True, blank=True)
 

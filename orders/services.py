@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -34,7 +34,19 @@ from portfolio_project.exceptions import (
     OrderNotCancellable,
     PriceUnavailable,
 )
-from portfolio_project.money import ZERO, decimal_places, to_cents, to_cents_down, to_cents_up
+from portfolio_project.money import (
+    EXACT,
+    PRICE_DECIMALS,
+    PRICE_MAX_DIGITS,
+    QUANTITY_DECIMALS,
+    QUANTITY_MAX_DIGITS,
+    ZERO,
+    decimal_places,
+    to_cents,
+    to_cents_down,
+    to_cents_up,
+    value_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +86,22 @@ def _validate_order_shape(*, asset: Asset, quantity: Decimal, order_price: Decim
             f"{asset.asset_id} quantities have at most {asset.quantity_decimals} decimals.",
             details={"quantity": [f"At most {asset.quantity_decimals} decimal places."]},
         )
+    # Values that do not fit their columns: PostgreSQL would round a finer limit price
+    # (after its hold was computed from the unrounded one) and refuse a quantity with more
+    # than 20 integer digits only when storing the order, as a 500 instead of a 400.
+    if not quantity.is_finite() or quantity.adjusted() >= QUANTITY_MAX_DIGITS - QUANTITY_DECIMALS:
+        raise InvalidRequest("Quantity is too large.", details={"quantity": ["At most 20 digits before the point."]})
     if order_price is not None and order_price <= 0:
         raise InvalidRequest("Limit price must be positive.", details={"order_price": ["Must be positive."]})
+    if order_price is not None and (
+        not order_price.is_finite()
+        or decimal_places(order_price) > PRICE_DECIMALS
+        or order_price.adjusted() >= PRICE_MAX_DIGITS - PRICE_DECIMALS
+    ):
+        raise InvalidRequest(
+            "Limit price does not fit 18 digits before and 12 after the point.",
+            details={"order_price": [f"At most {PRICE_DECIMALS} decimal places and 18 digits before the point."]},
+        )
     if expires_at is not None:
         if order_price is None:
             raise InvalidRequest(
@@ -86,7 +112,7 @@ def _validate_order_shape(*, asset: Asset, quantity: Decimal, order_price: Decim
 
 
 def _validate_notional(*, quantity: Decimal, price: Decimal) -> None:
-    notional = quantity * price
+    notional = value_of(quantity, price)
     if notional < settings.MIN_ORDER_NOTIONAL:
         raise InvalidRequest(
             f"Orders must be worth at least {settings.MIN_ORDER_NOTIONAL} USD.",
@@ -121,7 +147,7 @@ def execute_buy_order(*, order: Order, usd: UsdBalance, quote: Quote, now: datet
     order's hold), add the quantity at the new weighted average price, write both ledger
     rows. The caller holds the user lock; the order is either new (inserted COMPLETED) or
     PENDING (moved to COMPLETED by compare-and-swap). Raises InsufficientFunds."""
-    cost = to_cents_up(order.quantity * quote.price)
+    cost = to_cents_up(value_of(order.quantity, quote.price))
     released = order.held_amount
     if usd.available + released < cost:
         raise InsufficientFunds(
@@ -151,8 +177,8 @@ def execute_sell_order(*, order: Order, usd: UsdBalance, quote: Quote, now: date
         raise InsufficientAsset(
             f"Not enough {order.asset_id}.", details={"available": str(unheld), "required": str(order.quantity)}
         )
-    proceeds = to_cents_down(order.quantity * quote.price)
-    realized_pnl = to_cents(proceeds - order.quantity * holding.average_purchase_price)
+    proceeds = to_cents_down(value_of(order.quantity, quote.price))
+    realized_pnl = to_cents(EXACT.subtract(proceeds, value_of(order.quantity, holding.average_purchase_price)))
     _complete(order, executed_price=quote.price, total_amount=proceeds, now=now)
     update_asset_balance(
         holding=holding,
@@ -208,7 +234,7 @@ def _write_asset_row(order: Order, *, quote: Quote, total_amount: Decimal, reali
 def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
     """Store a limit order that the market has not crossed, reserving what it would spend."""
     if order.order_type == Order.Type.BUY:
-        hold = to_cents_up(order.quantity * order.order_price)
+        hold = to_cents_up(value_of(order.quantity, order.order_price))
         if usd.available < hold:
             raise InsufficientFunds(
                 "Not enough available USD to hold for this limit order.",
@@ -290,10 +316,11 @@ def place_order(
         quantity=quantity,
         order_price=order_price,
         client_order_id=client_order_id,
+        created_at=now,
         expires_at=expires_at or (now + settings.DEFAULT_ORDER_TTL if order_price is not None else None),
     )
     failure: DomainError | None = None
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=user.pk)
         if client_order_id is not None:
             # Authoritative check: all of this user's orders are inserted under the lock we hold.
@@ -333,7 +360,7 @@ def _close_pending(*, order: Order, to_status: str) -> Order:
     """Move a PENDING order to CANCELLED or EXPIRED and release its hold. Takes the owner's
     user lock, then the holding (SELL), then swaps the order's status. Raises
     OrderNotCancellable when it is no longer PENDING."""
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=order.user_id)
         holding = None
         if order.order_type == Order.Type.SELL:
@@ -376,7 +403,7 @@ class ProcessReport:
 def fill_resting_order(*, order_id, quote: Quote) -> bool:
     """Fill one resting limit order at ``quote`` if it is still PENDING and crossed.
     Returns False when another worker or a cancel got there first."""
-    with transaction.atomic(durable=True):
+    with transaction.atomic(durable=True), localcontext(EXACT):
         order = Order.objects.select_related("asset").filter(pk=order_id).first()
         if order is None or order.status != Order.Status.PENDING or not _is_marketable(order, quote.price):
             return False

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.exceptions import ParseError
@@ -82,12 +83,17 @@ def exception_handler(exc, context):
 
 
 def json_not_found(request, exception=None):
-    """handler404 for paths outside DRF views (e.g. /api/v1/nope/): same error shape."""
-    return JsonResponse(error_body("not_found", "Not found."), status=404)
+    """handler404: API paths outside DRF views (e.g. /api/v1/nope/) answer in the error
+    shape; everything else (the admin) keeps Django's HTML page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return defaults.page_not_found(request, exception)
 
 
 def json_server_error(request):
-    return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("server_error", "Internal server error."), status=500)
+    return defaults.server_error(request)
 
 
 class NewestFirstCursorPagination(CursorPagination):

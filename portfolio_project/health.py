@@ -1,11 +1,20 @@
 from django.db import DatabaseError, connection
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assets.prices import provider_status
+
+HealthSerializer = inline_serializer(
+    "Health",
+    {
+        "status": serializers.CharField(),
+        "database": serializers.CharField(),
+        "price_provider": serializers.DictField(),
+    },
+)
 
 
 class HealthView(APIView):
@@ -16,14 +25,10 @@ class HealthView(APIView):
     throttle_classes: list = []
 
     @extend_schema(
-        responses=inline_serializer(
-            "Health",
-            {
-                "status": serializers.CharField(),
-                "database": serializers.CharField(),
-                "price_provider": serializers.DictField(),
-            },
-        )
+        responses={
+            200: HealthSerializer,
+            503: OpenApiResponse(HealthSerializer, description="The database is unreachable (status degraded)."),
+        }
     )
     def get(self, request):
         try:

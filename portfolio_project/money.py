@@ -5,7 +5,7 @@ quantity times the price rounded UP to the cent, a sell pays it rounded DOWN, so
 never pays out a fraction of a cent it did not receive.
 """
 
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Context, Decimal
 
 QUANTITY_MAX_DIGITS = 38
 QUANTITY_DECIMALS = 18
@@ -14,9 +14,21 @@ PRICE_DECIMALS = 12
 USD_MAX_DIGITS = 20
 USD_DECIMALS = 2
 
+# Quantities have up to 38 significant digits and quantity x price up to 68, but Decimal's
+# default context keeps 28 and rounds silently, before to_cents_up/down see the value
+# (10000000000.000000000000000001 x 0.0000000001 cost 1.00 instead of 1.01; adding
+# 10000000000.000000000000000001 to 0 lost its last digit). Arithmetic on quantities and on
+# what they are worth runs in this context, where it is exact.
+EXACT = Context(prec=QUANTITY_MAX_DIGITS + PRICE_MAX_DIGITS + 2)
+
 CENT = Decimal("0.01")
 PRICE_STEP = Decimal(1).scaleb(-PRICE_DECIMALS)
 ZERO = Decimal("0")
+
+
+def value_of(quantity: Decimal, price: Decimal) -> Decimal:
+    """quantity x price, exact (never rounded by the decimal context)."""
+    return EXACT.multiply(quantity, price)
 
 
 def to_cents_up(value: Decimal) -> Decimal:

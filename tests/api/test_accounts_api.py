@@ -57,6 +57,18 @@ def test_register_rejects_bad_input_and_creates_nobody(api_client, db, payload):
     assert User.objects.count() == 0
 
 
+def test_register_race_on_one_username_is_400_not_500(db):
+    # given a name the serializer saw as free but another request created meanwhile
+    from balances.services import register_user
+    from portfolio_project.exceptions import InvalidRequest
+
+    register_user(username="carol", password="a-long-passphrase-42")
+    # when / then
+    with pytest.raises(InvalidRequest):
+        register_user(username="carol", password="a-long-passphrase-42")
+    assert User.objects.filter(username="carol").count() == 1
+
+
 def test_register_refuses_a_taken_username_in_any_case(api_client, user):
     response = api_client.post(
         "/api/v1/auth/register/", {"username": "ALICE", "password": "a-long-passphrase-42"}, format="json"
@@ -242,9 +254,12 @@ def test_health_needs_no_auth(api_client, db):
     assert body["price_provider"]["provider"] == "simulated"
 
 
-def test_unknown_api_path_is_json_404(api_client, db):
+def test_unknown_api_path_is_json_404(api_client, db, settings):
+    # given DEBUG off, as in production (the test settings' default)
+    settings.DEBUG = False
     response = api_client.get("/api/v1/nope/")
     assert response.status_code == 404
+    assert error_code(response) == "not_found"
 
 
 def test_schema_and_swagger_ui_are_served_locally(api_client, db):

@@ -26,6 +26,7 @@ def test_market_buy_fills_at_the_market_price_and_debits_the_cost(auth_client, u
     assert body["status"] == "COMPLETED"
     assert body["executed_price"] == "50000.000000000000"
     assert body["total_amount"] == "500.00"
+    assert body["created_at"] == body["filled_at"]
     assert UsdBalance.objects.get(user=user).current_balance == Decimal("9500.00")
 
 

@@ -202,7 +202,11 @@ def test_an_adjustment_records_its_reason_and_the_staff_user(user, staff_user):
 
     # then
     row = movement.transaction
-    assert (row.transaction_type, row.amount, row.balance_after) == ("ADJUSTMENT", Decimal("-12.34"), Decimal("9987.66"))
+    assert (row.transaction_type, row.amount, row.balance_after) == (
+        "ADJUSTMENT",
+        Decimal("-12.34"),
+        Decimal("9987.66"),
+    )
     assert (row.note, row.actor_id) == ("Refund reversal", staff_user.pk)
     assert usd(user) == (Decimal("9987.66"), Decimal("0.00"))
     assert reconcile_ledger() == []
@@ -257,7 +261,9 @@ def test_an_asset_adjustment_cannot_take_more_than_the_unheld_quantity(user, sta
 
     # when / then
     with pytest.raises(InsufficientAsset):
-        adjust_asset_balance(user=user, asset=btc, quantity=Decimal("-1.000000000000000001"), reason="x", actor=staff_user)
+        adjust_asset_balance(
+            user=user, asset=btc, quantity=Decimal("-1.000000000000000001"), reason="x", actor=staff_user
+        )
     assert AssetBalance.objects.get(user=user, asset=btc).quantity == Decimal("1")
     assert AssetTransaction.objects.filter(user=user).count() == 1
 

@@ -12,6 +12,7 @@ from django.core.management import call_command
 from balances.models import CashTransaction, UsdBalance
 from balances.selectors import reconcile_ledger
 from balances.services import register_user
+from portfolio_project.exceptions import InvalidRequest
 
 User = get_user_model()
 
@@ -111,7 +112,7 @@ def test_registration_that_fails_leaves_no_balance_behind(user):
     users_before = User.objects.count()
 
     # when / then
-    with pytest.raises(Exception):  # noqa: B017, PT011 - the database's unique violation
+    with pytest.raises(InvalidRequest):
         register_user(username="alice", password="correct-horse-battery")
     assert User.objects.count() == users_before
     assert UsdBalance.objects.count() == users_before

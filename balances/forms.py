@@ -1,0 +1,60 @@
+"""Forms of the back office's balance adjustments (SPEC section 7).
+
+They only parse and check the input; the adjustment itself, its ledger row and its locks
+belong to ``balances.services.adjust_usd_balance`` / ``adjust_asset_balance``.
+"""
+
+from __future__ import annotations
+
+from django import forms
+
+from assets.models import Asset
+from portfolio_project.money import QUANTITY_DECIMALS, QUANTITY_MAX_DIGITS, USD_DECIMALS, USD_MAX_DIGITS, decimal_places
+
+REASON_HELP = "Why the balance changes. Stored on the ledger row with your username; the user's history shows it."
+
+
+class _AdjustmentForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500, strip=True, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text=REASON_HELP
+    )
+
+
+class UsdAdjustmentForm(_AdjustmentForm):
+    field_order = ["amount", "reason"]
+
+    amount = forms.DecimalField(
+        max_digits=USD_MAX_DIGITS,
+        decimal_places=USD_DECIMALS,
+        help_text="USD, signed: positive credits the user, negative debits (never more than available).",
+    )
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("The amount must not be zero.")
+        return amount
+
+
+class AssetAdjustmentForm(_AdjustmentForm):
+    field_order = ["asset", "quantity", "reason"]
+
+    asset = forms.ModelChoiceField(queryset=Asset.objects.order_by("asset_id"))
+    quantity = forms.DecimalField(
+        max_digits=QUANTITY_MAX_DIGITS,
+        decimal_places=QUANTITY_DECIMALS,
+        help_text="Signed: positive adds to the holding, negative takes away (never more than the unheld quantity).",
+    )
+
+    def clean_quantity(self):
+        quantity = self.cleaned_data["quantity"]
+        if quantity == 0:
+            raise forms.ValidationError("The quantity must not be zero.")
+        return quantity
+
+    def clean(self):
+        cleaned = super().clean()
+        asset, quantity = cleaned.get("asset"), cleaned.get("quantity")
+        if asset is not None and quantity is not None and decimal_places(quantity) > asset.quantity_decimals:
+            self.add_error("quantity", f"{asset.asset_id} quantities have at most {asset.quantity_decimals} decimals.")
+        return cleaned

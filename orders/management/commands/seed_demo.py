@@ -1,0 +1,133 @@
+"""``python manage.py seed_demo``: a few demo users with money, holdings and an order
+history, to try the browsable API and the back office.
+
+Everything goes through the services (registration, deposit, place_order, cancel_order),
+so the ledgers explain every balance exactly as for real users. Each demo user gets a
+generated password, printed once; users that already exist are left alone, so running
+the command again adds nothing. Needs assets (``seed_assets``) and market prices (the
+simulated provider, the default, works offline).
+"""
+
+from __future__ import annotations
+
+import secrets
+from decimal import ROUND_DOWN, Decimal, localcontext
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from assets.models import Asset
+from assets.prices import get_trade_quote
+from balances.services import deposit, register_user
+from orders.models import Order
+from orders.services import cancel_order, place_order
+from portfolio_project.exceptions import DomainError
+from portfolio_project.money import to_price
+
+DEMO_USERNAMES = ("demo_alice", "demo_bob", "demo_carol")
+PREFERRED_ASSETS = ("BTC", "ETH", "SOL")
+EXTRA_DEPOSIT = Decimal("25000.00")
+# Far below the simulated market, which stays within 9% of its reference price: these
+# limit orders rest and are never filled by process_orders.
+RESTING_LIMIT_FACTOR = Decimal("0.75")
+CANCELLED_LIMIT_FACTOR = Decimal("0.70")
+
+
+def quantity_worth(asset: Asset, usd: Decimal, price: Decimal) -> Decimal:
+    """The largest quantity on the asset's step worth at most ``usd`` (at least one step)."""
+    step = Decimal(1).scaleb(-asset.quantity_decimals)
+    with localcontext() as context:
+        context.prec = 60
+        quantity = (usd / price).quantize(step, rounding=ROUND_DOWN)
+    return max(quantity, step)
+
+
+class Command(BaseCommand):
+    help = "Create demo users with holdings and an order history (skips users that exist)."
+
+    def handle(self, *args, **options):
+        assets = self._pick_assets()
+        User = get_user_model()
+        created = []
+        for index, username in enumerate(DEMO_USERNAMES):
+            if User.objects.filter(username=username).exists():
+                self.stdout.write(f"{username}: exists, skipped.")
+                continue
+            password = secrets.token_urlsafe(12)
+            user, token = register_user(username=username, password=password)
+            self.stdout.write(f"{username}: created.")
+            self._history(user, assets, scale=Decimal(index + 1))
+            created.append((username, password, token.key))
+        if not created:
+            self.stdout.write("Nothing to do: every demo user exists.")
+            return
+        self.stdout.write("")
+        self.stdout.write("Demo accounts (the passwords are shown only now):")
+        for username, password, token in created:
+            self.stdout.write(f"  username {username}  password {password}  API token {token}")
+        self.stdout.write(self.style.SUCCESS(f"Created {len(created)} demo user(s)."))
+
+    def _pick_assets(self) -> list[Asset]:
+        active = Asset.objects.filter(is_active=True)
+        if not active.exists():
+            raise CommandError("No active assets: run `python manage.py seed_assets` first.")
+        preferred = list(active.filter(asset_id__in=PREFERRED_ASSETS))
+        preferred.sort(key=lambda asset: PREFERRED_ASSETS.index(asset.asset_id))
+        others = list(active.exclude(asset_id__in=PREFERRED_ASSETS).order_by("asset_id")[:2])
+        return (preferred + others)[:2]
+
+    def _history(self, user, assets: list[Asset], *, scale: Decimal) -> None:
+        """Market buys, a partial sell, a resting limit BUY and a cancelled one."""
+        first, second = assets[0], assets[-1]
+        self._step(f"deposit {EXTRA_DEPOSIT} USD", lambda: deposit(user=user, amount=EXTRA_DEPOSIT))
+
+        bought = self._market(user, first, Order.Type.BUY, usd=Decimal("3000") * scale)
+        self._market(user, second, Order.Type.BUY, usd=Decimal("1500") * scale)
+        if bought is not None:
+            half = (bought.quantity / 2).quantize(Decimal(1).scaleb(-first.quantity_decimals), rounding=ROUND_DOWN)
+            if half > 0 and half * bought.executed_price >= settings.MIN_ORDER_NOTIONAL:
+                self._step(
+                    f"market SELL {half} {first.asset_id}",
+                    lambda: place_order(user=user, asset_id=first.asset_id, order_type=Order.Type.SELL, quantity=half),
+                )
+
+        self._limit(user, second, usd=Decimal("500"), factor=RESTING_LIMIT_FACTOR)
+        to_cancel = self._limit(user, first, usd=Decimal("400"), factor=CANCELLED_LIMIT_FACTOR)
+        if to_cancel is not None:
+            self._step(f"cancel order {to_cancel.order_id}", lambda: cancel_order(order=to_cancel))
+
+    def _market(self, user, asset: Asset, side: str, *, usd: Decimal) -> Order | None:
+        quote = self._step(f"price of {asset.asset_id}", lambda: get_trade_quote(asset))
+        if quote is None:
+            return None
+        quantity = quantity_worth(asset, usd, quote.price)
+        placed = self._step(
+            f"market {side} {quantity} {asset.asset_id}",
+            lambda: place_order(user=user, asset_id=asset.asset_id, order_type=side, quantity=quantity),
+        )
+        return placed.order if placed is not None else None
+
+    def _limit(self, user, asset: Asset, *, usd: Decimal, factor: Decimal) -> Order | None:
+        quote = self._step(f"price of {asset.asset_id}", lambda: get_trade_quote(asset))
+        if quote is None:
+            return None
+        limit = to_price(quote.price * factor)
+        quantity = quantity_worth(asset, usd, limit)
+        placed = self._step(
+            f"limit BUY {quantity} {asset.asset_id} at {limit.normalize():f}",
+            lambda: place_order(
+                user=user, asset_id=asset.asset_id, order_type=Order.Type.BUY, quantity=quantity, order_price=limit
+            ),
+        )
+        return placed.order if placed is not None else None
+
+    def _step(self, what: str, action):
+        """Run one service call; a refusal (e.g. no fresh price) is reported and skipped."""
+        try:
+            result = action()
+        except DomainError as error:
+            self.stderr.write(f"    {what}: skipped ({error.message})")
+            return None
+        self.stdout.write(f"    {what}: ok")
+        return result

@@ -1,0 +1,108 @@
+"""The OpenAPI document's error responses.
+
+Every operation documents the errors it can answer, all in the one error shape of SPEC
+section 6. DRF's own errors (400, 401, 403, 404, 415, 429) follow from each view's setup and
+are added by ``ErrorDocumentingAutoSchema`` (REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS); the
+domain errors of a service (409, 422, 503) are declared per operation with ``error_responses``.
+
+Kept apart from ``portfolio_project.api``: importing drf-spectacular's AutoSchema imports DRF's
+generic views, which import the pagination and parser classes defined there.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import SAFE_METHODS, AllowAny
+
+from portfolio_project.api import OwnerScopedMixin
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        help_text="Stable machine-readable code: validation_error, malformed_request, not_found, "
+        "insufficient_funds, insufficient_asset, price_unavailable, conflict, not_authenticated, "
+        "permission_denied, throttled, ..."
+    )
+    message = serializers.CharField(help_text="Human-readable explanation.")
+    details = serializers.DictField(help_text="Per-field messages for validation errors; otherwise context or {}.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of every 4xx/5xx answer (SPEC section 6)."""
+
+    error = ErrorDetailSerializer()
+
+
+ERROR_DESCRIPTIONS = {
+    400: "validation_error or malformed_request: the request is not valid.",
+    401: "not_authenticated: no or invalid credentials.",
+    403: "permission_denied: e.g. a session login without a CSRF token.",
+    404: "not_found: no such object (or not yours), no such user, or an invalid cursor.",
+    409: "conflict: an idempotency key reused with other parameters, or a state that no longer allows this.",
+    415: "unsupported_media_type: the request body's content type is not accepted.",
+    422: "insufficient_funds or insufficient_asset: not enough available to do this.",
+    429: "throttled: too many requests; retry after Retry-After seconds.",
+    503: "price_unavailable: no fresh market price to trade at.",
+}
+
+ERROR_HEADERS = {
+    401: {
+        "WWW-Authenticate": {
+            "schema": {"type": "string"},
+            "description": "The authentication scheme to use (Token), when the endpoint takes one.",
+        }
+    },
+    429: {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}},
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """Error responses for ``@extend_schema(responses=...)``: the domain errors an operation may answer."""
+    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+
+
+class ErrorDocumentingAutoSchema(AutoSchema):
+    """drf-spectacular's AutoSchema plus the error responses DRF and this API answer on their own,
+    derived from each view's setup: 400 for bodies and filters, 401 where authentication is required,
+    403 for session-authenticated writes (CSRF), 404 for path parameters, per-user data (``?username=``)
+    and cursors, 415 for bodies, 429 where throttled. Domain errors (409, 422, 503) are declared per
+    operation with ``error_responses``."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code in self._implicit_error_codes():
+            responses.setdefault(str(code), self._error_response(code))
+        for code, response in responses.items():
+            if int(code) in ERROR_HEADERS:
+                response.setdefault("headers", {}).update(ERROR_HEADERS[int(code)])
+        return dict(sorted(responses.items()))
+
+    def _error_response(self, code: int) -> dict:
+        return self._get_response_for_code(
+            OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]), str(code)
+        )
+
+    def _implicit_error_codes(self) -> list[int]:
+        view = self.view
+        writes = self.method not in SAFE_METHODS
+        has_body = writes and self.get_request_serializer() is not None
+        codes = []
+        if has_body or self._get_filter_parameters():
+            codes.append(400)
+        if not all(isinstance(permission, AllowAny) for permission in view.get_permissions()):
+            codes.append(401)
+            if writes and any(isinstance(auth, SessionAuthentication) for auth in view.get_authenticators()):
+                codes.append(403)
+        paginated = self._is_list_view() and isinstance(self._get_paginator(), CursorPagination)
+        owner_scoped = isinstance(view, OwnerScopedMixin) and not writes  # ?username= of no such user
+        if "{" in self.path or owner_scoped or paginated:
+            codes.append(404)
+        if has_body:
+            codes.append(415)
+        if view.get_throttles():
+            codes.append(429)
+        return codes

@@ -1,0 +1,369 @@
+"""What the back-office actions do: cancel through the service, adjustments through the
+service with an ADJUSTMENT row, CSV export, asset toggles, and the links between pages."""
+
+from __future__ import annotations
+
+import csv
+import io
+from decimal import Decimal
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
+from balances.selectors import reconcile_ledger
+from balances.services import adjust_usd_balance
+from orders.models import Order
+
+
+def _messages(response) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def _cancel(client, *orders):
+    return client.post(
+        reverse("admin:orders_order_changelist"),
+        {"action": "cancel_pending_orders", "_selected_action": [str(o.pk) for o in orders]},
+    )
+
+
+# --- Cancel ---------------------------------------------------------------------------
+
+
+def test_cancel_action_cancels_pending_order_and_releases_the_hold(support_client, support_user, resting_buy):
+    # given
+    usd = UsdBalance.objects.get(user=resting_buy.user)
+    assert (usd.current_balance, usd.held) == (Decimal("10000.00"), Decimal("10.00"))
+
+    # when
+    response = _cancel(support_client, resting_buy)
+
+    # then
+    assert response.status_code == 302
+    resting_buy.refresh_from_db()
+    usd.refresh_from_db()
+    assert (resting_buy.status, resting_buy.held_amount) == (Order.Status.CANCELLED, Decimal("0.00"))
+    assert (usd.current_balance, usd.held) == (Decimal("10000.00"), Decimal("0.00"))
+    assert CashTransaction.objects.filter(user=resting_buy.user).count() == 1  # the opening deposit only
+    assert reconcile_ledger() == []
+    assert LogEntry.objects.filter(object_id=str(resting_buy.pk), user=support_user).count() == 1
+    assert any("Cancelled 1 order(s)" in m for m in _messages(response))
+
+
+def test_cancel_action_refuses_a_completed_order_and_moves_nothing(support_client, completed_buy, resting_buy):
+    # given
+    usd = UsdBalance.objects.get(user=completed_buy.user)
+    before = (usd.current_balance, usd.held)
+    cash_rows = CashTransaction.objects.count()
+
+    # when
+    response = _cancel(support_client, completed_buy, resting_buy)
+
+    # then: the pending one is cancelled, the completed one is reported, not a 500
+    assert response.status_code == 302
+    completed_buy.refresh_from_db()
+    resting_buy.refresh_from_db()
+    usd.refresh_from_db()
+    assert completed_buy.status == Order.Status.COMPLETED
+    assert resting_buy.status == Order.Status.CANCELLED
+    assert (usd.current_balance, usd.held) == (before[0], before[1] - Decimal("10.00"))
+    assert CashTransaction.objects.count() == cash_rows
+    assert reconcile_ledger() == []
+    messages = _messages(response)
+    assert any("Only PENDING orders can be cancelled; this one is COMPLETED." in m for m in messages)
+
+
+def test_cancel_action_is_not_run_for_staff_without_cancel_permission(make_staff, client_for, resting_buy):
+    # given: view permission on orders, no cancel permission
+    from django.contrib.auth.models import Permission
+
+    viewer = make_staff("viewer")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_order"))
+
+    # when
+    response = _cancel(client_for(viewer), resting_buy)
+
+    # then
+    assert response.status_code in (200, 302)
+    resting_buy.refresh_from_db()
+    assert resting_buy.status == Order.Status.PENDING
+    assert UsdBalance.objects.get(user=resting_buy.user).held == Decimal("10.00")
+
+
+# --- Adjustments ------------------------------------------------------------------------
+
+
+def _adjust_usd(client, user, **data):
+    balance = UsdBalance.objects.get(user=user)
+    return client.post(reverse("admin:balances_usdbalance_adjust_usd", args=[balance.pk]), data)
+
+
+def _adjust_asset(client, user, **data):
+    balance = UsdBalance.objects.get(user=user)
+    return client.post(reverse("admin:balances_usdbalance_adjust_asset", args=[balance.pk]), data)
+
+
+def test_usd_adjustment_writes_an_adjustment_row_with_actor_and_reason(operations_client, operations_user, customer):
+    # when
+    response = _adjust_usd(operations_client, customer, amount="-123.45", reason="  Refund reversed, ticket 42  ")
+
+    # then
+    assert response.status_code == 302
+    assert response.url == reverse("admin:auth_user_change", args=[customer.pk])
+    row = CashTransaction.objects.get(user=customer, transaction_type=CashTransaction.Type.ADJUSTMENT)
+    assert (row.amount, row.balance_after, row.note, row.actor) == (
+        Decimal("-123.45"),
+        Decimal("9876.55"),
+        "Refund reversed, ticket 42",
+        operations_user,
+    )
+    usd = UsdBalance.objects.get(user=customer)
+    assert (usd.current_balance, usd.held) == (Decimal("9876.55"), Decimal("0.00"))
+    assert reconcile_ledger() == []
+
+
+def test_usd_adjustment_needs_a_reason_and_writes_nothing_without(operations_client, customer):
+    # when
+    response = _adjust_usd(operations_client, customer, amount="50", reason="   ")
+
+    # then
+    assert response.status_code == 200
+    assert "reason" in response.context["form"].errors
+    assert CashTransaction.objects.filter(transaction_type=CashTransaction.Type.ADJUSTMENT).count() == 0
+    assert UsdBalance.objects.get(user=customer).current_balance == Decimal("10000.00")
+
+
+@pytest.mark.parametrize(
+    ("amount", "error"), [("0", "must not be zero"), ("1.234", "2 decimal places"), ("x", "number")]
+)
+def test_usd_adjustment_rejects_bad_amounts(operations_client, customer, amount, error):
+    response = _adjust_usd(operations_client, customer, amount=amount, reason="typo")
+    assert response.status_code == 200
+    assert error in " ".join(response.context["form"].errors["amount"])
+    assert UsdBalance.objects.get(user=customer).current_balance == Decimal("10000.00")
+
+
+def test_usd_adjustment_beyond_available_shows_the_domain_error_and_moves_nothing(
+    operations_client, customer, resting_buy
+):
+    # given: 10000.00 with 10.00 held, so 9990.00 available
+    # when
+    response = _adjust_usd(operations_client, customer, amount="-9990.01", reason="clawback")
+
+    # then
+    assert response.status_code == 200
+    assert "Not enough available USD." in _messages(response)
+    usd = UsdBalance.objects.get(user=customer)
+    assert (usd.current_balance, usd.held) == (Decimal("10000.00"), Decimal("10.00"))
+    assert CashTransaction.objects.filter(transaction_type=CashTransaction.Type.ADJUSTMENT).count() == 0
+
+
+def test_asset_adjustment_writes_an_adjustment_row_and_changes_the_holding(
+    operations_client, operations_user, customer, btc
+):
+    # when
+    response = _adjust_asset(operations_client, customer, asset="BTC", quantity="0.5", reason="airdrop")
+
+    # then
+    assert response.status_code == 302
+    row = AssetTransaction.objects.get(user=customer)
+    assert (row.transaction_type, row.asset_id, row.quantity, row.note, row.actor) == (
+        AssetTransaction.Type.ADJUSTMENT,
+        "BTC",
+        Decimal("0.5"),
+        "airdrop",
+        operations_user,
+    )
+    holding = AssetBalance.objects.get(user=customer, asset=btc)
+    assert (holding.quantity, holding.held_quantity) == (Decimal("0.5"), Decimal("0"))
+    assert UsdBalance.objects.get(user=customer).current_balance == Decimal("10000.00")
+    assert reconcile_ledger() == []
+
+
+def test_asset_adjustment_cannot_take_more_than_held_and_rejects_too_many_decimals(operations_client, customer, btc):
+    # when
+    too_much = _adjust_asset(operations_client, customer, asset="BTC", quantity="-0.1", reason="clawback")
+    too_fine = _adjust_asset(operations_client, customer, asset="BTC", quantity="0.000000001", reason="dust")
+
+    # then
+    assert too_much.status_code == 200
+    assert "Not enough unheld BTC." in _messages(too_much)
+    assert too_fine.status_code == 200
+    assert too_fine.context["form"].errors["quantity"] == ["BTC quantities have at most 8 decimals."]
+    assert AssetTransaction.objects.count() == 0
+    assert not AssetBalance.objects.filter(user=customer).exists()
+
+
+# --- CSV export -------------------------------------------------------------------------
+
+
+def _csv(response) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_cash_ledger_csv_export_has_the_selected_rows(support_client, customer, operations_user):
+    # given
+    adjust_usd_balance(user=customer, amount=Decimal("5.10"), reason="=HYPERLINK(evil)", actor=operations_user)
+    deposit_row, adjustment = CashTransaction.objects.filter(user=customer).order_by("id")
+
+    # when
+    response = support_client.post(
+        reverse("admin:balances_cashtransaction_changelist"),
+        {"action": "export_csv", "_selected_action": [deposit_row.pk, adjustment.pk]},
+    )
+
+    # then
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="cashtransaction-')
+    header = ["id", "created_at", "username", "transaction_type", "amount", "balance_after"]
+    header += ["order_id", "client_reference", "note", "actor"]
+    first = [str(deposit_row.pk), deposit_row.created_at.isoformat(), "carol", "DEPOSIT", "10000.00", "10000.00"]
+    first += ["", "", "Initial balance", ""]
+    second = [str(adjustment.pk), adjustment.created_at.isoformat(), "carol", "ADJUSTMENT", "5.10", "10005.10"]
+    second += ["", "", "'=HYPERLINK(evil)", "olga_ops"]
+    assert _csv(response) == [header, first, second]
+
+
+def test_asset_ledger_csv_export(support_client, completed_buy):
+    # given
+    row = AssetTransaction.objects.get(order=completed_buy)
+
+    # when
+    response = support_client.post(
+        reverse("admin:balances_assettransaction_changelist"), {"action": "export_csv", "_selected_action": [row.pk]}
+    )
+
+    # then
+    header, line = _csv(response)
+    assert header[:6] == ["id", "created_at", "username", "asset_id", "transaction_type", "quantity"]
+    assert dict(zip(header, line, strict=True)) == {
+        "id": str(row.pk),
+        "created_at": row.created_at.isoformat(),
+        "username": "carol",
+        "asset_id": "BTC",
+        "transaction_type": "BUY",
+        "quantity": "0.002000000000000000",
+        "price_per_unit": str(row.price_per_unit),
+        "total_amount": str(completed_buy.total_amount),
+        "realized_pnl": "",
+        "status": "COMPLETED",
+        "price_source": "simulated",
+        "order_id": str(completed_buy.pk),
+        "note": "",
+        "actor": "",
+    }
+
+
+# --- Assets -----------------------------------------------------------------------------
+
+
+def test_operations_suspend_and_reactivate_assets_with_actions(operations_client, btc, eth):
+    url = reverse("admin:assets_asset_changelist")
+    operations_client.post(url, {"action": "suspend_trading", "_selected_action": ["BTC", "ETH"]})
+    btc.refresh_from_db()
+    eth.refresh_from_db()
+    assert (btc.is_active, eth.is_active) == (False, False)
+
+    operations_client.post(url, {"action": "make_tradable", "_selected_action": ["ETH"]})
+    btc.refresh_from_db()
+    eth.refresh_from_db()
+    assert (btc.is_active, eth.is_active) == (False, True)
+
+
+def test_asset_list_shows_the_current_price(support_client, btc):
+    from assets.prices import get_quotes
+
+    response = support_client.get(reverse("admin:assets_asset_changelist"))
+    price = get_quotes([btc])["BTC"].price  # same cache entry the page used
+    assert format(price.normalize(), "f") in response.content.decode()
+
+
+# --- Links and search -------------------------------------------------------------------
+
+
+def test_user_page_shows_balance_holdings_and_recent_orders_with_links(support_client, completed_buy, resting_buy):
+    # when
+    page = support_client.get(reverse("admin:auth_user_change", args=[completed_buy.user_id])).content.decode()
+
+    # then
+    usd = UsdBalance.objects.get(user=completed_buy.user)
+    assert f'<td class="usd-current">{usd.current_balance}</td>' in page
+    assert '<td class="usd-held">10.00</td>' in page
+    assert f'<td class="usd-available">{usd.available}</td>' in page
+    assert '<table id="holdings">' in page
+    assert "<td>BTC</td><td>0.002</td>" in page
+    for order in (completed_buy, resting_buy):
+        assert reverse("admin:orders_order_change", args=[order.pk]) in page
+    assert f"{reverse('admin:orders_order_changelist')}?user={completed_buy.user_id}" in page
+
+
+def test_links_from_user_to_filtered_lists_work(support_client, completed_buy, make_user):
+    # given: someone else's rows that must not show
+    make_user("dave")
+    user_id = completed_buy.user_id
+
+    for name, rows in [
+        ("admin:orders_order_changelist", 1),
+        ("admin:balances_cashtransaction_changelist", 3),  # opening deposit, deposit, buy
+        ("admin:balances_assettransaction_changelist", 1),
+    ]:
+        response = support_client.get(f"{reverse(name)}?user={user_id}")
+        assert response.status_code == 200
+        assert response.context["cl"].result_count == rows
+
+
+def test_ledger_rows_link_to_their_user_and_order_and_back(support_client, completed_buy):
+    # when
+    ledger = support_client.get(reverse("admin:balances_cashtransaction_changelist")).content.decode()
+    order_page = support_client.get(reverse("admin:orders_order_change", args=[completed_buy.pk])).content.decode()
+    by_order = support_client.get(f"{reverse('admin:balances_cashtransaction_changelist')}?order={completed_buy.pk}")
+
+    # then
+    assert reverse("admin:orders_order_change", args=[completed_buy.pk]) in ledger
+    assert reverse("admin:auth_user_change", args=[completed_buy.user_id]) in ledger
+    assert reverse("admin:auth_user_change", args=[completed_buy.user_id]) in order_page
+    assert f"?order={completed_buy.pk}" in order_page
+    assert by_order.context["cl"].result_count == 1
+
+
+@pytest.mark.parametrize("term", ["carol", "my-client-id", "FULL_UUID"])
+def test_order_search_by_username_order_id_and_client_order_id(support_client, customer, btc, make_user, term):
+    from orders.services import place_order
+
+    # given
+    order = place_order(
+        user=customer,
+        asset_id="BTC",
+        order_type=Order.Type.BUY,
+        quantity=Decimal("0.01"),
+        order_price=Decimal("1000"),
+        client_order_id="my-client-id",
+    ).order
+    place_order(
+        user=make_user("erin"), asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")
+    )
+    term = str(order.pk) if term == "FULL_UUID" else term
+
+    # when
+    response = support_client.get(reverse("admin:orders_order_changelist"), {"q": term})
+
+    # then
+    assert [o.pk for o in response.context["cl"].result_list] == [order.pk]
+
+
+def test_order_list_filters_by_status_type_asset_and_date(support_client, resting_buy, completed_buy):
+    url = reverse("admin:orders_order_changelist")
+    day = resting_buy.created_at
+    for params, expected in [
+        ({"status__exact": "PENDING"}, [resting_buy.pk]),
+        ({"order_type__exact": "BUY", "status__exact": "COMPLETED"}, [completed_buy.pk]),
+        ({"asset__asset_id__exact": "BTC"}, sorted([resting_buy.pk, completed_buy.pk])),
+        ({"created_at__year": day.year, "created_at__month": day.month, "created_at__day": day.day}, None),
+    ]:
+        response = support_client.get(url, params)
+        assert response.status_code == 200
+        pks = sorted(o.pk for o in response.context["cl"].result_list)
+        assert pks == (expected if expected is not None else sorted([resting_buy.pk, completed_buy.pk]))

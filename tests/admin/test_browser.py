@@ -1,0 +1,123 @@
+"""The back office in a real browser: Support finds a user, opens an order and cancels it
+with the admin action, then Operations makes an adjustment. Screenshots of each step go
+to ``test-artifacts/screenshots/``."""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from balances.models import CashTransaction, UsdBalance
+from balances.selectors import reconcile_ledger
+from orders.models import Order
+from orders.services import place_order
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct-horse-battery"
+SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"Chromium not found at {CHROMIUM}"),
+]
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test
+    # itself are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+def _login(browser, base_url: str, username: str):
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{base_url}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base_url}/admin/")
+    return page
+
+
+def _shot(page, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_support_cancels_an_order_and_operations_adjusts_a_balance(browser, live_server, make_staff, make_user, btc):
+    # given
+    make_staff("sue_support", "Support")
+    make_staff("olga_ops", "Operations")
+    carol = make_user("carol")
+    order = place_order(
+        user=carol, asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01"), order_price=Decimal("1000")
+    ).order
+    assert UsdBalance.objects.get(user=carol).held == Decimal("10.00")
+
+    # when: Support finds carol by name ...
+    page = _login(browser, live_server.url, "sue_support")
+    page.goto(f"{live_server.url}/admin/auth/user/")
+    page.fill("#searchbar", "carol")
+    page.press("#searchbar", "Enter")
+    page.click("#result_list a:text-is('carol')")
+    assert page.inner_text("td.usd-held") == "10.00"
+    _shot(page, "01-support-user-page")
+
+    # ... opens the order from her recent orders ...
+    page.click(f"#recent-orders a:text-is('{str(order.pk)[:8]}')")
+    assert page.inner_text(".field-status .readonly") == "Pending"
+    _shot(page, "02-support-order-page")
+
+    # ... and cancels it with the admin action
+    page.goto(f"{live_server.url}/admin/orders/order/?q={order.pk}")
+    page.check(f"input[name=_selected_action][value='{order.pk}']")
+    page.select_option("select[name=action]", "cancel_pending_orders")
+    page.click("button[name=index]")
+    assert "Cancelled 1 order(s), holds released" in page.inner_text("ul.messagelist")
+    _shot(page, "03-support-order-cancelled")
+
+    page.goto(f"{live_server.url}/admin/auth/user/{carol.pk}/change/")
+    assert page.inner_text("td.usd-held") == "0.00"
+    assert page.inner_text("td.usd-available") == "10000.00"
+    assert page.locator("text=Adjust USD").count() == 0
+    _shot(page, "04-support-balance-released")
+
+    # when: Operations credits carol through the adjustment form
+    page = _login(browser, live_server.url, "olga_ops")
+    page.goto(f"{live_server.url}/admin/auth/user/{carol.pk}/change/")
+    page.click("text=Adjust USD")
+    page.fill("#id_amount", "25.00")
+    page.fill("#id_reason", "Goodwill credit, ticket 7")
+    _shot(page, "05-operations-adjustment-form")
+    page.click("input[name=_adjust]")
+    page.wait_for_url(f"{live_server.url}/admin/auth/user/{carol.pk}/change/")
+    assert page.inner_text("td.usd-current") == "10025.00"
+    _shot(page, "06-operations-adjusted")
+
+    # then
+    order.refresh_from_db()
+    assert order.status == Order.Status.CANCELLED
+    adjustment = CashTransaction.objects.get(user=carol, transaction_type=CashTransaction.Type.ADJUSTMENT)
+    assert (adjustment.amount, adjustment.note, adjustment.actor.username) == (
+        Decimal("25.00"),
+        "Goodwill credit, ticket 7",
+        "olga_ops",
+    )
+    usd = UsdBalance.objects.get(user=carol)
+    assert (usd.current_balance, usd.held) == (Decimal("10025.00"), Decimal("0.00"))
+    assert reconcile_ledger() == []

@@ -1,0 +1,81 @@
+"""The back-office commands: add_staff_to_group and seed_demo."""
+
+from __future__ import annotations
+
+import io
+import re
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from balances.models import AssetBalance, UsdBalance
+from balances.selectors import reconcile_ledger
+from orders.models import Order
+
+User = get_user_model()
+
+
+def test_add_staff_to_group_makes_the_user_staff_in_the_group(make_user, staff_groups):
+    # given
+    user = make_user("newhire")
+    out = io.StringIO()
+
+    # when
+    call_command("add_staff_to_group", "newhire", "Operations", stdout=out)
+
+    # then
+    user.refresh_from_db()
+    assert user.is_staff is True
+    assert list(user.groups.values_list("name", flat=True)) == ["Operations"]
+    assert user.has_perm("balances.adjust_balance") is True
+    assert "newhire is staff and in Operations." in out.getvalue()
+
+
+def test_add_staff_to_group_refuses_unknown_users_and_groups(make_user, staff_groups):
+    with pytest.raises(CommandError, match="No user named 'ghost'"):
+        call_command("add_staff_to_group", "ghost", "Support")
+    make_user("newhire")
+    with pytest.raises(CommandError):
+        call_command("add_staff_to_group", "newhire", "Admins")
+    assert User.objects.get(username="newhire").is_staff is False
+
+
+def test_seed_demo_needs_assets(db):
+    with pytest.raises(CommandError, match=re.escape("run `python manage.py seed_assets` first")):
+        call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
+    assert not User.objects.filter(username__startswith="demo_").exists()
+
+
+def test_seed_demo_creates_users_with_history_and_is_rerunnable(btc, eth):
+    # when
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out, stderr=io.StringIO())
+
+    # then
+    printed = dict(re.findall(r"username (\S+)  password (\S+)", out.getvalue()))
+    assert sorted(printed) == ["demo_alice", "demo_bob", "demo_carol"]
+    for username, password in printed.items():
+        user = User.objects.get(username=username)
+        assert user.check_password(password)
+        assert user.is_staff is False
+        statuses = sorted(Order.objects.filter(user=user).values_list("order_type", "status"))
+        assert statuses == [
+            ("BUY", "CANCELLED"),
+            ("BUY", "COMPLETED"),
+            ("BUY", "COMPLETED"),
+            ("BUY", "PENDING"),
+            ("SELL", "COMPLETED"),
+        ]
+        assert AssetBalance.objects.filter(user=user, quantity__gt=0).count() == 2
+        assert UsdBalance.objects.get(user=user).held > Decimal("0")
+    assert reconcile_ledger() == []
+
+    # when run again: nothing new
+    orders = Order.objects.count()
+    again = io.StringIO()
+    call_command("seed_demo", stdout=again, stderr=io.StringIO())
+    assert Order.objects.count() == orders
+    assert "password" not in again.getvalue()
+    assert "demo_alice: exists, skipped." in again.getvalue()

@@ -1,0 +1,248 @@
+"""Real threads on PostgreSQL racing one account (SPEC section 4: flows never lose an
+update and never fill an order twice, whichever process runs them), and the SQL shape
+that makes it so: the user lock is taken before any write.
+
+Each thread has its own database connection, closed when the thread ends. Prices live in
+the process-local cache, which the threads share."""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from balances.models import AssetBalance, CashTransaction, UsdBalance
+from balances.selectors import reconcile_ledger
+from orders.models import Order
+from orders.services import OrderFailed, cancel_order, place_order, process_resting_orders
+from portfolio_project.exceptions import OrderNotCancellable
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+D = Decimal
+
+
+def run_concurrently(*calls: Callable[[], object]) -> list[object]:
+    """Start every call at once (a barrier) in its own thread; return each result or exception."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = call()
+        except Exception as error:  # handed back to the test, which asserts on it
+            results[index] = error
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads), "a thread is stuck (deadlock?)"
+    return results
+
+
+def usd(user) -> tuple[Decimal, Decimal]:
+    balance = UsdBalance.objects.get(user=user)
+    return balance.current_balance, balance.held
+
+
+def market_buy(user, quantity: str = "0.01"):
+    def call() -> str:
+        try:
+            return place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D(quantity)).order.status
+        except OrderFailed as error:
+            return error.code
+
+    return call
+
+
+def limit_order(user, order_type: str, quantity: str, price: str) -> Order:
+    order = place_order(user=user, asset_id="BTC", order_type=order_type, quantity=D(quantity), order_price=D(price))
+    assert order.order.status == "PENDING"
+    return order.order
+
+
+# --- (a) one account, many buyers -----------------------------------------------------
+
+
+def test_racing_market_buys_spend_the_balance_exactly_once(make_user, btc, set_price, settings):
+    # given: 2999.99 USD pays for exactly 5 buys of 500.00
+    settings.INITIAL_USD_BALANCE = D("2999.99")
+    user = make_user("alice")
+    set_price("BTC", "50000")
+
+    # when: 20 threads buy 0.01 BTC at the same instant
+    results = run_concurrently(*[market_buy(user) for _ in range(20)])
+
+    # then
+    assert Counter(results) == {"COMPLETED": 5, "insufficient_funds": 15}
+    assert usd(user) == (D("499.99"), D("0.00"))
+    assert AssetBalance.objects.get(user=user, asset=btc).quantity == D("0.05")
+    assert Counter(Order.objects.values_list("status", flat=True)) == {"COMPLETED": 5, "FAILED": 15}
+    assert set(Order.objects.filter(status="FAILED").values_list("failure_reason", flat=True)) == {
+        "Not enough available USD."
+    }
+    assert (
+        list(CashTransaction.objects.filter(transaction_type="BUY").values_list("amount", flat=True))
+        == [D("-500.00")] * 5
+    )
+    assert not CashTransaction.objects.filter(balance_after__lt=0).exists()
+    assert reconcile_ledger() == []
+
+
+# --- (b) several processors over the same resting orders ------------------------------
+
+
+def test_concurrent_processors_fill_each_crossed_order_exactly_once(make_user, btc, set_price):
+    # given: 10 users with 5 resting BUY limits each, 50 orders holding 450.00 apiece
+    set_price("BTC", "50000")
+    users = [make_user(f"user{i}") for i in range(10)]
+    orders = [limit_order(user, "BUY", "0.01", "45000") for user in users for _ in range(5)]
+    set_price("BTC", "44000.01")  # crosses all of them; a fill costs 440.0001 -> 440.01
+
+    # when: four copies of process_orders run at once
+    reports = run_concurrently(*[process_resting_orders for _ in range(4)])
+
+    # then
+    assert all(not isinstance(report, Exception) for report in reports), reports
+    assert sum(report.filled for report in reports) == 50
+    assert sum(report.expired for report in reports) == 0
+    assert set(Order.objects.values_list("status", flat=True)) == {"COMPLETED"}
+    per_order = Counter(CashTransaction.objects.filter(transaction_type="BUY").values_list("order_id", flat=True))
+    assert per_order == {order.pk: 1 for order in orders}
+    for user in users:
+        assert usd(user) == (D("7799.95"), D("0.00"))
+        assert AssetBalance.objects.get(user=user, asset=btc).quantity == D("0.05")
+    assert reconcile_ledger() == []
+
+
+# --- (c) cancels racing fills ---------------------------------------------------------
+
+
+def test_a_cancel_racing_a_fill_has_one_effect_never_both(make_user, btc, set_price):
+    # given: 4 buyers with 5 resting BUYs at 51000, 4 sellers with 5 resting SELLs at 49000
+    set_price("BTC", "55000")
+    buyers = [make_user(f"buyer{i}") for i in range(4)]
+    sellers = [make_user(f"seller{i}") for i in range(4)]
+    buy_orders = [limit_order(user, "BUY", "0.01", "51000") for user in buyers for _ in range(5)]
+    set_price("BTC", "48000")
+    for seller in sellers:
+        place_order(user=seller, asset_id="BTC", order_type="BUY", quantity=D("0.05"))  # 2400.00
+    sell_orders = [limit_order(user, "SELL", "0.01", "49000") for user in sellers for _ in range(5)]
+    everything = buy_orders + sell_orders
+    set_price("BTC", "50000")  # now every one of them is crossed
+
+    def canceller(orders: list[Order]) -> Callable[[], int]:
+        def call() -> int:
+            cancelled = 0
+            for order in random.sample(orders, len(orders)):
+                try:
+                    cancel_order(order=order)
+                    cancelled += 1
+                except OrderNotCancellable:
+                    pass
+            return cancelled
+
+        return call
+
+    # when: two processors fill while four threads cancel the same orders
+    results = run_concurrently(
+        process_resting_orders,
+        process_resting_orders,
+        *[canceller(everything[i::4]) for i in range(4)],
+    )
+
+    # then: every order was either filled once or cancelled, with the matching effects
+    assert all(not isinstance(result, Exception) for result in results), results
+    statuses = dict(Order.objects.filter(pk__in=[o.pk for o in everything]).values_list("pk", "status"))
+    assert set(statuses.values()) <= {"COMPLETED", "CANCELLED"}
+    filled = [pk for pk, status in statuses.items() if status == "COMPLETED"]
+    cancelled = [pk for pk, status in statuses.items() if status == "CANCELLED"]
+    assert results[0].filled + results[1].filled == len(filled)
+    assert sum(results[2:]) == len(cancelled)
+    rows_per_order = Counter(CashTransaction.objects.filter(order__in=everything).values_list("order_id", flat=True))
+    assert rows_per_order == dict.fromkeys(filled, 1)
+    for buyer in buyers:
+        fills = Order.objects.filter(user=buyer, status="COMPLETED").count()
+        assert usd(buyer) == (D("10000.00") - fills * D("500.00"), D("0.00"))
+    for seller in sellers:
+        fills = Order.objects.filter(user=seller, status="COMPLETED", order_type="SELL").count()
+        assert usd(seller) == (D("7600.00") + fills * D("500.00"), D("0.00"))
+        holding = AssetBalance.objects.get(user=seller, asset=btc)
+        assert (holding.quantity, holding.held_quantity) == (D("0.05") - fills * D("0.01"), D("0"))
+    assert reconcile_ledger() == []
+
+
+# --- (d) the SQL of a market buy ------------------------------------------------------
+
+
+def test_a_market_buy_takes_the_user_lock_before_any_write(user, btc, set_price):
+    # given
+    set_price("BTC", "50000")
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+
+    # then: the user lock comes before every write, and nothing is read twice
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert [shape(sql) for sql in statements] == [
+        "SELECT assets_asset",  # validation, before the price and before any lock
+        "BEGIN",
+        "SELECT balances_usdbalance FOR NO KEY UPDATE",  # the user lock
+        "SELECT balances_assetbalance FOR NO KEY UPDATE",
+        "INSERT orders_order",
+        "INSERT balances_assetbalance",
+        "UPDATE balances_usdbalance",
+        "INSERT balances_cashtransaction",
+        "INSERT balances_assettransaction",
+        "COMMIT",
+    ]
+    first_touching_usd = next(sql for sql in statements if '"balances_usdbalance"' in sql)
+    assert first_touching_usd.startswith('SELECT "balances_usdbalance".')
+    assert first_touching_usd.endswith(" FOR NO KEY UPDATE")
+
+
+def test_a_second_market_buy_updates_the_holding_it_locked(user, btc, set_price):
+    # given
+    set_price("BTC", "50000")
+    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+
+    # then
+    assert [shape(query["sql"]) for query in captured.captured_queries] == [
+        "SELECT assets_asset",
+        "BEGIN",
+        "SELECT balances_usdbalance FOR NO KEY UPDATE",
+        "SELECT balances_assetbalance FOR NO KEY UPDATE",
+        "INSERT orders_order",
+        "UPDATE balances_assetbalance",
+        "UPDATE balances_usdbalance",
+        "INSERT balances_cashtransaction",
+        "INSERT balances_assettransaction",
+        "COMMIT",
+    ]
+
+
+def shape(sql: str) -> str:
+    """'SELECT balances_usdbalance FOR NO KEY UPDATE' for a statement: its verb, its table, its lock."""
+    verb = sql.split(None, 1)[0]
+    if verb in {"BEGIN", "COMMIT", "ROLLBACK"}:
+        return verb
+    match = re.search(r'(?:FROM|INTO|UPDATE) "(\w+)"', sql)
+    lock = re.search(r" (FOR (?:NO KEY )?UPDATE)$", sql)
+    return " ".join(filter(None, [verb, match.group(1) if match else "?", lock.group(1) if lock else None]))
