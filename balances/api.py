@@ -8,13 +8,13 @@ from rest_framework import exceptions, generics, mixins, serializers, status, vi
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from balances import selectors, services
 from balances.models import AssetTransaction, CashTransaction, UsdBalance
 from portfolio_project.api import OwnerScopedMixin
 from portfolio_project.openapi import error_responses
+from portfolio_project.throttles import ScopedThrottle
 
 # --- Serializers --------------------------------------------------------------------
 
@@ -145,7 +145,7 @@ class PortfolioSerializer(serializers.Serializer):
 class AuthThrottled:
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "auth"
 
 

@@ -5,12 +5,12 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 
 from orders import selectors, services
 from orders.models import Order
 from portfolio_project.api import OwnerScopedMixin
 from portfolio_project.openapi import error_responses
+from portfolio_project.throttles import OrderPlacementThrottle, UserThrottle
 
 
 class OrderSerializer(serializers.ModelSerializer):
@@ -77,15 +77,6 @@ class OrderFilter(filters.FilterSet):
         return queryset.filter(asset_id=value.upper())
 
 
-class OrderPlacementThrottle(ScopedRateThrottle):
-    """THROTTLE_ORDER_RATE applies to placing orders; reads only count against the user rate."""
-
-    def allow_request(self, request, view):
-        if request.method != "POST":
-            return True
-        return super().allow_request(request, view)
-
-
 class OrderViewSet(OwnerScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Your orders, newest first. Staff may add `?username=`."""
 
@@ -94,7 +85,7 @@ class OrderViewSet(OwnerScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
     queryset = Order.objects.none()  # for the schema; get_queryset scopes to the user
     lookup_field = "order_id"
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
-    throttle_classes = [UserRateThrottle, OrderPlacementThrottle]
+    throttle_classes = [UserThrottle, OrderPlacementThrottle]
     throttle_scope = "orders"
 
     def get_queryset(self):

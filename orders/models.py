@@ -7,6 +7,8 @@ from django.utils import timezone
 
 from balances.models import price_field, quantity_field, usd_field
 
+CLIENT_ORDER_ID_CONSTRAINT = "order_client_order_id_unique_per_user"
+
 
 class Order(models.Model):
     """A BUY or SELL of one asset. Without ``order_price`` it is a market order, filled at
@@ -56,7 +58,7 @@ class Order(models.Model):
             models.UniqueConstraint(
                 fields=["user", "client_order_id"],
                 condition=Q(client_order_id__isnull=False),
-                name="order_client_order_id_unique_per_user",
+                name=CLIENT_ORDER_ID_CONSTRAINT,
             ),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_positive"),
             models.CheckConstraint(

@@ -9,22 +9,30 @@ ever held across a network call.
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes, get_trade_quote
+from assets.selectors import get_asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
 from balances.models import AssetTransaction, CashTransaction, UsdBalance
-from balances.services import apply_cash_locked, change_hold_locked, update_asset_balance
+from balances.services import (
+    ADD_BOUGHT_QUANTITY_SQL,
+    add_bought_quantity_locked,
+    apply_cash_locked,
+    change_hold_locked,
+    update_asset_balance,
+)
 from orders.lock_objects import pending_order_ids_crossed, transition_pending
-from orders.models import Order
+from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
 from portfolio_project.exceptions import (
     Conflict,
     DomainError,
@@ -70,7 +78,7 @@ class OrderFailed(DomainError):
 
 
 def _get_tradable_asset(asset_id: str) -> Asset:
-    asset = Asset.objects.filter(pk=asset_id).first()
+    asset = get_asset(asset_id)
     if asset is None:
         raise InvalidRequest(f"Unknown asset {asset_id!r}.", details={"asset_id": ["Unknown asset."]})
     if not asset.is_active:
@@ -142,21 +150,104 @@ def _replay(*, user_id: int, client_order_id: str, asset_id: str, order_type: st
 # --- Fills (caller holds the user lock) ----------------------------------------------
 
 
-def execute_buy_order(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Order:
-    """Fill a BUY at ``quote.price``: cost rounded up to the cent, debit USD (releasing the
-    order's hold), add the quantity at the new weighted average price, write both ledger
-    rows. The caller holds the user lock; the order is either new (inserted COMPLETED) or
-    PENDING (moved to COMPLETED by compare-and-swap). Raises InsufficientFunds."""
+# A market BUY (or a marketable limit) as ONE SQL statement, run as its own transaction: take
+# the user lock by debiting USD (the UPDATE's WHERE is the funds check, evaluated on the
+# locked, newest row version), then add to the holding, then insert the order and both ledger
+# rows. Each step selects FROM the one before, so PostgreSQL runs them in the lock order of
+# SPEC section 4 (USD balance, asset balance, order); when the debit finds too little money,
+# no later step has a row to work on and the statement changes nothing. One round trip and
+# one commit: the user lock is held for microseconds, not for eight round trips.
+_MARKET_BUY_SQL = (
+    """
+WITH debit AS (
+    UPDATE balances_usdbalance SET current_balance = current_balance - %(cost)s, updated_at = %(at)s
+    WHERE user_id = %(user_id)s AND current_balance - held >= %(cost)s
+    RETURNING current_balance
+), holding AS ("""
+    + ADD_BOUGHT_QUANTITY_SQL.format(rows="FROM debit")
+    + """), placed AS (
+    INSERT INTO orders_order (order_id, user_id, asset_id, order_type, quantity, order_price, total_amount,
+        executed_price, held_amount, status, failure_reason, client_order_id, expires_at, created_at, updated_at,
+        filled_at)
+    SELECT %(order_id)s, %(user_id)s, %(asset_id)s, 'BUY', %(quantity)s, %(order_price)s, %(cost)s, %(price)s, 0,
+        'COMPLETED', '', %(client_order_id)s, %(expires_at)s, %(at)s, %(at)s, %(at)s
+    FROM holding
+    RETURNING order_id
+), cash AS (
+    INSERT INTO balances_cashtransaction (user_id, transaction_type, amount, balance_after, order_id,
+        client_reference, note, actor_id, created_at)
+    SELECT %(user_id)s, 'BUY', %(debit)s, debit.current_balance, placed.order_id, NULL, '', NULL, %(at)s
+    FROM debit, placed
+)
+INSERT INTO balances_assettransaction (user_id, asset_id, transaction_type, quantity, price_per_unit, total_amount,
+    realized_pnl, order_id, status, price_source, note, actor_id, created_at)
+SELECT %(user_id)s, %(asset_id)s, 'BUY', %(quantity)s, %(price)s, %(cost)s, NULL, placed.order_id, 'COMPLETED',
+    %(price_source)s, '', NULL, %(at)s
+FROM placed
+RETURNING order_id
+"""
+)
+
+
+def execute_buy_order(*, order: Order, quote: Quote, now: datetime, usd: UsdBalance | None = None) -> Order:
+    """Fill a BUY at ``quote.price``: cost rounded up to the cent, debit USD, add the quantity
+    at the new weighted average purchase price, write both ledger rows, order COMPLETED.
+
+    A new order (market, or a marketable limit) is filled by one SQL statement that is its own
+    transaction and takes the user lock itself (call it outside any lock). A resting PENDING
+    order is filled under the user lock the caller holds (``usd``), releasing its hold, and
+    moved to COMPLETED by compare-and-swap. Raises InsufficientFunds with nothing written,
+    and IntegrityError when a concurrent request took the same client_order_id.
+    """
     cost = to_cents_up(value_of(order.quantity, quote.price))
+    if not order._state.adding:
+        return _fill_resting_buy_locked(order=order, usd=usd, quote=quote, cost=cost, now=now)
+    params = {
+        "user_id": order.user_id,
+        "asset_id": order.asset_id,
+        "order_id": order.order_id,
+        "quantity": order.quantity,
+        "order_price": order.order_price,
+        "price": quote.price,
+        "cost": cost,
+        "debit": -cost,
+        "client_order_id": order.client_order_id,
+        "expires_at": order.expires_at,
+        "price_source": quote.source,
+        "at": now,
+    }
+    with _own_transaction(), connection.cursor() as cursor:
+        cursor.execute(_MARKET_BUY_SQL, params)
+        filled = cursor.fetchone() is not None
+    if not filled:
+        available = UsdBalance.objects.filter(user_id=order.user_id).values_list("current_balance", "held").get()
+        raise InsufficientFunds(
+            "Not enough available USD.",
+            details={"available": str(available[0] - available[1]), "required": str(cost)},
+        )
+    order.status = Order.Status.COMPLETED
+    order.executed_price, order.total_amount, order.filled_at, order.updated_at = quote.price, cost, now, now
+    order._state.adding = False
+    order._state.db = connection.alias
+    return order
+
+
+def _own_transaction():
+    """The single-statement buy is its own transaction in autocommit mode. Inside a caller's
+    transaction (tests, or a caller that batches), a savepoint keeps a unique violation from
+    poisoning the outer transaction."""
+    return transaction.atomic() if connection.in_atomic_block else nullcontext()
+
+
+def _fill_resting_buy_locked(*, order: Order, usd: UsdBalance, quote: Quote, cost: Decimal, now: datetime) -> Order:
     released = order.held_amount
-    if usd.available + released < cost:
+    if usd.available + released < cost:  # cannot happen while cost <= hold; kept as a guard
         raise InsufficientFunds(
             "Not enough available USD.", details={"available": str(usd.available), "required": str(cost)}
         )
-    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
     _complete(order, executed_price=quote.price, total_amount=cost, now=now)
-    update_asset_balance(
-        holding=holding, user_id=order.user_id, asset=order.asset, quantity=order.quantity, price=quote.price, at=now
+    add_bought_quantity_locked(
+        user_id=order.user_id, asset_id=order.asset_id, quantity=order.quantity, price=quote.price, at=now
     )
     apply_cash_locked(
         balance=usd, transaction_type=CashTransaction.Type.BUY, amount=-cost, order=order, held_change=-released
@@ -319,6 +410,9 @@ def place_order(
         created_at=now,
         expires_at=expires_at or (now + settings.DEFAULT_ORDER_TTL if order_price is not None else None),
     )
+    if price_error is None and order_type == Order.Type.BUY and _is_marketable(order, quote.price):
+        return _place_filled_buy(order, quote=quote, now=now, replay_key=replay_key)
+
     failure: DomainError | None = None
     with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=user.pk)
@@ -333,8 +427,6 @@ def place_order(
                 raise price_error
             if not _is_marketable(order, quote.price):
                 _rest_locked(order=order, usd=usd)
-            elif order_type == Order.Type.BUY:
-                execute_buy_order(order=order, usd=usd, quote=quote, now=now)
             else:
                 execute_sell_order(order=order, usd=usd, quote=quote, now=now)
         except (InsufficientFunds, InsufficientAsset, PriceUnavailable) as error:
@@ -342,6 +434,25 @@ def place_order(
             _store_failed(order, reason=error.message)
     if failure is not None:
         raise OrderFailed(failure, order)
+    return PlacedOrder(order, created=True)
+
+
+def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, replay_key: dict) -> PlacedOrder:
+    """A BUY the market fills at once, through the single-statement ``execute_buy_order``."""
+    try:
+        with localcontext(EXACT):
+            execute_buy_order(order=order, quote=quote, now=now)
+    except InsufficientFunds as error:
+        with _own_transaction():
+            _store_failed(order, reason=error.message)
+        raise OrderFailed(error, order)
+    except IntegrityError as error:
+        # A concurrent request with the same client_order_id won the unique index; the
+        # statement rolled back whole. Answer like a replay (or a conflict).
+        if order.client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
+            raise
+        existing = _replay(client_order_id=order.client_order_id, **replay_key)
+        return PlacedOrder(existing, created=False)
     return PlacedOrder(order, created=True)
 
 

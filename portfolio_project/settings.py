@@ -148,7 +148,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "portfolio_project.openapi.ErrorDocumentingAutoSchema",
     "EXCEPTION_HANDLER": "portfolio_project.api.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["portfolio_project.throttles.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("THROTTLE_USER_RATE", default="6000/min"),
         "orders": env.str("THROTTLE_ORDER_RATE", default="1200/min"),

@@ -12,6 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from assets.models import Asset
+from assets.selectors import forget_assets
 
 User = get_user_model()
 
@@ -21,10 +22,12 @@ pytest_plugins = ["tests.price_server"]
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    # Prices and throttle counters live in the cache; each test starts from nothing.
+    # Prices, throttle counters and recently read assets are cached; each test starts from nothing.
     cache.clear()
+    forget_assets()
     yield
     cache.clear()
+    forget_assets()
 
 
 @pytest.fixture

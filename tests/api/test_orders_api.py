@@ -266,3 +266,21 @@ def test_cursor_pagination_walks_every_order_once(auth_client, user, btc_at_50k)
         seen += [o["order_id"] for o in body["results"]]
         url = body["next"]
     assert len(seen) == len(set(seen)) == 7
+
+
+def test_order_placement_is_throttled_per_user_but_reads_are_not(auth_client, btc_at_50k, monkeypatch):
+    # given a rate of 2 orders a minute
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "orders": "2/min"})
+    payload = {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.0001"}
+    # when
+    codes = [auth_client.post(ORDERS, payload, format="json").status_code for _ in range(3)]
+    reads = [auth_client.get(ORDERS).status_code for _ in range(3)]
+    # then
+    assert codes == [201, 201, 429]
+    assert reads == [200, 200, 200]
+    limited = auth_client.post(ORDERS, payload, format="json")
+    assert error_code(limited) == "throttled"
+    assert 1 <= int(limited["Retry-After"]) <= 60
+    assert Order.objects.count() == 2

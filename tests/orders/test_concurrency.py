@@ -21,7 +21,7 @@ from django.test.utils import CaptureQueriesContext
 from balances.models import AssetBalance, CashTransaction, UsdBalance
 from balances.selectors import reconcile_ledger
 from orders.models import Order
-from orders.services import OrderFailed, cancel_order, place_order, process_resting_orders
+from orders.services import OrderFailed, cancel_order, fill_resting_order, place_order, process_resting_orders
 from portfolio_project.exceptions import OrderNotCancellable
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -187,7 +187,13 @@ def test_a_cancel_racing_a_fill_has_one_effect_never_both(make_user, btc, set_pr
 # --- (d) the SQL of a market buy ------------------------------------------------------
 
 
-def test_a_market_buy_takes_the_user_lock_before_any_write(user, btc, set_price):
+def _steps(sql: str) -> list[str]:
+    """The data-modifying steps of the single-statement buy, in the order PostgreSQL must run
+    them: each names the step it selects FROM."""
+    return re.findall(r"(\w+) AS \(\s*(UPDATE|INSERT INTO) (\w+)", sql)
+
+
+def test_a_market_buy_is_one_statement_that_takes_the_user_lock_first(user, btc, set_price):
     # given
     set_price("BTC", "50000")
 
@@ -195,42 +201,47 @@ def test_a_market_buy_takes_the_user_lock_before_any_write(user, btc, set_price)
     with CaptureQueriesContext(connection) as captured:
         place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
 
-    # then: the user lock comes before every write, and nothing is read twice
-    statements = [query["sql"] for query in captured.captured_queries]
-    assert [shape(sql) for sql in statements] == [
-        "SELECT assets_asset",  # validation, before the price and before any lock
-        "BEGIN",
-        "SELECT balances_usdbalance FOR NO KEY UPDATE",  # the user lock
-        "SELECT balances_assetbalance FOR NO KEY UPDATE",
-        "INSERT orders_order",
-        "INSERT balances_assetbalance",
-        "UPDATE balances_usdbalance",
-        "INSERT balances_cashtransaction",
-        "INSERT balances_assettransaction",
-        "COMMIT",
+    # then: validation, then one statement (inside this test's transaction it also gets a savepoint)
+    statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(statements) == 2
+    assert shape(statements[0]) == "SELECT assets_asset"
+    buy = statements[1]
+    assert buy.lstrip().startswith("WITH debit AS (")
+    # the user lock (the USD debit) is the first step, the holding the second, the order third
+    assert [(name, table) for name, _verb, table in _steps(buy)] == [
+        ("debit", "balances_usdbalance"),
+        ("holding", "balances_assetbalance"),
+        ("placed", "orders_order"),
+        ("cash", "balances_cashtransaction"),
     ]
-    first_touching_usd = next(sql for sql in statements if '"balances_usdbalance"' in sql)
-    assert first_touching_usd.startswith('SELECT "balances_usdbalance".')
-    assert first_touching_usd.endswith(" FOR NO KEY UPDATE")
+    # and each later step only has rows when the one before it had: the chain forces that order
+    assert re.search(r"holding AS \(.*?FROM debit\s+ON CONFLICT", buy, re.S)
+    assert re.search(r"placed AS \(.*?FROM holding\s+RETURNING", buy, re.S)
+    assert re.search(r"cash AS \(.*?FROM debit, placed", buy, re.S)
+    assert re.search(r"INSERT INTO balances_assettransaction.*FROM placed\s+RETURNING", buy, re.S)
+    # the funds check is part of the locking UPDATE, evaluated on the newest row version
+    assert "WHERE user_id = " in buy.split("holding AS")[0]
+    assert "current_balance - held >= " in buy.split("holding AS")[0]
 
 
-def test_a_second_market_buy_updates_the_holding_it_locked(user, btc, set_price):
-    # given
+def test_a_resting_fill_locks_the_user_before_any_write(user, btc, set_price):
+    # given a resting limit BUY that the market then crosses
     set_price("BTC", "50000")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+    order = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")).order
+    quote = set_price("BTC", "39000")
 
     # when
     with CaptureQueriesContext(connection) as captured:
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+        assert fill_resting_order(order_id=order.pk, quote=quote)
 
     # then
-    assert [shape(query["sql"]) for query in captured.captured_queries] == [
-        "SELECT assets_asset",
+    statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    assert [shape(sql) for sql in statements] == [
         "BEGIN",
-        "SELECT balances_usdbalance FOR NO KEY UPDATE",
-        "SELECT balances_assetbalance FOR NO KEY UPDATE",
-        "INSERT orders_order",
-        "UPDATE balances_assetbalance",
+        "SELECT orders_order",  # which order, and is it still pending (no lock)
+        "SELECT balances_usdbalance FOR NO KEY UPDATE",  # the user lock
+        "UPDATE orders_order",  # compare-and-swap PENDING -> COMPLETED
+        "INSERT balances_assetbalance",  # the weighted-average upsert
         "UPDATE balances_usdbalance",
         "INSERT balances_cashtransaction",
         "INSERT balances_assettransaction",
@@ -243,6 +254,6 @@ def shape(sql: str) -> str:
     verb = sql.split(None, 1)[0]
     if verb in {"BEGIN", "COMMIT", "ROLLBACK"}:
         return verb
-    match = re.search(r'(?:FROM|INTO|UPDATE) "(\w+)"', sql)
+    match = re.search(r'(?:FROM|INTO|UPDATE) "?(\w+)"?', sql)
     lock = re.search(r" (FOR (?:NO KEY )?UPDATE)$", sql)
     return " ".join(filter(None, [verb, match.group(1) if match else "?", lock.group(1) if lock else None]))
