@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from balances import selectors, services
 from balances.models import AssetTransaction, CashTransaction, UsdBalance
-from portfolio_project.api import OwnerScopedMixin
+from portfolio_project.api import FlatReadSerializer, OwnerScopedMixin
 from portfolio_project.openapi import error_responses
 from portfolio_project.throttles import ScopedThrottle
 
@@ -103,7 +103,7 @@ def _money(**kwargs):
     return serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True, **kwargs)
 
 
-class HoldingSerializer(serializers.Serializer):
+class HoldingSerializer(FlatReadSerializer):
     """A holding valued at the current price (a ``selectors.HoldingValue``)."""
 
     asset_id = serializers.CharField()

@@ -21,9 +21,32 @@ def get_usd_balance(*, user: AbstractBaseUser) -> UsdBalance:
     return UsdBalance.objects.get(user=user)
 
 
+# What valuing and showing a holding reads: the portfolio loads every holding at once, and
+# parsing columns nobody shows (five timestamps a row) was a third of its time at 50 holdings.
+HOLDING_COLUMNS = (
+    "user_id",
+    "quantity",
+    "held_quantity",
+    "average_purchase_price",
+    "total_bought",
+    "total_sold",
+    "last_transaction_at",
+    "asset__name",
+    "asset__is_active",
+    "asset__quantity_decimals",
+    "asset__coingecko_id",
+    "asset__reference_price",
+)
+
+
 def get_asset_balances(*, user: AbstractBaseUser) -> QuerySet[AssetBalance]:
     """Holdings with something in them, with their assets, in one query."""
-    return AssetBalance.objects.filter(user=user, quantity__gt=0).select_related("asset").order_by("asset_id")
+    return (
+        AssetBalance.objects.filter(user=user, quantity__gt=0)
+        .select_related("asset")
+        .only(*HOLDING_COLUMNS)
+        .order_by("asset_id")
+    )
 
 
 def get_cash_transactions(*, user: AbstractBaseUser) -> QuerySet[CashTransaction]:

@@ -6,6 +6,8 @@ balance). Rather than a SELECT ... FOR UPDATE and a save, its transitions are on
 copies of process_orders, or a cancel racing a fill, can never both act on one order.
 """
 
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from orders.models import Order
@@ -25,4 +27,25 @@ def pending_order_ids_crossed(*, asset_id: str, order_type: str, price) -> list:
         Order.objects.filter(status=Order.Status.PENDING, asset_id=asset_id, order_type=order_type, **crossed)
         .order_by("created_at")
         .values_list("pk", flat=True)
+    )
+
+
+def claim_pending_order(*, order_id) -> Order | None:
+    """The PENDING order, claimed for this transaction with a non-blocking advisory lock on
+    its id; None when it is gone, no longer pending, or another process has claimed it.
+
+    The claim lets several process_orders copies share one list of crossed orders: the
+    loser of a claim moves on at once instead of queueing on the owner's user lock only to
+    lose the compare-and-swap. It is not the guard against double fills (the CAS is) and
+    it cannot deadlock: no flow ever waits for an advisory lock.
+    """
+    claim = RawSQL(
+        "pg_try_advisory_xact_lock(hashtextextended(orders_order.order_id::text, 0))", [], output_field=BooleanField()
+    )
+    return (
+        Order.objects.select_related("asset")
+        .filter(pk=order_id, status=Order.Status.PENDING)
+        .annotate(claimed=claim)
+        .filter(claimed=True)
+        .first()
     )

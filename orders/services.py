@@ -31,7 +31,7 @@ from balances.services import (
     change_hold_locked,
     update_asset_balance,
 )
-from orders.lock_objects import pending_order_ids_crossed, transition_pending
+from orders.lock_objects import claim_pending_order, pending_order_ids_crossed, transition_pending
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
 from portfolio_project.exceptions import (
     Conflict,
@@ -370,9 +370,10 @@ def place_order(
 ) -> PlacedOrder:
     """Place a market or limit order for ``user``.
 
-    Validates (400, nothing stored), fetches a fresh price (before any lock), then under the
-    user lock fills the order at once when it is a market order or a marketable limit, or
-    rests it with a hold. Raises InvalidRequest, Conflict (client_order_id reused with other
+    Validates (400, nothing stored) and fetches a fresh price (before any lock). A BUY the
+    market crosses is then filled by the single-statement ``execute_buy_order``; a SELL the
+    market crosses is filled, and a limit order it does not cross rests with a hold, under
+    the user lock. Raises InvalidRequest, Conflict (client_order_id reused with other
     parameters), and OrderFailed wrapping PriceUnavailable, InsufficientFunds or
     InsufficientAsset: those orders are stored FAILED with their reason and nothing moves.
     """
@@ -440,12 +441,13 @@ def place_order(
 def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, replay_key: dict) -> PlacedOrder:
     """A BUY the market fills at once, through the single-statement ``execute_buy_order``."""
     try:
-        with localcontext(EXACT):
-            execute_buy_order(order=order, quote=quote, now=now)
-    except InsufficientFunds as error:
-        with _own_transaction():
-            _store_failed(order, reason=error.message)
-        raise OrderFailed(error, order)
+        try:
+            with localcontext(EXACT):
+                execute_buy_order(order=order, quote=quote, now=now)
+        except InsufficientFunds as error:
+            with _own_transaction():
+                _store_failed(order, reason=error.message)
+            raise OrderFailed(error, order)
     except IntegrityError as error:
         # A concurrent request with the same client_order_id won the unique index; the
         # statement rolled back whole. Answer like a replay (or a conflict).
@@ -515,8 +517,8 @@ def fill_resting_order(*, order_id, quote: Quote) -> bool:
     """Fill one resting limit order at ``quote`` if it is still PENDING and crossed.
     Returns False when another worker or a cancel got there first."""
     with transaction.atomic(durable=True), localcontext(EXACT):
-        order = Order.objects.select_related("asset").filter(pk=order_id).first()
-        if order is None or order.status != Order.Status.PENDING or not _is_marketable(order, quote.price):
+        order = claim_pending_order(order_id=order_id)
+        if order is None or not _is_marketable(order, quote.price):
             return False
         usd = usd_balance_for_update(user_id=order.user_id)
         now = timezone.now()

@@ -269,3 +269,21 @@ def test_schema_and_swagger_ui_are_served_locally(api_client, db):
     html = page.content.decode()
     assert "swagger-ui" in html
     assert "cdn" not in html.lower()
+
+
+def test_holdings_render_exactly_as_drf_would(user, btc, eth):
+    # given holdings with long decimals and a stale-free price
+    from rest_framework import serializers
+
+    from balances.api import HoldingSerializer
+    from balances.selectors import calculate_portfolio_value
+
+    set_price("BTC", "50123.456789012345")
+    set_price("ETH", "2000.5")
+    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01234567"))
+    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=Decimal("1.5"))
+    holdings = calculate_portfolio_value(user=user).asset_balances
+    serializer = HoldingSerializer()
+    # when / then: the fast plan and DRF's generic field-by-field rendering agree on every value
+    for holding in holdings:
+        assert serializer.to_representation(holding) == serializers.Serializer.to_representation(serializer, holding)

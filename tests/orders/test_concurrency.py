@@ -15,11 +15,12 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from balances.models import AssetBalance, CashTransaction, UsdBalance
 from balances.selectors import reconcile_ledger
+from orders.lock_objects import claim_pending_order
 from orders.models import Order
 from orders.services import OrderFailed, cancel_order, fill_resting_order, place_order, process_resting_orders
 from portfolio_project.exceptions import OrderNotCancellable
@@ -257,3 +258,34 @@ def shape(sql: str) -> str:
     match = re.search(r'(?:FROM|INTO|UPDATE) "?(\w+)"?', sql)
     lock = re.search(r" (FOR (?:NO KEY )?UPDATE)$", sql)
     return " ".join(filter(None, [verb, match.group(1) if match else "?", lock.group(1) if lock else None]))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claimed_order_is_skipped_by_another_processor_without_waiting(make_user, btc, set_price):
+    # given a resting order that another process_orders (another connection) has claimed
+    set_price("BTC", "50000")
+    order = place_order(
+        user=make_user("claimant"), asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")
+    ).order
+    claimed, release = threading.Event(), threading.Event()
+
+    def other_processor():
+        with transaction.atomic():
+            assert claim_pending_order(order_id=order.pk) is not None
+            claimed.set()
+            release.wait(10)
+        connection.close()
+
+    thread = threading.Thread(target=other_processor)
+    thread.start()
+    assert claimed.wait(10)
+    try:
+        # when / then: this processor cannot claim it, and moves on at once
+        with transaction.atomic():
+            assert claim_pending_order(order_id=order.pk) is None
+    finally:
+        release.set()
+        thread.join()
+    # and once the other transaction ended, the order can be claimed again
+    with transaction.atomic():
+        assert claim_pending_order(order_id=order.pk).pk == order.pk
