@@ -106,14 +106,16 @@ def _money(**kwargs):
 class HoldingSerializer(FlatReadSerializer):
     """A holding valued at the current price (a ``selectors.HoldingValue``)."""
 
-    asset_id = serializers.CharField()
+    asset_id = serializers.CharField(source="holding.asset_id")
     asset_name = serializers.CharField(source="holding.asset.name")
-    quantity = serializers.DecimalField(max_digits=38, decimal_places=18)
-    held_quantity = serializers.DecimalField(max_digits=38, decimal_places=18)
-    available_quantity = serializers.DecimalField(max_digits=38, decimal_places=18)
-    average_purchase_price = serializers.DecimalField(max_digits=30, decimal_places=12)
-    total_bought = serializers.DecimalField(max_digits=38, decimal_places=18)
-    total_sold = serializers.DecimalField(max_digits=38, decimal_places=18)
+    quantity = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.quantity")
+    held_quantity = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.held_quantity")
+    available_quantity = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.available_quantity")
+    average_purchase_price = serializers.DecimalField(
+        max_digits=30, decimal_places=12, source="holding.average_purchase_price"
+    )
+    total_bought = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.total_bought")
+    total_sold = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.total_sold")
     current_price = serializers.DecimalField(max_digits=30, decimal_places=12, allow_null=True)
     market_value = _money()
     cost_basis = _money()
@@ -122,7 +124,7 @@ class HoldingSerializer(FlatReadSerializer):
     price_source = serializers.CharField(allow_null=True)
     price_as_of = serializers.DateTimeField(allow_null=True)
     price_stale = serializers.BooleanField()
-    last_transaction_at = serializers.DateTimeField(allow_null=True)
+    last_transaction_at = serializers.DateTimeField(allow_null=True, source="holding.last_transaction_at")
 
 
 class PortfolioSerializer(serializers.Serializer):

@@ -72,10 +72,6 @@ class HoldingValue:
     price_as_of: datetime | None
     price_stale: bool
 
-    def __getattr__(self, name):
-        # Serializers read holding fields (asset_id, quantity, ...) straight through.
-        return getattr(self.holding, name)
-
 
 def value_holding(holding: AssetBalance, quote: Quote | None) -> HoldingValue:
     cost_basis = to_cents(holding.quantity * holding.average_purchase_price)

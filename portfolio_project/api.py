@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from django.utils import timezone as dj_timezone
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
@@ -22,6 +23,8 @@ from rest_framework.exceptions import ParseError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
+from rest_framework.settings import ISO_8601
+from rest_framework.settings import api_settings as drf_settings
 from rest_framework.views import set_rollback
 
 from portfolio_project.exceptions import DomainError
@@ -170,4 +173,17 @@ def _formatter(field):
         return bool
     if isinstance(field, serializers.CharField):
         return str
-    return field.to_representation  # datetimes and anything else: DRF's own rendering
+    if isinstance(field, serializers.DateTimeField) and getattr(field, "format", DATETIME_FORMAT) in (None, ISO_8601):
+        # DRF's ISO 8601 rendering, without looking up the active time zone per value (the
+        # project never activates one): the value in TIME_ZONE, "+00:00" written "Z".
+        zone = dj_timezone.get_default_timezone()
+        return lambda value: _iso_8601(value.astimezone(zone))
+    return field.to_representation  # anything else: DRF's own rendering
+
+
+DATETIME_FORMAT = drf_settings.DATETIME_FORMAT
+
+
+def _iso_8601(value) -> str:
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
