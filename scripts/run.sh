@@ -29,7 +29,7 @@ trap cleanup INT TERM EXIT
 $PY manage.py process_orders --interval 2 &
 pids+=($!)
 .venv/bin/gunicorn portfolio_project.wsgi:application \
-    --bind "127.0.0.1:${PORT}" --workers "${WEB_WORKERS:-2}" --worker-class gthread --threads 4 --access-logfile - --log-level warning &
+    --bind "127.0.0.1:${PORT}" --workers "${WEB_WORKERS:-3}" --access-logfile - --log-level warning &
 pids+=($!)
 
 sleep 1
