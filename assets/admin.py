@@ -9,11 +9,11 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.html import format_html
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
+from assets.services import set_tradable
 
 
 def plain_decimal(value: Decimal | None) -> str:
@@ -113,13 +113,9 @@ class AssetAdmin(QuotedListMixin, admin.ModelAdmin):
         return plain_decimal(obj.reference_price)
 
     def _set_active(self, request, queryset: QuerySet[Asset], *, active: bool) -> None:
-        changed = []
-        for asset in queryset.filter(is_active=not active):
-            asset.is_active = active
-            asset.updated_at = timezone.now()
-            asset.save(update_fields=["is_active", "updated_at"])
+        changed = set_tradable(asset_ids=list(queryset.values_list("pk", flat=True)), active=active)
+        for asset in queryset.filter(pk__in=changed):
             self.log_change(request, asset, [{"changed": {"fields": ["is_active"]}}])
-            changed.append(asset.asset_id)
         state = "tradable" if active else "suspended"
         if changed:
             self.message_user(request, f"{', '.join(changed)} now {state}.", messages.SUCCESS)

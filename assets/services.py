@@ -9,8 +9,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.db import transaction
+from django.utils import timezone
 
 from assets.models import Asset
+from assets.selectors import forget_assets
 from portfolio_project.exceptions import InvalidRequest
 from portfolio_project.money import PRICE_DECIMALS, PRICE_MAX_DIGITS, decimal_places
 
@@ -74,7 +76,24 @@ def upsert_assets(rows: Sequence[Mapping[str, object]], *, labels: Sequence[str]
                 setattr(asset, name, fields[name])
             asset.save(update_fields=[*changed, "updated_at"])
             updated.append(asset.asset_id)
+    forget_assets()
     return SeedReport(tuple(created), tuple(updated), tuple(unchanged))
+
+
+def set_tradable(*, asset_ids: Sequence[str], active: bool) -> list[str]:
+    """Make assets tradable (or suspend them); returns the ids that changed. This process
+    sees the change at once; other server processes within ASSET_CACHE_SECONDS."""
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        changed = list(
+            Asset.objects.select_for_update()
+            .filter(pk__in=asset_ids, is_active=not active)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        Asset.objects.filter(pk__in=changed).update(is_active=active, updated_at=now)
+    forget_assets()
+    return changed
 
 
 def _clean_rows(rows: Sequence[Mapping[str, object]], labels: Sequence[str]) -> list[dict[str, object]]:

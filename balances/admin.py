@@ -27,7 +27,7 @@ from django.utils.html import format_html
 from assets.admin import QuotedListMixin, plain_decimal
 from balances.forms import AssetAdjustmentForm, UsdAdjustmentForm
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from balances.selectors import get_asset_balances
+from balances.selectors import get_asset_balances, value_holding
 from balances.services import adjust_asset_balance, adjust_usd_balance
 from portfolio_project.exceptions import DomainError
 
@@ -319,10 +319,8 @@ class AssetBalanceAdmin(QuotedListMixin, ReadOnlyAdmin):
 
     @admin.display(description="market value (USD)")
     def market_value(self, obj: AssetBalance) -> str:
-        quote = self.quote_of(obj)
-        if quote is None:
-            return "-"
-        return str((obj.quantity * quote.price).quantize(Decimal("0.01")))
+        market_value = value_holding(obj, self.quote_of(obj)).market_value
+        return "-" if market_value is None else str(market_value)
 
 
 @admin.register(UsdBalance)
