@@ -7,11 +7,8 @@ own exceptions are translated here, so views never build error bodies themselves
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
 from operator import attrgetter
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
@@ -19,9 +16,6 @@ from django.utils import timezone as dj_timezone
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError
-from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.settings import ISO_8601
 from rest_framework.settings import api_settings as drf_settings
@@ -98,34 +92,6 @@ def json_server_error(request):
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("server_error", "Internal server error."), status=500)
     return defaults.server_error(request)
-
-
-class NewestFirstCursorPagination(CursorPagination):
-    """Cursor pagination, newest first: a page costs the same on the millionth row as on
-    the first, unlike OFFSET. The id breaks ties between rows of the same instant."""
-
-    ordering = ("-created_at",)
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-
-class DecimalJSONParser(JSONParser):
-    """JSON with numbers parsed straight to Decimal (never through float, which would
-    silently round 0.123456789012345678) and NaN/Infinity literals refused."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        parser_context = parser_context or {}
-        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
-        try:
-            text = stream.read().decode(encoding)
-            return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise ParseError(f"Malformed JSON: {exc}")
-
-
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number")
 
 
 class OwnerScopedMixin:

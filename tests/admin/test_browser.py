@@ -4,6 +4,7 @@ to ``test-artifacts/screenshots/``."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -21,6 +22,11 @@ PASSWORD = "correct-horse-battery"
 SCREENSHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "screenshots"
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+
+# A developer without chromium skips this test; CI sets REQUIRE_BROWSER=1 so a failed
+# chromium install fails the run instead of silently skipping the only browser test.
+if shutil.which(CHROMIUM) is None and os.environ.get("REQUIRE_BROWSER") == "1":
+    pytest.fail(f"REQUIRE_BROWSER=1 but Chromium is not at {CHROMIUM}", pytrace=False)
 
 pytestmark = [
     pytest.mark.browser,
