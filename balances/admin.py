@@ -29,7 +29,7 @@ from balances.forms import AssetAdjustmentForm, UsdAdjustmentForm
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import get_asset_balances, value_holding
 from balances.services import adjust_asset_balance, adjust_usd_balance
-from portfolio_project.exceptions import DomainError
+from portfolio_project.exceptions import Conflict, DomainError
 
 ADJUST_PERMISSION = "balances.adjust_balance"
 
@@ -218,7 +218,7 @@ class AssetTransactionAdmin(LedgerAdmin):
     )
     list_select_related = ("user", "actor")
     list_filter = ("transaction_type", "status", "asset", "price_source", "created_at")
-    search_fields = ("user__username", "note")
+    search_fields = ("user__username", "client_reference", "note")
     fields = (
         "id",
         "created_at",
@@ -232,6 +232,7 @@ class AssetTransactionAdmin(LedgerAdmin):
         "status",
         "price_source",
         "order",
+        "client_reference",
         "note",
         "actor",
     )
@@ -250,6 +251,7 @@ class AssetTransactionAdmin(LedgerAdmin):
         ("status", lambda row: row.status),
         ("price_source", lambda row: row.price_source),
         ("order_id", lambda row: str(row.order_id or "")),
+        ("client_reference", lambda row: csv_text(row.client_reference)),
         ("note", lambda row: csv_text(row.note)),
         ("actor", lambda row: csv_text(_username(row.actor))),
     ]
@@ -388,18 +390,25 @@ class UsdBalanceAdmin(ReadOnlyAdmin):
         balance = self._balance_to_adjust(request, object_id)
         form = UsdAdjustmentForm(request.POST if request.method == "POST" else None)
         if form.is_valid():
-            amount, reason = form.cleaned_data["amount"], form.cleaned_data["reason"]
+            amount, reason, key = (form.cleaned_data[name] for name in ("amount", "reason", "submission_key"))
             try:
-                movement = adjust_usd_balance(user=balance.user, amount=amount, reason=reason, actor=request.user)
+                movement = adjust_usd_balance(
+                    user=balance.user, amount=amount, reason=reason, actor=request.user, client_reference=key
+                )
+            except Conflict:
+                return self._form_already_used(request)
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
             else:
-                self.message_user(
-                    request,
-                    f"Adjusted {balance.user.username}'s USD by {amount:+}; balance now "
-                    f"{movement.balance.current_balance} (available {movement.balance.available}).",
-                    messages.SUCCESS,
-                )
+                if movement.created:
+                    self.message_user(
+                        request,
+                        f"Adjusted {balance.user.username}'s USD by {amount:+}; balance now "
+                        f"{movement.balance.current_balance} (available {movement.balance.available}).",
+                        messages.SUCCESS,
+                    )
+                else:
+                    self._already_recorded(request, movement.transaction)
                 return HttpResponseRedirect(reverse("admin:auth_user_change", args=[balance.user_id]))
         return self._render_adjustment(request, balance, form, title=f"Adjust USD of {balance.user.username}")
 
@@ -408,21 +417,52 @@ class UsdBalanceAdmin(ReadOnlyAdmin):
         initial = {"asset": request.GET.get("asset")} if request.method == "GET" else None
         form = AssetAdjustmentForm(request.POST if request.method == "POST" else None, initial=initial)
         if form.is_valid():
-            asset, quantity, reason = (form.cleaned_data[name] for name in ("asset", "quantity", "reason"))
+            asset, quantity, reason, key = (
+                form.cleaned_data[name] for name in ("asset", "quantity", "reason", "submission_key")
+            )
             try:
-                adjust_asset_balance(
-                    user=balance.user, asset=asset, quantity=quantity, reason=reason, actor=request.user
+                movement = adjust_asset_balance(
+                    user=balance.user,
+                    asset=asset,
+                    quantity=quantity,
+                    reason=reason,
+                    actor=request.user,
+                    client_reference=key,
                 )
+            except Conflict:
+                return self._form_already_used(request)
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
             else:
-                self.message_user(
-                    request,
-                    f"Adjusted {balance.user.username}'s {asset.asset_id} by {plain_decimal(quantity)}.",
-                    messages.SUCCESS,
-                )
+                if movement.created:
+                    self.message_user(
+                        request,
+                        f"Adjusted {balance.user.username}'s {asset.asset_id} by {plain_decimal(quantity)}.",
+                        messages.SUCCESS,
+                    )
+                else:
+                    self._already_recorded(request, movement.transaction)
                 return HttpResponseRedirect(reverse("admin:auth_user_change", args=[balance.user_id]))
         return self._render_adjustment(request, balance, form, title=f"Adjust a holding of {balance.user.username}")
+
+    def _already_recorded(self, request: HttpRequest, row) -> None:
+        self.message_user(
+            request,
+            f"This form was already submitted: the adjustment of {row.created_at:%Y-%m-%d %H:%M:%S} UTC is "
+            "recorded once and nothing more was changed.",
+            messages.WARNING,
+        )
+
+    def _form_already_used(self, request: HttpRequest) -> HttpResponseRedirect:
+        # The key of an applied adjustment came back with other values (the browser's back
+        # button, then an edit): nothing is written, and a fresh form gets a new key.
+        self.message_user(
+            request,
+            "That form was already used for a different adjustment, so nothing was changed. "
+            "Check the user's ledger, then enter the adjustment again in this new form.",
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(request.get_full_path())
 
     def _render_adjustment(self, request: HttpRequest, balance: UsdBalance, form, *, title: str):
         context = {

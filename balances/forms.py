@@ -6,6 +6,8 @@ belong to ``balances.services.adjust_usd_balance`` / ``adjust_asset_balance``.
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 from django import forms
 
 from assets.models import Asset
@@ -18,6 +20,19 @@ class _AdjustmentForm(forms.Form):
     reason = forms.CharField(
         max_length=500, strip=True, widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text=REASON_HELP
     )
+    # A one-time key minted when the form is shown and stored on the ledger row as its
+    # client_reference: a double click, a resubmitted POST or a second tab posting the same
+    # form writes one adjustment, not two.
+    submission_key = forms.CharField(min_length=8, max_length=64, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial.setdefault("submission_key", new_submission_key())
+
+
+def new_submission_key() -> str:
+    return f"admin-{uuid4().hex}"
 
 
 class UsdAdjustmentForm(_AdjustmentForm):

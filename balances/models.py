@@ -172,6 +172,8 @@ class AssetTransaction(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETED)
     price_source = models.CharField(max_length=32, blank=True, default="")
     note = models.TextField(blank=True, default="")
+    # Set by the back office's adjustment form, so a double submit writes one row.
+    client_reference = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL = no key, unique when set
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -191,6 +193,11 @@ class AssetTransaction(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(price_per_unit__isnull=True) | Q(price_per_unit__gt=0), name="asset_tx_price_positive"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "client_reference"],
+                condition=Q(client_reference__isnull=False),
+                name="asset_tx_client_reference_unique_per_user",
             ),
         ]
 

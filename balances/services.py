@@ -155,14 +155,25 @@ def withdraw(*, user: AbstractBaseUser, amount: Decimal, client_reference: str |
 
 
 def adjust_usd_balance(
-    *, user: AbstractBaseUser, amount: Decimal, reason: str, actor: AbstractBaseUser
+    *,
+    user: AbstractBaseUser,
+    amount: Decimal,
+    reason: str,
+    actor: AbstractBaseUser,
+    client_reference: str | None = None,
 ) -> CashMovement:
     """A staff correction of the USD balance: an ADJUSTMENT row with the reason and the
-    staff user. A negative amount may not take more than ``available``."""
+    staff user. A negative amount may not take more than ``available``. A repeated
+    ``client_reference`` (the admin form's one-time key) replays the original row."""
     if not reason.strip():
         raise InvalidRequest("A reason is required.", details={"reason": ["Required."]})
     return _move_cash(
-        user=user, transaction_type=CashTransaction.Type.ADJUSTMENT, amount=amount, note=reason.strip(), actor=actor
+        user=user,
+        transaction_type=CashTransaction.Type.ADJUSTMENT,
+        amount=amount,
+        client_reference=client_reference,
+        note=reason.strip(),
+        actor=actor,
     )
 
 
@@ -280,18 +291,42 @@ def update_asset_balance(
     return holding
 
 
+@dataclass(frozen=True)
+class AssetMovement:
+    transaction: AssetTransaction
+    created: bool  # False when an idempotent replay returned the original row
+
+
 def adjust_asset_balance(
-    *, user: AbstractBaseUser, asset: Asset, quantity: Decimal, reason: str, actor: AbstractBaseUser
-) -> AssetTransaction:
+    *,
+    user: AbstractBaseUser,
+    asset: Asset,
+    quantity: Decimal,
+    reason: str,
+    actor: AbstractBaseUser,
+    client_reference: str | None = None,
+) -> AssetMovement:
     """A staff correction of a holding: an ADJUSTMENT asset row with the reason and the staff
     user. Takes the user lock, then the holding. A negative quantity may not take more than
-    the unheld quantity (raises InsufficientAsset)."""
+    the unheld quantity (raises InsufficientAsset). A repeated ``client_reference`` replays
+    the original row; used for a different adjustment it raises Conflict."""
     if not reason.strip():
         raise InvalidRequest("A reason is required.", details={"reason": ["Required."]})
     if quantity == 0:
         raise InvalidRequest("The quantity must not be zero.", details={"quantity": ["Must not be zero."]})
     with transaction.atomic(durable=True), localcontext(EXACT):
         usd_balance_for_update(user_id=user.pk)
+        if client_reference is not None:
+            # Checked under the user lock: every asset row of this user is written under it,
+            # so two submits of one form cannot both miss the other's row.
+            existing = AssetTransaction.objects.filter(user_id=user.pk, client_reference=client_reference).first()
+            if existing is not None:
+                if existing.asset_id != asset.pk or existing.quantity != quantity:
+                    raise Conflict(
+                        "client_reference was already used for a different adjustment.",
+                        details={"client_reference": client_reference},
+                    )
+                return AssetMovement(existing, created=False)
         holding = asset_balance_for_update(user_id=user.pk, asset=asset)
         available = holding.available_quantity if holding else ZERO
         if quantity < 0 and available < -quantity:
@@ -301,11 +336,13 @@ def adjust_asset_balance(
             )
         now = timezone.now()
         update_asset_balance(holding=holding, user_id=user.pk, asset=asset, quantity=quantity, price=None, at=now)
-        return AssetTransaction.objects.create(
+        row = AssetTransaction.objects.create(
             user=user,
             asset=asset,
             transaction_type=AssetTransaction.Type.ADJUSTMENT,
             quantity=quantity,
             note=reason.strip(),
+            client_reference=client_reference,
             actor=actor,
         )
+    return AssetMovement(row, created=True)

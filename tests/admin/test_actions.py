@@ -12,6 +12,7 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
+from balances.forms import new_submission_key
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import reconcile_ledger
 from balances.services import adjust_usd_balance
@@ -95,14 +96,18 @@ def test_cancel_action_is_not_run_for_staff_without_cancel_permission(make_staff
 # --- Adjustments ------------------------------------------------------------------------
 
 
-def _adjust_usd(client, user, **data):
+def _adjust_url(user, kind: str) -> str:
     balance = UsdBalance.objects.get(user=user)
-    return client.post(reverse("admin:balances_usdbalance_adjust_usd", args=[balance.pk]), data)
+    return reverse(f"admin:balances_usdbalance_adjust_{kind}", args=[balance.pk])
+
+
+def _adjust_usd(client, user, **data):
+    # each call is a new form, with the fresh one-time key the page would have minted
+    return client.post(_adjust_url(user, "usd"), {"submission_key": new_submission_key(), **data})
 
 
 def _adjust_asset(client, user, **data):
-    balance = UsdBalance.objects.get(user=user)
-    return client.post(reverse("admin:balances_usdbalance_adjust_asset", args=[balance.pk]), data)
+    return client.post(_adjust_url(user, "asset"), {"submission_key": new_submission_key(), **data})
 
 
 def test_usd_adjustment_writes_an_adjustment_row_with_actor_and_reason(operations_client, operations_user, customer):
@@ -122,6 +127,105 @@ def test_usd_adjustment_writes_an_adjustment_row_with_actor_and_reason(operation
     usd = UsdBalance.objects.get(user=customer)
     assert (usd.current_balance, usd.held) == (Decimal("9876.55"), Decimal("0.00"))
     assert reconcile_ledger() == []
+
+
+def test_the_adjustment_form_carries_a_new_one_time_key_each_time_it_is_shown(operations_client, customer):
+    # when
+    pages = [operations_client.get(_adjust_url(customer, kind)) for kind in ("usd", "usd", "asset")]
+
+    # then
+    keys = [page.context["form"]["submission_key"].value() for page in pages]
+    assert all(key.startswith("admin-") for key in keys)
+    assert len(set(keys)) == 3
+    for key, page in zip(keys, pages, strict=True):
+        assert f'type="hidden" name="submission_key" value="{key}"' in page.text
+
+
+def test_submitting_one_usd_adjustment_form_twice_adjusts_once(operations_client, customer):
+    # given the same form posted twice (a double click, or the browser resending the POST)
+    data = {"amount": "25.00", "reason": "goodwill", "submission_key": new_submission_key()}
+
+    # when
+    first = operations_client.post(_adjust_url(customer, "usd"), data)
+    again = operations_client.post(_adjust_url(customer, "usd"), data)
+
+    # then
+    assert first.status_code == again.status_code == 302
+    assert CashTransaction.objects.filter(user=customer, transaction_type="ADJUSTMENT").count() == 1
+    assert UsdBalance.objects.get(user=customer).current_balance == Decimal("10025.00")
+    assert "already submitted" in _messages(again)[-1]
+    assert reconcile_ledger() == []
+
+
+def test_submitting_one_asset_adjustment_form_twice_adjusts_once(operations_client, customer, btc):
+    # given
+    data = {"asset": "BTC", "quantity": "0.5", "reason": "airdrop", "submission_key": new_submission_key()}
+
+    # when
+    first = operations_client.post(_adjust_url(customer, "asset"), data)
+    again = operations_client.post(_adjust_url(customer, "asset"), data)
+
+    # then
+    assert first.status_code == again.status_code == 302
+    row = AssetTransaction.objects.get(user=customer)
+    assert (row.quantity, row.client_reference) == (Decimal("0.5"), data["submission_key"])
+    assert AssetBalance.objects.get(user=customer, asset=btc).quantity == Decimal("0.5")
+    assert "already submitted" in _messages(again)[-1]
+    assert reconcile_ledger() == []
+
+
+def _ledger_ids() -> tuple[list[int], list[int]]:
+    return (
+        list(CashTransaction.objects.order_by("id").values_list("id", flat=True)),
+        list(AssetTransaction.objects.order_by("id").values_list("id", flat=True)),
+    )
+
+
+@pytest.mark.parametrize("kind", ["usd", "asset"])
+def test_a_used_form_resent_with_other_values_changes_nothing_and_offers_a_new_form(
+    operations_client, customer, btc, kind
+):
+    # given an applied adjustment
+    key = new_submission_key()
+    values = {"usd": {"amount": "25.00"}, "asset": {"asset": "BTC", "quantity": "0.5"}}[kind]
+    edited = {"usd": {"amount": "250.00"}, "asset": {"asset": "BTC", "quantity": "5"}}[kind]
+    operations_client.post(_adjust_url(customer, kind), {**values, "reason": "first", "submission_key": key})
+    before = (
+        list(CashTransaction.objects.values_list("id", flat=True)),
+        list(AssetTransaction.objects.values_list("id", flat=True)),
+    )
+
+    # when the browser goes back, the amount is edited and the old form is sent again
+    response = operations_client.post(
+        _adjust_url(customer, kind), {**edited, "reason": "second", "submission_key": key}
+    )
+
+    # then
+    assert response.status_code == 302
+    assert response.url == _adjust_url(customer, kind)
+    assert "already used for a different adjustment" in _messages(response)[-1]
+    after = (
+        list(CashTransaction.objects.values_list("id", flat=True)),
+        list(AssetTransaction.objects.values_list("id", flat=True)),
+    )
+    assert after == before
+    assert reconcile_ledger() == []
+
+
+@pytest.mark.parametrize("key", [None, "", "short", "k" * 65])
+def test_an_adjustment_without_a_valid_one_time_key_is_refused(operations_client, customer, key):
+    # given
+    data = {"amount": "25.00", "reason": "goodwill"}
+    if key is not None:
+        data["submission_key"] = key
+
+    # when
+    response = operations_client.post(_adjust_url(customer, "usd"), data)
+
+    # then
+    assert response.status_code == 200
+    assert "one-time key" in response.text
+    assert not CashTransaction.objects.filter(user=customer, transaction_type="ADJUSTMENT").exists()
 
 
 def test_usd_adjustment_needs_a_reason_and_writes_nothing_without(operations_client, customer):
@@ -252,6 +356,7 @@ def test_asset_ledger_csv_export(support_client, completed_buy):
         "status": "COMPLETED",
         "price_source": "simulated",
         "order_id": str(completed_buy.pk),
+        "client_reference": "",
         "note": "",
         "actor": "",
     }

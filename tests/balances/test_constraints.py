@@ -165,6 +165,26 @@ def test_client_reference_is_unique_per_user_only_when_given(user, other_user):
     assert CashTransaction.objects.filter(user=user).count() == 4  # with the initial deposit
 
 
+@pytest.mark.django_db
+def test_asset_transaction_client_reference_is_unique_per_user_only_when_given(user, other_user, btc):
+    # given
+    def adjustment(owner, **fields):
+        return AssetTransaction.objects.create(
+            user=owner, asset=btc, transaction_type="ADJUSTMENT", quantity=Decimal("1"), **fields
+        )
+
+    adjustment(user)
+    adjustment(user)
+    adjustment(user, client_reference="admin-1")
+    adjustment(other_user, client_reference="admin-1")
+
+    # when / then
+    with pytest.raises(IntegrityError) as excinfo, transaction.atomic():
+        adjustment(user, client_reference="admin-1")
+    rejects(excinfo, "asset_tx_client_reference_unique_per_user")
+    assert AssetTransaction.objects.filter(user=user).count() == 3
+
+
 # --- Orders ---------------------------------------------------------------------------
 
 

@@ -24,33 +24,11 @@ from orders.lock_objects import claim_pending_order
 from orders.models import Order
 from orders.services import OrderFailed, cancel_order, fill_resting_order, place_order, process_resting_orders
 from portfolio_project.exceptions import OrderNotCancellable
+from tests.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 D = Decimal
-
-
-def run_concurrently(*calls: Callable[[], object]) -> list[object]:
-    """Start every call at once (a barrier) in its own thread; return each result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = call()
-        except Exception as error:  # handed back to the test, which asserts on it
-            results[index] = error
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread is stuck (deadlock?)"
-    return results
 
 
 def usd(user) -> tuple[Decimal, Decimal]:
