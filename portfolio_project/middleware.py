@@ -1,0 +1,36 @@
+"""Refuse requests carrying a NUL byte before any view sees them.
+
+PostgreSQL text cannot hold NUL (0x00), so psycopg raises DataError for any query that
+carries one: a 500. Request bodies are safe (DRF's and Django's form CharFields refuse NUL),
+but URL segments (``/api/v1/assets/BTC%00/``), query strings (admin filters) and headers (a
+token, a session cookie) reach lookups unchecked. No legitimate request contains one, so
+it is answered 400 here, once, rather than guarded in every lookup.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+
+from portfolio_project.api import error_body
+
+NUL = "\x00"
+MESSAGE = "The request contains a NUL byte."
+
+
+def _carries_nul(request: HttpRequest) -> bool:
+    meta = request.META
+    if NUL in request.path_info or "%00" in meta.get("QUERY_STRING", "") or NUL in meta.get("QUERY_STRING", ""):
+        return True
+    return any(NUL in value for key, value in meta.items() if key.startswith("HTTP_") and isinstance(value, str))
+
+
+class RejectNulBytesMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _carries_nul(request):
+            if request.path_info.startswith("/api/"):
+                return JsonResponse(error_body("malformed_request", MESSAGE), status=400)
+            return HttpResponseBadRequest(MESSAGE)
+        return self.get_response(request)
