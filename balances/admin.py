@@ -27,7 +27,7 @@ from django.utils.html import format_html
 from assets.admin import QuotedListMixin, plain_decimal
 from balances.forms import AssetAdjustmentForm, UsdAdjustmentForm
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from balances.selectors import get_asset_balances, value_holding
+from balances.selectors import get_holdings, value_holding
 from balances.services import adjust_asset_balance, adjust_usd_balance
 from portfolio_project.exceptions import Conflict, DomainError
 
@@ -471,7 +471,7 @@ class UsdBalanceAdmin(ReadOnlyAdmin):
             "title": title,
             "form": form,
             "balance": balance,
-            "holdings": list(get_asset_balances(user=balance.user)),
+            "holdings": get_holdings(user=balance.user),
             "user_url": reverse("admin:auth_user_change", args=[balance.user_id]),
         }
         return TemplateResponse(request, "admin/balances/usdbalance/adjust.html", context)

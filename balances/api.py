@@ -274,15 +274,15 @@ class AssetBalanceViewSet(OwnerScopedMixin, viewsets.ViewSet):
 
     @extend_schema(responses=HoldingSerializer(many=True))
     def list(self, request):
-        holdings = selectors.value_holdings(list(selectors.get_asset_balances(user=self.target_user())))
+        holdings = selectors.value_holdings(selectors.get_holdings(user=self.target_user()))
         return Response(HoldingSerializer(holdings, many=True).data)
 
     @extend_schema(responses=HoldingSerializer)
     def retrieve(self, request, asset_id: str):
-        holding = selectors.get_asset_balances(user=self.target_user()).filter(asset_id=asset_id.upper()).first()
-        if holding is None:
+        holdings = selectors.get_holdings(user=self.target_user(), asset_id=asset_id.upper())
+        if not holdings:
             raise exceptions.NotFound(f"No holding of {asset_id}.")
-        return Response(HoldingSerializer(selectors.value_holdings([holding])[0]).data)
+        return Response(HoldingSerializer(selectors.value_holdings(holdings)[0]).data)
 
 
 class PortfolioView(OwnerScopedMixin, generics.GenericAPIView):

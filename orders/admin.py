@@ -17,7 +17,7 @@ from django.utils.html import format_html, format_html_join
 from assets.admin import plain_decimal
 from balances.admin import ADJUST_PERMISSION, UuidSearchMixin, admin_changelist_url, user_link
 from balances.models import UsdBalance
-from balances.selectors import get_asset_balances, value_holdings
+from balances.selectors import get_holdings, value_holdings
 from orders.models import Order
 from orders.selectors import get_orders_by_user
 from orders.services import cancel_order
@@ -235,7 +235,7 @@ class PortfolioUserAdmin(UserAdmin):
 
     @admin.display(description="holdings")
     def holdings_panel(self, user) -> str:
-        valued = value_holdings(list(get_asset_balances(user=user)))
+        valued = value_holdings(get_holdings(user=user))
         ledger = admin_changelist_url("balances_assettransaction", user=user.pk)
         if not valued:
             return format_html('No holdings. <a href="{}">asset ledger</a>', ledger)

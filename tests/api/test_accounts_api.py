@@ -201,6 +201,22 @@ def test_holding_detail_and_404_for_one_not_held(auth_client, user, btc):
     assert auth_client.get("/api/v1/asset-balances/ETH/").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "segment", ["x" * 5000, "%F0%9F%92%B0", "'%3B%20DROP%20TABLE%20assets_asset%3B--", "%25", "..."]
+)
+def test_holding_detail_of_a_malformed_asset_id_is_a_404(auth_client, user, btc, segment):
+    # given
+    set_price("BTC", "50000")
+    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.1"))
+
+    # when
+    response = auth_client.get(f"/api/v1/asset-balances/{segment}/")
+
+    # then
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
 def test_transactions_filter_by_asset_and_type(auth_client, user, btc, eth):
     set_price("BTC", "50000")
     set_price("ETH", "2000")
