@@ -1,4 +1,5 @@
-"""What every API endpoint shares: the one error shape, its status codes, and pagination.
+"""What every API endpoint shares: the one error shape and its status codes, owner scoping,
+and the cheap flat serializer. (The default parser and paginator are in ``drf_defaults``.)
 
 Every error answer is ``{"error": {"code", "message", "details"}}`` with a stable code
 (SPEC section 6). Domain exceptions from services carry their code; DRF's and Django's

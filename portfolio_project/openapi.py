@@ -5,8 +5,9 @@ section 6. DRF's own errors (400, 401, 403, 404, 415, 429) follow from each view
 are added by ``ErrorDocumentingAutoSchema`` (REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS); the
 domain errors of a service (409, 422, 503) are declared per operation with ``error_responses``.
 
-Kept apart from ``portfolio_project.api``: importing drf-spectacular's AutoSchema imports DRF's
-generic views, which import the pagination and parser classes defined there.
+Kept apart from ``portfolio_project.api``: it is REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS, and
+importing drf-spectacular's AutoSchema imports DRF's generic views, so it must not be imported
+by a module those views need (see ``portfolio_project.drf_defaults``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""REST_FRAMEWORK's JSON parser: numbers as Decimal, never float.
+"""The classes REST_FRAMEWORK names as defaults: the JSON parser and the paginator.
 
 Kept out of ``portfolio_project.api`` on purpose: DRF resolves REST_FRAMEWORK's class
 paths lazily, and ``rest_framework.views`` reads DEFAULT_PARSER_CLASSES while it is being
@@ -14,7 +14,18 @@ from decimal import Decimal
 
 from django.conf import settings
 from rest_framework.exceptions import ParseError
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
+
+
+class NewestFirstCursorPagination(CursorPagination):
+    """Cursor pagination, newest first: a page costs the same on the millionth row as on
+    the first, unlike OFFSET. The id breaks ties between rows of the same instant."""
+
+    ordering = ("-created_at",)
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
 
 
 class DecimalJSONParser(JSONParser):
