@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from assets.models import Asset
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
@@ -183,6 +183,47 @@ def test_asset_transaction_client_reference_is_unique_per_user_only_when_given(u
         adjustment(user, client_reference="admin-1")
     rejects(excinfo, "asset_tx_client_reference_unique_per_user")
     assert AssetTransaction.objects.filter(user=user).count() == 3
+
+
+# --- Append-only ledgers ---------------------------------------------------------------
+
+
+def _ledger_rows(user, btc):
+    cash = CashTransaction.objects.get(user=user)  # the opening deposit
+    asset = AssetTransaction.objects.create(user=user, asset=btc, transaction_type="ADJUSTMENT", quantity=Decimal("1"))
+    return {"cash": (CashTransaction, cash), "asset": (AssetTransaction, asset)}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ledger", ["cash", "asset"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda model, row: model.objects.filter(pk=row.pk).update(note="rewritten"), id="update"),
+        pytest.param(lambda model, row: row.save(), id="save"),
+        pytest.param(lambda model, row: model.objects.filter(pk=row.pk).delete(), id="delete"),
+        pytest.param(lambda model, row: model.objects.all().delete(), id="delete-all"),
+    ],
+)
+def test_ledger_rows_cannot_be_changed_or_deleted(user, btc, ledger, change):
+    # given
+    model, row = _ledger_rows(user, btc)[ledger]
+
+    # when / then
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        change(model, row)
+    assert model.objects.filter(pk=row.pk, note=row.note).exists()
+
+
+@pytest.mark.django_db
+def test_the_append_only_trigger_cannot_be_bypassed_with_raw_sql(user, btc):
+    # given
+    _ledger_rows(user, btc)
+
+    # when / then
+    for table in ("balances_cashtransaction", "balances_assettransaction"):
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"UPDATE {table} SET created_at = created_at WHERE user_id = %s", [user.pk])
 
 
 # --- Orders ---------------------------------------------------------------------------
