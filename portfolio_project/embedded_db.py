@@ -87,5 +87,7 @@ if __name__ == "__main__":
     command = sys.argv[1] if len(sys.argv) > 1 else "status"
     if command == "stop":
         stop(base)
-    else:
-        sys.exit(0 if is_running(base) else 1)
+    else:  # status: says so, and exits 0 when running, 1 when not (for scripts)
+        running = is_running(base)
+        print(f"embedded PostgreSQL {'running' if running else 'not running'}; data in {_data_dir(base)}")
+        sys.exit(0 if running else 1)
