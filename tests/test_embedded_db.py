@@ -1,0 +1,25 @@
+"""The embedded database's command line, which scripts/run.sh relies on."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_status_says_whether_the_server_runs_and_its_exit_code_agrees():
+    # when
+    result = subprocess.run(
+        [sys.executable, "-m", "portfolio_project.embedded_db", "status"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # then
+    match = re.fullmatch(r"embedded PostgreSQL (running|not running); data in (.+)\n", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert result.returncode == (0 if match[1] == "running" else 1)
+    assert Path(match[2]) == ROOT / ".data" / "postgres"
