@@ -14,6 +14,7 @@ from django.utils.html import format_html
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
 from assets.services import set_tradable
+from portfolio_project.admin_actions import ValidSelectionMixin
 
 
 def plain_decimal(value: Decimal | None) -> str:
@@ -67,7 +68,7 @@ class QuotedListMixin:
 
 
 @admin.register(Asset)
-class AssetAdmin(QuotedListMixin, admin.ModelAdmin):
+class AssetAdmin(ValidSelectionMixin, QuotedListMixin, admin.ModelAdmin):
     list_display = (
         "asset_id",
         "name",

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
@@ -21,6 +22,7 @@ from balances.selectors import get_holdings, value_holdings
 from orders.models import Order
 from orders.selectors import get_orders_by_user
 from orders.services import cancel_order
+from portfolio_project.admin_actions import ValidSelectionMixin
 from portfolio_project.exceptions import DomainError
 
 CANCEL_PERMISSION = "orders.cancel_order"
@@ -30,7 +32,7 @@ User = get_user_model()
 
 
 @admin.register(Order)
-class OrderAdmin(UuidSearchMixin, admin.ModelAdmin):
+class OrderAdmin(ValidSelectionMixin, UuidSearchMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "created_at",
@@ -156,10 +158,16 @@ class OrderAdmin(UuidSearchMixin, admin.ModelAdmin):
 # --- Users ----------------------------------------------------------------------------
 
 admin.site.unregister(User)
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class StaffGroupAdmin(ValidSelectionMixin, GroupAdmin):
+    """Django's group admin, with selections checked before an action runs."""
 
 
 @admin.register(User)
-class PortfolioUserAdmin(UserAdmin):
+class PortfolioUserAdmin(ValidSelectionMixin, UserAdmin):
     """Django's user admin plus the user's money on one page: USD balance, holdings at
     market price and recent orders, read-only, with links to the ledgers."""
 

@@ -1,0 +1,58 @@
+"""A crafted selection posted to any changelist's action runs nothing and is not a 500.
+
+Django filters ``pk__in`` on the posted ``_selected_action`` values without parsing them;
+``abc`` for an integer id or a malformed UUID raised straight through to a 500."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from balances.models import UsdBalance
+from orders.models import Order
+
+CHANGELISTS = [
+    "admin:orders_order_changelist",
+    "admin:balances_cashtransaction_changelist",
+    "admin:balances_assettransaction_changelist",
+    "admin:balances_usdbalance_changelist",
+    "admin:balances_assetbalance_changelist",
+    "admin:assets_asset_changelist",
+    "admin:auth_user_changelist",
+    "admin:auth_group_changelist",
+]
+ACTIONS = ["delete_selected", "export_csv", "cancel_pending_orders", "suspend_trading"]
+BAD_VALUES = ["abc", "\x00", "1\x00", "-1", "99999999999999999999999", "00000000-0000-0000-0000-00000000000g"]
+
+
+@pytest.mark.parametrize("changelist", CHANGELISTS)
+def test_a_malformed_selection_runs_no_action(admin_client, customer, resting_buy, changelist):
+    # given
+    held_before = UsdBalance.objects.get(user=resting_buy.user).held
+    url = reverse(changelist)
+
+    for action in ACTIONS:
+        for value in BAD_VALUES:
+            # when
+            response = admin_client.post(url, {"action": action, "_selected_action": [str(resting_buy.pk), value]})
+
+            # then: back to the list (or Django's own "no such action"), never a 500, nothing changed
+            assert response.status_code in (200, 302), (action, value, response.status_code)
+
+    resting_buy.refresh_from_db()
+    assert resting_buy.status == Order.Status.PENDING
+    assert UsdBalance.objects.get(user=resting_buy.user).held == held_before
+
+
+def test_the_user_is_told_the_selection_was_not_valid(admin_client, resting_buy):
+    # when
+    response = admin_client.post(
+        reverse("admin:orders_order_changelist"), {"action": "cancel_pending_orders", "_selected_action": ["abc"]}
+    )
+
+    # then
+    assert response.status_code == 302
+    assert [str(m) for m in get_messages(response.wsgi_request)] == [
+        "The selection is not valid; reload the list and select again."
+    ]
