@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
 from assets.services import set_tradable
-from portfolio_project.admin_actions import ValidSelectionMixin
+from portfolio_project.admin_changelist import SafeChangelistMixin
 
 
 def plain_decimal(value: Decimal | None) -> str:
@@ -68,7 +68,7 @@ class QuotedListMixin:
 
 
 @admin.register(Asset)
-class AssetAdmin(ValidSelectionMixin, QuotedListMixin, admin.ModelAdmin):
+class AssetAdmin(SafeChangelistMixin, QuotedListMixin, admin.ModelAdmin):
     list_display = (
         "asset_id",
         "name",

@@ -29,7 +29,7 @@ from balances.forms import AssetAdjustmentForm, UsdAdjustmentForm
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import get_holdings, value_holding
 from balances.services import adjust_asset_balance, adjust_usd_balance
-from portfolio_project.admin_actions import ValidSelectionMixin
+from portfolio_project.admin_changelist import SafeChangelistMixin
 from portfolio_project.exceptions import Conflict, DomainError
 
 ADJUST_PERMISSION = "balances.adjust_balance"
@@ -107,7 +107,7 @@ def csv_response(filename: str, header: list[str], rows: Iterable[list[str]]) ->
 # --- Read-only bases ----------------------------------------------------------------
 
 
-class ReadOnlyAdmin(ValidSelectionMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(SafeChangelistMixin, admin.ModelAdmin):
     """Viewable with the model's view permission; never added, changed or deleted here."""
 
     def has_add_permission(self, request, obj=None) -> bool:

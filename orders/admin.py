@@ -22,7 +22,7 @@ from balances.selectors import get_holdings, value_holdings
 from orders.models import Order
 from orders.selectors import get_orders_by_user
 from orders.services import cancel_order
-from portfolio_project.admin_actions import ValidSelectionMixin
+from portfolio_project.admin_changelist import SafeChangelistMixin
 from portfolio_project.exceptions import DomainError
 
 CANCEL_PERMISSION = "orders.cancel_order"
@@ -32,7 +32,7 @@ User = get_user_model()
 
 
 @admin.register(Order)
-class OrderAdmin(ValidSelectionMixin, UuidSearchMixin, admin.ModelAdmin):
+class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "created_at",
@@ -162,12 +162,12 @@ admin.site.unregister(Group)
 
 
 @admin.register(Group)
-class StaffGroupAdmin(ValidSelectionMixin, GroupAdmin):
-    """Django's group admin, with selections checked before an action runs."""
+class StaffGroupAdmin(SafeChangelistMixin, GroupAdmin):
+    """Django's group admin, with malformed selections and lookups answered, not a 500."""
 
 
 @admin.register(User)
-class PortfolioUserAdmin(ValidSelectionMixin, UserAdmin):
+class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
     """Django's user admin plus the user's money on one page: USD balance, holdings at
     market price and recent orders, read-only, with links to the ledgers."""
 
