@@ -14,6 +14,8 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
 from assets.admin import plain_decimal
 from balances.admin import ADJUST_PERMISSION, UuidSearchMixin, admin_changelist_url, user_link
@@ -159,6 +161,12 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
 
 admin.site.unregister(User)
 admin.site.unregister(Group)
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class ApiTokenAdmin(SafeChangelistMixin, TokenAdmin):
+    """DRF's token admin, with malformed selections and lookups answered, not a 500."""
 
 
 @admin.register(Group)

@@ -8,11 +8,13 @@ Before ``SafeChangelistMixin``, ``abc`` for an integer id or a malformed UUID in
 from __future__ import annotations
 
 import pytest
+from django.contrib import admin
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from balances.models import UsdBalance
 from orders.models import Order
+from portfolio_project.admin_changelist import SafeChangelistMixin
 
 CHANGELISTS = [
     "admin:orders_order_changelist",
@@ -23,6 +25,7 @@ CHANGELISTS = [
     "admin:assets_asset_changelist",
     "admin:auth_user_changelist",
     "admin:auth_group_changelist",
+    "admin:authtoken_tokenproxy_changelist",
 ]
 ACTIONS = ["delete_selected", "export_csv", "cancel_pending_orders", "suspend_trading"]
 BAD_VALUES = ["abc", "\x00", "1\x00", "-1", "99999999999999999999999", "00000000-0000-0000-0000-00000000000g"]
@@ -84,3 +87,12 @@ def test_a_malformed_filter_is_answered_not_a_500(admin_client, resting_buy, cha
         assert response.status_code in (200, 302), (query, response.status_code)
         if response.status_code == 302:
             assert admin_client.get(response.url).status_code == 200
+
+
+def test_every_registered_admin_answers_malformed_input():
+    # an admin registered without the mixin would bring the 500s back
+    assert [
+        model._meta.label
+        for model, model_admin in admin.site._registry.items()
+        if not isinstance(model_admin, SafeChangelistMixin)
+    ] == []
