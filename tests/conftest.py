@@ -20,6 +20,17 @@ User = get_user_model()
 pytest_plugins = ["tests.price_server"]
 
 
+@pytest.fixture
+def throttle_clock_frozen(monkeypatch):
+    """Throttles count per fixed window (portfolio_project/throttles.py): requests that
+    straddle a window boundary start a new count, so a test of the limit once failed at a
+    minute's turn. DRF's throttles read time through their ``timer`` attribute; hold it at
+    the middle of a window."""
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(SimpleRateThrottle, "timer", staticmethod(lambda: 1_800_000_030.0))
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     # Prices, throttle counters and recently read assets are cached; each test starts from nothing.
