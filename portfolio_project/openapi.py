@@ -12,6 +12,8 @@ by a module those views need (see ``portfolio_project.drf_defaults``).
 
 from __future__ import annotations
 
+import re
+
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -107,3 +109,28 @@ class ErrorDocumentingAutoSchema(AutoSchema):
         if view.get_throttles():
             codes.append(429)
         return codes
+
+
+# drf-spectacular writes a decimal string as ^-?\d{0,I}(?:\.\d{0,F})?$, which also matches "",
+# "." and "-": strings the API answers with a 400. Require a digit, before or after the point
+# (DRF accepts "5." and ".5"), so the schema says what the API takes.
+_DECIMAL_PATTERN = re.compile(r"^\^-\?\\d\{0,(\d+)\}\(\?:\\\.\\d\{0,(\d+)\}\)\?\$$")
+
+
+def require_a_digit_in_decimal_patterns(result, generator, request, public):
+    """SPECTACULAR_SETTINGS POSTPROCESSING_HOOKS entry."""
+
+    def visit(node):
+        if isinstance(node, dict):
+            pattern = node.get("pattern")
+            if isinstance(pattern, str) and (match := _DECIMAL_PATTERN.match(pattern)):
+                whole, fraction = match.groups()
+                node["pattern"] = rf"^-?(?:\d{{1,{whole}}}(?:\.\d{{0,{fraction}}})?|\.\d{{1,{fraction}}})$"
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(result)
+    return result

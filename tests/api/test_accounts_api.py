@@ -1,3 +1,4 @@
+import re
 from decimal import Decimal
 
 import pytest
@@ -284,6 +285,35 @@ def test_schema_and_swagger_ui_are_served_locally(api_client, db):
     html = page.content.decode()
     assert "swagger-ui" in html
     assert "cdn" not in html.lower()
+
+
+def test_schema_decimal_patterns_take_what_the_api_takes(api_client, auth_client, btc, db):
+    # given every decimal-string pattern of the schema
+    schema = api_client.get("/api/v1/schema/?format=json").json()
+    patterns = set()
+
+    def collect(node):
+        if isinstance(node, dict):
+            if node.get("type") == "string" and node.get("format") == "decimal":
+                patterns.add(node["pattern"])
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(schema)
+    assert len(patterns) == 3  # USD, prices, quantities
+
+    # then each takes the numbers the API takes, and none takes what it answers with a 400
+    for pattern in patterns:
+        for accepted in ["1", "0.5", ".5", "5.", "-0.25", "10"]:
+            assert re.match(pattern, accepted), (pattern, accepted)
+        for refused in ["", ".", "-", "-.", "1e5", " 1", "1.2.3"]:
+            assert not re.match(pattern, refused), (pattern, refused)
+    for refused in ["", ".", "-"]:
+        response = auth_client.post("/api/v1/balance/deposit/", {"amount": refused}, format="json")
+        assert response.status_code == 400
 
 
 def test_holdings_render_exactly_as_drf_would(user, btc, eth):
