@@ -15,23 +15,13 @@ from django.urls import reverse
 from balances.models import UsdBalance
 from orders.models import Order
 from portfolio_project.admin_changelist import SafeChangelistMixin
+from tests.admin.changelists import ALL_CHANGELISTS
 
-CHANGELISTS = [
-    "admin:orders_order_changelist",
-    "admin:balances_cashtransaction_changelist",
-    "admin:balances_assettransaction_changelist",
-    "admin:balances_usdbalance_changelist",
-    "admin:balances_assetbalance_changelist",
-    "admin:assets_asset_changelist",
-    "admin:auth_user_changelist",
-    "admin:auth_group_changelist",
-    "admin:authtoken_tokenproxy_changelist",
-]
 ACTIONS = ["delete_selected", "export_csv", "cancel_pending_orders", "suspend_trading"]
 BAD_VALUES = ["abc", "\x00", "1\x00", "-1", "99999999999999999999999", "00000000-0000-0000-0000-00000000000g"]
 
 
-@pytest.mark.parametrize("changelist", CHANGELISTS)
+@pytest.mark.parametrize("changelist", ALL_CHANGELISTS)
 def test_a_malformed_selection_runs_no_action(admin_client, customer, resting_buy, changelist):
     # given
     held_before = UsdBalance.objects.get(user=resting_buy.user).held
@@ -77,7 +67,7 @@ BAD_LOOKUPS = [
 ]
 
 
-@pytest.mark.parametrize("changelist", CHANGELISTS)
+@pytest.mark.parametrize("changelist", ALL_CHANGELISTS)
 def test_a_malformed_filter_is_answered_not_a_500(admin_client, resting_buy, changelist):
     for query in BAD_LOOKUPS:
         # when

@@ -14,6 +14,7 @@ from django.urls import reverse
 from assets.models import Asset
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from orders.models import Order
+from tests.admin.changelists import BACK_OFFICE_CHANGELISTS
 
 LEDGERS = [CashTransaction, AssetTransaction]
 
@@ -56,18 +57,7 @@ def test_migration_gives_operations_support_plus_assets_and_adjustments(staff_gr
 # --- Support ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "url_name",
-    [
-        "admin:auth_user_changelist",
-        "admin:assets_asset_changelist",
-        "admin:orders_order_changelist",
-        "admin:balances_usdbalance_changelist",
-        "admin:balances_assetbalance_changelist",
-        "admin:balances_cashtransaction_changelist",
-        "admin:balances_assettransaction_changelist",
-    ],
-)
+@pytest.mark.parametrize("url_name", BACK_OFFICE_CHANGELISTS)
 def test_support_can_view_every_list(support_client, url_name):
     assert support_client.get(reverse(url_name)).status_code == 200
 

@@ -11,16 +11,7 @@ from django.urls import reverse
 
 from orders.models import Order
 from orders.services import place_order
-
-CHANGELISTS = [
-    "admin:auth_user_changelist",
-    "admin:assets_asset_changelist",
-    "admin:orders_order_changelist",
-    "admin:balances_usdbalance_changelist",
-    "admin:balances_assetbalance_changelist",
-    "admin:balances_cashtransaction_changelist",
-    "admin:balances_assettransaction_changelist",
-]
+from tests.admin.changelists import BACK_OFFICE_CHANGELISTS
 
 
 @pytest.fixture
@@ -51,7 +42,7 @@ def _queries(client, url: str) -> tuple[int, int]:
     return len(captured), response.context["cl"].result_count
 
 
-@pytest.mark.parametrize("url_name", CHANGELISTS)
+@pytest.mark.parametrize("url_name", BACK_OFFICE_CHANGELISTS)
 def test_changelist_query_count_does_not_grow_with_rows(superuser_client, add_traders, url_name):
     # given
     url = reverse(url_name)

@@ -1,0 +1,15 @@
+"""The back office's changelists, named once for the tests that visit them all."""
+
+# What staff work with: users, assets, orders, balances and both ledgers.
+BACK_OFFICE_CHANGELISTS = [
+    "admin:auth_user_changelist",
+    "admin:assets_asset_changelist",
+    "admin:orders_order_changelist",
+    "admin:balances_usdbalance_changelist",
+    "admin:balances_assetbalance_changelist",
+    "admin:balances_cashtransaction_changelist",
+    "admin:balances_assettransaction_changelist",
+]
+
+# Every registered changelist, with Django's groups and DRF's tokens.
+ALL_CHANGELISTS = [*BACK_OFFICE_CHANGELISTS, "admin:auth_group_changelist", "admin:authtoken_tokenproxy_changelist"]
