@@ -14,7 +14,7 @@ from django.utils.html import format_html
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
 from assets.services import set_tradable
-from portfolio_project.admin_changelist import SafeChangelistMixin
+from core.admin import SafeChangelistMixin
 
 
 def plain_decimal(value: Decimal | None) -> str:

@@ -1,7 +1,7 @@
 from django.core.validators import RegexValidator
 from django.db import models
 
-from portfolio_project.money import PRICE_DECIMALS, PRICE_MAX_DIGITS
+from core.money import price_field
 
 asset_id_validator = RegexValidator(r"^[A-Z0-9]{1,16}$", "Asset ids are 1 to 16 upper-case letters or digits.")
 
@@ -16,11 +16,7 @@ class Asset(models.Model):
         default=8, help_text="The quantity step: 8 means orders come in multiples of 0.00000001."
     )
     coingecko_id = models.CharField(max_length=100, blank=True, help_text="CoinGecko's id, e.g. bitcoin.")
-    reference_price = models.DecimalField(
-        max_digits=PRICE_MAX_DIGITS,
-        decimal_places=PRICE_DECIMALS,
-        help_text="USD price the simulated market walks around.",
-    )
+    reference_price = price_field(help_text="USD price the simulated market walks around.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

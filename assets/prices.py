@@ -35,8 +35,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from assets.models import Asset
-from portfolio_project.exceptions import PriceUnavailable
-from portfolio_project.money import ZERO, to_price
+from core.exceptions import PriceUnavailable
+from core.money import ZERO, to_price
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from assets.models import Asset
 from assets.selectors import forget_assets
-from portfolio_project.exceptions import InvalidRequest
-from portfolio_project.money import PRICE_DECIMALS, PRICE_MAX_DIGITS, decimal_places
+from core.exceptions import InvalidRequest
+from core.money import PRICE_DECIMALS, PRICE_MAX_DIGITS, decimal_places
 
 BUNDLED_ASSETS_FILE = Path(__file__).resolve().parent / "data" / "assets.json"
 

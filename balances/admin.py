@@ -31,8 +31,8 @@ from balances.forms import AssetAdjustmentForm, UsdAdjustmentForm
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import get_holdings, value_holding
 from balances.services import adjust_asset_balance, adjust_usd_balance
-from portfolio_project.admin_changelist import SafeChangelistMixin
-from portfolio_project.exceptions import Conflict, DomainError
+from core.admin import SafeChangelistMixin
+from core.exceptions import Conflict, DomainError
 
 ADJUST_PERMISSION = "balances.adjust_balance"
 

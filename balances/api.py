@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 
 from balances import selectors, services
 from balances.models import AssetTransaction, CashTransaction, UsdBalance
-from portfolio_project.api import FlatReadSerializer, OwnerScopedMixin
-from portfolio_project.openapi import error_responses
-from portfolio_project.throttles import ScopedThrottle
+from core.api.errors import FlatReadSerializer, OwnerScopedMixin
+from core.api.openapi import error_responses
+from core.api.throttles import ScopedThrottle
 
 # --- Serializers --------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from uuid import uuid4
 from django import forms
 
 from assets.models import Asset
-from portfolio_project.money import QUANTITY_DECIMALS, QUANTITY_MAX_DIGITS, USD_DECIMALS, USD_MAX_DIGITS, decimal_places
+from core.money import QUANTITY_DECIMALS, QUANTITY_MAX_DIGITS, USD_DECIMALS, USD_MAX_DIGITS, decimal_places
 
 REASON_HELP = "Why the balance changes. Stored on the ledger row with your username; the user's history shows it."
 

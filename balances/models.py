@@ -10,26 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from portfolio_project.money import (
-    PRICE_DECIMALS,
-    PRICE_MAX_DIGITS,
-    QUANTITY_DECIMALS,
-    QUANTITY_MAX_DIGITS,
-    USD_DECIMALS,
-    USD_MAX_DIGITS,
-)
-
-
-def usd_field(**kwargs):
-    return models.DecimalField(max_digits=USD_MAX_DIGITS, decimal_places=USD_DECIMALS, **kwargs)
-
-
-def quantity_field(**kwargs):
-    return models.DecimalField(max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMALS, **kwargs)
-
-
-def price_field(**kwargs):
-    return models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMALS, **kwargs)
+from core.money import price_field, quantity_field, usd_field
 
 
 class UsdBalance(models.Model):

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 
 from assets.prices import Quote, get_quotes
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from portfolio_project.money import CENT, ZERO, to_cents
+from core.money import CENT, ZERO, to_cents
 
 
 def get_usd_balance(*, user: AbstractBaseUser) -> UsdBalance:

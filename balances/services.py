@@ -22,8 +22,8 @@ from rest_framework.authtoken.models import Token
 from assets.models import Asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from portfolio_project.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
-from portfolio_project.money import (
+from core.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
+from core.money import (
     EXACT,
     USD_DECIMALS,
     ZERO,

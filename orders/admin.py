@@ -21,11 +21,11 @@ from assets.admin import plain_decimal
 from balances.admin import ADJUST_PERMISSION, UuidSearchMixin, admin_changelist_url, user_link
 from balances.models import UsdBalance
 from balances.selectors import get_holdings, value_holdings
+from core.admin import SafeChangelistMixin
+from core.exceptions import DomainError
 from orders.models import Order
 from orders.selectors import get_orders_by_user
 from orders.services import cancel_order
-from portfolio_project.admin_changelist import SafeChangelistMixin
-from portfolio_project.exceptions import DomainError
 
 CANCEL_PERMISSION = "orders.cancel_order"
 RECENT_ORDERS = 10

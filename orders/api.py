@@ -6,11 +6,11 @@ from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.api.errors import OwnerScopedMixin
+from core.api.openapi import error_responses
+from core.api.throttles import OrderPlacementThrottle, UserThrottle
 from orders import selectors, services
 from orders.models import Order
-from portfolio_project.api import OwnerScopedMixin
-from portfolio_project.openapi import error_responses
-from portfolio_project.throttles import OrderPlacementThrottle, UserThrottle
 
 
 class OrderSerializer(serializers.Serializer):

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from balances.models import price_field, quantity_field, usd_field
+from core.money import price_field, quantity_field, usd_field
 
 CLIENT_ORDER_ID_CONSTRAINT = "order_client_order_id_unique_per_user"
 

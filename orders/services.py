@@ -31,9 +31,7 @@ from balances.services import (
     change_hold_locked,
     update_asset_balance,
 )
-from orders.lock_objects import claim_pending_order, pending_order_ids_crossed, transition_pending
-from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
-from portfolio_project.exceptions import (
+from core.exceptions import (
     Conflict,
     DomainError,
     InsufficientAsset,
@@ -42,7 +40,7 @@ from portfolio_project.exceptions import (
     OrderNotCancellable,
     PriceUnavailable,
 )
-from portfolio_project.money import (
+from core.money import (
     EXACT,
     PRICE_DECIMALS,
     PRICE_MAX_DIGITS,
@@ -55,6 +53,8 @@ from portfolio_project.money import (
     to_cents_up,
     value_of,
 )
+from orders.lock_objects import claim_pending_order, pending_order_ids_crossed, transition_pending
+from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "portfolio_project.middleware.RejectNulBytesMiddleware",
+    "core.api.middleware.RejectNulBytesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -135,11 +135,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "portfolio_project.drf_defaults.NewestFirstCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.defaults.NewestFirstCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PARSER_CLASSES": [
-        "portfolio_project.drf_defaults.DecimalJSONParser",
+        "core.api.defaults.DecimalJSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -147,9 +147,9 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_SCHEMA_CLASS": "portfolio_project.openapi.ErrorDocumentingAutoSchema",
-    "EXCEPTION_HANDLER": "portfolio_project.api.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["portfolio_project.throttles.UserThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "core.api.openapi.ErrorDocumentingAutoSchema",
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttles.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("THROTTLE_USER_RATE", default="6000/min"),
         "orders": env.str("THROTTLE_ORDER_RATE", default="1200/min"),
@@ -172,7 +172,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "portfolio_project.openapi.require_a_digit_in_decimal_patterns",
+        "core.api.openapi.require_a_digit_in_decimal_patterns",
     ],
 }
 

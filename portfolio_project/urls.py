@@ -46,5 +46,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
-handler404 = "portfolio_project.api.json_not_found"
-handler500 = "portfolio_project.api.json_server_error"
+handler404 = "core.api.errors.json_not_found"
+handler500 = "core.api.errors.json_server_error"

@@ -22,7 +22,7 @@ pytest_plugins = ["tests.price_server"]
 
 @pytest.fixture
 def throttle_clock_frozen(monkeypatch):
-    """Throttles count per fixed window (portfolio_project/throttles.py): requests that
+    """Throttles count per fixed window (core/api/throttles.py): requests that
     straddle a window boundary start a new count, so a test of the limit once failed at a
     minute's turn. DRF's throttles read time through their ``timer`` attribute; hold it at
     the middle of a window."""

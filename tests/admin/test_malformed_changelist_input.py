@@ -13,8 +13,8 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from balances.models import UsdBalance
+from core.admin import SafeChangelistMixin
 from orders.models import Order
-from portfolio_project.admin_changelist import SafeChangelistMixin
 from tests.admin.changelists import ALL_CHANGELISTS
 
 ACTIONS = ["delete_selected", "export_csv", "cancel_pending_orders", "suspend_trading"]

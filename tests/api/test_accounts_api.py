@@ -61,7 +61,7 @@ def test_register_rejects_bad_input_and_creates_nobody(api_client, db, payload):
 def test_register_race_on_one_username_is_400_not_500(db):
     # given a name the serializer saw as free but another request created meanwhile
     from balances.services import register_user
-    from portfolio_project.exceptions import InvalidRequest
+    from core.exceptions import InvalidRequest
 
     register_user(username="carol", password="a-long-passphrase-42")
     # when / then

@@ -23,7 +23,7 @@ from assets.prices import (
     provider_status,
     store_quotes,
 )
-from portfolio_project.exceptions import PriceUnavailable
+from core.exceptions import PriceUnavailable
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 T0_UNIX = int(T0.timestamp())

@@ -3,9 +3,9 @@ from decimal import Decimal
 import pytest
 
 from assets.services import set_tradable
+from core.exceptions import InvalidRequest
 from orders.models import Order
 from orders.services import place_order
-from portfolio_project.exceptions import InvalidRequest
 from tests.api_helpers import set_price
 
 

@@ -11,7 +11,7 @@ import pytest
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import reconcile_ledger
 from balances.services import adjust_asset_balance, adjust_usd_balance
-from portfolio_project.exceptions import Conflict
+from core.exceptions import Conflict
 from tests.threads import run_concurrently
 
 D = Decimal

@@ -10,8 +10,8 @@ import pytest
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import Mismatch, reconcile_ledger
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
+from core.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
 from orders.models import Order
-from portfolio_project.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from balances.models import CashTransaction, UsdBalance
 from balances.selectors import reconcile_ledger
 from balances.services import register_user
-from portfolio_project.exceptions import InvalidRequest
+from core.exceptions import InvalidRequest
 
 User = get_user_model()
 

@@ -20,10 +20,10 @@ from django.test.utils import CaptureQueriesContext
 
 from balances.models import AssetBalance, CashTransaction, UsdBalance
 from balances.selectors import reconcile_ledger
+from core.exceptions import OrderNotCancellable
 from orders.lock_objects import claim_pending_order
 from orders.models import Order
 from orders.services import OrderFailed, cancel_order, fill_resting_order, place_order, process_resting_orders
-from portfolio_project.exceptions import OrderNotCancellable
 from tests.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import reconcile_ledger
+from core.exceptions import Conflict, InvalidRequest, OrderNotCancellable
 from orders.models import Order
 from orders.services import OrderFailed, cancel_order, place_order, process_resting_orders
-from portfolio_project.exceptions import Conflict, InvalidRequest, OrderNotCancellable
 
 pytestmark = pytest.mark.django_db
 

@@ -20,10 +20,10 @@ from django.core.management.base import BaseCommand, CommandError
 from assets.models import Asset
 from assets.prices import get_trade_quote
 from balances.services import deposit, register_user
+from core.exceptions import DomainError
+from core.money import to_price
 from orders.models import Order
 from orders.services import cancel_order, place_order
-from portfolio_project.exceptions import DomainError
-from portfolio_project.money import to_price
 
 DEMO_USERNAMES = ("demo_alice", "demo_bob", "demo_carol")
 PREFERRED_ASSETS = ("BTC", "ETH", "SOL")

@@ -1,4 +1,4 @@
-"""Domain exceptions raised by services. ``portfolio_project.api.exception_handler`` maps
+"""Domain exceptions raised by services. ``core.api.errors.exception_handler`` maps
 each ``code`` to its HTTP status and the one error shape of SPEC section 6."""
 
 from __future__ import annotations

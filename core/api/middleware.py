@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
-from portfolio_project.api import error_body
+from core.api.errors import error_body
 
 NUL = "\x00"
 MESSAGE = "The request contains a NUL byte."

@@ -5,9 +5,9 @@ section 6. DRF's own errors (400, 401, 403, 404, 415, 429) follow from each view
 are added by ``ErrorDocumentingAutoSchema`` (REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS); the
 domain errors of a service (409, 422, 503) are declared per operation with ``error_responses``.
 
-Kept apart from ``portfolio_project.api``: it is REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS, and
+Kept apart from ``core.api.errors``: it is REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS, and
 importing drf-spectacular's AutoSchema imports DRF's generic views, so it must not be imported
-by a module those views need (see ``portfolio_project.drf_defaults``).
+by a module those views need (see ``core.api.defaults``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import SAFE_METHODS, AllowAny
 
-from portfolio_project.api import OwnerScopedMixin
+from core.api.errors import OwnerScopedMixin
 
 
 class ErrorDetailSerializer(serializers.Serializer):

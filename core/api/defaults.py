@@ -1,6 +1,6 @@
 """The classes REST_FRAMEWORK names as defaults: the JSON parser and the paginator.
 
-Kept out of ``portfolio_project.api`` on purpose: DRF resolves REST_FRAMEWORK's class
+Kept out of ``core.api.errors`` on purpose: DRF resolves REST_FRAMEWORK's class
 paths lazily, and ``rest_framework.views`` reads DEFAULT_PARSER_CLASSES while it is being
 imported. A module named in those settings must therefore never import DRF's views, or
 whichever setting is resolved first in a process (Django runs system checks in no fixed

@@ -22,7 +22,7 @@ from rest_framework.settings import ISO_8601
 from rest_framework.settings import api_settings as drf_settings
 from rest_framework.views import set_rollback
 
-from portfolio_project.exceptions import DomainError
+from core.exceptions import DomainError
 
 DOMAIN_STATUS = {
     "validation_error": status.HTTP_400_BAD_REQUEST,

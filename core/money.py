@@ -7,6 +7,8 @@ never pays out a fraction of a cent it did not receive.
 
 from decimal import ROUND_DOWN, ROUND_UP, Context, Decimal
 
+from django.db import models
+
 QUANTITY_MAX_DIGITS = 38
 QUANTITY_DECIMALS = 18
 PRICE_MAX_DIGITS = 30
@@ -53,3 +55,18 @@ def decimal_places(value: Decimal) -> int:
 def to_cents(value: Decimal) -> Decimal:
     """Round half-even to the cent: for reported figures (P&L), never for what moves money."""
     return value.quantize(CENT)
+
+
+# --- Model fields at these precisions: every money or quantity column is declared through one.
+
+
+def usd_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=USD_MAX_DIGITS, decimal_places=USD_DECIMALS, **kwargs)
+
+
+def quantity_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMALS, **kwargs)
+
+
+def price_field(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMALS, **kwargs)
