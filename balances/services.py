@@ -15,7 +15,7 @@ from decimal import Decimal, localcontext
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -177,6 +177,7 @@ def adjust_usd_balance(
     )
 
 
+@transaction.atomic(savepoint=False)
 def apply_cash_locked(
     *,
     balance: UsdBalance,
@@ -206,6 +207,7 @@ def apply_cash_locked(
     )
 
 
+@transaction.atomic(savepoint=False)
 def change_hold_locked(*, balance: UsdBalance, held_change: Decimal) -> None:
     """Reserve (positive) or release (negative) USD on a locked balance. Holds move no
     money, so they write no ledger row; open orders explain them."""
@@ -217,37 +219,7 @@ def change_hold_locked(*, balance: UsdBalance, held_change: Decimal) -> None:
 # --- Asset movements ----------------------------------------------------------------
 
 
-# The one implementation of "add bought quantity at a price": insert the holding or move its
-# average purchase price to the weighted average, in SQL, so it can run on its own (resting
-# fills, under the user lock) or as one step of the single-statement market buy
-# (orders.services). ``{rows}`` is the FROM clause that gates it ("" to always run).
-# PostgreSQL's numeric arithmetic is exact; round() rounds half away from zero at 12 places.
-ADD_BOUGHT_QUANTITY_SQL = """
-    INSERT INTO balances_assetbalance AS b (user_id, asset_id, quantity, held_quantity, average_purchase_price,
-        total_bought, total_sold, last_transaction_at, created_at, updated_at)
-    SELECT %(user_id)s, %(asset_id)s, %(quantity)s, 0, %(price)s, %(quantity)s, 0, %(at)s, %(at)s, %(at)s {rows}
-    ON CONFLICT (user_id, asset_id) DO UPDATE SET
-        average_purchase_price = round(
-            (b.quantity * b.average_purchase_price + EXCLUDED.quantity * EXCLUDED.average_purchase_price)
-            / (b.quantity + EXCLUDED.quantity),
-            12
-        ),
-        quantity = b.quantity + EXCLUDED.quantity,
-        total_bought = b.total_bought + EXCLUDED.quantity,
-        last_transaction_at = EXCLUDED.last_transaction_at,
-        updated_at = EXCLUDED.updated_at
-    RETURNING b.id
-"""
-
-
-def add_bought_quantity_locked(*, user_id: int, asset_id: str, quantity: Decimal, price: Decimal, at: datetime) -> None:
-    """Add a bought quantity to the holding at ``price`` (weighted average purchase price).
-    The caller holds the user lock and writes the asset ledger row."""
-    params = {"user_id": user_id, "asset_id": asset_id, "quantity": quantity, "price": price, "at": at}
-    with connection.cursor() as cursor:
-        cursor.execute(ADD_BOUGHT_QUANTITY_SQL.format(rows=""), params)
-
-
+@transaction.atomic(savepoint=False)
 def update_asset_balance(
     *,
     holding: AssetBalance | None,
@@ -261,7 +233,7 @@ def update_asset_balance(
     """Apply a signed quantity change that is not a purchase (a sale, with its ``price``, or
     an adjustment) to a locked holding, or create it, and return it. The average purchase
     price is unchanged, except that it resets to 0 when the holding empties; purchases go
-    through ``add_bought_quantity_locked``. The caller holds the user lock and writes the
+    through ``orders.settlement`` (the bought-quantity upsert). The caller holds the user lock and writes the
     asset ledger row."""
     if holding is None:
         holding = AssetBalance(user_id=user_id, asset=asset)

@@ -19,10 +19,6 @@ class InvalidRequest(DomainError):
     code = "validation_error"
 
 
-class ObjectNotFound(DomainError):
-    code = "not_found"
-
-
 class InsufficientFunds(DomainError):
     code = "insufficient_funds"
 
@@ -42,4 +38,9 @@ class Conflict(DomainError):
 
 
 class OrderNotCancellable(Conflict):
-    pass
+    """A cancel (or an expiry) found the order no longer PENDING."""
+
+
+class OrderNoLongerPending(Conflict):
+    """A fill or a replace lost the race for a PENDING order: another worker filled it, or a
+    user cancelled or replaced it, after it was read."""

@@ -9,34 +9,28 @@ ever held across a network call.
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes, get_trade_quote
 from assets.selectors import get_asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
-from balances.models import AssetTransaction, CashTransaction, UsdBalance
-from balances.services import (
-    ADD_BOUGHT_QUANTITY_SQL,
-    add_bought_quantity_locked,
-    apply_cash_locked,
-    change_hold_locked,
-    update_asset_balance,
-)
+from balances.models import UsdBalance
+from balances.services import change_hold_locked
 from core.exceptions import (
     Conflict,
     DomainError,
     InsufficientAsset,
     InsufficientFunds,
     InvalidRequest,
+    OrderNoLongerPending,
     OrderNotCancellable,
     PriceUnavailable,
 )
@@ -49,12 +43,18 @@ from core.money import (
     ZERO,
     decimal_places,
     to_cents,
-    to_cents_down,
     to_cents_up,
     value_of,
 )
 from orders.lock_objects import claim_pending_order, pending_order_ids_crossed, transition_pending
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
+from orders.settlement import (
+    durable_statement,
+    execute_buy_order,
+    execute_sell_order,
+    fill_resting_buy_locked,
+    fill_resting_sell_locked,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -147,179 +147,7 @@ def _replay(*, user_id: int, client_order_id: str, asset_id: str, order_type: st
     return existing
 
 
-# --- Fills (caller holds the user lock) ----------------------------------------------
-
-
-# A market BUY (or a marketable limit) as ONE SQL statement, run as its own transaction: take
-# the user lock by debiting USD (the UPDATE's WHERE is the funds check, evaluated on the
-# locked, newest row version), then add to the holding, then insert the order and both ledger
-# rows. Each step selects FROM the one before, so PostgreSQL runs them in the lock order of
-# SPEC section 4 (USD balance, asset balance, order); when the debit finds too little money,
-# no later step has a row to work on and the statement changes nothing. One round trip and
-# one commit: the user lock is held for microseconds, not for eight round trips.
-_MARKET_BUY_SQL = (
-    """
-WITH debit AS (
-    UPDATE balances_usdbalance SET current_balance = current_balance - %(cost)s, updated_at = %(at)s
-    WHERE user_id = %(user_id)s AND current_balance - held >= %(cost)s
-    RETURNING current_balance
-), holding AS ("""
-    + ADD_BOUGHT_QUANTITY_SQL.format(rows="FROM debit")
-    + """), placed AS (
-    INSERT INTO orders_order (order_id, user_id, asset_id, order_type, quantity, order_price, total_amount,
-        executed_price, held_amount, status, failure_reason, client_order_id, expires_at, created_at, updated_at,
-        filled_at)
-    SELECT %(order_id)s, %(user_id)s, %(asset_id)s, 'BUY', %(quantity)s, %(order_price)s, %(cost)s, %(price)s, 0,
-        'COMPLETED', '', %(client_order_id)s, %(expires_at)s, %(at)s, %(at)s, %(at)s
-    FROM holding
-    RETURNING order_id
-), cash AS (
-    INSERT INTO balances_cashtransaction (user_id, transaction_type, amount, balance_after, order_id,
-        client_reference, note, actor_id, created_at)
-    SELECT %(user_id)s, 'BUY', %(debit)s, debit.current_balance, placed.order_id, NULL, '', NULL, %(at)s
-    FROM debit, placed
-)
-INSERT INTO balances_assettransaction (user_id, asset_id, transaction_type, quantity, price_per_unit, total_amount,
-    realized_pnl, order_id, status, price_source, note, actor_id, created_at)
-SELECT %(user_id)s, %(asset_id)s, 'BUY', %(quantity)s, %(price)s, %(cost)s, NULL, placed.order_id, 'COMPLETED',
-    %(price_source)s, '', NULL, %(at)s
-FROM placed
-RETURNING order_id
-"""
-)
-
-
-def execute_buy_order(*, order: Order, quote: Quote, now: datetime, usd: UsdBalance | None = None) -> Order:
-    """Fill a BUY at ``quote.price``: cost rounded up to the cent, debit USD, add the quantity
-    at the new weighted average purchase price, write both ledger rows, order COMPLETED.
-
-    A new order (market, or a marketable limit) is filled by one SQL statement that is its own
-    transaction and takes the user lock itself (call it outside any lock). A resting PENDING
-    order is filled under the user lock the caller holds (``usd``), releasing its hold, and
-    moved to COMPLETED by compare-and-swap. Raises InsufficientFunds with nothing written,
-    and IntegrityError when a concurrent request took the same client_order_id.
-    """
-    cost = to_cents_up(value_of(order.quantity, quote.price))
-    if not order._state.adding:
-        return _fill_resting_buy_locked(order=order, usd=usd, quote=quote, cost=cost, now=now)
-    params = {
-        "user_id": order.user_id,
-        "asset_id": order.asset_id,
-        "order_id": order.order_id,
-        "quantity": order.quantity,
-        "order_price": order.order_price,
-        "price": quote.price,
-        "cost": cost,
-        "debit": -cost,
-        "client_order_id": order.client_order_id,
-        "expires_at": order.expires_at,
-        "price_source": quote.source,
-        "at": now,
-    }
-    with _own_transaction(), connection.cursor() as cursor:
-        cursor.execute(_MARKET_BUY_SQL, params)
-        filled = cursor.fetchone() is not None
-    if not filled:
-        available = UsdBalance.objects.filter(user_id=order.user_id).values_list("current_balance", "held").get()
-        raise InsufficientFunds(
-            "Not enough available USD.",
-            details={"available": str(available[0] - available[1]), "required": str(cost)},
-        )
-    order.status = Order.Status.COMPLETED
-    order.executed_price, order.total_amount, order.filled_at, order.updated_at = quote.price, cost, now, now
-    order._state.adding = False
-    order._state.db = connection.alias
-    return order
-
-
-def _own_transaction():
-    """The single-statement buy is its own transaction in autocommit mode. Inside a caller's
-    transaction (tests, or a caller that batches), a savepoint keeps a unique violation from
-    poisoning the outer transaction."""
-    return transaction.atomic() if connection.in_atomic_block else nullcontext()
-
-
-def _fill_resting_buy_locked(*, order: Order, usd: UsdBalance, quote: Quote, cost: Decimal, now: datetime) -> Order:
-    released = order.held_amount
-    if usd.available + released < cost:  # cannot happen while cost <= hold; kept as a guard
-        raise InsufficientFunds(
-            "Not enough available USD.", details={"available": str(usd.available), "required": str(cost)}
-        )
-    _complete(order, executed_price=quote.price, total_amount=cost, now=now)
-    add_bought_quantity_locked(
-        user_id=order.user_id, asset_id=order.asset_id, quantity=order.quantity, price=quote.price, at=now
-    )
-    apply_cash_locked(
-        balance=usd, transaction_type=CashTransaction.Type.BUY, amount=-cost, order=order, held_change=-released
-    )
-    _write_asset_row(order, quote=quote, total_amount=cost, realized_pnl=None)
-    return order
-
-
-def execute_sell_order(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Order:
-    """Fill a SELL at ``quote.price``: proceeds rounded down to the cent, realized P&L
-    against the average purchase price (which a sell leaves unchanged), credit USD, write
-    both ledger rows. A resting order's held quantity is released by the fill. The caller
-    holds the user lock. Raises InsufficientAsset."""
-    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
-    resting = order.status == Order.Status.PENDING and not order._state.adding
-    unheld = holding.available_quantity if holding else ZERO
-    if not resting and unheld < order.quantity:
-        raise InsufficientAsset(
-            f"Not enough {order.asset_id}.", details={"available": str(unheld), "required": str(order.quantity)}
-        )
-    proceeds = to_cents_down(value_of(order.quantity, quote.price))
-    realized_pnl = to_cents(EXACT.subtract(proceeds, value_of(order.quantity, holding.average_purchase_price)))
-    _complete(order, executed_price=quote.price, total_amount=proceeds, now=now)
-    update_asset_balance(
-        holding=holding,
-        user_id=order.user_id,
-        asset=order.asset,
-        quantity=-order.quantity,
-        price=quote.price,
-        at=now,
-        held_change=-order.quantity if resting else ZERO,
-    )
-    apply_cash_locked(balance=usd, transaction_type=CashTransaction.Type.SELL, amount=proceeds, order=order)
-    _write_asset_row(order, quote=quote, total_amount=proceeds, realized_pnl=realized_pnl)
-    return order
-
-
-def _complete(order: Order, *, executed_price: Decimal, total_amount: Decimal, now: datetime) -> None:
-    fill = {
-        "executed_price": executed_price,
-        "total_amount": total_amount,
-        "filled_at": now,
-        "held_amount": ZERO,
-        "updated_at": now,
-    }
-    if order._state.adding:
-        for name, value in fill.items():
-            setattr(order, name, value)
-        order.status = Order.Status.COMPLETED
-        order.save(force_insert=True)
-        return
-    if not transition_pending(order_id=order.pk, to_status=Order.Status.COMPLETED, **fill):
-        raise OrderNotCancellable("The order is no longer pending.", details={"order_id": str(order.pk)})
-    for name, value in fill.items():
-        setattr(order, name, value)
-    order.status = Order.Status.COMPLETED
-
-
-def _write_asset_row(order: Order, *, quote: Quote, total_amount: Decimal, realized_pnl: Decimal | None) -> None:
-    AssetTransaction.objects.create(
-        user_id=order.user_id,
-        asset=order.asset,
-        transaction_type=order.order_type,
-        quantity=order.quantity,
-        price_per_unit=quote.price,
-        total_amount=total_amount,
-        realized_pnl=realized_pnl,
-        order=order,
-        status=AssetTransaction.Status.COMPLETED,
-        price_source=quote.source,
-        created_at=order.filled_at,
-    )
+# --- Resting (caller holds the user lock) -------------------------------------------
 
 
 def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
@@ -443,9 +271,9 @@ def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, replay_key: 
     try:
         try:
             with localcontext(EXACT):
-                execute_buy_order(order=order, quote=quote, now=now)
+                order = execute_buy_order(order=order, quote=quote, now=now)
         except InsufficientFunds as error:
-            with _own_transaction():
+            with durable_statement():
                 _store_failed(order, reason=error.message)
             raise OrderFailed(error, order)
     except IntegrityError as error:
@@ -522,12 +350,10 @@ def fill_resting_order(*, order_id, quote: Quote) -> bool:
             return False
         usd = usd_balance_for_update(user_id=order.user_id)
         now = timezone.now()
+        fill = fill_resting_buy_locked if order.order_type == Order.Type.BUY else fill_resting_sell_locked
         try:
-            if order.order_type == Order.Type.BUY:
-                execute_buy_order(order=order, usd=usd, quote=quote, now=now)
-            else:
-                execute_sell_order(order=order, usd=usd, quote=quote, now=now)
-        except OrderNotCancellable:
+            fill(order=order, usd=usd, quote=quote, now=now)
+        except OrderNoLongerPending:
             return False  # another worker filled or a user cancelled it after our read
     return True
 

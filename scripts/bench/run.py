@@ -333,9 +333,74 @@ def run_wrk(
     return r
 
 
+def pgbench_script() -> str:
+    """pgbench's reference: the SQL of one market BUY on the same tables, built by the functions
+    that build the service's own statement (orders.settlement), as the transaction it would be
+    without the single-statement trick: user lock, debit USD, add to the holding (weighted
+    average price), the order row COMPLETED, the cash and the asset ledger rows. The ledger
+    stays consistent, so `manage.py reconcile_ledger` still passes after the bench.
+    Variables (pgbench -D): minuid, maxuid (bench users; equal for the hot account), asset, qty,
+    price, cost (= qty x price rounded up to the cent). Run in simple query mode (-M simple,
+    pgbench's default, like Django's psycopg client-side binding): :oid and :asset are
+    substituted as text, hence the quotes around them."""
+    from orders.settlement import add_bought_quantity_sql, asset_row_insert_sql, cash_row_insert_sql, order_insert_sql
+
+    at = {"created_at": "now()"}
+    holding = add_bought_quantity_sql(
+        user_id=":uid",
+        asset_id="':asset'",
+        quantity=":qty",
+        average_purchase_price=":price",
+        last_transaction_at="now()",
+        updated_at="now()",
+        **at,
+    )
+    order = order_insert_sql(
+        order_id="gen_random_uuid()",
+        user_id=":uid",
+        asset_id="':asset'",
+        order_type="'BUY'",
+        quantity=":qty",
+        total_amount=":cost",
+        executed_price=":price",
+        status="'COMPLETED'",
+        updated_at="now()",
+        filled_at="now()",
+        **at,
+    )
+    cash = cash_row_insert_sql(
+        user_id=":uid", transaction_type="'BUY'", amount="-:cost", balance_after=":bal", order_id="':oid'", **at
+    )
+    asset_row = asset_row_insert_sql(
+        user_id=":uid",
+        asset_id="':asset'",
+        transaction_type="'BUY'",
+        quantity=":qty",
+        price_per_unit=":price",
+        total_amount=":cost",
+        order_id="':oid'",
+        price_source="'pgbench'",
+        **at,
+    )
+    return f"""\\set uid random(:minuid, :maxuid)
+BEGIN;
+SELECT id, current_balance, held FROM balances_usdbalance WHERE user_id = :uid FOR NO KEY UPDATE;
+UPDATE balances_usdbalance SET current_balance = current_balance - :cost, updated_at = now()
+  WHERE user_id = :uid RETURNING current_balance AS bal \\gset
+{holding};
+{order}
+  RETURNING order_id AS oid \\gset
+{cash};
+{asset_row};
+COMMIT;
+"""
+
+
 def run_pgbench(srv: dict, *, minuid: int, maxuid: int, duration: int) -> dict:
     cost = (ORDER_QTY * PGBENCH_PRICE).quantize(Decimal("0.01"), rounding=ROUND_UP)
     with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as logdir:
+        script = Path(logdir) / "market_buy.sql"
+        script.write_text(pgbench_script())
         cmd = [
             PGBENCH,
             "-n",
@@ -348,7 +413,7 @@ def run_pgbench(srv: dict, *, minuid: int, maxuid: int, duration: int) -> dict:
             "-T",
             str(duration),
             "-f",
-            str(BENCH_DIR / "market_buy.sql"),
+            str(script),
             "-l",
             "--log-prefix",
             f"{logdir}/tx",
@@ -542,36 +607,66 @@ def history_sql(cur, *, uid_expr: str, n: int, per_user_index: str, balance_afte
     series = (
         f"(SELECT g, {uid_expr} AS u, now() - make_interval(secs => g / 10.0) AS ts FROM generate_series(1, {n}) g) s"
     )
-    cur.execute(f"""
-        INSERT INTO orders_order (order_id, user_id, asset_id, order_type, quantity, order_price, total_amount,
-            executed_price, held_amount, status, failure_reason, client_order_id, expires_at, created_at, updated_at,
-            filled_at)
-        SELECT gen_random_uuid(), u, 'BTC', 'BUY', 0.0001, NULL, 6.50, 65000, 0, 'COMPLETED', '', NULL, NULL, ts, ts, ts
-        FROM {series}""")
-    cur.execute(f"""
-        INSERT INTO balances_assettransaction (user_id, asset_id, transaction_type, quantity, price_per_unit,
-            total_amount, realized_pnl, order_id, status, price_source, note, actor_id, created_at)
-        SELECT u, 'BTC', 'BUY', 0.0001, 65000, 6.50, NULL, NULL, 'COMPLETED', 'bench', 'bench history', NULL, ts
-        FROM {series}""")
-    cur.execute(f"""
-        INSERT INTO balances_cashtransaction (user_id, transaction_type, amount, balance_after, order_id,
-            client_reference, note, actor_id, created_at)
-        SELECT u, CASE WHEN ({per_user_index}) % 2 = 0 THEN 'DEPOSIT' ELSE 'BUY' END,
-               CASE WHEN ({per_user_index}) % 2 = 0 THEN 6.50 ELSE -6.50 END, {balance_after}, NULL, NULL,
-               'bench history', NULL, ts
-        FROM {series}""")
+    from orders.settlement import asset_row_insert_sql, cash_row_insert_sql, order_insert_sql
+
+    cur.execute(
+        order_insert_sql(
+            source=f"FROM {series}",
+            order_id="gen_random_uuid()",
+            user_id="u",
+            asset_id="'BTC'",
+            order_type="'BUY'",
+            quantity="0.0001",
+            total_amount="6.50",
+            executed_price="65000",
+            status="'COMPLETED'",
+            created_at="ts",
+            updated_at="ts",
+            filled_at="ts",
+        )
+    )
+    cur.execute(
+        asset_row_insert_sql(
+            source=f"FROM {series}",
+            user_id="u",
+            asset_id="'BTC'",
+            transaction_type="'BUY'",
+            quantity="0.0001",
+            price_per_unit="65000",
+            total_amount="6.50",
+            price_source="'bench'",
+            note="'bench history'",
+            created_at="ts",
+        )
+    )
+    cur.execute(
+        cash_row_insert_sql(
+            source=f"FROM {series}",
+            user_id="u",
+            transaction_type=f"CASE WHEN ({per_user_index}) % 2 = 0 THEN 'DEPOSIT' ELSE 'BUY' END",
+            amount=f"CASE WHEN ({per_user_index}) % 2 = 0 THEN 6.50 ELSE -6.50 END",
+            balance_after=balance_after,
+            note="'bench history'",
+            created_at="ts",
+        )
+    )
 
 
 def raise_holdings(cur, *, uid_from: str, qty_per_user: str) -> None:
-    cur.execute(f"""
-        INSERT INTO balances_assetbalance AS b (user_id, asset_id, quantity, held_quantity, average_purchase_price,
-            total_bought, total_sold, last_transaction_at, created_at, updated_at)
-        SELECT u, 'BTC', {qty_per_user}, 0, 65000, {qty_per_user}, 0, now(), now(), now() FROM {uid_from}
-        ON CONFLICT (user_id, asset_id) DO UPDATE SET
-            average_purchase_price = round((b.quantity * b.average_purchase_price
-                + EXCLUDED.quantity * EXCLUDED.average_purchase_price) / (b.quantity + EXCLUDED.quantity), 12),
-            quantity = b.quantity + EXCLUDED.quantity, total_bought = b.total_bought + EXCLUDED.total_bought,
-            updated_at = now()""")
+    from orders.settlement import add_bought_quantity_sql
+
+    cur.execute(
+        add_bought_quantity_sql(
+            source=f"FROM {uid_from}",
+            user_id="u",
+            asset_id="'BTC'",
+            quantity=qty_per_user,
+            average_purchase_price="65000",
+            last_transaction_at="now()",
+            created_at="now()",
+            updated_at="now()",
+        )
+    )
 
 
 def table_rows(cur) -> dict:
@@ -614,7 +709,11 @@ def measure_history(token: str, tokens_file: Path, cache_url: str) -> dict:
 
 
 def phase_history(cache_url: str) -> dict:
+    from django.contrib.auth import get_user_model
     from django.db import connection
+
+    from balances.models import UsdBalance
+    from core.sql import insert_sql
 
     log("history: a user with 10 thousand rows of each kind")
     ((uid, token),) = create_users(1, "history", top_up=Decimal(0))
@@ -631,17 +730,30 @@ def phase_history(cache_url: str) -> dict:
     log(f"history: bulk-inserting {per_user * BULK_USERS:,} rows per table for {BULK_USERS} other users")
     started = time.monotonic()
     with connection.cursor() as cur:
-        cur.execute(
-            """
-            WITH u AS (
-                INSERT INTO auth_user (password, last_login, is_superuser, username, first_name, last_name, email,
-                    is_staff, is_active, date_joined)
-                SELECT '!', NULL, false, 'bulk' || lpad(g::text, 6, '0'), '', '', '', false, true, now()
-                FROM generate_series(1, %s) g RETURNING id)
-            INSERT INTO balances_usdbalance (user_id, current_balance, held, created_at, updated_at)
-            SELECT id, 0, 0, now(), now() FROM u""",
-            [BULK_USERS],
+        users = insert_sql(
+            get_user_model(),
+            source="FROM generate_series(1, %s) g",
+            password="'!'",
+            last_login="NULL",
+            is_superuser="false",
+            username="'bulk' || lpad(g::text, 6, '0')",
+            first_name="''",
+            last_name="''",
+            email="''",
+            is_staff="false",
+            is_active="true",
+            date_joined="now()",
         )
+        balances = insert_sql(
+            UsdBalance,
+            source="FROM u",
+            user_id="id",
+            current_balance="0",
+            held="0",
+            created_at="now()",
+            updated_at="now()",
+        )
+        cur.execute(f"WITH u AS ({users} RETURNING id)\n{balances}", [BULK_USERS])
         lo, hi = cur.execute("SELECT min(id), max(id) FROM auth_user WHERE username LIKE 'bulk%%'").fetchone()
         assert hi - lo + 1 == BULK_USERS
         # Row g belongs to user lo + g % BULK_USERS, as its (g / BULK_USERS)-th row: even ones are
@@ -885,6 +997,7 @@ def phase_fills(users: list[tuple[int, str]], cache_url: str) -> dict:
     from django.db import connection
 
     from assets.models import Asset
+    from orders.settlement import order_insert_sql
 
     Asset.objects.update_or_create(
         asset_id=FILL_ASSET,
@@ -900,15 +1013,22 @@ def phase_fills(users: list[tuple[int, str]], cache_url: str) -> dict:
         )
         with connection.cursor() as cur:
             # The orders and their holds in one statement, so the USD held stays explained.
+            resting = order_insert_sql(
+                source=f"FROM generate_series(1, {RESTING_ORDERS}) g",
+                order_id="gen_random_uuid()",
+                user_id=f"{lo} + g % {n}",
+                asset_id=f"'{FILL_ASSET}'",
+                order_type="'BUY'",
+                quantity="1",
+                order_price="50",
+                held_amount="50.00",
+                status="'PENDING'",
+                expires_at="now() + interval '30 days'",
+                created_at="now() - make_interval(secs => g / 1000.0)",
+                updated_at="now()",
+            )
             cur.execute(f"""
-                WITH ins AS (
-                    INSERT INTO orders_order (order_id, user_id, asset_id, order_type, quantity, order_price,
-                        total_amount, executed_price, held_amount, status, failure_reason, client_order_id,
-                        expires_at, created_at, updated_at, filled_at)
-                    SELECT gen_random_uuid(), {lo} + g % {n}, '{FILL_ASSET}', 'BUY', 1, 50, NULL, NULL, 50.00,
-                        'PENDING', '', NULL, now() + interval '30 days', now() - make_interval(secs => g / 1000.0),
-                        now(), NULL
-                    FROM generate_series(1, {RESTING_ORDERS}) g RETURNING user_id, held_amount)
+                WITH ins AS ({resting} RETURNING user_id, held_amount)
                 UPDATE balances_usdbalance b SET held = b.held + s.h, updated_at = now()
                 FROM (SELECT user_id, sum(held_amount) AS h FROM ins GROUP BY user_id) s WHERE b.user_id = s.user_id""")
             cur.execute("ANALYZE orders_order")

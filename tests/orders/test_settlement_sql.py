@@ -1,0 +1,90 @@
+"""The raw INSERTs of the settlement (and of the bench, which builds its SQL with the same
+functions) name every column of their table: Django's field defaults are applied by the ORM,
+not by PostgreSQL, so a raw INSERT that missed a new NOT NULL column would fail only at the
+first fill, or store NULL."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.db import models
+
+from core.sql import insert_sql
+from orders import settlement
+from orders.models import Order
+
+_INSERT = re.compile(r"INSERT INTO (\w+)(?: AS \w+)? \(([^)]*)\)")
+
+
+def _model_columns(table: str) -> list[str]:
+    (model,) = [m for m in apps.get_models() if m._meta.db_table == table]
+    return [f.column for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+
+
+def _inserts(sql: str) -> list[tuple[str, list[str]]]:
+    return [(table, [c.strip() for c in columns.split(",")]) for table, columns in _INSERT.findall(sql)]
+
+
+def _bench_script() -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "bench"))
+    try:
+        import run
+    finally:
+        sys.path.pop(0)
+    return run.pgbench_script()
+
+
+@pytest.mark.parametrize(
+    ("name", "sql", "tables"),
+    [
+        (
+            "MARKET_BUY_SQL",
+            settlement.MARKET_BUY_SQL,
+            [
+                "balances_assetbalance",
+                "orders_order",
+                "balances_cashtransaction",
+                "balances_assettransaction",
+            ],
+        ),
+        ("ADD_BOUGHT_QUANTITY_SQL", settlement.ADD_BOUGHT_QUANTITY_SQL, ["balances_assetbalance"]),
+        (
+            "the bench's pgbench script",
+            _bench_script(),
+            [
+                "balances_assetbalance",
+                "orders_order",
+                "balances_cashtransaction",
+                "balances_assettransaction",
+            ],
+        ),
+    ],
+)
+def test_every_raw_insert_names_exactly_the_models_concrete_columns(name, sql, tables):
+    # when
+    inserts = _inserts(sql)
+
+    # then
+    assert [table for table, _ in inserts] == tables, name
+    for table, columns in inserts:
+        assert columns == _model_columns(table), (name, table)
+
+
+def test_a_raw_insert_that_leaves_out_a_column_is_refused_when_it_is_built():
+    # given the order columns without one (as if the model had gained a NOT NULL column)
+    values = {column: "NULL" for column in _model_columns("orders_order") if column != "failure_reason"}
+
+    # when / then
+    with pytest.raises(KeyError, match=r"orders_order: missing \['failure_reason'\], unknown \[\]"):
+        insert_sql(Order, **values)
+
+
+def test_a_raw_insert_with_a_column_the_model_lacks_is_refused():
+    values = dict.fromkeys(_model_columns("orders_order"), "NULL")
+
+    with pytest.raises(KeyError, match=r"missing \[\], unknown \['colour'\]"):
+        insert_sql(Order, colour="'red'", **values)
