@@ -57,10 +57,24 @@ class ProviderError(Exception):
     """The provider could not answer at all (network, status, unreadable body)."""
 
 
+class PricedAsset(Protocol):
+    """What pricing reads of an asset: an ``Asset``, or a row of a read that selected these
+    columns with it (``balances.selectors.HeldAsset``)."""
+
+    @property
+    def asset_id(self) -> str: ...
+
+    @property
+    def coingecko_id(self) -> str: ...
+
+    @property
+    def reference_price(self) -> Decimal: ...
+
+
 class PriceProvider(Protocol):
     name: str
 
-    def fetch(self, assets: Sequence[Asset]) -> dict[str, Quote]:
+    def fetch(self, assets: Sequence[PricedAsset]) -> dict[str, Quote]:
         """Quotes by asset_id for those of ``assets`` the provider knows; raises ProviderError."""
         ...
 
@@ -103,7 +117,7 @@ def _cached(asset_ids: Iterable[str], key: str, *, now: datetime, force_stale: b
     return {keys[k]: _load(v, now=now, force_stale=force_stale) for k, v in found.items()}
 
 
-def get_quotes(assets: Iterable[Asset]) -> dict[str, Quote]:
+def get_quotes(assets: Iterable[PricedAsset]) -> dict[str, Quote]:
     """Quotes by asset_id; assets with no price at all (never seen) are absent.
 
     Never raises for provider trouble: a failed or partial answer falls back to the
@@ -165,7 +179,7 @@ class SimulatedProvider:
 
     name = "simulated"
 
-    def fetch(self, assets: Sequence[Asset]) -> dict[str, Quote]:
+    def fetch(self, assets: Sequence[PricedAsset]) -> dict[str, Quote]:
         bucket = int(time.time()) // SIMULATED_BUCKET_SECONDS
         as_of = datetime.fromtimestamp(bucket * SIMULATED_BUCKET_SECONDS, tz=UTC)
         return {
@@ -235,7 +249,7 @@ class CoinGeckoProvider:
             headers["x-cg-pro-api-key" if pro else "x-cg-demo-api-key"] = self.api_key
         return headers
 
-    def fetch(self, assets: Sequence[Asset]) -> dict[str, Quote]:
+    def fetch(self, assets: Sequence[PricedAsset]) -> dict[str, Quote]:
         by_coin: dict[str, list[str]] = {}
         for asset in assets:
             if asset.coingecko_id:

@@ -136,6 +136,10 @@ class AssetTransaction(models.Model):
         ADJUSTMENT = "ADJUSTMENT"
 
     class Status(models.TextChoices):
+        # Every row is written COMPLETED: a fill or an adjustment settles in the transaction
+        # that writes its row, so there is nothing to wait for. PENDING and FAILED are the
+        # original design's states for a settlement that would finish later (SPEC section 3
+        # keeps the column and its values); reconcile_ledger counts COMPLETED rows only.
         COMPLETED = "COMPLETED"
         PENDING = "PENDING"
         FAILED = "FAILED"

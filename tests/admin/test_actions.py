@@ -14,9 +14,9 @@ from django.urls import reverse
 
 from balances.forms import new_submission_key
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from balances.selectors import reconcile_ledger
 from balances.services import adjust_usd_balance
 from orders.models import Order
+from orders.selectors import reconcile_ledger
 
 
 def _messages(response) -> list[str]:

@@ -13,8 +13,8 @@ import pytest
 from django.conf import settings
 
 from balances.models import CashTransaction, UsdBalance
-from balances.selectors import reconcile_ledger
 from orders.models import Order
+from orders.selectors import reconcile_ledger
 from orders.services import place_order
 
 CHROMIUM = "/usr/bin/chromium"

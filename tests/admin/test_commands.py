@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from balances.models import AssetBalance, UsdBalance
-from balances.selectors import reconcile_ledger
 from orders.models import Order
+from orders.selectors import reconcile_ledger
 
 User = get_user_model()
 

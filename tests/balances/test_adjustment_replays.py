@@ -9,9 +9,9 @@ from decimal import Decimal
 import pytest
 
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from balances.selectors import reconcile_ledger
 from balances.services import adjust_asset_balance, adjust_usd_balance
 from core.exceptions import Conflict
+from orders.selectors import reconcile_ledger
 from tests.threads import run_concurrently
 
 D = Decimal

@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from balances.selectors import Mismatch, reconcile_ledger
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
 from core.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
 from orders.models import Order
+from orders.selectors import Mismatch, reconcile_ledger
 
 pytestmark = pytest.mark.django_db
 
@@ -318,3 +318,15 @@ def test_reconciliation_finds_an_asset_quantity_and_hold_the_ledger_does_not_exp
         Mismatch("alice", "BTC quantity", Decimal("2.000000000000000001"), Decimal("2")),
         Mismatch("alice", "ETH held", Decimal("1"), Decimal("0")),
     ]
+
+
+def test_the_holding_rows_are_named_like_the_columns_of_their_models():
+    # The holdings read selects each row field by its name: a renamed column must fail here.
+    from assets.models import Asset
+    from balances.models import AssetBalance
+    from balances.selectors import HeldAsset, Holding
+
+    asset_columns = {f.column for f in Asset._meta.concrete_fields}
+    holding_columns = {f.column for f in AssetBalance._meta.concrete_fields}
+    assert set(HeldAsset.__dataclass_fields__) <= asset_columns
+    assert set(Holding.__dataclass_fields__) - {"asset"} <= holding_columns

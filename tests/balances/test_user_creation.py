@@ -10,9 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from balances.models import CashTransaction, UsdBalance
-from balances.selectors import reconcile_ledger
 from balances.services import register_user
 from core.exceptions import InvalidRequest
+from orders.selectors import reconcile_ledger
 
 User = get_user_model()
 

@@ -19,10 +19,10 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from balances.models import AssetBalance, CashTransaction, UsdBalance
-from balances.selectors import reconcile_ledger
 from core.exceptions import OrderNotCancellable
 from orders.lock_objects import claim_pending_order
 from orders.models import Order
+from orders.selectors import reconcile_ledger
 from orders.services import OrderFailed, cancel_order, fill_resting_order, place_order, process_resting_orders
 from tests.threads import run_concurrently
 

@@ -16,9 +16,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from balances.selectors import reconcile_ledger
 from core.exceptions import Conflict, InvalidRequest, OrderNotCancellable
 from orders.models import Order
+from orders.selectors import reconcile_ledger
 from orders.services import OrderFailed, cancel_order, place_order, process_resting_orders
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from balances.selectors import reconcile_ledger
+from orders.selectors import reconcile_ledger
 
 
 class Command(BaseCommand):
