@@ -3,8 +3,6 @@ switch trading on and off; everyone with access sees the current market price.""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
@@ -14,15 +12,7 @@ from django.utils.html import format_html
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
 from assets.services import set_tradable
-from core.admin import SafeChangelistMixin
-
-
-def plain_decimal(value: Decimal | None) -> str:
-    """A decimal without its trailing zeros and never in exponent form (1E+1 -> "10")."""
-    if value is None:
-        return "-"
-    text = format(value.normalize(), "f")
-    return text
+from core.admin import SafeChangelistMixin, plain_decimal
 
 
 class QuotedChangeList(ChangeList):

@@ -4,17 +4,14 @@ Balances and ledger rows are never edited here, by anybody (superusers included)
 ledger is append-only and must explain every balance. The one way to change a balance
 from the back office is an adjustment (``adjust_usd_view`` / ``adjust_asset_view``), which
 goes through ``balances.services`` and writes an ADJUSTMENT row with the reason and the
-staff user. The user pages (with holdings and orders) live in ``orders/admin.py``, the one
-admin module that may import both apps.
+staff user. The user page (with holdings and orders) is backoffice/admin.py, above both apps.
 """
 
 from __future__ import annotations
 
 import csv
-import uuid
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -26,12 +23,12 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from assets.admin import QuotedListMixin, plain_decimal
+from assets.admin import QuotedListMixin
 from balances.forms import AssetAdjustmentForm, UsdAdjustmentForm
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import get_holdings, value_holding
 from balances.services import adjust_asset_balance, adjust_usd_balance
-from core.admin import SafeChangelistMixin
+from core.admin import SafeChangelistMixin, UuidSearchMixin, admin_changelist_url, plain_decimal, user_link
 from core.exceptions import Conflict, DomainError
 
 ADJUST_PERMISSION = "balances.adjust_balance"
@@ -42,36 +39,11 @@ User = get_user_model()
 # --- Links between the back-office pages ---------------------------------------------
 
 
-def admin_changelist_url(model_label: str, **params) -> str:
-    """``admin_changelist_url("orders_order", user=3)`` -> the orders of user 3."""
-    url = reverse(f"admin:{model_label}_changelist")
-    return f"{url}?{urlencode(params)}" if params else url
-
-
-def user_link(user_id: int, username: str) -> str:
-    return format_html('<a href="{}">{}</a>', reverse("admin:auth_user_change", args=[user_id]), username)
-
-
 def order_link(order_id) -> str:
     if order_id is None:
         return "-"
     # By URL name, not by import: balances must not import the orders app.
     return format_html('<a href="{}">{}</a>', reverse("admin:orders_order_change", args=[order_id]), str(order_id)[:8])
-
-
-class UuidSearchMixin:
-    """Search also matches a full UUID exactly against ``uuid_search_field`` (an order id),
-    which an icontains over the UUID's text could only do with a full scan."""
-
-    uuid_search_field = "order_id"
-
-    def get_search_results(self, request, queryset, search_term):
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        try:
-            value = uuid.UUID(search_term.strip())
-        except ValueError:
-            return results, may_have_duplicates
-        return results | queryset.filter(**{self.uuid_search_field: value}), may_have_duplicates
 
 
 # --- CSV export ------------------------------------------------------------------------
@@ -145,6 +117,8 @@ def csv_column(model, name: str) -> tuple[str, Callable]:
 class LedgerAdmin(UuidSearchMixin, ReadOnlyAdmin):
     """A read-only ledger whose CSV export has the columns of its detail page (``fields``),
     so a column added to one is in the other."""
+
+    uuid_search_field = "order_id"  # a ledger row is found by the order it settles
 
     date_hierarchy = "created_at"
     actions = ("export_csv",)

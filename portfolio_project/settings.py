@@ -40,6 +40,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "assets",
     "orders",
+    # Admin pages that see several apps (the user page with its money): above them all.
+    "backoffice",
 ]
 
 MIDDLEWARE = [

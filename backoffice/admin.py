@@ -1,0 +1,181 @@
+"""The back office's pages that see several apps at once (SPEC sections 1 and 7): Django's
+user admin with the user's money (USD balance, holdings at market price, recent orders), and
+Django's group and DRF's token admins with the changelist guard. They import orders,
+balances and assets, so they live above them, in a module of their own.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
+
+from balances.admin import ADJUST_PERMISSION
+from balances.models import UsdBalance
+from balances.selectors import get_holdings, value_holdings
+from core.admin import SafeChangelistMixin, admin_changelist_url, plain_decimal
+from orders.selectors import get_orders_by_user
+
+RECENT_ORDERS = 10
+
+User = get_user_model()
+
+# --- Users ----------------------------------------------------------------------------
+
+admin.site.unregister(User)
+admin.site.unregister(Group)
+admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class ApiTokenAdmin(SafeChangelistMixin, TokenAdmin):
+    """DRF's token admin, with malformed selections and lookups answered, not a 500."""
+
+
+@admin.register(Group)
+class StaffGroupAdmin(SafeChangelistMixin, GroupAdmin):
+    """Django's group admin, with malformed selections and lookups answered, not a 500."""
+
+
+@admin.register(User)
+class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
+    """Django's user admin plus the user's money on one page: USD balance, holdings at
+    market price and recent orders, read-only, with links to the ledgers."""
+
+    change_form_template = "admin/auth/user/change_form.html"
+    list_display = (
+        "username",
+        "email",
+        "is_staff",
+        "usd_current_balance",
+        "usd_held",
+        "usd_available",
+        "date_joined",
+    )
+    list_select_related = ("usd_balance",)
+    money_fields = ("usd_balance_panel", "holdings_panel", "recent_orders_panel")
+    readonly_fields = money_fields
+    fieldsets = (
+        UserAdmin.fieldsets[0],
+        ("Money", {"fields": money_fields}),
+        *UserAdmin.fieldsets[1:],
+    )
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        balance_id = None
+        if str(object_id).isdigit():  # a malformed id is left to Django's "does not exist" handling
+            balance_id = UsdBalance.objects.filter(user_id=object_id).values_list("pk", flat=True).first()
+        extra_context = {
+            **(extra_context or {}),
+            "can_adjust": request.user.has_perm(ADJUST_PERMISSION),
+            "usd_balance_id": balance_id,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _balance(user) -> UsdBalance | None:
+        try:
+            return user.usd_balance
+        except UsdBalance.DoesNotExist:
+            return None
+
+    @admin.display(description="USD balance", ordering="usd_balance__current_balance")
+    def usd_current_balance(self, user):
+        balance = self._balance(user)
+        return balance.current_balance if balance else None
+
+    @admin.display(description="USD held", ordering="usd_balance__held")
+    def usd_held(self, user):
+        balance = self._balance(user)
+        return balance.held if balance else None
+
+    @admin.display(description="USD available")
+    def usd_available(self, user):
+        balance = self._balance(user)
+        return balance.available if balance else None
+
+    @admin.display(description="USD")
+    def usd_balance_panel(self, user) -> str:
+        balance = self._balance(user)
+        if balance is None:
+            return "No USD balance."
+        return format_html(
+            '<table id="usd-balance"><tr><th>current</th><th>held</th><th>available</th><th>updated</th></tr>'
+            '<tr><td class="usd-current">{}</td><td class="usd-held">{}</td><td class="usd-available">{}</td>'
+            "<td>{}</td></tr></table>"
+            '<p><a href="{}">balance page</a> · <a href="{}">cash ledger</a></p>',
+            balance.current_balance,
+            balance.held,
+            balance.available,
+            balance.updated_at.isoformat(timespec="seconds"),
+            reverse("admin:balances_usdbalance_change", args=[balance.pk]),
+            admin_changelist_url("balances_cashtransaction", user=user.pk),
+        )
+
+    @admin.display(description="holdings")
+    def holdings_panel(self, user) -> str:
+        valued = value_holdings(get_holdings(user=user))
+        ledger = admin_changelist_url("balances_assettransaction", user=user.pk)
+        if not valued:
+            return format_html('No holdings. <a href="{}">asset ledger</a>', ledger)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    v.holding.asset_id,
+                    plain_decimal(v.holding.quantity),
+                    plain_decimal(v.holding.held_quantity),
+                    plain_decimal(v.holding.average_purchase_price),
+                    plain_decimal(v.current_price) + (" (stale)" if v.price_stale else ""),
+                    v.market_value if v.market_value is not None else "-",
+                    v.unrealized_pnl if v.unrealized_pnl is not None else "-",
+                )
+                for v in valued
+            ),
+        )
+        return format_html(
+            '<table id="holdings"><tr><th>asset</th><th>quantity</th><th>held</th><th>average price</th>'
+            "<th>current price</th><th>market value</th><th>unrealized P&amp;L</th></tr>{}</table>"
+            '<p><a href="{}">asset ledger</a></p>',
+            rows,
+            ledger,
+        )
+
+    @admin.display(description="recent orders")
+    def recent_orders_panel(self, user) -> str:
+        orders = list(get_orders_by_user(user=user)[:RECENT_ORDERS])
+        all_orders = admin_changelist_url("orders_order", user=user.pk)
+        if not orders:
+            return format_html('No orders. <a href="{}">orders</a>', all_orders)
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{} {}</td>'
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    reverse("admin:orders_order_change", args=[order.pk]),
+                    str(order.pk)[:8],
+                    order.created_at.isoformat(timespec="seconds"),
+                    order.order_type,
+                    order.asset_id,
+                    plain_decimal(order.quantity),
+                    plain_decimal(order.order_price) if order.is_limit else "market",
+                    order.status,
+                    order.total_amount if order.total_amount is not None else "-",
+                )
+                for order in orders
+            ),
+        )
+        return format_html(
+            '<table id="recent-orders"><tr><th>order</th><th>created</th><th>side</th><th>quantity</th>'
+            "<th>limit</th><th>status</th><th>total USD</th></tr>{}</table>"
+            '<p><a href="{}">all orders</a></p>',
+            rows,
+            all_orders,
+        )
