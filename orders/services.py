@@ -9,13 +9,14 @@ ever held across a network call.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from assets.models import Asset
@@ -339,6 +340,7 @@ class ProcessReport:
     filled: int = 0
     expired: int = 0
     skipped: int = 0  # lost a race to another worker or a cancel, or could not be filled
+    failed: int = 0  # raised an error of its own: logged and left PENDING for the next pass
 
 
 def fill_resting_order(*, order_id, quote: Quote) -> bool:
@@ -358,6 +360,29 @@ def fill_resting_order(*, order_id, quote: Quote) -> bool:
     return True
 
 
+# The database itself is unreachable or restarting: no other order would fare better, so
+# the pass ends and process_orders reconnects and backs off.
+DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
+
+
+@contextmanager
+def _one_order(order_id, report: ProcessReport):
+    """Keep one order's failure from stopping everyone else's fills.
+
+    A value that overflows a column (DataError), a constraint it breaks or a bug its data
+    triggers is that order's problem: its own transaction has rolled back, so it is logged
+    with its id, stays PENDING, and the pass goes on. Catching every exception is deliberate
+    here; only a lost database connection ends the pass.
+    """
+    try:
+        yield
+    except DATABASE_UNREACHABLE:
+        raise
+    except Exception:
+        report.failed += 1
+        logger.exception("process_orders: order %s could not be processed; skipped, it stays PENDING", order_id)
+
+
 def process_resting_orders(*, now: datetime | None = None, progress=None) -> ProcessReport:
     """Expire PENDING orders past ``expires_at``, then fill those the market price crosses.
 
@@ -369,11 +394,12 @@ def process_resting_orders(*, now: datetime | None = None, progress=None) -> Pro
     report = ProcessReport()
     expired = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=now).select_related("asset")
     for order in expired.iterator():
-        try:
-            expire_order(order=order)
-            report.expired += 1
-        except OrderNotCancellable:
-            report.skipped += 1
+        with _one_order(order.order_id, report):
+            try:
+                expire_order(order=order)
+                report.expired += 1
+            except OrderNotCancellable:
+                report.skipped += 1
     asset_ids = Order.objects.filter(status=Order.Status.PENDING).values_list("asset_id", flat=True).distinct()
     assets = list(Asset.objects.filter(pk__in=list(asset_ids), is_active=True))
     quotes = get_quotes(assets)
@@ -386,10 +412,11 @@ def process_resting_orders(*, now: datetime | None = None, progress=None) -> Pro
             for order_id in pending_order_ids_crossed(
                 asset_id=asset.asset_id, order_type=order_type, price=quote.price
             ):
-                if fill_resting_order(order_id=order_id, quote=quote):
-                    report.filled += 1
-                else:
-                    report.skipped += 1
+                with _one_order(order_id, report):
+                    if fill_resting_order(order_id=order_id, quote=quote):
+                        report.filled += 1
+                    else:
+                        report.skipped += 1
                 if progress is not None:
                     progress(report)
     return report

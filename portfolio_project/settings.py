@@ -54,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, so that it sees the views' exceptions first: a database outage is a 503.
+    "core.api.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "portfolio_project.urls"

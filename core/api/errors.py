@@ -8,11 +8,14 @@ own exceptions are translated here, so views never build error bodies themselves
 
 from __future__ import annotations
 
+import logging
+import sys
 from operator import attrgetter
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils import timezone as dj_timezone
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
@@ -23,6 +26,14 @@ from rest_framework.settings import api_settings as drf_settings
 from rest_framework.views import set_rollback
 
 from core.exceptions import DomainError
+
+logger = logging.getLogger("core.api")
+
+# The database is down, restarting or unreachable (psycopg cannot connect, or the server cut
+# the connection): not a bug, and the answer is "try again shortly", not a 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+DATABASE_UNAVAILABLE_MESSAGE = "The service is unavailable (its database cannot be reached); try again shortly."
+RETRY_AFTER_SECONDS = "2"
 
 DOMAIN_STATUS = {
     "validation_error": status.HTTP_400_BAD_REQUEST,
@@ -56,6 +67,8 @@ def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         set_rollback()
         return Response(error_body(exc.code, exc.message, exc.details), status=DOMAIN_STATUS.get(exc.code, 400))
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return database_unavailable(context["request"], exc)
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -89,7 +102,23 @@ def json_not_found(request, exception=None):
     return defaults.page_not_found(request, exception)
 
 
+def database_unavailable(request, exc: BaseException) -> HttpResponse:
+    """503 ``service_unavailable``: in the error shape under /api/, a plain page elsewhere."""
+    logger.warning("database unavailable (%s: %s) for %s %s", exc.__class__.__name__, exc, request.method, request.path)
+    if request.path.startswith("/api/"):
+        response = JsonResponse(error_body("service_unavailable", DATABASE_UNAVAILABLE_MESSAGE), status=503)
+    else:
+        response = HttpResponse(DATABASE_UNAVAILABLE_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = RETRY_AFTER_SECONDS
+    return response
+
+
 def json_server_error(request):
+    # Django calls handler500 inside its except block: a database outage met outside any
+    # view (the session middleware saving a session) is still a 503, not a 500.
+    exc = sys.exc_info()[1]
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return database_unavailable(request, exc)
     if request.path.startswith("/api/"):
         return JsonResponse(error_body("server_error", "Internal server error."), status=500)
     return defaults.server_error(request)

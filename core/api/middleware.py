@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
-from core.api.errors import error_body
+from core.api.errors import DATABASE_UNAVAILABLE, database_unavailable, error_body
 
 NUL = "\x00"
 MESSAGE = "The request contains a NUL byte."
@@ -34,3 +34,20 @@ class RejectNulBytesMiddleware:
                 return JsonResponse(error_body("malformed_request", MESSAGE), status=400)
             return HttpResponseBadRequest(MESSAGE)
         return self.get_response(request)
+
+
+class DatabaseUnavailableMiddleware:
+    """A database outage met by a view outside DRF (the admin, the browsable API's login)
+    answers 503, in the error shape under /api/; DRF views get the same from the exception
+    handler (core/api/errors.py)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, DATABASE_UNAVAILABLE):
+            return database_unavailable(request, exception)
+        return None
