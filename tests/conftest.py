@@ -3,15 +3,18 @@ embedded server otherwise."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from assets.models import Asset
+from assets.prices import Quote, store_quotes
 from assets.selectors import forget_assets
 
 User = get_user_model()
@@ -29,6 +32,30 @@ def throttle_clock_frozen(monkeypatch):
     from rest_framework.throttling import SimpleRateThrottle
 
     monkeypatch.setattr(SimpleRateThrottle, "timer", staticmethod(lambda: 1_800_000_030.0))
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # Users are cheap in tests: the production hasher costs ~0.3 s a password and proves
+    # nothing here. A test of password hashing itself sets PASSWORD_HASHERS back.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def set_price(settings):
+    """``set_price("BTC", "50000")``: the market price every trade sees until changed.
+
+    The quote goes into the price cache as if the provider had just answered; the cache
+    keeps it for an hour so that a slow test never falls back to the simulated market
+    halfway through."""
+    settings.PRICE_CACHE_SECONDS = 3600
+
+    def set_(asset_id: str, price: str | Decimal, *, as_of: datetime | None = None, source: str = "test") -> Quote:
+        quote = Quote(asset_id=asset_id, price=Decimal(price), as_of=as_of or timezone.now(), source=source)
+        store_quotes([quote])
+        return quote
+
+    return set_
 
 
 @pytest.fixture(autouse=True)

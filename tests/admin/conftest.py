@@ -18,12 +18,6 @@ from orders.services import place_order
 staff_groups_migration = import_module("balances.migrations.0002_staff_groups")
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    # These tests create dozens of users; the production hasher costs ~0.3 s per password.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff_groups(db):
     # The migration created them; a transactional test elsewhere may have flushed them.

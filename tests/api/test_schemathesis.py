@@ -32,7 +32,6 @@ from schemathesis.specs.openapi.checks import (
 
 from orders.services import place_order
 from portfolio_project.wsgi import application
-from tests.api_helpers import set_price
 
 MAX_EXAMPLES = 25
 SCHEMA_PATH = "/api/v1/schema/"
@@ -75,7 +74,7 @@ def _auth_throttle_lifted(monkeypatch):
 
 
 @pytest.fixture
-def account(user, btc, eth):
+def account(user, btc, eth, set_price):
     """A fresh user with cash, two holdings, filled and resting orders: the GETs return data.
     Returns the user's token and the real identifiers to point generated requests at."""
     set_price("BTC", "50000")

@@ -6,10 +6,9 @@ from assets.services import set_tradable
 from core.exceptions import InvalidRequest
 from orders.models import Order
 from orders.services import place_order
-from tests.api_helpers import set_price
 
 
-def test_suspending_an_asset_stops_trading_in_this_process_at_once(user, btc, eth):
+def test_suspending_an_asset_stops_trading_in_this_process_at_once(user, btc, eth, set_price):
     # given an order that read (and cached) BTC
     set_price("BTC", "50000")
     place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
