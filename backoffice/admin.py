@@ -27,6 +27,11 @@ User = get_user_model()
 
 # --- Users ----------------------------------------------------------------------------
 
+# The app list on every page's left took 300 of a 1,400 px screen, and the order and asset
+# lists' right-hand columns (status, prices) were cut off behind a scroll bar. The home
+# page and the breadcrumbs still lead everywhere.
+admin.site.enable_nav_sidebar = False
+
 admin.site.unregister(User)
 admin.site.unregister(Group)
 admin.site.unregister(TokenProxy)
@@ -65,6 +70,16 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
         ("Money", {"fields": money_fields}),
         *UserAdmin.fieldsets[1:],
     )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        # Support views users without changing them: the password hash tells them nothing, and
+        # its "Reset password" button led to a 403.
+        (name, options), *rest = fieldsets
+        fields = tuple(field for field in options["fields"] if field != "password")
+        return ((name, {**options, "fields": fields}), *rest)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         balance_id = None

@@ -28,7 +28,14 @@ from balances.forms import AssetAdjustmentForm, UsdAdjustmentForm
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import get_holdings, value_holding
 from balances.services import adjust_asset_balance, adjust_usd_balance
-from core.admin import SafeChangelistMixin, UuidSearchMixin, admin_changelist_url, plain_decimal, user_link
+from core.admin import (
+    SafeChangelistMixin,
+    UuidSearchMixin,
+    admin_changelist_url,
+    compact_time,
+    plain_decimal,
+    user_link,
+)
 from core.exceptions import Conflict, DomainError
 
 ADJUST_PERMISSION = "balances.adjust_balance"
@@ -142,6 +149,14 @@ class LedgerAdmin(UuidSearchMixin, ReadOnlyAdmin):
     def user_display(self, obj) -> str:
         return user_link(obj.user_id, obj.user.username)
 
+    @admin.display(description="created", ordering="created_at")
+    def created_display(self, obj) -> str:
+        return compact_time(obj.created_at)
+
+    @admin.display(description="type", ordering="transaction_type")
+    def type_display(self, obj) -> str:
+        return obj.get_transaction_type_display()
+
     @admin.display(description="order")
     def order_display(self, obj) -> str:
         return order_link(obj.order_id)
@@ -159,9 +174,9 @@ def _username(user) -> str:
 class CashTransactionAdmin(LedgerAdmin):
     list_display = (
         "id",
-        "created_at",
+        "created_display",
         "user_display",
-        "transaction_type",
+        "type_display",
         "amount",
         "balance_after",
         "order_display",
@@ -191,16 +206,14 @@ class CashTransactionAdmin(LedgerAdmin):
 class AssetTransactionAdmin(LedgerAdmin):
     list_display = (
         "id",
-        "created_at",
+        "created_display",
         "user_display",
         "asset_display",
-        "transaction_type",
-        "quantity",
-        "price_per_unit",
+        "type_display",
+        "quantity_display",
+        "price_display",
         "total_amount",
         "realized_pnl",
-        "status",
-        "price_source",
         "order_display",
         "actor_display",
         "note",
@@ -231,6 +244,15 @@ class AssetTransactionAdmin(LedgerAdmin):
     def asset_display(self, obj) -> str:
         return obj.asset_id
 
+    # Status and price source are filters, not columns: every row written is COMPLETED.
+    @admin.display(description="quantity", ordering="quantity")
+    def quantity_display(self, obj) -> str:
+        return plain_decimal(obj.quantity)
+
+    @admin.display(description="price", ordering="price_per_unit")
+    def price_display(self, obj) -> str:
+        return plain_decimal(obj.price_per_unit)
+
 
 # --- Balances -----------------------------------------------------------------------
 
@@ -248,6 +270,7 @@ class AssetBalanceAdmin(QuotedListMixin, ReadOnlyAdmin):
         "market_value",
         "last_transaction_at",
     )
+    list_display_links = ("asset_display",)  # not the user column, itself a link to the user
     list_select_related = ("user", "asset")
     list_filter = ("asset",)
     search_fields = ("user__username",)
@@ -299,6 +322,8 @@ class AssetBalanceAdmin(QuotedListMixin, ReadOnlyAdmin):
 @admin.register(UsdBalance)
 class UsdBalanceAdmin(ReadOnlyAdmin):
     list_display = ("user_display", "current_balance", "held", "available", "updated_at")
+    # The first column is a link to the user; a row link around it would be an empty anchor.
+    list_display_links = ("current_balance",)
     list_select_related = ("user",)
     search_fields = ("user__username", "user__email")
     ordering = ("user__username",)

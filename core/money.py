@@ -52,6 +52,12 @@ def decimal_places(value: Decimal) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
+def plain(value: Decimal) -> str:
+    """A decimal without trailing zeros and never in exponent form: 0.010000 -> "0.01",
+    1E+1 -> "10". How quantities and prices are written for people."""
+    return format(value.normalize(), "f")
+
+
 def to_cents(value: Decimal) -> Decimal:
     """Round half-even to the cent: for reported figures (P&L), never for what moves money."""
     return value.quantize(CENT)

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from core.money import price_field, quantity_field, usd_field
+from core.money import plain, price_field, quantity_field, usd_field
 
 CLIENT_ORDER_ID_CONSTRAINT = "order_client_order_id_unique_per_user"
 
@@ -75,7 +75,7 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.order_type} {self.quantity} {self.asset_id} ({self.status})"
+        return f"{self.order_type} {plain(self.quantity)} {self.asset_id} ({self.status})"
 
     @property
     def is_limit(self) -> bool:

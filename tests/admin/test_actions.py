@@ -73,7 +73,7 @@ def test_cancel_action_refuses_a_completed_order_and_moves_nothing(support_clien
     assert CashTransaction.objects.count() == cash_rows
     assert reconcile_ledger() == []
     messages = _messages(response)
-    assert any("Only PENDING orders can be cancelled; this one is COMPLETED." in m for m in messages)
+    assert f"Not cancelled, only PENDING orders can be: {str(completed_buy.pk)[:8]} (COMPLETED)." in messages
 
 
 def test_cancel_action_is_not_run_for_staff_without_cancel_permission(make_staff, client_for, resting_buy):

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 
 from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order
+from tests.admin.changelists import BACK_OFFICE_CHANGELISTS
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-battery"
@@ -127,3 +129,23 @@ def test_support_cancels_an_order_and_operations_adjusts_a_balance(browser, live
     usd = UsdBalance.objects.get(user=carol)
     assert (usd.current_balance, usd.held) == (Decimal("10025.00"), Decimal("0.00"))
     assert reconcile_ledger() == []
+
+
+def test_every_back_office_list_fits_a_1400_px_screen(browser, live_server, make_staff, make_user, btc):
+    # given a user with a fill, a resting order and both ledgers' rows
+    make_staff("sue_support", "Support")
+    carol = make_user("carol")
+    place_order(user=carol, asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01"))
+    place_order(
+        user=carol, asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01"), order_price=Decimal("1000")
+    )
+    page = _login(browser, live_server.url, "sue_support")
+    for name in BACK_OFFICE_CHANGELISTS:
+        # when Support opens the list on a 1,400 px wide screen
+        page.goto(live_server.url + reverse(name))
+        _shot(page, f"list-1400-{name.split(':')[1]}")
+        # then no column hides behind the results' horizontal scroll bar
+        scroll, visible = page.evaluate(
+            "(() => { const r = document.querySelector('.results'); return [r.scrollWidth, r.clientWidth]; })()"
+        )
+        assert scroll <= visible, f"{name}: the table is {scroll} px wide in {visible} px"
