@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean demo staff reconcile manage
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,16 @@ clean:
 # PostgreSQL, portfolio and history latency, process_orders fills/s. BENCH_QUICK=1 for a smoke run.
 bench: install
 	$(PY) scripts/bench/run.py
+
+# Everyday commands without activating the virtualenv (each is `.venv/bin/python manage.py ...`).
+demo: install  ## demo users with holdings, orders and a week of history
+	$(PY) manage.py seed_demo
+
+staff: install  ## make staff NAME=sam GROUP=Support (or Operations): creates the account if new
+	$(PY) manage.py add_staff_to_group "$(NAME)" "$(or $(GROUP),Support)" --create
+
+reconcile: install  ## every balance against its ledger; non-zero exit on any mismatch
+	$(PY) manage.py reconcile_ledger
+
+manage: install  ## make manage CMD="process_orders --once"
+	$(PY) manage.py $(CMD)

@@ -79,3 +79,21 @@ def test_seed_demo_creates_users_with_history_and_is_rerunnable(btc, eth):
     assert Order.objects.count() == orders
     assert "password" not in again.getvalue()
     assert "demo_alice: exists, skipped." in again.getvalue()
+
+
+def test_add_staff_to_group_creates_the_account_when_asked(staff_groups):
+    # given no account named sam; when
+    out = io.StringIO()
+    call_command("add_staff_to_group", "sam", "Support", "--create", stdout=out)
+    # then sam is staff in Support, can log in with the printed password, and has a USD balance
+    sam = User.objects.get(username="sam")
+    password = out.getvalue().rsplit("password ", 1)[1].strip()
+    assert (sam.is_staff, sam.is_superuser) == (True, False)
+    assert list(sam.groups.values_list("name", flat=True)) == ["Support"]
+    assert sam.check_password(password)
+    assert UsdBalance.objects.filter(user=sam).count() == 1
+
+
+def test_add_staff_to_group_without_create_names_the_flag(staff_groups):
+    with pytest.raises(CommandError, match="add --create"):
+        call_command("add_staff_to_group", "ghost", "Support")
