@@ -1,55 +1,63 @@
 """The asset inventory over HTTP: each asset with its current price."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django_filters import rest_framework as filters
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from assets.models import Asset
-from assets.prices import get_quotes
+from assets.prices import Quote, get_quotes
+from core.api.fields import PriceField, TimestampField
+from core.api.serializers import ReadSerializer
 
-PRICE_FORMAT = serializers.DecimalField(max_digits=30, decimal_places=12)
+
+@dataclass(frozen=True, slots=True)
+class PricedAsset:
+    """An asset with the quote the view fetched for its whole page (None: no price at all)."""
+
+    asset: Asset
+    quote: Quote | None
+
+    @property
+    def current_price(self) -> Decimal | None:
+        return None if self.quote is None else self.quote.price
+
+    @property
+    def price_source(self) -> str | None:
+        return None if self.quote is None else self.quote.source
+
+    @property
+    def price_as_of(self) -> datetime | None:
+        return None if self.quote is None else self.quote.as_of
+
+    @property
+    def price_stale(self) -> bool:
+        return True if self.quote is None else self.quote.stale
 
 
-class AssetSerializer(serializers.ModelSerializer):
-    current_price = serializers.SerializerMethodField()
-    price_source = serializers.SerializerMethodField()
-    price_as_of = serializers.SerializerMethodField()
-    price_stale = serializers.SerializerMethodField()
+class AssetSerializer(ReadSerializer):
+    asset_id = serializers.CharField(source="asset.asset_id", help_text="Upper-case symbol, e.g. BTC.")
+    name = serializers.CharField(source="asset.name")
+    is_active = serializers.BooleanField(source="asset.is_active", help_text="Tradable.")
+    quantity_decimals = serializers.IntegerField(
+        source="asset.quantity_decimals", help_text="The quantity step: 8 means 0.00000001."
+    )
+    coingecko_id = serializers.CharField(source="asset.coingecko_id")
+    current_price = PriceField(allow_null=True)
+    price_source = serializers.CharField(allow_null=True)
+    price_as_of = TimestampField(allow_null=True)
+    price_stale = serializers.BooleanField()
 
-    class Meta:
-        model = Asset
-        fields = [
-            "asset_id",
-            "name",
-            "is_active",
-            "quantity_decimals",
-            "coingecko_id",
-            "current_price",
-            "price_source",
-            "price_as_of",
-            "price_stale",
-        ]
 
-    # The quotes were fetched once for the whole page by the view (context["quotes"]):
-    # these methods only look them up, they never query.
-    def _quote(self, asset):
-        return self.context.get("quotes", {}).get(asset.asset_id)
-
-    def get_current_price(self, asset) -> str | None:
-        quote = self._quote(asset)
-        return None if quote is None else PRICE_FORMAT.to_representation(quote.price)
-
-    def get_price_source(self, asset) -> str | None:
-        quote = self._quote(asset)
-        return None if quote is None else quote.source
-
-    def get_price_as_of(self, asset) -> str | None:
-        quote = self._quote(asset)
-        return None if quote is None else serializers.DateTimeField().to_representation(quote.as_of)
-
-    def get_price_stale(self, asset) -> bool:
-        quote = self._quote(asset)
-        return True if quote is None else quote.stale
+def _priced(assets: list[Asset]) -> list[PricedAsset]:
+    quotes = get_quotes(assets)  # one price lookup for the page
+    return [PricedAsset(asset, quotes.get(asset.asset_id)) for asset in assets]
 
 
 class AssetPagination(CursorPagination):
@@ -59,22 +67,27 @@ class AssetPagination(CursorPagination):
     max_page_size = 500
 
 
+class AssetFilter(filters.FilterSet):
+    is_active = filters.BooleanFilter()
+
+    class Meta:
+        model = Asset
+        fields = ["is_active"]
+
+
 class AssetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The inventory, with current prices. `?is_active=true` lists only tradable assets."""
 
     serializer_class = AssetSerializer
     pagination_class = AssetPagination
     lookup_field = "asset_id"
-    filterset_fields = ["is_active"]
+    filterset_class = AssetFilter
     queryset = Asset.objects.all()
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        context = {**self.get_serializer_context(), "quotes": get_quotes(page)}
-        return self.get_paginated_response(self.get_serializer(page, many=True, context=context).data)
+        return self.get_paginated_response(AssetSerializer(_priced(page), many=True).data)
 
     def retrieve(self, request, *args, **kwargs):
         self.kwargs["asset_id"] = self.kwargs["asset_id"].upper()
-        asset = self.get_object()
-        context = {**self.get_serializer_context(), "quotes": get_quotes([asset])}
-        return Response(self.get_serializer(asset, context=context).data)
+        return Response(AssetSerializer(_priced([self.get_object()])[0]).data)

@@ -3,6 +3,7 @@ the two ledgers and the portfolio. Views parse, call one service or selector, an
 
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
 from rest_framework.authtoken.models import Token
@@ -11,9 +12,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from balances import selectors, services
-from balances.models import AssetTransaction, CashTransaction, UsdBalance
-from core.api.errors import FlatReadSerializer, OwnerScopedMixin
+from balances.models import AssetTransaction, CashTransaction
+from core.api.errors import OwnerScopedMixin
+from core.api.fields import EnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
+from core.api.filters import EnumFilter
 from core.api.openapi import error_responses
+from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import ScopedThrottle
 
 # --- Serializers --------------------------------------------------------------------
@@ -43,101 +47,89 @@ class TokenRequestSerializer(serializers.Serializer):
     password = serializers.CharField(max_length=128, style={"input_type": "password"})
 
 
-class UsdBalanceSerializer(serializers.ModelSerializer):
-    currency = serializers.SerializerMethodField()
-    available = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
-
-    class Meta:
-        model = UsdBalance
-        fields = ["currency", "current_balance", "held", "available", "updated_at"]
-
-    def get_currency(self, balance) -> str:
-        return "USD"
+class UsdBalanceSerializer(ReadSerializer):
+    currency = serializers.CharField(help_text="Always USD.")
+    current_balance = UsdField()
+    held = UsdField(help_text="Reserved by resting BUY orders.")
+    available = UsdField(help_text="current_balance - held: what orders and withdrawals may use.")
+    updated_at = TimestampField()
 
 
-class CashTransactionSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = CashTransaction
-        fields = [
-            "id",
-            "transaction_type",
-            "amount",
-            "balance_after",
-            "order_id",
-            "client_reference",
-            "note",
-            "created_at",
-        ]
+class CashTransactionSerializer(ReadSerializer):
+    id = serializers.IntegerField()
+    transaction_type = EnumField(choices=CashTransaction.Type.choices)
+    amount = UsdField(help_text="Signed: negative for money out.")
+    balance_after = UsdField()
+    order_id = serializers.UUIDField(allow_null=True)
+    client_reference = serializers.CharField(allow_null=True)
+    note = serializers.CharField()
+    created_at = TimestampField()
 
 
-class CashMovementRequestSerializer(serializers.Serializer):
-    amount = serializers.DecimalField(max_digits=20, decimal_places=2, min_value=0)
-    client_reference = serializers.RegexField(r"^[\x21-\x7e]{1,64}\Z", required=False, allow_null=True, default=None)
+class CashMovementRequestSerializer(InputSerializer):
+    amount = UsdField(help_text='USD in whole cents, e.g. "250.00".')
+    client_reference = serializers.RegexField(
+        r"^[\x21-\x7e]{1,64}\Z",
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Your idempotency key: a retry with the same key and amount gets the original answer.",
+    )
 
 
-class CashMovementSerializer(serializers.Serializer):
+class CashMovementSerializer(ReadSerializer):
     transaction = CashTransactionSerializer()
     balance = UsdBalanceSerializer()
 
 
-class AssetTransactionSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = AssetTransaction
-        fields = [
-            "id",
-            "asset_id",
-            "transaction_type",
-            "quantity",
-            "price_per_unit",
-            "total_amount",
-            "realized_pnl",
-            "order_id",
-            "status",
-            "price_source",
-            "note",
-            "created_at",
-        ]
+class AssetTransactionSerializer(ReadSerializer):
+    id = serializers.IntegerField()
+    asset_id = serializers.CharField()
+    transaction_type = EnumField(choices=AssetTransaction.Type.choices)
+    quantity = QuantityField(help_text="Signed for adjustments; positive for BUY and SELL.")
+    price_per_unit = PriceField(allow_null=True)
+    total_amount = UsdField(allow_null=True)
+    realized_pnl = UsdField(allow_null=True)
+    order_id = serializers.UUIDField(allow_null=True)
+    status = EnumField(choices=AssetTransaction.Status.choices)
+    price_source = serializers.CharField()
+    note = serializers.CharField()
+    created_at = TimestampField()
 
 
-def _money(**kwargs):
-    return serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True, **kwargs)
-
-
-class HoldingSerializer(FlatReadSerializer):
+class HoldingSerializer(ReadSerializer):
     """A holding valued at the current price (a ``selectors.HoldingValue``)."""
 
     asset_id = serializers.CharField(source="holding.asset_id")
     asset_name = serializers.CharField(source="holding.asset.name")
-    quantity = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.quantity")
-    held_quantity = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.held_quantity")
-    available_quantity = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.available_quantity")
-    average_purchase_price = serializers.DecimalField(
-        max_digits=30, decimal_places=12, source="holding.average_purchase_price"
-    )
-    total_bought = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.total_bought")
-    total_sold = serializers.DecimalField(max_digits=38, decimal_places=18, source="holding.total_sold")
-    current_price = serializers.DecimalField(max_digits=30, decimal_places=12, allow_null=True)
-    market_value = _money()
-    cost_basis = _money()
-    unrealized_pnl = _money()
-    unrealized_pnl_percent = serializers.DecimalField(max_digits=20, decimal_places=2, allow_null=True)
+    quantity = QuantityField(source="holding.quantity")
+    held_quantity = QuantityField(source="holding.held_quantity")
+    available_quantity = QuantityField(source="holding.available_quantity")
+    average_purchase_price = PriceField(source="holding.average_purchase_price")
+    total_bought = QuantityField(source="holding.total_bought")
+    total_sold = QuantityField(source="holding.total_sold")
+    current_price = PriceField(allow_null=True)
+    market_value = UsdField(allow_null=True)
+    cost_basis = UsdField(allow_null=True)
+    unrealized_pnl = UsdField(allow_null=True)
+    unrealized_pnl_percent = PercentField(allow_null=True)
     price_source = serializers.CharField(allow_null=True)
-    price_as_of = serializers.DateTimeField(allow_null=True)
+    price_as_of = TimestampField(allow_null=True)
     price_stale = serializers.BooleanField()
-    last_transaction_at = serializers.DateTimeField(allow_null=True, source="holding.last_transaction_at")
+    last_transaction_at = TimestampField(allow_null=True, source="holding.last_transaction_at")
 
 
-class PortfolioSerializer(serializers.Serializer):
+class PortfolioSerializer(ReadSerializer):
     username = serializers.CharField()
     usd_balance = UsdBalanceSerializer()
     asset_balances = HoldingSerializer(many=True)
-    total_asset_value = _money()
-    total_cost_basis = _money()
-    total_unrealized_pnl = _money()
-    total_portfolio_value = _money()
+    total_asset_value = UsdField()
+    total_cost_basis = UsdField()
+    total_unrealized_pnl = UsdField()
+    total_portfolio_value = UsdField()
     asset_count = serializers.IntegerField()
     price_source = serializers.CharField(allow_null=True)
-    prices_as_of = serializers.DateTimeField(allow_null=True)
+    prices_as_of = TimestampField(allow_null=True)
     price_stale = serializers.BooleanField()
 
 
@@ -214,7 +206,7 @@ class _CashMovementView(APIView):
         data = CashMovementRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         movement = type(self).service(user=request.user, **data.validated_data)
-        body = CashMovementSerializer({"transaction": movement.transaction, "balance": movement.balance}).data
+        body = CashMovementSerializer(movement).data
         return Response(body, status=status.HTTP_201_CREATED if movement.created else status.HTTP_200_OK)
 
 
@@ -244,12 +236,32 @@ class WithdrawView(_CashMovementView):
 # --- Ledgers and holdings -----------------------------------------------------------
 
 
+class CashTransactionFilter(filters.FilterSet):
+    transaction_type = EnumFilter(choices=CashTransaction.Type.choices)
+
+    class Meta:
+        model = CashTransaction
+        fields = ["transaction_type"]
+
+
+class AssetTransactionFilter(filters.FilterSet):
+    asset_id = filters.CharFilter(method="filter_asset")
+    transaction_type = EnumFilter(choices=AssetTransaction.Type.choices)
+
+    class Meta:
+        model = AssetTransaction
+        fields = ["asset_id", "transaction_type"]
+
+    def filter_asset(self, queryset, name, value):
+        return queryset.filter(asset_id=value.upper())
+
+
 class CashTransactionViewSet(OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """The USD ledger, newest first. `?transaction_type=DEPOSIT|WITHDRAWAL|BUY|SELL|ADJUSTMENT`."""
 
     serializer_class = CashTransactionSerializer
     queryset = CashTransaction.objects.none()  # for the schema; get_queryset scopes to the user
-    filterset_fields = ["transaction_type"]
+    filterset_class = CashTransactionFilter
 
     def get_queryset(self):
         return selectors.get_cash_transactions(user=self.target_user())
@@ -260,7 +272,7 @@ class AssetTransactionViewSet(OwnerScopedMixin, mixins.ListModelMixin, viewsets.
 
     serializer_class = AssetTransactionSerializer
     queryset = AssetTransaction.objects.none()  # for the schema; get_queryset scopes to the user
-    filterset_fields = ["asset_id", "transaction_type"]
+    filterset_class = AssetTransactionFilter
 
     def get_queryset(self):
         return selectors.get_asset_transactions(user=self.target_user())

@@ -16,6 +16,8 @@ from core.money import price_field, quantity_field, usd_field
 class UsdBalance(models.Model):
     """The user's cash. Its row is also the user lock that serialises every money flow."""
 
+    currency = "USD"  # the one cash currency; named so that answers can say so
+
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usd_balance")
     current_balance = usd_field(default=0)
     held = usd_field(default=0, help_text="Reserved by open BUY limit orders.")

@@ -7,58 +7,60 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core.api.errors import OwnerScopedMixin
+from core.api.fields import EnumField, PriceField, QuantityField, TimestampField, UsdField
+from core.api.filters import EnumFilter
 from core.api.openapi import error_responses
+from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import OrderPlacementThrottle, UserThrottle
 from orders import selectors, services
 from orders.models import Order
 
 
-class OrderSerializer(serializers.Serializer):
-    # Declared field by field rather than as a ModelSerializer: it renders every order
-    # response, and a ModelSerializer introspects the model again for each instance.
+class OrderSerializer(ReadSerializer):
     order_id = serializers.UUIDField(read_only=True)
     username = serializers.CharField(source="user.username", read_only=True)
     asset_id = serializers.CharField(read_only=True)
-    order_type = serializers.ChoiceField(choices=Order.Type.choices, read_only=True)
-    quantity = serializers.DecimalField(max_digits=38, decimal_places=18, read_only=True)
-    order_price = serializers.DecimalField(max_digits=30, decimal_places=12, read_only=True, allow_null=True)
-    executed_price = serializers.DecimalField(max_digits=30, decimal_places=12, read_only=True, allow_null=True)
-    total_amount = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True, allow_null=True)
-    held_amount = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
-    status = serializers.ChoiceField(choices=Order.Status.choices, read_only=True)
+    order_type = EnumField(choices=Order.Type.choices, read_only=True)
+    quantity = QuantityField(read_only=True)
+    order_price = PriceField(read_only=True, allow_null=True)
+    executed_price = PriceField(read_only=True, allow_null=True)
+    total_amount = UsdField(read_only=True, allow_null=True)
+    held_amount = UsdField(read_only=True, help_text="USD reserved while a BUY limit order rests.")
+    held_quantity = QuantityField(read_only=True, help_text="Quantity reserved while a SELL limit order rests.")
+    status = EnumField(choices=Order.Status.choices, read_only=True)
     failure_reason = serializers.CharField(read_only=True)
     client_order_id = serializers.CharField(read_only=True, allow_null=True)
-    expires_at = serializers.DateTimeField(read_only=True, allow_null=True)
-    created_at = serializers.DateTimeField(read_only=True)
-    updated_at = serializers.DateTimeField(read_only=True)
-    filled_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    expires_at = TimestampField(read_only=True, allow_null=True)
+    created_at = TimestampField(read_only=True)
+    updated_at = TimestampField(read_only=True)
+    filled_at = TimestampField(read_only=True, allow_null=True)
 
 
-# One bound instance renders single orders: building a serializer deep-copies its sixteen
-# fields (a third of the order endpoint's own CPU time in the profile), and rendering with
-# to_representation() reads the fields without changing them, so sharing it is safe.
+# One bound instance renders single orders: building a serializer deep-copies its fields
+# (a third of the order endpoint's own CPU time in the profile), and rendering reads the
+# fields without changing them, so sharing it is safe.
 ORDER_FORMAT = OrderSerializer()
 
 
-class PlaceOrderSerializer(serializers.Serializer):
-    asset_id = serializers.RegexField(r"^[A-Za-z0-9]{1,16}\Z")
-    order_type = serializers.ChoiceField(choices=Order.Type.choices)
-    quantity = serializers.DecimalField(max_digits=38, decimal_places=18)
-    order_price = serializers.DecimalField(
-        max_digits=30,
-        decimal_places=12,
+class PlaceOrderSerializer(InputSerializer):
+    asset_id = serializers.RegexField(r"^[A-Za-z0-9]{1,16}\Z", help_text="Symbol, any case: BTC or btc.")
+    order_type = EnumField(choices=Order.Type.choices, help_text="BUY or SELL, any case.")
+    quantity = QuantityField(help_text="Units of the asset, at most the asset's quantity_decimals.")
+    order_price = PriceField(
         required=False,
         allow_null=True,
         default=None,
         help_text="Limit price in USD; omit for a market order.",
     )
-    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="Limit orders only; default 30 days."
+    )
     client_order_id = serializers.RegexField(
         r"^[\x21-\x7e]{1,64}\Z",
         required=False,
         allow_null=True,
         default=None,
-        help_text="Your idempotency key: a retry with the same key and parameters returns the original order.",
+        help_text="Your idempotency key: a retry with the same key and parameters gets the original answer.",
     )
 
     def validate_asset_id(self, value: str) -> str:
@@ -67,8 +69,8 @@ class PlaceOrderSerializer(serializers.Serializer):
 
 class OrderFilter(filters.FilterSet):
     asset_id = filters.CharFilter(field_name="asset_id", method="filter_asset")
-    status = filters.ChoiceFilter(choices=Order.Status.choices)
-    order_type = filters.ChoiceFilter(choices=Order.Type.choices)
+    status = EnumFilter(choices=Order.Status.choices)
+    order_type = EnumFilter(choices=Order.Type.choices)
 
     class Meta:
         model = Order

@@ -1,4 +1,5 @@
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -80,3 +81,10 @@ class Order(models.Model):
     @property
     def is_limit(self) -> bool:
         return self.order_price is not None
+
+    @property
+    def held_quantity(self) -> Decimal:
+        """What a resting SELL reserves of the holding: all of its quantity (no partial fills)."""
+        if self.status == self.Status.PENDING and self.order_type == self.Type.SELL:
+            return self.quantity
+        return Decimal(0)

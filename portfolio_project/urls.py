@@ -46,5 +46,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = "core.api.errors.json_bad_request"
 handler404 = "core.api.errors.json_not_found"
 handler500 = "core.api.errors.json_server_error"

@@ -1,5 +1,6 @@
 """What every API endpoint shares: the one error shape and its status codes, owner scoping,
-and the cheap flat serializer. (The default parser and paginator are in ``drf_defaults``.)
+(The default parser and paginator are in ``defaults``, the serializer bases in
+``serializers``.)
 
 Every error answer is ``{"error": {"code", "message", "details"}}`` with a stable code
 (SPEC section 6). Domain exceptions from services carry their code; DRF's and Django's
@@ -10,21 +11,19 @@ from __future__ import annotations
 
 import logging
 import sys
-from operator import attrgetter
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
-from django.utils import timezone as dj_timezone
+from django.urls import Resolver404, resolve
 from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.settings import ISO_8601
-from rest_framework.settings import api_settings as drf_settings
 from rest_framework.views import set_rollback
 
+from core.api.serializers import UNKNOWN_FIELD
 from core.exceptions import DomainError
 
 logger = logging.getLogger("core.api")
@@ -58,6 +57,21 @@ DRF_CODES = [
 ]
 
 
+class RequestTooLarge(drf_exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is larger than this API accepts."
+    default_code = "request_too_large"
+
+
+# Django refuses these while DRF parses the body; left alone they reach Django's handler400,
+# an HTML page, under /api/ (SPEC section 10).
+SUSPICIOUS_REQUESTS = [
+    (RequestDataTooBig, lambda exc: RequestTooLarge()),
+    (TooManyFieldsSent, lambda exc: drf_exceptions.ParseError("The request has too many fields.")),
+    (SuspiciousOperation, lambda exc: drf_exceptions.ParseError("The request is malformed.")),
+]
+
+
 def error_body(code: str, message: str, details: dict | list | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
 
@@ -73,9 +87,11 @@ def exception_handler(exc, context):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = drf_exceptions.PermissionDenied()
+    elif isinstance(exc, SuspiciousOperation):
+        exc = next(translate(exc) for cls, translate in SUSPICIOUS_REQUESTS if isinstance(exc, cls))
     if not isinstance(exc, drf_exceptions.APIException):
         return None  # a real bug: let Django log it and answer 500
-    code = next((code for cls, code in DRF_CODES if isinstance(exc, cls)), "error")
+    code = next((code for cls, code in DRF_CODES if isinstance(exc, cls)), None) or exc.default_code
     headers = {}
     if getattr(exc, "auth_header", None):
         headers["WWW-Authenticate"] = exc.auth_header
@@ -84,6 +100,12 @@ def exception_handler(exc, context):
     if isinstance(exc, drf_exceptions.ValidationError):
         details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         message = "The request is not valid."
+        unknown = _unknown_fields(details)
+        if unknown:
+            code, message = UNKNOWN_FIELD, f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}."
+    elif code == "method_not_allowed":
+        details = {"allowed": _allowed_methods(context)}
+        message = f"{exc.detail} Allowed: {', '.join(details['allowed'])}."
     else:
         details = {}
         message = str(exc.detail)
@@ -94,12 +116,46 @@ def exception_handler(exc, context):
     return Response(error_body(code, message, details), status=status_code, headers=headers)
 
 
+def _unknown_fields(details: dict) -> list[str]:
+    """The names of a body's undeclared fields when those are all that is wrong with it
+    (``core.api.serializers.InputSerializer`` refuses them before any other check)."""
+    firsts = [errors[0] if isinstance(errors, list) and errors else None for errors in details.values()]
+    return list(details) if firsts and all(getattr(e, "code", None) == UNKNOWN_FIELD for e in firsts) else []
+
+
+def _allowed_methods(context) -> list[str]:
+    view = context.get("view")
+    return [method for method in getattr(view, "allowed_methods", []) if method != "OPTIONS"]
+
+
+def json_bad_request(request, exception=None):
+    """handler400: a request Django refused before any view (a malformed or oversized body
+    read outside DRF, a disallowed host) answers in the error shape under /api/."""
+    if request.path.startswith("/api/"):
+        if isinstance(exception, RequestDataTooBig):
+            return JsonResponse(error_body("request_too_large", RequestTooLarge.default_detail), status=413)
+        return JsonResponse(error_body("malformed_request", "The request is malformed."), status=400)
+    return defaults.bad_request(request, exception)
+
+
 def json_not_found(request, exception=None):
     """handler404: API paths outside DRF views (e.g. /api/v1/nope/) answer in the error
     shape; everything else (the admin) keeps Django's HTML page."""
     if request.path.startswith("/api/"):
+        if not request.path.endswith("/") and _resolves(request.path_info + "/"):
+            hint = f"{request.path}/"
+            message = f"Not found. API URLs end with a slash: {request.method} {hint}"
+            return JsonResponse(error_body("not_found", message, {"hint": hint}), status=404)
         return JsonResponse(error_body("not_found", "Not found."), status=404)
     return defaults.page_not_found(request, exception)
+
+
+def _resolves(path: str) -> bool:
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
 
 
 def database_unavailable(request, exc: BaseException) -> HttpResponse:
@@ -139,47 +195,3 @@ class OwnerScopedMixin:
         if user is None:
             raise drf_exceptions.NotFound("No such user.")
         return user
-
-
-class FlatReadSerializer(serializers.Serializer):
-    """A read-only serializer of flat fields that renders many rows cheaply.
-
-    DRF renders each field of each row through generic attribute lookup and a fresh decimal
-    context: for a portfolio of 50 holdings that was 2.7 ms, more than the rest of the
-    request. The declared fields stay the one description (and the OpenAPI schema); this
-    renders them through a plan built once per class: an attribute getter and a formatter
-    per field, with DRF's own output for every value (decimals as fixed-point strings at the
-    field's places, datetimes as ISO 8601).
-    """
-
-    def to_representation(self, instance):
-        plan = type(self).__dict__.get("_render_plan")
-        if plan is None:
-            plan = type(self)._render_plan = [
-                (name, attrgetter(field.source), _formatter(field)) for name, field in self.fields.items()
-            ]
-        return {name: None if (value := get(instance)) is None else fmt(value) for name, get, fmt in plan}
-
-
-def _formatter(field):
-    if isinstance(field, serializers.DecimalField):
-        places = field.decimal_places
-        return lambda value: f"{value:.{places}f}"
-    if isinstance(field, serializers.BooleanField):
-        return bool
-    if isinstance(field, serializers.CharField):
-        return str
-    if isinstance(field, serializers.DateTimeField) and getattr(field, "format", DATETIME_FORMAT) in (None, ISO_8601):
-        # DRF's ISO 8601 rendering, without looking up the active time zone per value (the
-        # project never activates one): the value in TIME_ZONE, "+00:00" written "Z".
-        zone = dj_timezone.get_default_timezone()
-        return lambda value: _iso_8601(value.astimezone(zone))
-    return field.to_representation  # anything else: DRF's own rendering
-
-
-DATETIME_FORMAT = drf_settings.DATETIME_FORMAT
-
-
-def _iso_8601(value) -> str:
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text

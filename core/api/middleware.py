@@ -1,4 +1,7 @@
-"""Refuse requests carrying a NUL byte before any view sees them.
+"""Request guards: a NUL byte is refused before any view sees it, and a POST to an API URL
+without its trailing slash is answered, not redirected (``CommonMiddleware``).
+
+NUL bytes:
 
 PostgreSQL text cannot hold NUL (0x00), so psycopg raises DataError for any query that
 carries one: a 500. Request bodies are safe (DRF's and Django's form CharFields refuse NUL),
@@ -10,6 +13,7 @@ it is answered 400 here, once, rather than guarded in every lookup.
 from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.middleware import common as django_common
 
 from core.api.errors import DATABASE_UNAVAILABLE, database_unavailable, error_body
 
@@ -51,3 +55,15 @@ class DatabaseUnavailableMiddleware:
         if isinstance(exception, DATABASE_UNAVAILABLE):
             return database_unavailable(request, exception)
         return None
+
+
+class CommonMiddleware(django_common.CommonMiddleware):
+    """Django's CommonMiddleware, except that under /api/ only GET and HEAD are redirected to
+    the URL with a trailing slash. A redirected POST arrives as a GET (or not at all), and
+    Django answered it with an empty 301; ``core.api.errors.json_not_found`` answers it
+    instead, in the error shape, naming the URL to use."""
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        if request.path_info.startswith("/api/") and request.method not in ("GET", "HEAD"):
+            return False
+        return super().should_redirect_with_slash(request)

@@ -195,7 +195,7 @@ def test_portfolio_values_holdings_at_current_prices(auth_client, user, btc, eth
 def test_holding_detail_and_404_for_one_not_held(auth_client, user, btc, set_price):
     set_price("BTC", "50000")
     place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.1"))
-    assert auth_client.get("/api/v1/asset-balances/btc/").json()["quantity"] == "0.100000000000000000"
+    assert auth_client.get("/api/v1/asset-balances/btc/").json()["quantity"] == "0.1"
     assert auth_client.get("/api/v1/asset-balances/ETH/").status_code == 404
 
 
@@ -261,7 +261,7 @@ def test_portfolio_and_holdings_cost_the_same_queries_for_1_and_50_assets(
 def test_assets_list_shows_current_prices(auth_client, btc, eth, set_price):
     set_price("BTC", "50000")
     rows = auth_client.get("/api/v1/assets/").json()["results"]
-    assert next((r["asset_id"], r["current_price"]) for r in rows) == ("BTC", "50000.000000000000")
+    assert next((r["asset_id"], r["current_price"]) for r in rows) == ("BTC", "50000")
     assert auth_client.get("/api/v1/assets/btc/").json()["name"] == "Bitcoin"
     assert auth_client.get("/api/v1/assets/NOPE/").status_code == 404
 
