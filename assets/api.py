@@ -18,7 +18,7 @@ from core.api.serializers import ReadSerializer
 
 
 @dataclass(frozen=True, slots=True)
-class PricedAsset:
+class AssetWithQuote:
     """An asset with the quote the view fetched for its whole page (None: no price at all)."""
 
     asset: Asset
@@ -55,9 +55,9 @@ class AssetSerializer(ReadSerializer):
     price_stale = serializers.BooleanField()
 
 
-def _priced(assets: list[Asset]) -> list[PricedAsset]:
+def _priced(assets: list[Asset]) -> list[AssetWithQuote]:
     quotes = get_quotes(assets)  # one price lookup for the page
-    return [PricedAsset(asset, quotes.get(asset.asset_id)) for asset in assets]
+    return [AssetWithQuote(asset, quotes.get(asset.asset_id)) for asset in assets]
 
 
 class AssetPagination(CursorPagination):

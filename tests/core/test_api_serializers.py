@@ -17,7 +17,7 @@ from core.api.serializers import InputSerializer, ReadSerializer
         (QuantityField(), Decimal("0.010000000000000000"), "0.01"),
         (QuantityField(), Decimal("5.000000000000000000"), "5"),
         (QuantityField(), Decimal("0E-18"), "0"),
-        (QuantityField(), Decimal("12345678901234567890.123456789012345678"), "12345678901234567890.123456789012345678"),
+        (QuantityField(), Decimal("12345678901234567890.12345678901234567"), "12345678901234567890.12345678901234567"),
         (PriceField(), Decimal("63389.300000000000"), "63389.3"),
         (PriceField(), Decimal("50000.000000000000"), "50000"),
         (PriceField(), Decimal("0.000000000001"), "0.000000000001"),
