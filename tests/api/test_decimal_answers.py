@@ -6,11 +6,10 @@ from decimal import Decimal
 import pytest
 
 from orders.services import place_order
-from tests.api_helpers import set_price
 
 
 @pytest.fixture
-def traded(user, btc):
+def traded(user, btc, set_price):
     set_price("BTC", "63389.3")
     place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
     return user

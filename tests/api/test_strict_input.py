@@ -9,14 +9,14 @@ import pytest
 
 from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
-from tests.api_helpers import error_code, set_price
+from tests.api_helpers import error_code
 
 ORDERS = "/api/v1/orders/"
 DEPOSIT = "/api/v1/balance/deposit/"
 
 
 @pytest.fixture
-def btc_at_50k(btc):
+def btc_at_50k(btc, set_price):
     set_price("BTC", "50000")
     return btc
 
