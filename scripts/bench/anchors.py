@@ -1,0 +1,139 @@
+"""The two pgbench anchors that market orders over HTTP are measured against (issue 14).
+
+- ``service``: exactly the SQL statements the service sends for one market order, captured
+  from the code (a real ``POST /api/v1/orders/`` through the whole Django stack, recorded with
+  ``connection.execute_wrapper``), not written out here. Every statement runs as the service
+  runs it (autocommit, client-side binding, so pgbench's simple protocol). The ratio of the
+  HTTP rate to this one is the framework's tax: everything the service spends that is not
+  the database's own work.
+- ``lean``: the same five writes (debit USD, upsert the holding, insert the order and the two
+  ledger rows) as one statement on tables with only the keys and checks they need, no
+  indexes for history lists, no constraint beyond a non-negative balance. The ratio to this
+  one is the distance to what the database could do at best.
+
+Parameters of the captured statements become pgbench expressions by value: the user's id
+becomes ``:uid``, the user's token key is computed from it (bench users get the key
+``lpad(uid, 40, '0')``), a fresh UUID becomes ``gen_random_uuid()``, a timestamp ``now()``,
+and everything else (asset, quantity, price, cost) stays the literal the service sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+BENCH_TOKEN_SQL = "lpad(:uid::text, 40, '0')"
+
+
+def bench_token_key(user_id: int) -> str:
+    """The token key of a bench user, computable in SQL from its id (``BENCH_TOKEN_SQL``)."""
+    return f"{user_id:040d}"
+
+
+def capture_market_order(*, token: str, body: str) -> tuple[int, list[tuple[str, object]]]:
+    """POST one market order through the whole stack and return its status and the
+    ``(sql, params)`` of every statement it sent, in order."""
+    from django.db import connection
+    from django.test import Client
+
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Token {token}"}
+    client.post("/api/v1/orders/", body, content_type="application/json", **auth)  # warm caches
+    statements: list[tuple[str, object]] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        response = client.post("/api/v1/orders/", body, content_type="application/json", **auth)
+    return response.status_code, statements
+
+
+def service_script(statements: list[tuple[str, object]], *, user_id: int, token: str) -> str:
+    """A pgbench script of the captured statements, one user per transaction (``:uid`` drawn
+    between ``:minuid`` and ``:maxuid``)."""
+    from django.db import connection
+
+    def expression(value, *, occurrences: int) -> str:
+        if isinstance(value, bool) or value is None:
+            return literal(value)
+        if isinstance(value, int) and value == user_id:
+            return ":uid"
+        if isinstance(value, str) and value == token:
+            return BENCH_TOKEN_SQL
+        if isinstance(value, uuid.UUID):
+            if occurrences != 1:
+                raise ValueError(f"a fresh UUID is used {occurrences} times in one statement: name it, don't guess")
+            return "gen_random_uuid()"
+        if isinstance(value, datetime):
+            return "now()"  # one instant per transaction, like the service's one `now` per order
+        return literal(value)
+
+    def literal(value) -> str:
+        from psycopg import sql
+
+        with connection.cursor() as cursor:
+            return sql.Literal(value).as_string(cursor.connection)
+
+    lines = ["\\set uid random(:minuid, :maxuid)"]
+    for text, params in statements:
+        if isinstance(params, dict):
+            rendered = text % {k: expression(v, occurrences=text.count(f"%({k})s")) for k, v in params.items()}
+        elif params:
+            rendered = text % tuple(expression(v, occurrences=1) for v in params)
+        else:
+            rendered = text
+        lines.append(" ".join(rendered.split()) + ";")
+    return "\n".join(lines) + "\n"
+
+
+LEAN_SCHEMA = """
+DROP TABLE IF EXISTS lean_asset_tx, lean_cash, lean_order, lean_holding, lean_usd;
+CREATE TABLE lean_usd (user_id integer PRIMARY KEY, balance numeric(20, 2) NOT NULL CHECK (balance >= 0));
+CREATE TABLE lean_holding (
+    user_id integer NOT NULL, asset_id varchar(20) NOT NULL, quantity numeric(38, 18) NOT NULL,
+    avg_price numeric(30, 12) NOT NULL, PRIMARY KEY (user_id, asset_id));
+CREATE TABLE lean_order (
+    order_id uuid PRIMARY KEY, user_id integer NOT NULL, asset_id varchar(20) NOT NULL,
+    quantity numeric(38, 18) NOT NULL, price numeric(30, 12) NOT NULL, cost numeric(20, 2) NOT NULL,
+    created_at timestamptz NOT NULL);
+CREATE TABLE lean_cash (
+    id bigserial PRIMARY KEY, user_id integer NOT NULL, amount numeric(20, 2) NOT NULL,
+    balance_after numeric(20, 2) NOT NULL, order_id uuid, created_at timestamptz NOT NULL);
+CREATE TABLE lean_asset_tx (
+    id bigserial PRIMARY KEY, user_id integer NOT NULL, asset_id varchar(20) NOT NULL,
+    quantity numeric(38, 18) NOT NULL, price numeric(30, 12) NOT NULL, order_id uuid,
+    created_at timestamptz NOT NULL);
+"""
+
+LEAN_SCRIPT = """\\set uid random(:minuid, :maxuid)
+WITH debit AS (
+    UPDATE lean_usd SET balance = balance - :cost WHERE user_id = :uid AND balance >= :cost RETURNING balance
+), holding AS (
+    INSERT INTO lean_holding AS h (user_id, asset_id, quantity, avg_price)
+    SELECT :uid, ':asset', :qty, :price FROM debit
+    ON CONFLICT (user_id, asset_id) DO UPDATE SET
+        avg_price = round((h.quantity * h.avg_price + EXCLUDED.quantity * EXCLUDED.avg_price)
+                          / (h.quantity + EXCLUDED.quantity), 12),
+        quantity = h.quantity + EXCLUDED.quantity
+    RETURNING 1
+), placed AS (
+    INSERT INTO lean_order (order_id, user_id, asset_id, quantity, price, cost, created_at)
+    SELECT gen_random_uuid(), :uid, ':asset', :qty, :price, :cost, now() FROM holding RETURNING order_id
+), cash AS (
+    INSERT INTO lean_cash (user_id, amount, balance_after, order_id, created_at)
+    SELECT :uid, -:cost, debit.balance, placed.order_id, now() FROM debit, placed
+)
+INSERT INTO lean_asset_tx (user_id, asset_id, quantity, price, order_id, created_at)
+SELECT :uid, ':asset', :qty, :price, placed.order_id, now() FROM placed;
+"""
+
+
+def create_lean_tables(cursor, *, user_ids: range, balance: str) -> None:
+    """The lean tables, with one funded balance per bench user id."""
+    cursor.execute(LEAN_SCHEMA)
+    cursor.execute(
+        "INSERT INTO lean_usd (user_id, balance) SELECT g, %s FROM generate_series(%s, %s) g",
+        [balance, user_ids.start, user_ids.stop - 1],
+    )
