@@ -6,6 +6,10 @@ for everything else, and when the provider fails or omits an asset it falls back
 last price ever seen for it (a second key per asset, kept without timeout), flagged stale.
 Trading goes through ``get_trade_quote``, which refuses stale or missing prices.
 
+What a bad provider cannot do (SPEC section 10): hold a request longer than
+PRICE_DEADLINE_SECONDS (``assets.price_http``), be asked again and again while it is down
+(``assets.price_breaker``), or have an absurd price traded on (``_plausible``).
+
 Staleness is computed when a quote is read, from its ``as_of``, never stored: a quote
 cached a minute ago becomes stale in the cache without anybody touching it.
 
@@ -19,7 +23,6 @@ import hashlib
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -28,13 +31,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Protocol
 from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from assets.models import Asset
+from assets.price_breaker import CLOSED, breaker_for
+from assets.price_http import ProviderError, get_within_deadline
 from core.exceptions import PriceUnavailable
 from core.money import ZERO, to_price
 
@@ -42,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 FRESH_KEY = "prices:fresh:{asset_id}"
 LAST_KNOWN_KEY = "prices:last:{asset_id}"
+JUMP_KEY = "prices:jump:{asset_id}"  # a price refused as a jump, and how many answers in a row gave it
+JUMP_CONFIRMATIONS = 3  # answers in a row at a new level that make a jump the price after all
+JUMP_MEMORY_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -51,10 +58,6 @@ class Quote:
     as_of: datetime  # tz-aware UTC: when the provider says the price was observed
     source: str  # "simulated" or "coingecko"
     stale: bool = False  # older than PRICE_MAX_AGE_SECONDS, or served from the last-known fallback
-
-
-class ProviderError(Exception):
-    """The provider could not answer at all (network, status, unreadable body)."""
 
 
 class PricedAsset(Protocol):
@@ -120,9 +123,11 @@ def _cached(asset_ids: Iterable[str], key: str, *, now: datetime, force_stale: b
 def get_quotes(assets: Iterable[PricedAsset]) -> dict[str, Quote]:
     """Quotes by asset_id; assets with no price at all (never seen) are absent.
 
-    Never raises for provider trouble: a failed or partial answer falls back to the
-    last-known quote, marked stale. Two requests that miss the cache at the same instant
-    both ask the provider (no lock); that costs one extra upstream call, never a wrong price.
+    Never raises for provider trouble: a failed, refused (circuit breaker open), partial or
+    implausible answer falls back to the last-known quote, marked stale. A cache that is down
+    answers nothing (core.cache), which reads as a miss. Two requests that miss the cache at
+    the same instant both ask the provider (no lock); that costs one extra upstream call, never
+    a wrong price.
     """
     by_id = {asset.asset_id: asset for asset in assets}
     if not by_id:
@@ -131,19 +136,78 @@ def get_quotes(assets: Iterable[PricedAsset]) -> dict[str, Quote]:
     quotes = _cached(by_id, FRESH_KEY, now=now)
     missing = [asset for asset_id, asset in by_id.items() if asset_id not in quotes]
     if missing:
-        provider = get_provider()
-        try:
-            fetched = provider.fetch(missing)
-        except ProviderError as exc:
-            logger.warning("Price provider %s failed, using last known prices: %s", provider.name, exc)
-            fetched = {}
-        fetched = {asset.asset_id: fetched[asset.asset_id] for asset in missing if asset.asset_id in fetched}
+        answered = _fetch(missing)
+        fetched = _plausible({a.asset_id: answered[a.asset_id] for a in missing if a.asset_id in answered})
         store_quotes(fetched.values())
         quotes.update({asset_id: replace(q, stale=_is_stale(q.as_of, now)) for asset_id, q in fetched.items()})
         unpriced = [asset.asset_id for asset in missing if asset.asset_id not in fetched]
         if unpriced:
             quotes.update(_cached(unpriced, LAST_KNOWN_KEY, now=now, force_stale=True))
     return quotes
+
+
+def _fetch(assets: Sequence[PricedAsset]) -> dict[str, Quote]:
+    """The provider's answer through its circuit breaker; {} when it failed or was not asked."""
+    provider = get_provider()
+    breaker = breaker_for(provider.name)
+    if not breaker.allow():
+        return {}
+    try:
+        fetched = provider.fetch(assets)
+    except ProviderError as exc:
+        breaker.record_failure(str(exc))
+        logger.warning("Price provider %s failed, using last known prices: %s", provider.name, exc)
+        return {}
+    breaker.record_success()
+    return fetched
+
+
+def _moved(old: Decimal, new: Decimal) -> Decimal:
+    return abs(new - old) / old
+
+
+def _plausible(fetched: dict[str, Quote]) -> dict[str, Quote]:
+    """The quotes fit to believe. A price outside [MIN_PLAUSIBLE_PRICE, MAX_PLAUSIBLE_PRICE]
+    is refused; so is one that moved more than MAX_PRICE_JUMP (a fraction) from the last
+    known one, until JUMP_CONFIRMATIONS answers in a row agree on the new level (a real crash
+    must not stop trading for good; one bad tick must not be traded on). A refused quote is
+    treated as a failure for that asset: not stored, so the last known one is shown, stale."""
+    in_range: dict[str, Quote] = {}
+    for asset_id, quote in fetched.items():
+        if settings.MIN_PLAUSIBLE_PRICE <= quote.price <= settings.MAX_PLAUSIBLE_PRICE:
+            in_range[asset_id] = quote
+        else:
+            logger.warning("Refusing the implausible price %s for %s from %s", quote.price, asset_id, quote.source)
+    if not in_range:
+        return {}
+    keys = [key.format(asset_id=asset_id) for asset_id in in_range for key in (LAST_KNOWN_KEY, JUMP_KEY)]
+    known = cache.get_many(keys)
+    max_jump = settings.MAX_PRICE_JUMP
+    accepted: dict[str, Quote] = {}
+    pending: dict[str, tuple[str, int]] = {}
+    settled: list[str] = []
+    for asset_id, quote in in_range.items():
+        last = known.get(LAST_KNOWN_KEY.format(asset_id=asset_id))
+        jump_key = JUMP_KEY.format(asset_id=asset_id)
+        candidate = known.get(jump_key)
+        if last is None or _moved(Decimal(last[1]), quote.price) <= max_jump:
+            accepted[asset_id] = quote
+        else:
+            seen = candidate[1] + 1 if candidate and _moved(Decimal(candidate[0]), quote.price) <= max_jump else 1
+            if seen >= JUMP_CONFIRMATIONS:
+                logger.warning("%s moved from %s to %s, confirmed %d times", asset_id, last[1], quote.price, seen)
+                accepted[asset_id] = quote
+            else:
+                logger.warning("Refusing %s at %s: more than %s away from %s", asset_id, quote.price, max_jump, last[1])
+                pending[jump_key] = (str(quote.price), seen)
+                continue
+        if candidate is not None:
+            settled.append(jump_key)
+    if pending:
+        cache.set_many(pending, JUMP_MEMORY_SECONDS)
+    if settled:
+        cache.delete_many(settled)
+    return accepted
 
 
 def get_trade_quote(asset: Asset) -> Quote:
@@ -204,24 +268,12 @@ class SimulatedProvider:
 
 # --- CoinGecko provider ----------------------------------------------------------------
 
-BACKOFF_BASE_SECONDS = 0.2  # 0.2 s, then 0.4 s, 0.8 s, ...
-MAX_RETRY_AFTER_SECONDS = 2  # a longer Retry-After is not worth holding a request for
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 PRO_API_HOST = "pro-api.coingecko.com"
-
-_sessions = threading.local()
-
-
-def _thread_session() -> requests.Session:
-    # One Session per thread: connection reuse without sharing a Session across threads.
-    session = getattr(_sessions, "session", None)
-    if session is None:
-        session = _sessions.session = requests.Session()
-    return session
 
 
 class CoinGeckoProvider:
-    """CoinGecko's ``/simple/price``: one GET for all assets asked, retried with backoff."""
+    """CoinGecko's ``/simple/price``: one GET for all assets asked, retried with backoff, the
+    whole call within PRICE_DEADLINE_SECONDS (``assets.price_http``)."""
 
     name = "coingecko"
 
@@ -232,15 +284,14 @@ class CoinGeckoProvider:
         api_key: str | None = None,
         timeout_seconds: float | None = None,
         retries: int | None = None,
-        session: requests.Session | None = None,
+        deadline_seconds: float | None = None,
     ) -> None:
         self.base_url = (base_url if base_url is not None else settings.COINGECKO_API_URL).rstrip("/")
         self.api_key = api_key if api_key is not None else settings.COINGECKO_API_KEY
-        timeout = timeout_seconds if timeout_seconds is not None else settings.COINGECKO_TIMEOUT_SECONDS
-        # (connect, read); the read timeout bounds each wait for bytes, not the whole answer.
-        self.timeout = (timeout, timeout)
+        # Each connect and each wait for bytes; capped by what is left of the deadline.
+        self.timeout = timeout_seconds if timeout_seconds is not None else settings.COINGECKO_TIMEOUT_SECONDS
         self.retries = retries if retries is not None else settings.COINGECKO_RETRIES
-        self.session = session
+        self.deadline = deadline_seconds if deadline_seconds is not None else settings.PRICE_DEADLINE_SECONDS
 
     def headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
@@ -262,44 +313,23 @@ class CoinGeckoProvider:
             "include_last_updated_at": "true",
             "precision": "full",
         }
-        body = self._get(f"{self.base_url}/simple/price", params)
+        body = get_within_deadline(
+            f"{self.base_url}/simple/price",
+            params=params,
+            headers=self.headers(),
+            deadline_seconds=self.deadline,
+            timeout_seconds=self.timeout,
+            retries=self.retries,
+            label="CoinGecko",
+        )
         return self._parse(body, by_coin)
 
-    def _get(self, url: str, params: dict[str, str]) -> str:
-        session = self.session or _thread_session()
-        attempts = self.retries + 1
-        for attempt in range(attempts):
-            last = attempt == attempts - 1
-            delay = BACKOFF_BASE_SECONDS * 2**attempt
-            try:
-                response = session.get(url, params=params, headers=self.headers(), timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-                if last:
-                    raise ProviderError(f"CoinGecko unreachable after {attempts} attempt(s): {exc}") from exc
-            except requests.RequestException as exc:
-                raise ProviderError(f"CoinGecko request failed: {exc}") from exc
-            else:
-                if response.status_code == 200:
-                    return response.text
-                if response.status_code not in RETRY_STATUSES:
-                    raise ProviderError(f"CoinGecko answered HTTP {response.status_code}.")
-                if last:
-                    raise ProviderError(f"CoinGecko answered HTTP {response.status_code} {attempts} time(s).")
-                retry_after = _retry_after_seconds(response)
-                if retry_after is not None:
-                    if retry_after > MAX_RETRY_AFTER_SECONDS:
-                        raise ProviderError(
-                            f"CoinGecko answered HTTP {response.status_code} and asks to retry after {retry_after} s."
-                        )
-                    delay = max(delay, retry_after)
-            time.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _parse(self, body: str, by_coin: dict[str, list[str]]) -> dict[str, Quote]:
+    def _parse(self, body: bytes, by_coin: dict[str, list[str]]) -> dict[str, Quote]:
         try:
             # Never float: prices become Decimal as they are read, NaN/Infinity too (then rejected).
             data = json.loads(body, parse_float=Decimal, parse_constant=Decimal)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
+            # RecursionError: a reply nested thousands deep ("[[[[..."), which json cannot walk.
             raise ProviderError(f"CoinGecko answered something that is not JSON: {body[:80]!r}") from exc
         if not isinstance(data, dict):
             raise ProviderError(f"CoinGecko answered JSON that is not an object: {type(data).__name__}.")
@@ -316,11 +346,6 @@ class CoinGeckoProvider:
             for asset_id in asset_ids:
                 quotes[asset_id] = Quote(asset_id=asset_id, price=price, as_of=as_of, source=self.name)
         return quotes
-
-
-def _retry_after_seconds(response: requests.Response) -> int | None:
-    value = response.headers.get("Retry-After", "").strip()
-    return int(value) if value.isdigit() else None  # the HTTP-date form falls back to our own backoff
 
 
 def _parse_entry(entry: object, *, now: datetime) -> tuple[Decimal, datetime] | None:
@@ -369,36 +394,17 @@ def get_provider() -> PriceProvider:
 
 
 def provider_status() -> dict:
-    """For the health endpoint: ``{"provider", "ok", "detail"}``.
-
-    Cheap: a fresh cached price of one active asset proves the provider answered within
-    PRICE_CACHE_SECONDS; only without one does it ask the provider, for that one asset,
-    once (no retries, so a down provider costs the health check one timeout at most).
-    """
+    """For the health endpoint: what this process last learned of the provider, from its
+    circuit breaker. Never calls the provider: a health check polled every few seconds by a
+    load balancer must not become a load on CoinGecko, nor wait on it."""
     provider = get_provider()
-    if isinstance(provider, CoinGeckoProvider):
-        provider.retries = 0  # a health check answers now; retries are for requests that need a price
-    assets = Asset.objects.filter(is_active=True).order_by("asset_id")
-    if provider.name == CoinGeckoProvider.name:
-        assets = assets.exclude(coingecko_id="")
-    asset = assets.first()
-    if asset is None:
-        return {"provider": provider.name, "ok": True, "detail": "no active asset to price"}
-    now = timezone.now()
-    quote = _cached([asset.asset_id], FRESH_KEY, now=now).get(asset.asset_id)
-    if quote is None:
-        try:
-            quote = provider.fetch([asset]).get(asset.asset_id)
-        except ProviderError as exc:
-            return {"provider": provider.name, "ok": False, "detail": str(exc)}
-        if quote is None:
-            return {"provider": provider.name, "ok": False, "detail": f"no price for {asset.asset_id}"}
-        store_quotes([quote])
-        quote = replace(quote, stale=_is_stale(quote.as_of, now))
-    if quote.stale:
-        return {
-            "provider": provider.name,
-            "ok": False,
-            "detail": f"{asset.asset_id} price is stale (as of {quote.as_of.isoformat()})",
-        }
-    return {"provider": provider.name, "ok": True, "detail": f"{asset.asset_id} priced as of {quote.as_of.isoformat()}"}
+    snapshot = breaker_for(provider.name).snapshot()
+    return {
+        "provider": provider.name,
+        "ok": snapshot.state == CLOSED,
+        "breaker": snapshot.state,
+        "consecutive_failures": snapshot.consecutive_failures,
+        "last_success_at": snapshot.last_success_at.isoformat() if snapshot.last_success_at else None,
+        "last_failure_at": snapshot.last_failure_at.isoformat() if snapshot.last_failure_at else None,
+        "last_error": snapshot.last_error,
+    }

@@ -95,6 +95,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache: prices and throttles. Redis when several processes serve. ---
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://portfolio")}
+# Redis fails open (SPEC section 10, core/cache.py): a cache call waits at most
+# CACHE_SOCKET_TIMEOUT, then answers its default; a down Redis is never a 500.
+CACHE_SOCKET_TIMEOUT = env.float("CACHE_SOCKET_TIMEOUT", default=0.25)
+if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
+    CACHES["default"]["BACKEND"] = "core.cache.FailOpenRedisCache"
+    CACHES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "SOCKET_CONNECT_TIMEOUT": CACHE_SOCKET_TIMEOUT,
+            "SOCKET_TIMEOUT": CACHE_SOCKET_TIMEOUT,
+            "IGNORE_EXCEPTIONS": True,
+        }
+    )
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -131,6 +143,14 @@ COINGECKO_TIMEOUT_SECONDS = env.float("COINGECKO_TIMEOUT_SECONDS", default=5.0)
 COINGECKO_RETRIES = env.int("COINGECKO_RETRIES", default=2)
 PRICE_CACHE_SECONDS = env.int("PRICE_CACHE_SECONDS", default=10)
 PRICE_MAX_AGE_SECONDS = env.int("PRICE_MAX_AGE_SECONDS", default=60)
+# Price provider faults (SPEC section 10): one call's total time, the circuit breaker, and
+# the quotes refused as implausible.
+PRICE_DEADLINE_SECONDS = env.float("PRICE_DEADLINE_SECONDS", default=2.0)
+PRICE_BREAKER_FAILURES = env.int("PRICE_BREAKER_FAILURES", default=3)
+PRICE_BREAKER_RESET_SECONDS = env.float("PRICE_BREAKER_RESET_SECONDS", default=30.0)
+MAX_PRICE_JUMP = Decimal(env.str("MAX_PRICE_JUMP", default="0.5"))
+MIN_PLAUSIBLE_PRICE = Decimal(env.str("MIN_PLAUSIBLE_PRICE", default="0.00000001"))
+MAX_PLAUSIBLE_PRICE = Decimal(env.str("MAX_PLAUSIBLE_PRICE", default="100000000"))
 
 # --- REST framework (SPEC section 6) ---
 REST_FRAMEWORK = {

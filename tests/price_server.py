@@ -3,7 +3,8 @@
 Register with ``pytest_plugins = ["tests.price_server"]``. The ``coingecko_server`` fixture
 points the settings at it (``PRICE_PROVIDER="coingecko"``, short timeouts) and hands back a
 ``FakeCoinGecko`` to script: prices per coin id, and misbehaviour for the next requests
-(an HTTP status, a slow answer, garbage). Every request is recorded for assertions.
+(an HTTP status, a slow answer, garbage, an answer that never comes, one dripped a byte at
+a time). Every request is recorded for assertions.
 
 One server runs for the whole session; each test starts with no prices, no script and no
 recorded requests.
@@ -15,11 +16,13 @@ import json
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from assets.price_breaker import reset_breakers
 
 API_PREFIX = "/api/v3"
 NOW = object()  # set_price(updated_at=NOW): the server's clock when it answers
@@ -40,6 +43,9 @@ class Scripted:
     body: bytes | None = None  # None: the normal price answer
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    hang: bool = False  # read the request, answer nothing until the test ends
+    drip_seconds: float = 0.0  # send the answer one byte at a time, this long apart
+    drip_headers: bool = False  # drip the status line and headers too, not only the body
 
 
 class FakeCoinGecko:
@@ -90,6 +96,15 @@ class FakeCoinGecko:
     ) -> None:
         self._push(times, Scripted(status=status, body=body, headers={"Content-Type": content_type}))
 
+    def hang_next(self, *, times: int = 1) -> None:
+        """Accept the connection, read the request, and never answer (until the test ends)."""
+        self._push(times, Scripted(hang=True))
+
+    def drip_next(self, seconds: float, *, times: int = 1, headers_too: bool = False) -> None:
+        """Answer normally, one byte every ``seconds``: each wait is far shorter than any read
+        timeout, the whole answer far longer than any request may take."""
+        self._push(times, Scripted(drip_seconds=seconds, drip_headers=headers_too))
+
     def reset(self) -> None:
         self._wake.set()  # cut short handlers still sleeping for the previous test
         with self._lock:
@@ -126,9 +141,7 @@ class FakeCoinGecko:
             scripted = self._script.popleft() if self._script else Scripted()
             wake = self._wake
             if scripted.body is None and scripted.status == 200:
-                scripted = Scripted(
-                    body=self._price_body(request), headers=scripted.headers, delay_seconds=scripted.delay_seconds
-                )
+                scripted = replace(scripted, body=self._price_body(request))
         return scripted, wake
 
     def _price_body(self, request: RecordedRequest) -> bytes:
@@ -150,6 +163,9 @@ def _handler_for(server: FakeCoinGecko) -> type[BaseHTTPRequestHandler]:
                 headers={name.lower(): value for name, value in self.headers.items()},
             )
             scripted, wake = server._answer(recorded)
+            if scripted.hang:
+                wake.wait()
+                return
             if scripted.delay_seconds:
                 wake.wait(scripted.delay_seconds)
             status = scripted.status
@@ -162,10 +178,25 @@ def _handler_for(server: FakeCoinGecko) -> type[BaseHTTPRequestHandler]:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
+                if scripted.drip_seconds:
+                    self._drip(body, scripted, wake)
+                    return
                 self.end_headers()
                 self.wfile.write(body)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up waiting (a timeout test); nothing to tell it
+
+        def _drip(self, body: bytes, scripted: Scripted, wake: threading.Event) -> None:
+            head = b"".join(self._headers_buffer) + b"\r\n"
+            self._headers_buffer = []
+            if not scripted.drip_headers:
+                self.wfile.write(head)
+                head = b""
+            for byte in head + body:
+                if wake.wait(scripted.drip_seconds):
+                    return  # the test is over
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
 
         def log_message(self, format: str, *args: object) -> None:
             pass  # keep test output clean
@@ -183,8 +214,10 @@ def coingecko_http_server():
 
 @pytest.fixture
 def coingecko_server(coingecko_http_server: FakeCoinGecko, settings) -> FakeCoinGecko:
-    """The local CoinGecko, emptied, with the settings pointing at it."""
+    """The local CoinGecko, emptied, with the settings pointing at it, and no memory of
+    earlier failures (the circuit breaker starts closed)."""
     coingecko_http_server.reset()
+    reset_breakers()
     settings.PRICE_PROVIDER = "coingecko"
     settings.COINGECKO_API_URL = coingecko_http_server.url
     settings.COINGECKO_API_KEY = ""
@@ -192,3 +225,4 @@ def coingecko_server(coingecko_http_server: FakeCoinGecko, settings) -> FakeCoin
     settings.COINGECKO_RETRIES = 2
     yield coingecko_http_server
     coingecko_http_server.reset()
+    reset_breakers()

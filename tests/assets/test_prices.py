@@ -537,39 +537,73 @@ def test_unknown_provider_is_a_configuration_error(settings):
         get_provider()
 
 
-def test_provider_status_probes_one_asset_and_then_trusts_the_cache(coingecko_server, btc, eth):
+def test_provider_status_reports_the_last_success_without_calling_the_provider(coingecko_server, btc):
     # given
     coingecko_server.set_price("bitcoin", "67000", updated_at=T0_UNIX)
-
-    # when
     with time_machine.travel(T0, tick=False):
-        first = provider_status()
-        second = provider_status()
+        get_quotes([btc])
 
-    # then
-    assert first == second == {"provider": "coingecko", "ok": True, "detail": f"BTC priced as of {T0.isoformat()}"}
+    # when
+    with time_machine.travel(T0 + timedelta(seconds=3600), tick=False):
+        statuses = [provider_status() for _ in range(5)]
+
+    # then: one upstream call, the price's; none for the health checks
     assert coingecko_server.request_count == 1
-    assert coingecko_server.requests[0].query["ids"] == ["bitcoin"]
+    assert (
+        statuses
+        == [
+            {
+                "provider": "coingecko",
+                "ok": True,
+                "breaker": "closed",
+                "consecutive_failures": 0,
+                "last_success_at": T0.isoformat(),
+                "last_failure_at": None,
+                "last_error": None,
+            }
+        ]
+        * 5
+    )
 
 
-def test_provider_status_reports_failure_without_retrying(coingecko_server, btc):
+def test_provider_status_reports_failures_and_the_open_breaker(coingecko_server, settings, btc):
     # given
+    settings.COINGECKO_RETRIES = 0
     coingecko_server.fail_next(503, times=3)
+    for second in range(3):
+        with time_machine.travel(T0 + timedelta(seconds=second), tick=False):
+            get_quotes([btc])
 
     # when
     status = provider_status()
 
     # then
-    assert status == {"provider": "coingecko", "ok": False, "detail": "CoinGecko answered HTTP 503 1 time(s)."}
-    assert coingecko_server.request_count == 1
+    assert status == {
+        "provider": "coingecko",
+        "ok": False,
+        "breaker": "open",
+        "consecutive_failures": 3,
+        "last_success_at": None,
+        "last_failure_at": (T0 + timedelta(seconds=2)).isoformat(),
+        "last_error": "CoinGecko answered HTTP 503 1 time(s).",
+    }
+    assert coingecko_server.request_count == 3
 
 
-def test_provider_status_without_assets_is_ok(coingecko_server, db):
+def test_provider_status_of_a_process_that_never_asked_is_ok_and_says_so(coingecko_server, db):
     # when
     status = provider_status()
 
     # then
-    assert status == {"provider": "coingecko", "ok": True, "detail": "no active asset to price"}
+    assert status == {
+        "provider": "coingecko",
+        "ok": True,
+        "breaker": "closed",
+        "consecutive_failures": 0,
+        "last_success_at": None,
+        "last_failure_at": None,
+        "last_error": None,
+    }
     assert coingecko_server.request_count == 0
 
 

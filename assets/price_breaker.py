@@ -1,0 +1,109 @@
+"""A circuit breaker in front of the price provider (SPEC section 10).
+
+Without it a provider that is down costs every request that needs a price the whole
+deadline, and nothing remembers the failure. With it, after PRICE_BREAKER_FAILURES calls
+in a row failed, the breaker *opens*: callers get no fresh price at once (orders answer 503
+``price_unavailable``, the portfolio shows last known prices flagged stale) without waiting.
+After PRICE_BREAKER_RESET_SECONDS one caller, and only one, is let through as a *probe*
+(half-open); its success closes the breaker, its failure opens it for another period.
+
+State is per process (each gunicorn worker learns on its own, at the cost of
+PRICE_BREAKER_FAILURES deadlines per worker), kept in memory so that the breaker works
+when the shared cache is down too. ``snapshot()`` is what ``health/`` shows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+CLOSED = "closed"
+OPEN = "open"
+HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerSnapshot:
+    state: str
+    consecutive_failures: int
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None
+
+
+class CircuitBreaker:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = CLOSED
+        self._failures = 0
+        self._opened_at = 0.0  # monotonic
+        self._probe_started_at = 0.0  # monotonic
+        self._last_success_at: datetime | None = None
+        self._last_failure_at: datetime | None = None
+        self._last_error: str | None = None
+
+    def allow(self) -> bool:
+        """May this caller ask the provider now? When it returns True the caller must report
+        the outcome with ``record_success`` or ``record_failure``."""
+        now = time.monotonic()
+        with self._lock:
+            if self._state == CLOSED:
+                return True
+            if self._state == OPEN and now - self._opened_at >= settings.PRICE_BREAKER_RESET_SECONDS:
+                self._state = HALF_OPEN
+                self._probe_started_at = now
+                return True
+            # A probe that never reported (its thread died) must not keep the breaker half-open
+            # forever: after twice the deadline another caller probes.
+            if self._state == HALF_OPEN and now - self._probe_started_at > 2 * settings.PRICE_DEADLINE_SECONDS:
+                self._probe_started_at = now
+                return True
+            return False
+
+    def record_success(self) -> None:
+        with self._lock:
+            self._state = CLOSED
+            self._failures = 0
+            self._last_success_at = timezone.now()
+
+    def record_failure(self, error: str) -> None:
+        with self._lock:
+            self._failures += 1
+            self._last_failure_at = timezone.now()
+            self._last_error = error
+            if self._state == HALF_OPEN or self._failures >= settings.PRICE_BREAKER_FAILURES:
+                self._state = OPEN
+                self._opened_at = time.monotonic()
+
+    def snapshot(self) -> BreakerSnapshot:
+        with self._lock:
+            return BreakerSnapshot(
+                state=self._state,
+                consecutive_failures=self._failures,
+                last_success_at=self._last_success_at,
+                last_failure_at=self._last_failure_at,
+                last_error=self._last_error,
+            )
+
+
+_breakers: dict[str, CircuitBreaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def breaker_for(provider_name: str) -> CircuitBreaker:
+    with _breakers_lock:
+        breaker = _breakers.get(provider_name)
+        if breaker is None:
+            breaker = _breakers[provider_name] = CircuitBreaker()
+        return breaker
+
+
+def reset_breakers() -> None:
+    """Forget every provider's history in this process (tests, and after a configuration change)."""
+    with _breakers_lock:
+        _breakers.clear()

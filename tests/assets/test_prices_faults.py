@@ -1,0 +1,364 @@
+"""A provider that hangs, drips, fails in a row or answers nonsense (SPEC section 10), against
+the real local CoinGecko of tests/price_server.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+
+from assets.prices import CoinGeckoProvider, ProviderError, Quote, get_quotes, get_trade_quote, store_quotes
+from core.exceptions import PriceUnavailable
+
+T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def elapsed(started: float) -> float:
+    return time.monotonic() - started
+
+
+# --- the total deadline ----------------------------------------------------------------------
+
+
+def test_hung_provider_costs_one_deadline_whatever_the_retries(coingecko_server, settings, btc):
+    # given: each try may wait 5 s for bytes, three tries: 15 s before the deadline existed
+    settings.COINGECKO_TIMEOUT_SECONDS = 5
+    settings.COINGECKO_RETRIES = 2
+    settings.PRICE_DEADLINE_SECONDS = 1
+    coingecko_server.hang_next(times=3)
+    started = time.monotonic()
+
+    # when
+    with pytest.raises(ProviderError, match="no complete answer within 1 s"):
+        CoinGeckoProvider().fetch([btc])
+
+    # then: the read timeout was capped to the time left, so no retry had time to start
+    assert 1.0 <= elapsed(started) < 1.3
+    assert coingecko_server.request_count == 1
+
+
+@pytest.mark.parametrize("headers_too", [False, True], ids=["body", "headers-and-body"])
+def test_provider_dripping_bytes_is_cut_off_at_the_deadline(coingecko_server, settings, btc, headers_too):
+    # given: a byte every 0.1 s never trips a 5 s read timeout
+    settings.COINGECKO_TIMEOUT_SECONDS = 5
+    settings.PRICE_DEADLINE_SECONDS = 1
+    coingecko_server.set_price("bitcoin", "67000")
+    coingecko_server.drip_next(0.1, headers_too=headers_too)
+    started = time.monotonic()
+
+    # when
+    with pytest.raises(ProviderError):
+        CoinGeckoProvider().fetch([btc])
+
+    # then
+    assert 1.0 <= elapsed(started) < 1.3
+    assert coingecko_server.request_count == 1
+
+
+def test_retries_stop_when_the_deadline_leaves_no_time_for_the_backoff(coingecko_server, settings, btc):
+    # given: each try times out after 0.5 s; the second try would start past 1.2 s
+    settings.COINGECKO_TIMEOUT_SECONDS = 0.5
+    settings.COINGECKO_RETRIES = 5
+    settings.PRICE_DEADLINE_SECONDS = 1.2
+    coingecko_server.hang_next(times=6)
+    started = time.monotonic()
+
+    # when
+    with pytest.raises(ProviderError):
+        CoinGeckoProvider().fetch([btc])
+
+    # then: 0.5 s + 0.2 s backoff + second try capped to the 0.5 s left
+    assert elapsed(started) < 1.4
+    assert coingecko_server.request_count == 2
+
+
+def test_answer_that_arrives_in_time_is_used_after_a_slow_try(coingecko_server, settings, btc):
+    # given
+    settings.COINGECKO_TIMEOUT_SECONDS = 0.3
+    coingecko_server.delay_next(1)
+    coingecko_server.set_price("bitcoin", "67000")
+
+    # when
+    quote = get_trade_quote(btc)
+
+    # then
+    assert quote.price == Decimal("67000")
+    assert coingecko_server.request_count == 2
+
+
+def test_body_larger_than_a_price_answer_is_a_provider_error(coingecko_server, btc):
+    # given
+    coingecko_server.garbage_next(b'{"bitcoin": {"usd": 1}, "pad": "' + b"x" * (2 << 20) + b'"}')
+
+    # when / then
+    with pytest.raises(ProviderError, match="more than 1048576 bytes"):
+        CoinGeckoProvider().fetch([btc])
+
+
+def test_reply_nested_100000_deep_is_a_provider_error(coingecko_server, btc):
+    # given: json.loads raises RecursionError on this, which used to escape as a 500
+    coingecko_server.garbage_next(b"[" * 100_000 + b"]" * 100_000)
+
+    # when
+    with pytest.raises(ProviderError, match="not JSON"):
+        CoinGeckoProvider().fetch([btc])
+
+    # then: through the cache layer it is a failure like any other
+    coingecko_server.garbage_next(b'{"bitcoin": ' * 100_000 + b"1" + b"}" * 100_000)
+    assert get_quotes([btc]) == {}
+
+
+# --- the circuit breaker ---------------------------------------------------------------------
+
+
+def test_breaker_opens_after_failures_in_a_row_and_then_answers_at_once(coingecko_server, settings, btc):
+    # given: three calls each give up after a hung try
+    settings.PRICE_DEADLINE_SECONDS = 0.3
+    settings.PRICE_BREAKER_FAILURES = 3
+    coingecko_server.hang_next(times=10)
+    for _ in range(3):
+        with pytest.raises(PriceUnavailable):
+            get_trade_quote(btc)
+    asked = coingecko_server.request_count
+
+    # when
+    started = time.monotonic()
+    for _ in range(20):
+        with pytest.raises(PriceUnavailable) as excinfo:
+            get_trade_quote(btc)
+    took = elapsed(started)
+
+    # then
+    assert asked == 3
+    assert coingecko_server.request_count == 3
+    assert took < 0.1
+    assert excinfo.value.code == "price_unavailable"
+
+
+def test_open_breaker_shows_the_last_known_price_flagged_stale(coingecko_server, settings, btc):
+    # given
+    settings.COINGECKO_RETRIES = 0
+    settings.PRICE_BREAKER_FAILURES = 1
+    with time_machine.travel(T0, tick=False):
+        store_quotes([Quote("BTC", Decimal("67000"), T0, "coingecko")])
+    coingecko_server.fail_next(503)
+    with time_machine.travel(T0 + timedelta(seconds=11), tick=False):
+        get_quotes([btc])
+
+    # when
+    with time_machine.travel(T0 + timedelta(seconds=12), tick=False):
+        quotes = get_quotes([btc])
+
+    # then
+    assert quotes == {"BTC": Quote("BTC", Decimal("67000"), T0, "coingecko", stale=True)}
+    assert coingecko_server.request_count == 1
+
+
+def test_one_probe_after_the_reset_time_closes_the_breaker(coingecko_server, settings, btc):
+    # given an open breaker
+    settings.COINGECKO_RETRIES = 0
+    settings.PRICE_BREAKER_FAILURES = 1
+    settings.PRICE_BREAKER_RESET_SECONDS = 0.3
+    coingecko_server.fail_next(503)
+    get_quotes([btc])
+    coingecko_server.set_price("bitcoin", "67000")
+    assert get_quotes([btc]) == {}
+
+    # when
+    time.sleep(0.35)
+    quote = get_trade_quote(btc)
+
+    # then
+    assert quote.price == Decimal("67000")
+    assert coingecko_server.request_count == 2
+
+
+def test_failed_probe_opens_the_breaker_for_another_period(coingecko_server, settings, btc):
+    # given an open breaker whose reset time has passed
+    settings.COINGECKO_RETRIES = 0
+    settings.PRICE_BREAKER_FAILURES = 1
+    settings.PRICE_BREAKER_RESET_SECONDS = 0.3
+    coingecko_server.fail_next(503, times=2)
+    get_quotes([btc])
+    time.sleep(0.35)
+
+    # when: the probe fails, then the provider recovers at once
+    get_quotes([btc])
+    coingecko_server.set_price("bitcoin", "67000")
+    during = get_quotes([btc])
+    time.sleep(0.35)
+    after = get_quotes([btc])
+
+    # then
+    assert during == {}
+    assert after["BTC"].price == Decimal("67000")
+    assert coingecko_server.request_count == 3
+
+
+def test_only_one_caller_probes_a_half_open_breaker(coingecko_server, settings, btc):
+    # given an open breaker whose reset time has passed, and a provider that hangs
+    settings.COINGECKO_RETRIES = 0
+    settings.PRICE_DEADLINE_SECONDS = 0.5
+    settings.PRICE_BREAKER_FAILURES = 1
+    settings.PRICE_BREAKER_RESET_SECONDS = 0.2
+    coingecko_server.fail_next(503)
+    get_quotes([btc])
+    time.sleep(0.25)
+    coingecko_server.hang_next(times=10)
+    durations: list[float] = []
+    start = threading.Barrier(8)
+
+    def ask() -> None:
+        start.wait()
+        started = time.monotonic()
+        get_quotes([btc])
+        durations.append(elapsed(started))
+
+    # when: eight threads ask at once
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then: one probe waited for the deadline, the seven others were answered at once
+    assert coingecko_server.request_count == 2
+    durations.sort()
+    assert durations[-1] >= 0.5
+    assert durations[-2] < 0.1
+
+
+def test_success_resets_the_count_of_failures_in_a_row(coingecko_server, settings, btc):
+    # given: two failures, one success, two failures (never three in a row)
+    settings.COINGECKO_RETRIES = 0
+    settings.PRICE_BREAKER_FAILURES = 3
+    settings.PRICE_CACHE_SECONDS = 0
+    coingecko_server.set_price("bitcoin", "67000")
+    coingecko_server.fail_next(503, times=2)
+    get_quotes([btc])
+    get_quotes([btc])
+    get_quotes([btc])
+    coingecko_server.fail_next(503, times=2)
+    get_quotes([btc])
+    get_quotes([btc])
+
+    # when
+    quote = get_trade_quote(btc)
+
+    # then
+    assert quote.price == Decimal("67000")
+    assert coingecko_server.request_count == 6
+
+
+# --- implausible quotes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("price", ["1e15", "1000000000000000", "0.000000000001", "1e-12", "0.000000009"])
+def test_price_outside_the_plausible_range_is_refused_and_not_traded_on(coingecko_server, btc, price):
+    # given
+    coingecko_server.set_price("bitcoin", price)
+
+    # when
+    quotes = get_quotes([btc])
+    with pytest.raises(PriceUnavailable):
+        get_trade_quote(btc)
+
+    # then: nothing stored, so each call asked again
+    assert quotes == {}
+    assert coingecko_server.request_count == 2
+
+
+def test_price_at_the_plausible_bounds_is_accepted(coingecko_server, btc, eth):
+    # given
+    coingecko_server.set_price("bitcoin", "100000000")
+    coingecko_server.set_price("ethereum", "0.00000001")
+
+    # when
+    quotes = get_quotes([btc, eth])
+
+    # then
+    assert (quotes["BTC"].price, quotes["ETH"].price) == (Decimal("100000000"), Decimal("0.00000001"))
+
+
+@pytest.mark.parametrize("price", ["100501", "33333"], ids=["up", "down"])
+def test_jump_beyond_max_price_jump_falls_back_to_the_last_known_price(coingecko_server, btc, price):
+    # given: last known 67000; MAX_PRICE_JUMP 0.5 allows 33500 to 100500
+    with time_machine.travel(T0, tick=False):
+        store_quotes([Quote("BTC", Decimal("67000"), T0, "coingecko")])
+    coingecko_server.set_price("bitcoin", price)
+
+    # when
+    with time_machine.travel(T0 + timedelta(seconds=11), tick=False):
+        quotes = get_quotes([btc])
+        with pytest.raises(PriceUnavailable):
+            get_trade_quote(btc)
+
+    # then
+    assert quotes == {"BTC": Quote("BTC", Decimal("67000"), T0, "coingecko", stale=True)}
+
+
+@pytest.mark.parametrize("price", ["100500", "33500"], ids=["up", "down"])
+def test_move_of_exactly_max_price_jump_is_accepted(coingecko_server, btc, price):
+    # given
+    with time_machine.travel(T0, tick=False):
+        store_quotes([Quote("BTC", Decimal("67000"), T0, "coingecko")])
+    coingecko_server.set_price("bitcoin", price)
+
+    # when
+    with time_machine.travel(T0 + timedelta(seconds=11), tick=False):
+        quote = get_trade_quote(btc)
+
+    # then
+    assert quote.price == Decimal(price)
+
+
+def test_jump_confirmed_by_three_answers_in_a_row_becomes_the_price(coingecko_server, settings, btc):
+    # given: a real crash, 67000 -> about 20000, seen by three fetches
+    settings.PRICE_CACHE_SECONDS = 0
+    store_quotes([Quote("BTC", Decimal("67000"), datetime.now(UTC), "coingecko")])
+    answers = ["20000", "20100", "19900"]
+
+    # when
+    seen = []
+    for answer in answers:
+        coingecko_server.set_price("bitcoin", answer)
+        seen.append(get_quotes([btc])["BTC"])
+
+    # then
+    assert [(q.price, q.stale) for q in seen] == [
+        (Decimal("67000"), True),
+        (Decimal("67000"), True),
+        (Decimal("19900"), False),
+    ]
+    assert get_trade_quote(btc).price == Decimal("19900")
+
+
+def test_a_single_bad_tick_between_good_ones_is_never_traded_on(coingecko_server, settings, btc):
+    # given
+    settings.PRICE_CACHE_SECONDS = 0
+    store_quotes([Quote("BTC", Decimal("67000"), datetime.now(UTC), "coingecko")])
+
+    # when: 670000 (a decimal point slipped), then good again, then the slip again twice
+    prices = []
+    for answer in ["670000", "67100", "670000", "670000", "67200"]:
+        coingecko_server.set_price("bitcoin", answer)
+        prices.append(get_quotes([btc])["BTC"].price)
+
+    # then: the good answer in between restarted the count, so the slip never won
+    assert prices == [Decimal(p) for p in ["67000", "67100", "67100", "67100", "67200"]]
+
+
+def test_implausible_price_skips_only_that_asset(coingecko_server, btc, eth):
+    # given
+    coingecko_server.set_price("bitcoin", "1e15")
+    coingecko_server.set_price("ethereum", "3456.78")
+
+    # when
+    quotes = get_quotes([btc, eth])
+
+    # then
+    assert set(quotes) == {"ETH"}
