@@ -17,6 +17,7 @@ from core.api.errors import OwnerScopedMixin
 from core.api.fields import EnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
 from core.api.filters import EnumFilter
 from core.api.openapi import error_responses
+from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import ScopedThrottle
 
@@ -256,7 +257,7 @@ class AssetTransactionFilter(filters.FilterSet):
         return queryset.filter(asset_id=value.upper())
 
 
-class CashTransactionViewSet(OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class CashTransactionViewSet(ReplicaReadMixin, OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """The USD ledger, newest first. `?transaction_type=DEPOSIT|WITHDRAWAL|BUY|SELL|ADJUSTMENT`."""
 
     serializer_class = CashTransactionSerializer
@@ -267,7 +268,7 @@ class CashTransactionViewSet(OwnerScopedMixin, mixins.ListModelMixin, viewsets.G
         return selectors.get_cash_transactions(user=self.target_user())
 
 
-class AssetTransactionViewSet(OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class AssetTransactionViewSet(ReplicaReadMixin, OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Asset transactions, newest first. `?asset_id=BTC`, `?transaction_type=BUY|SELL|ADJUSTMENT`."""
 
     serializer_class = AssetTransactionSerializer

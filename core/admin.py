@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html
 
+from core import replicas
 from core.money import plain
 
 
@@ -51,6 +52,10 @@ class SafeChangelistMixin:
             # The changelist's only input is the query string; Django itself treats a
             # ValueError while building the filters as an incorrect lookup.
             raise IncorrectLookupParameters(exc) from exc
+
+    def changelist_view(self, request, extra_context=None):
+        # Lists tolerate a little lag: a healthy replica may serve them (SPEC section 13).
+        return replicas.replica_ok(super().changelist_view)(request, extra_context)
 
 
 # --- Generic helpers of the back office's pages ------------------------------------------

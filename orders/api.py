@@ -10,6 +10,7 @@ from core.api.errors import OwnerScopedMixin
 from core.api.fields import EnumField, PriceField, QuantityField, TimestampField, UsdField
 from core.api.filters import EnumFilter
 from core.api.openapi import error_responses
+from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import OrderPlacementThrottle, UserThrottle
 from orders import selectors, services
@@ -80,8 +81,12 @@ class OrderFilter(filters.FilterSet):
         return queryset.filter(asset_id=value.upper())
 
 
-class OrderViewSet(OwnerScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class OrderViewSet(
+    ReplicaReadMixin, OwnerScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Your orders, newest first. Staff may add `?username=`."""
+
+    replica_actions = frozenset({"list"})  # one order, placing and cancelling: the primary
 
     serializer_class = OrderSerializer
     filterset_class = OrderFilter

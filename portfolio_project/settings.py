@@ -93,6 +93,38 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Read replicas and PgBouncer (SPEC section 13; core/replicas.py says what goes where) ---
+# Streaming replicas, comma-separated URLs. Without them every query goes to `default` and
+# neither the router nor the middleware is installed.
+for _number, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
+    _replica = environ.Env.db_url_config(_url)
+    _replica.update(
+        ENGINE="django.db.backends.postgresql",
+        CONN_MAX_AGE=DATABASES["default"]["CONN_MAX_AGE"],
+        CONN_HEALTH_CHECKS=True,
+        ATOMIC_REQUESTS=False,
+        TEST={"MIRROR": "default"},  # tests read "replicas" from the test database itself
+    )
+    # A replica that is down must be skipped fast, not hold a request for the OS's timeout.
+    _replica.setdefault("OPTIONS", {}).setdefault("connect_timeout", env.int("REPLICA_CONNECT_TIMEOUT", default=2))
+    DATABASES[f"replica{_number}"] = _replica
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=5.0)
+REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=2.0)
+if len(DATABASES) > 1:
+    DATABASE_ROUTERS = ["core.replicas.ReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        "core.replicas.ReadYourWritesMiddleware",
+    )
+# "transaction" when connections go through PgBouncer in transaction pooling mode: a server
+# connection is only ours for one transaction, so no cursor may outlive one (Django's
+# server-side cursors for .iterator() are WITH HOLD outside a transaction). Prepared statements
+# are already off (psycopg 3 with Django's default client-side binding never prepares).
+DATABASE_POOLING = env.str("DATABASE_POOLING", default="")
+if DATABASE_POOLING == "transaction":
+    for _database in DATABASES.values():
+        _database["DISABLE_SERVER_SIDE_CURSORS"] = True
+
 # --- Cache: prices and throttles. Redis when several processes serve. ---
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://portfolio")}
 # Redis fails open (SPEC section 10, core/cache.py): a cache call waits at most
