@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench clean demo staff reconcile manage
+.PHONY: install run test lint bench clean demo staff reconcile manage cluster-test
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,3 +48,8 @@ reconcile: install  ## every balance against its ledger; non-zero exit on any mi
 
 manage: install  ## make manage CMD="process_orders --once"
 	$(PY) manage.py $(CMD)
+
+# Local cluster under load with parts killed (scripts/cluster/run.py, docs/SCALING.md): primary,
+# streaming replica, PgBouncer, Redis, two gunicorns, two process_orders, all on free ports.
+cluster-test: install
+	$(PY) scripts/cluster/run.py
