@@ -20,7 +20,8 @@ Checks, printed as a table (and written to cluster-results/latest.md):
 - `manage.py reconcile_ledger` passes on the primary;
 - the replica caught up: same row counts as the primary after replaying to its WAL position.
 Exits 1 when any check fails. Knobs: CLUSTER_LOAD_SECONDS (30), CLUSTER_DOWN_SECONDS (8),
-CLUSTER_THREADS (6), CLUSTER_USERS (24), CLUSTER_KEEP=1 (keep the folder and logs).
+CLUSTER_THREADS (6), CLUSTER_USERS (24 traders, plus 4 viewers who only read), CLUSTER_KEEP=1
+(keep the folder and logs).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ LOAD_SECONDS = float(os.environ.get("CLUSTER_LOAD_SECONDS", 30))
 DOWN_SECONDS = float(os.environ.get("CLUSTER_DOWN_SECONDS", 8))
 THREADS = int(os.environ.get("CLUSTER_THREADS", 6))
 USERS = int(os.environ.get("CLUSTER_USERS", 24))
+VIEWERS = 4  # more users who only read: their history reads may go to the replica at any time
 KEEP = os.environ.get("CLUSTER_KEEP", "") not in ("", "0")
 GRACE_SECONDS = 5  # after the restart, while the instances warm up and the replica catches up
 RESULTS = nodes.ROOT / "cluster-results"
@@ -62,12 +64,15 @@ from rest_framework.authtoken.models import Token
 from balances import services
 call_command("migrate", verbosity=0)
 call_command("seed_assets", verbosity=0)
+from orders.services import place_order
 users = []
 for n in range({users}):
     # No password: hashing one costs a third of a second here, and the load uses tokens.
     user = get_user_model().objects.create_user(username=f"load{{n}}")
     token = Token.objects.create(user=user)
     services.deposit(user=user, amount=Decimal("50000.00"), client_reference=f"load{{n}}-seed")
+    if n >= {traders}:  # a viewer: history made here, never writes over HTTP, so never pinned
+        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.001"))
     users.append({{"id": user.pk, "token": token.key}})
 print(json.dumps(users))
 """
@@ -97,6 +102,7 @@ class Ledger:
     cash_acked: dict[str, Decimal] = field(default_factory=dict)  # client_reference -> signed amount
     cancels_acked: set[str] = field(default_factory=set)  # order_id
     retries: int = 0
+    viewer_ids: list[int] = field(default_factory=list)  # their orders were placed at set-up
 
     def record(self, call: Call) -> None:
         with self.lock:
@@ -106,7 +112,8 @@ class Ledger:
 class Driver:
     def __init__(self, apps: list[str], users: list[dict], started: float, ledger: Ledger) -> None:
         self.apps = apps
-        self.users = users
+        self.users = users[:USERS]
+        self.viewers = users[USERS:]
         self.started = started
         self.ledger = ledger
         self.deadline = started + LOAD_SECONDS
@@ -172,7 +179,10 @@ class Driver:
             elif roll < 0.73:
                 self.request("portfolio", "GET", "portfolio/", user["token"])
             else:
-                self.request("history", "GET", rng.choice(HISTORY_PATHS), user["token"])
+                # Half of the history reads are a trader's (pinned to the primary for a few
+                # seconds after each of their writes), half a viewer's.
+                reader = user if rng.random() < 0.5 else rng.choice(self.viewers)
+                self.request("history", "GET", rng.choice(HISTORY_PATHS), reader["token"])
 
     def place(self, user: dict, body: dict) -> dict | None:
         key = uuid.uuid4().hex
@@ -247,7 +257,7 @@ def run(cluster: nodes.Cluster, base: Path, t0: float) -> int:
     cluster.adopt(redis)
     primary.sql("CREATE DATABASE portfolio")
     direct = nodes.django_env(DATABASE_URL=primary.url("portfolio"))
-    done = nodes.manage("shell", "-c", SETUP_SCRIPT.format(users=USERS), env=direct)
+    done = nodes.manage("shell", "-c", SETUP_SCRIPT.format(users=USERS + VIEWERS, traders=USERS), env=direct)
     if done.returncode != 0:
         raise SystemExit(done.stderr)
     users = json.loads(done.stdout.strip().splitlines()[-1])
@@ -272,7 +282,8 @@ def run(cluster: nodes.Cluster, base: Path, t0: float) -> int:
     setup_django(primary.url("portfolio"))
     log(f"cluster up in {time.monotonic() - t0:.1f}s: {len(users)} users; load for {LOAD_SECONDS:.0f}s")
 
-    ledger = Ledger()
+    ledger = Ledger(viewer_ids=[user["id"] for user in users[USERS:]])
+    wal_start = primary.sql("SELECT pg_current_wal_lsn()::text")[0][0]
     started = time.monotonic()
     driver = Driver([f"http://127.0.0.1:{port}" for _, port in apps.values()], users, started, ledger)
     threads = [threading.Thread(target=driver.run, args=(n,), name=f"load-{n}") for n in range(THREADS)]
@@ -296,13 +307,30 @@ def run(cluster: nodes.Cluster, base: Path, t0: float) -> int:
     for thread in threads:
         thread.join(timeout=LOAD_SECONDS + 60)
     load_seconds = time.monotonic() - started
+    wal_bytes = primary.sql("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [wal_start])[0][0]
     log(f"load done after {load_seconds:.1f}s; letting the processors drain")
     drained, crossed_left = drain_resting_orders()
     for process in processors.values():
         process.stop()
     caught_up_in = nodes.wait_replica_caught_up(primary, replica)
     checks = evaluate(ledger, primary, replica, direct, killed_at, restarted_at, crossed_left, caught_up_in)
-    return report(checks, ledger, load_seconds, drained, time.monotonic() - t0)
+    return report(checks, ledger, load_seconds, drained, time.monotonic() - t0, footprint(primary, ledger, wal_bytes))
+
+
+def footprint(primary: nodes.Postgres, ledger: Ledger, wal_bytes) -> str:
+    """What one write costs the primary, measured on this run (docs/SCALING.md sizes from it)."""
+    writes = sum(1 for c in ledger.calls if c.kind in ("order", "cancel", "deposit", "withdraw") and c.status)
+    widths = primary.sql(
+        "SELECT (SELECT avg(pg_column_size(t.*)) FROM orders_order t),"
+        " (SELECT avg(pg_column_size(t.*)) FROM balances_cashtransaction t),"
+        " (SELECT avg(pg_column_size(t.*)) FROM balances_assettransaction t)",
+        database="portfolio",
+    )[0]
+    orders, cash, asset = (round(float(width)) for width in widths)
+    return (
+        f"WAL: {int(wal_bytes) / 1e6:.1f} MB for {writes} answered writes = {int(wal_bytes) / max(writes, 1):,.0f} "
+        f"bytes/write; average row: order {orders} B, cash row {cash} B, asset row {asset} B"
+    )
 
 
 def drain_resting_orders(timeout: float = 20) -> tuple[float, int]:
@@ -369,7 +397,7 @@ def evaluate(ledger, primary, replica, direct_env, killed_at, restarted_at, cros
         Order.objects.filter(client_order_id__in=ledger.orders_sent).values_list("client_order_id", "order_id")
     )
     lost = [key for key, order_id in ledger.orders_acked.items() if str(db_orders.get(key)) != order_id]
-    stray = Order.objects.exclude(client_order_id__in=ledger.orders_sent).count()
+    stray = Order.objects.exclude(client_order_id__in=ledger.orders_sent).exclude(user_id__in=ledger.viewer_ids).count()
     checks.append(
         Check(
             "every acknowledged order stored once",
@@ -442,15 +470,16 @@ def evaluate(ledger, primary, replica, direct_env, killed_at, restarted_at, cros
     return checks
 
 
-def report(checks: list[Check], ledger: Ledger, load_seconds: float, drained: float, total: float) -> int:
+def report(checks: list[Check], ledger: Ledger, load_seconds: float, drained: float, total: float, cost: str) -> int:
     by_kind = Counter(c.kind for c in ledger.calls)
     statuses = Counter(str(c.status) for c in ledger.calls)
     lines = [
         f"Requests: {len(ledger.calls)} in {load_seconds:.1f}s ({len(ledger.calls) / load_seconds:.0f}/s), "
-        f"{THREADS} threads, {USERS} users; retried on the other instance: {ledger.retries}",
+        f"{THREADS} threads, {USERS} traders + {VIEWERS} viewers; retried on the other instance: {ledger.retries}",
         f"By kind: {dict(sorted(by_kind.items()))}",
         f"By status: {dict(sorted(statuses.items()))}",
         f"Processors drained in {drained:.1f}s; whole run {total:.0f}s",
+        cost,
         "",
         "| check | measured | result |",
         "|---|---|---|",
