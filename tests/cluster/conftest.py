@@ -54,6 +54,7 @@ class ReplicaCluster:
     replica: nodes.Postgres
     env: dict
     apps: list[str]  # base URLs of the two gunicorn instances
+    strict_app: str  # a third instance that skips a replica more than 1 s behind
     users: list[dict]
     staff_session: str
 
@@ -103,14 +104,15 @@ def replica_cluster():
             "REPLICA_CHECK_SECONDS": "0.2",
         }
         ports = []
-        for name in ("app-a", "app-b"):
-            process, port = nodes.gunicorn(base, name, app_env, workers=2, wait=False)
+        instances = (("app-a", 2, {}), ("app-b", 2, {}), ("app-strict", 1, {"REPLICA_MAX_LAG_SECONDS": "1"}))
+        for name, workers, settings in instances:
+            process, port = nodes.gunicorn(base, name, {**app_env, **settings}, workers=workers, wait=False)
             cluster.adopt(process)
             ports.append(port)
         for port in ports:
             nodes.wait_http(port)
         apps = [f"http://127.0.0.1:{port}" for port in ports]
-        handle = ReplicaCluster(base, primary, replica, env, apps, made["users"], made["staff_session"])
+        handle = ReplicaCluster(base, primary, replica, env, apps[:2], apps[2], made["users"], made["staff_session"])
         handle.caught_up()
         yield handle
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -172,6 +173,29 @@ def test_reads_after_writes_see_the_writes_under_load(replica_cluster):
     assert stale_reads == []
     assert quiet_served_by
     assert set(quiet_served_by) == {"replica"}
+
+
+def test_a_replica_further_behind_than_the_limit_is_skipped(replica_cluster):
+    # given an instance with REPLICA_MAX_LAG_SECONDS=1 that reads a quiet user's orders from the replica
+    user = replica_cluster.users[1]
+    url = f"{replica_cluster.strict_app}/api/v1/orders/"
+    assert get(url, user["token"]).headers["X-Served-By"] == "replica"
+
+    # when the replica stops replaying while the primary writes, for longer than the limit
+    replica_cluster.replica.sql("SELECT pg_wal_replay_pause()")
+    try:
+        replica_cluster.primary.sql("CREATE TABLE lag_probe (id integer)", database="portfolio")
+        time.sleep(1.5)
+        behind = [get(url, user["token"]) for _ in range(3)]
+    finally:
+        replica_cluster.replica.sql("SELECT pg_wal_replay_resume()")
+        replica_cluster.primary.sql("DROP TABLE lag_probe", database="portfolio")
+
+    # then the primary answers, and the replica serves again once it has caught up
+    assert [(r.status_code, r.headers["X-Served-By"]) for r in behind] == [(200, "primary")] * 3
+    replica_cluster.caught_up()
+    time.sleep(0.3)  # REPLICA_CHECK_SECONDS: the next check sees it caught up
+    assert get(url, user["token"]).headers["X-Served-By"] == "replica"
 
 
 def test_a_replica_that_is_down_is_skipped_and_used_again_once_back(replica_cluster):
