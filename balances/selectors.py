@@ -114,6 +114,8 @@ def value_holding(holding: Holding | AssetBalance, quote: Quote | None) -> Holdi
     market_value = to_cents(holding.quantity * quote.price)
     pnl = market_value - cost_basis
     percent = (pnl / cost_basis * 100).quantize(CENT) if cost_basis else None
+    if percent is not None and percent.is_zero():
+        percent = percent.copy_abs()  # a loss under 0.005 % reads "0.00", not "-0.00"
     return HoldingValue(
         holding, quote.price, market_value, cost_basis, pnl, percent, quote.source, quote.as_of, quote.stale
     )

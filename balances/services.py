@@ -220,6 +220,15 @@ def change_hold_locked(*, balance: UsdBalance, held_change: Decimal) -> None:
 
 
 @transaction.atomic(savepoint=False)
+def change_held_quantity_locked(*, holding: AssetBalance, change: Decimal) -> None:
+    """Reserve (positive) or release (negative) quantity of a locked holding for open SELL
+    orders. Like USD holds, they write no ledger row; open orders explain them."""
+    holding.held_quantity += change
+    holding.updated_at = timezone.now()
+    holding.save(update_fields=["held_quantity", "updated_at"])
+
+
+@transaction.atomic(savepoint=False)
 def update_asset_balance(
     *,
     holding: AssetBalance | None,

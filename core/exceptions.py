@@ -19,6 +19,12 @@ class InvalidRequest(DomainError):
     code = "validation_error"
 
 
+class PositionNotFound(DomainError):
+    """Closing a position the user does not hold (404, like Alpaca's)."""
+
+    code = "not_found"
+
+
 class InsufficientFunds(DomainError):
     code = "insufficient_funds"
 

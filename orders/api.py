@@ -1,20 +1,35 @@
-"""Orders over HTTP: place (market or limit), list, show and cancel."""
+"""Orders over HTTP: place (market, limit, stop, stop-limit; by quantity or notional), list
+with filters, show, replace, cancel one or all; and closing positions (SPEC sections 6 and 11)."""
 
+from django import forms
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.api.errors import OwnerScopedMixin
-from core.api.fields import EnumField, PriceField, QuantityField, TimestampField, UsdField
+from core.api.defaults import NewestFirstCursorPagination
+from core.api.errors import DOMAIN_STATUS, OwnerScopedMixin, error_body
+from core.api.fields import EnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
 from core.api.filters import EnumFilter
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import OrderPlacementThrottle, UserThrottle
 from orders import selectors, services
-from orders.models import Order
+from orders.models import KIND_FILTERS, Order
+
+
+class LowerEnumField(serializers.ChoiceField):
+    """One of a lower-case TextChoices' values (``gtc``, ``stop_limit``), taken in any case."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            data = data.lower()
+        return super().to_internal_value(data)
+
+    def to_representation(self, value):
+        return value
 
 
 class OrderSerializer(ReadSerializer):
@@ -28,6 +43,13 @@ class OrderSerializer(ReadSerializer):
     total_amount = UsdField(read_only=True, allow_null=True)
     held_amount = UsdField(read_only=True, help_text="USD reserved while a BUY limit order rests.")
     held_quantity = QuantityField(read_only=True, help_text="Quantity reserved while a SELL limit order rests.")
+    kind = LowerEnumField(choices=Order.Kind.choices, read_only=True, help_text="From the prices given.")
+    stop_price = PriceField(read_only=True, allow_null=True)
+    triggered_at = TimestampField(read_only=True, allow_null=True, help_text="When the market reached the stop.")
+    notional = UsdField(read_only=True, allow_null=True, help_text="USD asked for instead of a quantity.")
+    time_in_force = LowerEnumField(choices=Order.TimeInForce.choices, read_only=True)
+    replaces = serializers.UUIDField(source="replaces_id", read_only=True, allow_null=True)
+    replaced_by = serializers.UUIDField(source="replaced_by_id", read_only=True, allow_null=True)
     status = EnumField(choices=Order.Status.choices, read_only=True)
     failure_reason = serializers.CharField(read_only=True)
     client_order_id = serializers.CharField(read_only=True, allow_null=True)
@@ -46,15 +68,37 @@ ORDER_FORMAT = OrderSerializer()
 class PlaceOrderSerializer(InputSerializer):
     asset_id = serializers.RegexField(r"^[A-Za-z0-9]{1,16}\Z", help_text="Symbol, any case: BTC or btc.")
     order_type = EnumField(choices=Order.Type.choices, help_text="BUY or SELL, any case.")
-    quantity = QuantityField(help_text="Units of the asset, at most the asset's quantity_decimals.")
+    quantity = QuantityField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Units of the asset, at most the asset's quantity_decimals; or give notional.",
+    )
+    notional = UsdField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Market orders: USD to spend (BUY, never exceeded) or to raise (SELL) instead of a quantity.",
+    )
     order_price = PriceField(
         required=False,
         allow_null=True,
         default=None,
-        help_text="Limit price in USD; omit for a market order.",
+        help_text="Limit price in USD; omit for a market or stop order.",
+    )
+    stop_price = PriceField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Stop price in USD: a stop order, or with order_price a stop-limit order.",
+    )
+    time_in_force = LowerEnumField(
+        choices=Order.TimeInForce.choices,
+        default=Order.TimeInForce.GTC,
+        help_text="gtc rests until filled, cancelled or expired; ioc and fok fill at once or end CANCELLED.",
     )
     expires_at = serializers.DateTimeField(
-        required=False, allow_null=True, default=None, help_text="Limit orders only; default 30 days."
+        required=False, allow_null=True, default=None, help_text="Resting (gtc) orders only; default 30 days."
     )
     client_order_id = serializers.RegexField(
         r"^[\x21-\x7e]{1,64}\Z",
@@ -68,17 +112,81 @@ class PlaceOrderSerializer(InputSerializer):
         return value.upper()
 
 
+class ReplaceOrderSerializer(InputSerializer):
+    quantity = QuantityField(required=False)
+    order_price = PriceField(required=False)
+    stop_price = PriceField(required=False)
+    time_in_force = LowerEnumField(choices=Order.TimeInForce.choices, required=False)
+    client_order_id = serializers.RegexField(r"^[\x21-\x7e]{1,64}\Z", required=False)
+
+
+class _AnyCaseChoiceField(forms.ChoiceField):
+    """A choice matched whatever its case (``?status=Open``, ``?kind=STOP``)."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        for choice, _label in self.choices:
+            if isinstance(value, str) and str(choice).lower() == value.lower():
+                return choice
+        return value
+
+
+class AnyCaseChoiceFilter(filters.ChoiceFilter):
+    field_class = _AnyCaseChoiceField
+
+
+OPEN, CLOSED = "open", "closed"
+
+
 class OrderFilter(filters.FilterSet):
-    asset_id = filters.CharFilter(field_name="asset_id", method="filter_asset")
-    status = EnumFilter(choices=Order.Status.choices)
+    asset_id = filters.CharFilter(method="filter_asset", help_text="One asset or a comma list: BTC,ETH.")
+    status = AnyCaseChoiceFilter(
+        choices=[(OPEN, "open: PENDING"), (CLOSED, "closed: every other status"), *Order.Status.choices],
+        method="filter_status",
+    )
     order_type = EnumFilter(choices=Order.Type.choices)
+    kind = AnyCaseChoiceFilter(choices=Order.Kind.choices, method="filter_kind")
+    client_order_id = filters.CharFilter()
+    after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gt", help_text="Created after (ISO 8601).")
+    until = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte", help_text="Created at or before.")
+    direction = AnyCaseChoiceFilter(
+        choices=[("desc", "newest first"), ("asc", "oldest first")], method="filter_nothing"
+    )
 
     class Meta:
         model = Order
-        fields = ["asset_id", "status", "order_type"]
+        fields = ["asset_id", "status", "order_type", "kind", "client_order_id", "after", "until", "direction"]
 
     def filter_asset(self, queryset, name, value):
-        return queryset.filter(asset_id=value.upper())
+        asset_ids = asset_id_list(value)
+        # One asset is scoped in get_queryset, by get_orders_by_user_and_asset (its index).
+        return queryset.filter(asset_id__in=asset_ids) if len(asset_ids) > 1 else queryset
+
+    def filter_status(self, queryset, name, value):
+        if value == OPEN:
+            return queryset.filter(status=Order.Status.PENDING)
+        if value == CLOSED:
+            return queryset.exclude(status=Order.Status.PENDING)
+        return queryset.filter(status=value)
+
+    def filter_kind(self, queryset, name, value):
+        return queryset.filter(KIND_FILTERS[value])
+
+    def filter_nothing(self, queryset, name, value):
+        return queryset  # read by the paginator (OrderCursorPagination)
+
+
+def asset_id_list(value: str) -> list[str]:
+    return sorted({part.strip().upper() for part in value.split(",") if part.strip()})
+
+
+class OrderCursorPagination(NewestFirstCursorPagination):
+    """Newest first, or oldest first with ``?direction=asc``."""
+
+    def get_ordering(self, request, queryset, view):
+        if request.query_params.get("direction", "").lower() == "asc":
+            return ("created_at",)
+        return ("-created_at",)
 
 
 class OrderViewSet(
@@ -90,6 +198,7 @@ class OrderViewSet(
 
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
+    pagination_class = OrderCursorPagination
     queryset = Order.objects.none()  # for the schema; get_queryset scopes to the user
     lookup_field = "order_id"
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
@@ -97,7 +206,11 @@ class OrderViewSet(
     throttle_scope = "orders"
 
     def get_queryset(self):
-        return selectors.get_orders_by_user(user=self.target_user()).select_related("user")
+        user = self.target_user()
+        asset_ids = asset_id_list(self.request.query_params.get("asset_id", ""))
+        if len(asset_ids) == 1:
+            return selectors.get_orders_by_user_and_asset(user=user, asset_id=asset_ids[0]).select_related("user")
+        return selectors.get_orders_by_user(user=user).select_related("user")
 
     def get_object(self):
         order = selectors.get_order_for_user(user=self.request.user, order_id=self.kwargs["order_id"])
@@ -122,11 +235,35 @@ class OrderViewSet(
             OpenApiExample(
                 "Market sell", value={"asset_id": "BTC", "order_type": "SELL", "quantity": "0.001"}, request_only=True
             ),
+            OpenApiExample(
+                "Buy 100 USD of BTC",
+                value={"asset_id": "BTC", "order_type": "BUY", "notional": "100.00"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Stop loss",
+                value={"asset_id": "BTC", "order_type": "SELL", "quantity": "0.01", "stop_price": "45000"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Stop-limit buy, fill or kill",
+                value={
+                    "asset_id": "ETH",
+                    "order_type": "BUY",
+                    "quantity": "0.5",
+                    "stop_price": "2600",
+                    "order_price": "2650",
+                    "time_in_force": "fok",
+                },
+                request_only=True,
+            ),
         ],
     )
     def create(self, request):
         """Place an order. A market order fills at once; a limit order fills at once when the
-        market is at or better than its price, and otherwise rests (PENDING) with a hold."""
+        market is at or better than its price; a stop acts when the market reaches its stop
+        price. An order not filled at once rests (PENDING) with a hold, or with time_in_force
+        ioc/fok ends CANCELLED."""
         data = PlaceOrderSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         placed = services.place_order(user=request.user, **data.validated_data)
@@ -141,3 +278,89 @@ class OrderViewSet(
         """Cancel a PENDING order and release its hold; 409 if it is no longer pending."""
         order = services.cancel_order(order=self.get_object())
         return Response(ORDER_FORMAT.to_representation(order))
+
+    @extend_schema(
+        request=ReplaceOrderSerializer,
+        responses={200: OrderSerializer, **error_responses(409, 422, 503)},
+        examples=[
+            OpenApiExample("Move a limit", value={"order_price": "41000", "quantity": "0.02"}, request_only=True),
+        ],
+    )
+    def partial_update(self, request, order_id=None):
+        """Replace a PENDING order: the old one ends REPLACED (with `replaced_by`), the new one
+        (with `replaces`) takes the fields given and keeps the others, and the hold moves to
+        it. 409 if the order was filled, cancelled or replaced first."""
+        data = ReplaceOrderSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        new = services.replace_order(order=self.get_object(), **data.validated_data)
+        return Response(ORDER_FORMAT.to_representation(new))
+
+    @extend_schema(request=None, responses={200: OrderSerializer(many=True)})
+    @action(detail=False, methods=["post"], url_path="cancel-all", pagination_class=None, filter_backends=[])
+    def cancel_all(self, request):
+        """Cancel every PENDING order of yours and release their holds; lists them."""
+        cancelled = services.cancel_all_orders(user=request.user)
+        return Response([ORDER_FORMAT.to_representation(order) for order in cancelled])
+
+
+class ClosePositionSerializer(InputSerializer):
+    quantity = QuantityField(required=False, help_text="Units to sell; default all that is not held.")
+    percentage = PercentField(required=False, help_text="Or this share of what is not held: above 0, at most 100.")
+
+
+class ClosePositionView(generics.GenericAPIView):
+    """Sell a holding at market: all of its available quantity, or `quantity`, or `percentage` of it."""
+
+    serializer_class = ClosePositionSerializer
+    throttle_classes = [UserThrottle, OrderPlacementThrottle]
+    throttle_scope = "orders"
+
+    @extend_schema(
+        request=ClosePositionSerializer,
+        responses={201: OrderSerializer, **error_responses(404, 422, 503)},
+        examples=[OpenApiExample("Half of it", value={"percentage": "50"}, request_only=True)],
+    )
+    def post(self, request, asset_id: str):
+        data = ClosePositionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        placed = services.close_position(user=request.user, asset_id=asset_id.upper(), **data.validated_data)
+        return Response(ORDER_FORMAT.to_representation(placed.order), status=status.HTTP_201_CREATED)
+
+
+class ClosedPositionSerializer(ReadSerializer):
+    asset_id = serializers.CharField()
+    status = serializers.IntegerField(help_text="The HTTP status closing this position alone would answer.")
+    order = OrderSerializer(allow_null=True)
+    error = serializers.DictField(allow_null=True, help_text="The error shape's body, when it failed.")
+
+
+class CloseAllSerializer(ReadSerializer):
+    cancelled = OrderSerializer(many=True)
+    closed = ClosedPositionSerializer(many=True)
+
+
+class CloseAllPositionsView(generics.GenericAPIView):
+    """Cancel every open order, then sell every holding at market."""
+
+    serializer_class = CloseAllSerializer
+    throttle_classes = [UserThrottle, OrderPlacementThrottle]
+    throttle_scope = "orders"
+
+    @extend_schema(request=None, responses={200: CloseAllSerializer})
+    def post(self, request):
+        cancelled, closed = services.close_all_positions(user=request.user)
+        return Response(
+            {
+                "cancelled": [ORDER_FORMAT.to_representation(order) for order in cancelled],
+                "closed": [_closed_position(position) for position in closed],
+            }
+        )
+
+
+def _closed_position(position: services.ClosedPosition) -> dict:
+    order = ORDER_FORMAT.to_representation(position.order) if position.order is not None else None
+    if position.error is None:
+        return {"asset_id": position.asset_id, "status": 201, "order": order, "error": None}
+    body = error_body(position.error.code, position.error.message, position.error.details)
+    status_code = DOMAIN_STATUS.get(position.error.code, status.HTTP_400_BAD_REQUEST)
+    return {"asset_id": position.asset_id, "status": status_code, "order": order, **body}

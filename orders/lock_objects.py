@@ -6,7 +6,7 @@ balance). Rather than a SELECT ... FOR UPDATE and a save, its transitions are on
 copies of process_orders, or a cancel racing a fill, can never both act on one order.
 """
 
-from django.db.models import BooleanField
+from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -21,10 +21,17 @@ def transition_pending(*, order_id, to_status: str, **fields) -> bool:
 
 
 def pending_order_ids_crossed(*, asset_id: str, order_type: str, price) -> list:
-    """Ids of resting orders a price crosses: BUY limits at or above it, SELL limits at or below."""
-    crossed = {"order_price__gte": price} if order_type == Order.Type.BUY else {"order_price__lte": price}
+    """Ids of resting orders a price acts on, oldest first: limits it crosses (BUY at or
+    above it, SELL at or below; a stop-limit once triggered), and stops it reaches (BUY at or
+    below it, SELL at or above) that have not triggered yet."""
+    if order_type == Order.Type.BUY:
+        crossed, reached = Q(order_price__gte=price), Q(stop_price__lte=price)
+    else:
+        crossed, reached = Q(order_price__lte=price), Q(stop_price__gte=price)
+    armed = Q(stop_price__isnull=True) | Q(triggered_at__isnull=False)
     return list(
-        Order.objects.filter(status=Order.Status.PENDING, asset_id=asset_id, order_type=order_type, **crossed)
+        Order.objects.filter(status=Order.Status.PENDING, asset_id=asset_id, order_type=order_type)
+        .filter((crossed & armed) | (reached & Q(triggered_at__isnull=True)))
         .order_by("created_at")
         .values_list("pk", flat=True)
     )

@@ -12,9 +12,11 @@ CLIENT_ORDER_ID_CONSTRAINT = "order_client_order_id_unique_per_user"
 
 
 class Order(models.Model):
-    """A BUY or SELL of one asset. Without ``order_price`` it is a market order, filled at
-    once; with it, a limit order that rests (PENDING, with a hold) until the market crosses
-    the limit or it expires."""
+    """A BUY or SELL of one asset. Its kind follows from the prices it carries (SPEC 11):
+    none is a market order, filled at once; ``order_price`` a limit order that rests
+    (PENDING, with a hold) until the market crosses the limit or it expires; ``stop_price`` a
+    stop that becomes a market order when the market reaches it; both a stop-limit that
+    becomes a limit order then (``triggered_at``)."""
 
     class Type(models.TextChoices):
         BUY = "BUY"
@@ -26,6 +28,18 @@ class Order(models.Model):
         CANCELLED = "CANCELLED"
         EXPIRED = "EXPIRED"
         FAILED = "FAILED"
+        REPLACED = "REPLACED"
+
+    class Kind(models.TextChoices):
+        MARKET = "market"
+        LIMIT = "limit"
+        STOP = "stop"
+        STOP_LIMIT = "stop_limit"
+
+    class TimeInForce(models.TextChoices):
+        GTC = "gtc", "good till cancelled"
+        IOC = "ioc", "immediate or cancel"
+        FOK = "fok", "fill or kill"
 
     order_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
@@ -35,7 +49,22 @@ class Order(models.Model):
     order_price = price_field(null=True, blank=True, help_text="Limit price; empty for a market order.")
     total_amount = usd_field(null=True, blank=True, help_text="USD of the fill.")
     executed_price = price_field(null=True, blank=True)
-    held_amount = usd_field(default=0, help_text="USD reserved while a BUY limit order rests.")
+    held_amount = usd_field(default=0, help_text="USD reserved while a BUY limit or stop order rests.")
+    stop_price = price_field(null=True, blank=True, help_text="Stop price; empty unless a stop or stop-limit order.")
+    triggered_at = models.DateTimeField(null=True, blank=True, help_text="When the market reached the stop price.")
+    notional = usd_field(null=True, blank=True, help_text="USD asked for instead of a quantity (market orders).")
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC)
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="The order this replaced."
+    )
+    replaced_by = models.OneToOneField(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The order that replaced this.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     failure_reason = models.CharField(max_length=255, blank=True, default="")
     client_order_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL = no key, unique when set
@@ -73,6 +102,16 @@ class Order(models.Model):
                 condition=~Q(status="COMPLETED") | Q(executed_price__isnull=False, filled_at__isnull=False),
                 name="order_completed_has_fill",
             ),
+            models.CheckConstraint(
+                condition=Q(stop_price__isnull=True) | Q(stop_price__gt=0), name="order_stop_price_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(notional__isnull=True) | Q(notional__gt=0), name="order_notional_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(status="REPLACED", replaced_by__isnull=False) | Q(~Q(status="REPLACED"), replaced_by=None),
+                name="order_replaced_iff_successor",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -88,3 +127,22 @@ class Order(models.Model):
         if self.status == self.Status.PENDING and self.order_type == self.Type.SELL:
             return self.quantity
         return Decimal(0)
+
+    @property
+    def kind(self) -> str:
+        return kind_of(order_price=self.order_price, stop_price=self.stop_price)
+
+
+def kind_of(*, order_price, stop_price) -> str:
+    if stop_price is None:
+        return Order.Kind.MARKET if order_price is None else Order.Kind.LIMIT
+    return Order.Kind.STOP if order_price is None else Order.Kind.STOP_LIMIT
+
+
+# The kinds as filters on the two price columns (``?kind=`` of the order list).
+KIND_FILTERS = {
+    Order.Kind.MARKET: Q(order_price__isnull=True, stop_price__isnull=True),
+    Order.Kind.LIMIT: Q(order_price__isnull=False, stop_price__isnull=True),
+    Order.Kind.STOP: Q(order_price__isnull=True, stop_price__isnull=False),
+    Order.Kind.STOP_LIMIT: Q(order_price__isnull=False, stop_price__isnull=False),
+}

@@ -1,9 +1,12 @@
-"""The trading engine: placing, filling, cancelling and expiring orders (SPEC section 4).
+"""The trading engine: placing, replacing, filling, cancelling and expiring orders, and
+closing positions (SPEC sections 4 and 11).
 
 Every flow is one database transaction that takes its locks in one order: the user's
 ``UsdBalance`` (the user lock), then the asset balance, then the order (a compare-and-swap
 update). The market price is always fetched *before* the first lock, so no row lock is
-ever held across a network call.
+ever held across a network call. Services are keyword-only and own their transaction
+(``atomic(durable=True)``); helpers named ``*_locked`` run inside it. What a fill writes
+is ``orders.settlement``; what an order must be before it is priced, ``orders.validation``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, localcontext
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -21,10 +24,9 @@ from django.utils import timezone
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes, get_trade_quote
-from assets.selectors import get_asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
-from balances.models import UsdBalance
-from balances.services import change_hold_locked
+from balances.models import AssetBalance, UsdBalance
+from balances.services import change_held_quantity_locked, change_hold_locked
 from core.exceptions import (
     Conflict,
     DomainError,
@@ -33,20 +35,10 @@ from core.exceptions import (
     InvalidRequest,
     OrderNoLongerPending,
     OrderNotCancellable,
+    PositionNotFound,
     PriceUnavailable,
 )
-from core.money import (
-    EXACT,
-    PRICE_DECIMALS,
-    PRICE_MAX_DIGITS,
-    QUANTITY_DECIMALS,
-    QUANTITY_MAX_DIGITS,
-    ZERO,
-    decimal_places,
-    to_cents,
-    to_cents_up,
-    value_of,
-)
+from core.money import EXACT, ZERO, to_cents_up, value_of
 from orders.lock_objects import claim_pending_order, pending_order_ids_crossed, transition_pending
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
 from orders.settlement import (
@@ -55,6 +47,14 @@ from orders.settlement import (
     execute_sell_order,
     fill_resting_buy_locked,
     fill_resting_sell_locked,
+)
+from orders.validation import (
+    OrderRequest,
+    quantity_for_notional,
+    replay_or_conflict,
+    tradable_asset,
+    validate_request,
+    validate_value,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,113 +75,47 @@ class OrderFailed(DomainError):
         self.order = order
 
 
-# --- Validation (no locks) ----------------------------------------------------------
+# --- When an order acts, and what it holds (no locks) ----------------------------------
 
 
-def _get_tradable_asset(asset_id: str) -> Asset:
-    asset = get_asset(asset_id)
-    if asset is None:
-        raise InvalidRequest(f"Unknown asset {asset_id!r}.", details={"asset_id": ["Unknown asset."]})
-    if not asset.is_active:
-        raise InvalidRequest(f"{asset_id} is not tradable.", details={"asset_id": ["Asset is not active."]})
-    return asset
+def stop_reached(*, order_type: str, stop_price: Decimal, price: Decimal) -> bool:
+    """A stop BUY triggers when the market rises to its stop, a stop SELL when it falls to it."""
+    return price >= stop_price if order_type == Order.Type.BUY else price <= stop_price
 
 
-def _validate_order_shape(*, asset: Asset, quantity: Decimal, order_price: Decimal | None, expires_at, now) -> None:
-    if quantity <= 0:
-        raise InvalidRequest("Quantity must be positive.", details={"quantity": ["Must be positive."]})
-    if decimal_places(quantity) > asset.quantity_decimals:
-        raise InvalidRequest(
-            f"{asset.asset_id} quantities have at most {asset.quantity_decimals} decimals.",
-            details={"quantity": [f"At most {asset.quantity_decimals} decimal places."]},
-        )
-    # Values that do not fit their columns: PostgreSQL would round a finer limit price
-    # (after its hold was computed from the unrounded one) and refuse a quantity with more
-    # than 20 integer digits only when storing the order, as a 500 instead of a 400.
-    if not quantity.is_finite() or quantity.adjusted() >= QUANTITY_MAX_DIGITS - QUANTITY_DECIMALS:
-        raise InvalidRequest("Quantity is too large.", details={"quantity": ["At most 20 digits before the point."]})
-    if order_price is not None and order_price <= 0:
-        raise InvalidRequest("Limit price must be positive.", details={"order_price": ["Must be positive."]})
-    if order_price is not None and (
-        not order_price.is_finite()
-        or decimal_places(order_price) > PRICE_DECIMALS
-        or order_price.adjusted() >= PRICE_MAX_DIGITS - PRICE_DECIMALS
-    ):
-        raise InvalidRequest(
-            "Limit price does not fit 18 digits before and 12 after the point.",
-            details={"order_price": [f"At most {PRICE_DECIMALS} decimal places and 18 digits before the point."]},
-        )
-    if expires_at is not None:
-        if order_price is None:
-            raise InvalidRequest(
-                "Only limit orders expire.", details={"expires_at": ["Only limit orders take expires_at."]}
-            )
-        if expires_at <= now:
-            raise InvalidRequest("expires_at is in the past.", details={"expires_at": ["Must be in the future."]})
+def limit_crossed(*, order_type: str, order_price: Decimal, price: Decimal) -> bool:
+    """A BUY limit fills at its price or lower, a SELL limit at its price or higher."""
+    return price <= order_price if order_type == Order.Type.BUY else price >= order_price
 
 
-def _validate_notional(*, quantity: Decimal, price: Decimal) -> None:
-    notional = value_of(quantity, price)
-    if notional < settings.MIN_ORDER_NOTIONAL:
-        raise InvalidRequest(
-            f"Orders must be worth at least {settings.MIN_ORDER_NOTIONAL} USD.",
-            details={"quantity": [f"Order value {to_cents(notional)} is below {settings.MIN_ORDER_NOTIONAL} USD."]},
-        )
-
-
-def _replay(*, user_id: int, client_order_id: str, asset_id: str, order_type: str, quantity, order_price):
-    """The original order for a repeated client_order_id, or Conflict if its parameters differ."""
-    existing = Order.objects.filter(user_id=user_id, client_order_id=client_order_id).first()
-    if existing is None:
-        return None
-    same = (
-        existing.asset_id == asset_id
-        and existing.order_type == order_type
-        and existing.quantity == quantity
-        and existing.order_price == order_price
-    )
-    if not same:
-        raise Conflict(
-            "client_order_id was already used for a different order.",
-            details={"client_order_id": client_order_id, "order_id": str(existing.order_id)},
-        )
-    return existing
-
-
-# --- Resting (caller holds the user lock) -------------------------------------------
-
-
-def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
-    """Store a limit order that the market has not crossed, reserving what it would spend."""
-    if order.order_type == Order.Type.BUY:
-        hold = to_cents_up(value_of(order.quantity, order.order_price))
-        if usd.available < hold:
-            raise InsufficientFunds(
-                "Not enough available USD to hold for this limit order.",
-                details={"available": str(usd.available), "required": str(hold)},
-            )
-        order.held_amount = hold
-        order.save(force_insert=True)
-        change_hold_locked(balance=usd, held_change=hold)
-        return
-    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
-    unheld = holding.available_quantity if holding else ZERO
-    if unheld < order.quantity:
-        raise InsufficientAsset(
-            f"Not enough {order.asset_id}.", details={"available": str(unheld), "required": str(order.quantity)}
-        )
-    order.save(force_insert=True)
-    holding.held_quantity += order.quantity
-    holding.updated_at = timezone.now()
-    holding.save(update_fields=["held_quantity", "updated_at"])
-
-
-def _is_marketable(order: Order, price: Decimal) -> bool:
+def fills_at(order: Order, price: Decimal) -> bool:
+    """Whether ``order`` fills at ``price`` now: a market order always; a stop once the price
+    reaches its stop (or it was triggered before); then, with a limit price, only where
+    the limit is crossed."""
+    armed = order.stop_price is None or order.triggered_at is not None
+    if not armed and not stop_reached(order_type=order.order_type, stop_price=order.stop_price, price=price):
+        return False
     if order.order_price is None:
         return True
-    if order.order_type == Order.Type.BUY:
-        return price <= order.order_price
-    return price >= order.order_price
+    return limit_crossed(order_type=order.order_type, order_price=order.order_price, price=price)
+
+
+def _trigger_if_reached(order: Order, *, price: Decimal, now: datetime) -> None:
+    """Mark a stop triggered when ``price`` reaches it (checked when an order is placed)."""
+    if order.stop_price is None or order.triggered_at is not None:
+        return
+    if stop_reached(order_type=order.order_type, stop_price=order.stop_price, price=price):
+        order.triggered_at = now
+
+
+def buy_hold(order: Order) -> Decimal:
+    """The USD a resting BUY reserves: quantity x limit price, or for a stop without a limit,
+    quantity x stop price x (1 + STOP_BUY_HOLD_MARGIN), since it fills at whatever the
+    market is past its stop. Rounded up to the cent."""
+    if order.order_price is not None:
+        return to_cents_up(value_of(order.quantity, order.order_price))
+    margin = EXACT.add(Decimal(1), settings.STOP_BUY_HOLD_MARGIN)
+    return to_cents_up(EXACT.multiply(value_of(order.quantity, order.stop_price), margin))
 
 
 # --- Placing ------------------------------------------------------------------------
@@ -192,82 +126,103 @@ def place_order(
     user: AbstractBaseUser,
     asset_id: str,
     order_type: str,
-    quantity: Decimal,
+    quantity: Decimal | None = None,
+    notional: Decimal | None = None,
     order_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    time_in_force: str = Order.TimeInForce.GTC,
     expires_at: datetime | None = None,
     client_order_id: str | None = None,
 ) -> PlacedOrder:
-    """Place a market or limit order for ``user``.
+    """Place an order for ``user``: market, limit (``order_price``), stop (``stop_price``) or
+    stop-limit (both); by ``quantity``, or for a market order by ``notional`` USD (the
+    quantity is notional / price rounded down to the asset's step).
 
-    Validates (400, nothing stored) and fetches a fresh price (before any lock). A BUY the
-    market crosses is then filled by the single-statement ``execute_buy_order``; a SELL the
-    market crosses is filled, and a limit order it does not cross rests with a hold, under
-    the user lock. Raises InvalidRequest, Conflict (client_order_id reused with other
-    parameters), and OrderFailed wrapping PriceUnavailable, InsufficientFunds or
-    InsufficientAsset: those orders are stored FAILED with their reason and nothing moves.
+    Validates (400, nothing stored) and fetches a fresh price (before any lock). An order
+    that fills at that price (a stop whose stop is reached counts as triggered) fills now: a
+    BUY by the single-statement ``execute_buy_order``, a SELL under the user lock. One that
+    does not rests with a hold (``gtc``), or ends CANCELLED (``ioc``/``fok``). Raises
+    InvalidRequest, Conflict (client_order_id reused with other parameters), PriceUnavailable
+    for a notional order without a price (nothing stored: its quantity is unknown), and
+    OrderFailed wrapping PriceUnavailable, InsufficientFunds or InsufficientAsset: those
+    orders are stored FAILED with their reason and nothing moves.
     """
     now = timezone.now()
-    asset = _get_tradable_asset(asset_id)
-    _validate_order_shape(asset=asset, quantity=quantity, order_price=order_price, expires_at=expires_at, now=now)
-    replay_key = {
-        "user_id": user.pk,
-        "asset_id": asset.asset_id,
-        "order_type": order_type,
-        "quantity": quantity,
-        "order_price": order_price,
-    }
+    request = OrderRequest(
+        asset=tradable_asset(asset_id),
+        order_type=order_type,
+        quantity=quantity,
+        notional=notional,
+        order_price=order_price,
+        stop_price=stop_price,
+        time_in_force=time_in_force,
+        expires_at=expires_at,
+    )
+    validate_request(request, now=now)
     if client_order_id is not None:
-        existing = _replay(client_order_id=client_order_id, **replay_key)
+        existing = replay_or_conflict(user_id=user.pk, client_order_id=client_order_id, request=request)
         if existing is not None:
             return PlacedOrder(existing, created=False)
-    if order_price is not None:
-        _validate_notional(quantity=quantity, price=order_price)
+    if quantity is not None and request.kind != Order.Kind.MARKET:
+        validate_value(quantity=quantity, price=order_price or stop_price)
     try:
-        quote: Quote | None = get_trade_quote(asset)
+        quote: Quote | None = get_trade_quote(request.asset)
         price_error = None
     except PriceUnavailable as error:
+        if notional is not None:
+            raise
         quote, price_error = None, error
-    if quote is not None and order_price is None:
-        _validate_notional(quantity=quantity, price=quote.price)
+    if notional is not None:
+        quantity = quantity_for_notional(notional=notional, price=quote.price, asset=request.asset)
+    elif quote is not None and request.kind == Order.Kind.MARKET:
+        validate_value(quantity=quantity, price=quote.price)
 
     order = Order(
         user=user,
-        asset=asset,
+        asset=request.asset,
         order_type=order_type,
         quantity=quantity,
+        notional=notional,
         order_price=order_price,
+        stop_price=stop_price,
+        time_in_force=time_in_force,
         client_order_id=client_order_id,
         created_at=now,
-        expires_at=expires_at or (now + settings.DEFAULT_ORDER_TTL if order_price is not None else None),
+        expires_at=expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )
-    if price_error is None and order_type == Order.Type.BUY and _is_marketable(order, quote.price):
-        return _place_filled_buy(order, quote=quote, now=now, replay_key=replay_key)
+    if quote is not None:
+        _trigger_if_reached(order, price=quote.price, now=now)
+    fills_now = quote is not None and fills_at(order, quote.price)
+    if fills_now and order_type == Order.Type.BUY:
+        return _place_filled_buy(order, quote=quote, now=now, request=request)
 
     failure: DomainError | None = None
     with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=user.pk)
         if client_order_id is not None:
             # Authoritative check: all of this user's orders are inserted under the lock we hold.
-            existing = _replay(client_order_id=client_order_id, **replay_key)
+            existing = replay_or_conflict(user_id=user.pk, client_order_id=client_order_id, request=request)
             if existing is not None:
                 return PlacedOrder(existing, created=False)
         # No savepoint needed: every check below raises before its flow writes anything.
         try:
             if price_error is not None:
                 raise price_error
-            if not _is_marketable(order, quote.price):
+            if fills_now:
+                order = execute_sell_order(order=order, usd=usd, quote=quote, now=now)
+            elif request.may_rest:
                 _rest_locked(order=order, usd=usd)
             else:
-                execute_sell_order(order=order, usd=usd, quote=quote, now=now)
+                _store_ended(order, status=Order.Status.CANCELLED, reason=f"Not filled at once ({time_in_force}).")
         except (InsufficientFunds, InsufficientAsset, PriceUnavailable) as error:
             failure = error
-            _store_failed(order, reason=error.message)
+            _store_ended(order, status=Order.Status.FAILED, reason=error.message)
     if failure is not None:
         raise OrderFailed(failure, order)
     return PlacedOrder(order, created=True)
 
 
-def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, replay_key: dict) -> PlacedOrder:
+def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, request: OrderRequest) -> PlacedOrder:
     """A BUY the market fills at once, through the single-statement ``execute_buy_order``."""
     try:
         try:
@@ -275,27 +230,180 @@ def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, replay_key: 
                 order = execute_buy_order(order=order, quote=quote, now=now)
         except InsufficientFunds as error:
             with durable_statement():
-                _store_failed(order, reason=error.message)
+                _store_ended(order, status=Order.Status.FAILED, reason=error.message)
             raise OrderFailed(error, order)
     except IntegrityError as error:
         # A concurrent request with the same client_order_id won the unique index; the
         # statement rolled back whole. Answer like a replay (or a conflict).
         if order.client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
             raise
-        existing = _replay(client_order_id=order.client_order_id, **replay_key)
+        existing = replay_or_conflict(user_id=order.user_id, client_order_id=order.client_order_id, request=request)
         return PlacedOrder(existing, created=False)
     return PlacedOrder(order, created=True)
 
 
-def _store_failed(order: Order, *, reason: str) -> None:
-    order.status = Order.Status.FAILED
+def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
+    """Store an order the market has not filled, reserving what it may spend or sell. The
+    caller holds the user lock."""
+    if order.order_type == Order.Type.BUY:
+        hold = buy_hold(order)
+        if usd.available < hold:
+            raise InsufficientFunds(
+                "Not enough available USD to hold for this order.",
+                details={"available": str(usd.available), "required": str(hold)},
+            )
+        order.held_amount = hold
+        order.save(force_insert=True)
+        change_hold_locked(balance=usd, held_change=hold)
+        return
+    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+    _require_unheld(holding, asset_id=order.asset_id, quantity=order.quantity)
+    order.save(force_insert=True)
+    change_held_quantity_locked(holding=holding, change=order.quantity)
+
+
+def _require_unheld(holding: AssetBalance | None, *, asset_id: str, quantity: Decimal, released: Decimal = ZERO):
+    unheld = (holding.available_quantity if holding else ZERO) + released
+    if unheld < quantity:
+        raise InsufficientAsset(
+            f"Not enough {asset_id}.", details={"available": str(unheld), "required": str(quantity)}
+        )
+
+
+def _store_ended(order: Order, *, status: str, reason: str) -> None:
+    """Store an order that ends on arrival: FAILED (it could not be filled or held) or
+    CANCELLED (ioc/fok not filled at once). Nothing else moves."""
+    order.status = status
     order.failure_reason = reason[:255]
     order.held_amount = ZERO
     order.executed_price = order.total_amount = order.filled_at = None
     order.save(force_insert=True)
 
 
+# --- Replacing ----------------------------------------------------------------------
+
+
+def replace_order(
+    *,
+    order: Order,
+    quantity: Decimal | None = None,
+    order_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    time_in_force: str | None = None,
+    client_order_id: str | None = None,
+) -> Order:
+    """Replace a PENDING order with a new one that takes the given fields and keeps the
+    others (SPEC 11): in one transaction, the old order ends REPLACED with ``replaced_by``,
+    the new one carries ``replaces``, and the hold moves from one to the other (the new
+    order fills at once if the market allows, or ends CANCELLED if ioc/fok and not filled).
+    Price fetched before the locks; takes the user lock, then the holding (SELL), then
+    swaps the old order's status. Raises InvalidRequest, PriceUnavailable,
+    InsufficientFunds/InsufficientAsset (the new hold does not fit: nothing changes),
+    Conflict (client_order_id taken) and OrderNoLongerPending (it was filled, cancelled or
+    replaced first: 409)."""
+    if all(value is None for value in (quantity, order_price, stop_price, time_in_force, client_order_id)):
+        raise InvalidRequest("Nothing to replace.", details={"quantity": ["Give at least one field to change."]})
+    if order.status != Order.Status.PENDING:
+        raise OrderNoLongerPending(
+            f"Only PENDING orders can be replaced; this one is {order.status}.",
+            details={"order_id": str(order.pk), "status": order.status},
+        )
+    now = timezone.now()
+    new_stop = stop_price if stop_price is not None else order.stop_price
+    request = OrderRequest(
+        asset=order.asset,
+        order_type=order.order_type,
+        quantity=quantity if quantity is not None else order.quantity,
+        notional=None,
+        order_price=order_price if order_price is not None else order.order_price,
+        stop_price=new_stop,
+        time_in_force=time_in_force or order.time_in_force,
+        expires_at=None,
+    )
+    validate_request(request, now=now)
+    validate_value(quantity=request.quantity, price=request.order_price or request.stop_price)
+    quote = get_trade_quote(order.asset)
+    new = Order(
+        user_id=order.user_id,
+        asset=order.asset,
+        order_type=order.order_type,
+        quantity=request.quantity,
+        order_price=request.order_price,
+        stop_price=request.stop_price,
+        time_in_force=request.time_in_force,
+        client_order_id=client_order_id,
+        expires_at=order.expires_at if request.may_rest else None,
+        # A stop-limit already triggered stays triggered unless its stop moves.
+        triggered_at=order.triggered_at if new_stop == order.stop_price else None,
+        replaces=order,
+        created_at=now,
+    )
+    _trigger_if_reached(new, price=quote.price, now=now)
+    with transaction.atomic(durable=True), localcontext(EXACT):
+        usd = usd_balance_for_update(user_id=order.user_id)
+        holding = None
+        if order.order_type == Order.Type.SELL:
+            holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+        old = Order.objects.get(pk=order.pk)
+        if old.status != Order.Status.PENDING:
+            raise OrderNoLongerPending(
+                f"The order was {old.status.lower()} first.", details={"order_id": str(old.pk), "status": old.status}
+            )
+        if client_order_id is not None and Order.objects.filter(user_id=old.user_id, client_order_id=client_order_id):
+            raise Conflict("client_order_id is already used.", details={"client_order_id": client_order_id})
+        if new.order_type == Order.Type.BUY:
+            new.held_amount = buy_hold(new)
+            if usd.available + old.held_amount < new.held_amount:
+                raise InsufficientFunds(
+                    "Not enough available USD to hold for the new order.",
+                    details={"available": str(usd.available + old.held_amount), "required": str(new.held_amount)},
+                )
+        else:
+            _require_unheld(holding, asset_id=new.asset_id, quantity=new.quantity, released=old.quantity)
+        new.save(force_insert=True)
+        transition_pending(
+            order_id=old.pk, to_status=Order.Status.REPLACED, replaced_by=new, held_amount=ZERO, updated_at=now
+        )  # cannot miss: every transition of this user's orders holds the user lock we hold
+        if new.order_type == Order.Type.BUY:
+            change_hold_locked(balance=usd, held_change=new.held_amount - old.held_amount)
+        else:
+            change_held_quantity_locked(holding=holding, change=new.quantity - old.quantity)
+        _act_on_replacement_locked(new, usd=usd, quote=quote, now=now)
+    new.refresh_from_db()
+    return new
+
+
+def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now: datetime) -> None:
+    """The new order of a replace, stored PENDING with its hold: fill it if the market
+    allows, or end it if it may not rest. The caller holds the user lock."""
+    if fills_at(new, quote.price):
+        fill = fill_resting_buy_locked if new.order_type == Order.Type.BUY else fill_resting_sell_locked
+        fill(order=new, usd=usd, quote=quote, now=now)
+    elif new.time_in_force != Order.TimeInForce.GTC:
+        _end_pending_locked(new, usd=usd, to_status=Order.Status.CANCELLED, reason="Not filled at once.")
+
+
 # --- Cancelling and expiring ---------------------------------------------------------
+
+
+def _end_pending_locked(order: Order, *, usd: UsdBalance, to_status: str, reason: str = "") -> None:
+    """Move a PENDING order to CANCELLED, EXPIRED or FAILED by compare-and-swap and release
+    its hold. The caller holds the user lock. Raises OrderNotCancellable if it was not
+    PENDING."""
+    holding = None
+    if order.order_type == Order.Type.SELL:  # lock order: the user, the holding, then the order
+        holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+    if not transition_pending(order_id=order.pk, to_status=to_status, held_amount=ZERO, failure_reason=reason):
+        status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
+        raise OrderNotCancellable(
+            f"Only PENDING orders can be cancelled; this one is {status}.",
+            details={"order_id": str(order.pk), "status": status},
+        )
+    if holding is None:
+        change_hold_locked(balance=usd, held_change=-order.held_amount)
+    else:
+        change_held_quantity_locked(holding=holding, change=-order.quantity)
+    order.status, order.held_amount, order.failure_reason = to_status, ZERO, reason
 
 
 def _close_pending(*, order: Order, to_status: str) -> Order:
@@ -304,21 +412,8 @@ def _close_pending(*, order: Order, to_status: str) -> Order:
     OrderNotCancellable when it is no longer PENDING."""
     with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=order.user_id)
-        holding = None
-        if order.order_type == Order.Type.SELL:
-            holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
-        fresh = Order.objects.get(pk=order.pk)
-        if not transition_pending(order_id=order.pk, to_status=to_status, held_amount=ZERO):
-            raise OrderNotCancellable(
-                f"Only PENDING orders can be cancelled; this one is {fresh.status}.",
-                details={"order_id": str(order.pk), "status": fresh.status},
-            )
-        if fresh.order_type == Order.Type.BUY:
-            change_hold_locked(balance=usd, held_change=-fresh.held_amount)
-        else:
-            holding.held_quantity -= fresh.quantity
-            holding.updated_at = timezone.now()
-            holding.save(update_fields=["held_quantity", "updated_at"])
+        fresh = Order.objects.select_related("asset").get(pk=order.pk)
+        _end_pending_locked(fresh, usd=usd, to_status=to_status)
     order.refresh_from_db()
     return order
 
@@ -332,6 +427,85 @@ def expire_order(*, order: Order) -> Order:
     return _close_pending(order=order, to_status=Order.Status.EXPIRED)
 
 
+def cancel_all_orders(*, user: AbstractBaseUser) -> list[Order]:
+    """Cancel every PENDING order of ``user`` and release their holds, in one transaction
+    under the user lock (then the holdings of the SELLs, by asset). Every transition of this
+    user's orders takes the user lock, so the orders read under it are the ones cancelled,
+    each by compare-and-swap. Returns them, oldest first."""
+    with transaction.atomic(durable=True), localcontext(EXACT):
+        usd = usd_balance_for_update(user_id=user.pk)
+        pending = list(
+            Order.objects.select_related("asset")
+            .filter(user_id=user.pk, status=Order.Status.PENDING)
+            .order_by("asset_id", "created_at")
+        )
+        for order in pending:
+            _end_pending_locked(order, usd=usd, to_status=Order.Status.CANCELLED)
+    return sorted(pending, key=lambda order: order.created_at)
+
+
+# --- Closing positions ----------------------------------------------------------------
+
+
+def close_position(
+    *,
+    user: AbstractBaseUser,
+    asset_id: str,
+    quantity: Decimal | None = None,
+    percentage: Decimal | None = None,
+) -> PlacedOrder:
+    """Sell a holding at market (SPEC 11): its whole available (unheld) quantity, or
+    ``quantity`` of it, or ``percentage`` of it rounded down to the asset's step. Through
+    ``place_order``, so it raises what that raises; PositionNotFound when nothing is held,
+    InsufficientAsset when the quantity asked for (or all of it) is held by open orders."""
+    if quantity is not None and percentage is not None:
+        raise InvalidRequest(
+            "Give quantity or percentage, not both.",
+            details={"quantity": ["Not with percentage."], "percentage": ["Not with quantity."]},
+        )
+    asset = tradable_asset(asset_id.upper())
+    holding = AssetBalance.objects.filter(user_id=user.pk, asset=asset, quantity__gt=0).first()
+    if holding is None:
+        raise PositionNotFound(f"No {asset.asset_id} position.", details={"asset_id": asset.asset_id})
+    available = holding.available_quantity
+    if percentage is not None:
+        if not percentage.is_finite() or not ZERO < percentage <= 100:
+            raise InvalidRequest("percentage is above 0 and at most 100.", details={"percentage": ["0 < p <= 100."]})
+        step = Decimal(1).scaleb(-asset.quantity_decimals)
+        quantity = EXACT.multiply(available, percentage / 100).quantize(step, rounding=ROUND_DOWN)
+    elif quantity is None:
+        quantity = available
+    if quantity <= 0 or quantity > available:
+        raise InsufficientAsset(
+            f"Not enough unheld {asset.asset_id} to close.",
+            details={"available": str(available), "required": str(quantity)},
+        )
+    return place_order(user=user, asset_id=asset.asset_id, order_type=Order.Type.SELL, quantity=quantity)
+
+
+@dataclass(frozen=True)
+class ClosedPosition:
+    asset_id: str
+    order: Order | None  # the market SELL (FAILED ones too), None if none was stored
+    error: DomainError | None
+
+
+def close_all_positions(*, user: AbstractBaseUser) -> tuple[list[Order], list[ClosedPosition]]:
+    """Cancel every open order (``cancel_all_orders``), then sell every holding at market,
+    one order and one transaction per asset, by asset. Returns the cancelled orders and, per
+    asset, the SELL or the error that stopped it (one asset without a price does not stop
+    the others)."""
+    cancelled = cancel_all_orders(user=user)
+    closed = []
+    held = AssetBalance.objects.filter(user_id=user.pk, quantity__gt=0).order_by("asset_id")
+    for asset_id in held.values_list("asset_id", flat=True):
+        try:
+            closed.append(ClosedPosition(asset_id, close_position(user=user, asset_id=asset_id).order, None))
+        except DomainError as error:
+            closed.append(ClosedPosition(asset_id, getattr(error, "order", None), error))
+    return cancelled, closed
+
+
 # --- The resting-order processor ----------------------------------------------------
 
 
@@ -339,24 +513,42 @@ def expire_order(*, order: Order) -> Order:
 class ProcessReport:
     filled: int = 0
     expired: int = 0
-    skipped: int = 0  # lost a race to another worker or a cancel, or could not be filled
+    skipped: int = 0  # lost a race, triggered without filling (stop-limit), or could not be filled
     failed: int = 0  # raised an error of its own: logged and left PENDING for the next pass
 
 
 def fill_resting_order(*, order_id, quote: Quote) -> bool:
-    """Fill one resting limit order at ``quote`` if it is still PENDING and crossed.
-    Returns False when another worker or a cancel got there first."""
+    """Fill one resting order at ``quote`` if it is still PENDING and the price fills it: a
+    limit crossed, a stop reached (marked triggered; a stop-limit then fills only where
+    its limit is crossed, and otherwise rests as a limit order). A stop BUY the market
+    gapped past its hold ends FAILED with its hold released. Returns True when it filled;
+    False when it did not, or another worker or a cancel got there first."""
     with transaction.atomic(durable=True), localcontext(EXACT):
         order = claim_pending_order(order_id=order_id)
-        if order is None or not _is_marketable(order, quote.price):
+        if order is None:
+            return False
+        triggers = order.stop_price is not None and order.triggered_at is None
+        if triggers and not stop_reached(order_type=order.order_type, stop_price=order.stop_price, price=quote.price):
+            return False
+        if not triggers and not fills_at(order, quote.price):
             return False
         usd = usd_balance_for_update(user_id=order.user_id)
         now = timezone.now()
+        if triggers:
+            if not Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(triggered_at=now):
+                return False
+            order.triggered_at = now
+            if not fills_at(order, quote.price):
+                return False  # a stop-limit now waiting for its limit
         fill = fill_resting_buy_locked if order.order_type == Order.Type.BUY else fill_resting_sell_locked
         try:
             fill(order=order, usd=usd, quote=quote, now=now)
         except OrderNoLongerPending:
             return False  # another worker filled or a user cancelled it after our read
+        except InsufficientFunds as error:  # raised before the fill wrote anything
+            logger.warning("process_orders: order %s cannot be paid: %s", order.pk, error.message)
+            _end_pending_locked(order, usd=usd, to_status=Order.Status.FAILED, reason=error.message)
+            return False
     return True
 
 
@@ -384,7 +576,8 @@ def _one_order(order_id, report: ProcessReport):
 
 
 def process_resting_orders(*, now: datetime | None = None, progress=None) -> ProcessReport:
-    """Expire PENDING orders past ``expires_at``, then fill those the market price crosses.
+    """Expire PENDING orders past ``expires_at``, then fill (or trigger) those the market
+    price crosses or reaches.
 
     Safe to run in several processes at once: every transition is a compare-and-swap on
     ``status = 'PENDING'`` taken under the owner's user lock, so an order is filled or

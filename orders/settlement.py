@@ -30,7 +30,7 @@ from balances.lock_objects import asset_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.services import apply_cash_locked, update_asset_balance
 from core.exceptions import InsufficientAsset, InsufficientFunds, OrderNoLongerPending
-from core.money import EXACT, PRICE_DECIMALS, ZERO, to_cents, to_cents_down, to_cents_up, value_of
+from core.money import EXACT, PRICE_DECIMALS, PRICE_MAX_DIGITS, ZERO, to_cents, to_cents_down, to_cents_up, value_of
 from core.sql import insert_sql
 from orders.lock_objects import transition_pending
 from orders.models import Order
@@ -49,6 +49,12 @@ def order_insert_sql(*, source: str = "", **values: str) -> str:
         "client_order_id": "NULL",
         "expires_at": "NULL",
         "filled_at": "NULL",
+        "stop_price": "NULL",
+        "triggered_at": "NULL",
+        "notional": "NULL",
+        "time_in_force": f"'{Order.TimeInForce.GTC}'",
+        "replaces_id": "NULL",
+        "replaced_by_id": "NULL",
     }
     return insert_sql(Order, source=source, **{**defaults, **values})
 
@@ -72,19 +78,27 @@ def asset_row_insert_sql(*, source: str = "", **values: str) -> str:
     return insert_sql(AssetTransaction, source=source, **{**defaults, **values})
 
 
-def add_bought_quantity_sql(*, source: str = "", **values: str) -> str:
-    """Add a bought quantity to a holding at a price: insert the holding, or move its average
-    purchase price to the weighted average. ``values`` gives user_id, asset_id, quantity,
-    average_purchase_price (the price paid), last_transaction_at, created_at, updated_at.
-    PostgreSQL's numeric arithmetic is exact; round() rounds half away from zero."""
+def add_bought_quantity_sql(*, source: str = "", cost: str, **values: str) -> str:
+    """Add a bought quantity to a holding for the USD actually paid (``cost``, the cent of
+    rounding included, SPEC 11): insert the holding at cost / quantity, or move its average
+    purchase price to (quantity x average + cost) / (quantity + bought), so that the cost
+    basis of what is held is what was paid for it. ``values`` gives user_id, asset_id,
+    quantity, last_transaction_at, created_at, updated_at. PostgreSQL's numeric arithmetic
+    is exact; round() rounds half away from zero."""
     quantity = values["quantity"]
-    values = {"held_quantity": "0", "total_bought": quantity, "total_sold": "0", **values}
+    price_type = f"numeric({PRICE_MAX_DIGITS}, {PRICE_DECIMALS})"
+    values = {
+        "held_quantity": "0",
+        # The cast gives the division 12 decimals whatever the literals' own scales.
+        "average_purchase_price": f"round(({cost})::{price_type} / ({quantity}), {PRICE_DECIMALS})",
+        "total_bought": quantity,
+        "total_sold": "0",
+        **values,
+    }
     return f"""{insert_sql(AssetBalance, alias="b", source=source, **values)}
     ON CONFLICT (user_id, asset_id) DO UPDATE SET
         average_purchase_price = round(
-            (b.quantity * b.average_purchase_price + EXCLUDED.quantity * EXCLUDED.average_purchase_price)
-            / (b.quantity + EXCLUDED.quantity),
-            {PRICE_DECIMALS}
+            (b.quantity * b.average_purchase_price + ({cost})) / (b.quantity + EXCLUDED.quantity), {PRICE_DECIMALS}
         ),
         quantity = b.quantity + EXCLUDED.quantity,
         total_bought = b.total_bought + EXCLUDED.quantity,
@@ -96,7 +110,7 @@ _BOUGHT = {
     "user_id": "%(user_id)s",
     "asset_id": "%(asset_id)s",
     "quantity": "%(quantity)s",
-    "average_purchase_price": "%(price)s",
+    "cost": "%(cost)s",
     "last_transaction_at": "%(at)s",
     "created_at": "%(at)s",
     "updated_at": "%(at)s",
@@ -125,6 +139,8 @@ _PLACED_SQL = order_insert_sql(
     status=f"'{Order.Status.COMPLETED}'",
     client_order_id="%(client_order_id)s",
     expires_at="%(expires_at)s",
+    notional="%(notional)s",
+    time_in_force="%(time_in_force)s",
     created_at="%(at)s",
     updated_at="%(at)s",
     filled_at="%(at)s",
@@ -201,6 +217,8 @@ def execute_buy_order(*, order: Order, quote: Quote, now: datetime) -> Order:
         "debit": -cost,
         "client_order_id": order.client_order_id,
         "expires_at": order.expires_at,
+        "notional": order.notional,
+        "time_in_force": order.time_in_force,
         "price_source": quote.source,
         "at": now,
     }
@@ -235,7 +253,7 @@ def fill_resting_buy_locked(*, order: Order, usd: UsdBalance, quote: Quote, now:
                 "user_id": order.user_id,
                 "asset_id": order.asset_id,
                 "quantity": order.quantity,
-                "price": quote.price,
+                "cost": cost,
                 "at": now,
             },
         )

@@ -168,6 +168,8 @@ LOGIN_URL = "/api-auth/login/"
 INITIAL_USD_BALANCE = Decimal(env.str("INITIAL_USD_BALANCE", default="10000.00"))
 MIN_ORDER_NOTIONAL = Decimal(env.str("MIN_ORDER_NOTIONAL", default="1.00"))
 DEFAULT_ORDER_TTL = timedelta(seconds=env.int("DEFAULT_ORDER_TTL", default=30 * 24 * 3600))
+# A resting stop BUY fills at whatever the market is past its stop: it holds this much more.
+STOP_BUY_HOLD_MARGIN = Decimal(env.str("STOP_BUY_HOLD_MARGIN", default="0.05"))
 PRICE_PROVIDER = env.str("PRICE_PROVIDER", default="simulated")
 COINGECKO_API_URL = env.str("COINGECKO_API_URL", default="https://api.coingecko.com/api/v3")
 COINGECKO_API_KEY = env.str("COINGECKO_API_KEY", default="")

@@ -16,7 +16,7 @@ from balances.api import (
     TokenView,
     WithdrawView,
 )
-from orders.api import OrderViewSet
+from orders.api import CloseAllPositionsView, ClosePositionView, OrderViewSet
 from portfolio_project.health import HealthView
 
 router = DefaultRouter()
@@ -33,6 +33,9 @@ api_v1 = [
     path("balance/deposit/", DepositView.as_view(), name="deposit"),
     path("balance/withdraw/", WithdrawView.as_view(), name="withdraw"),
     path("portfolio/", PortfolioView.as_view(), name="portfolio"),
+    # Before the router's asset-balances/{asset_id}/, which would take "close-all" for an asset.
+    path("asset-balances/close-all/", CloseAllPositionsView.as_view(), name="close-all-positions"),
+    path("asset-balances/<str:asset_id>/close/", ClosePositionView.as_view(), name="close-position"),
     path("health/", HealthView.as_view(), name="health"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -603,7 +603,7 @@ def raise_holdings(cur, *, uid_from: str, qty_per_user: str) -> None:
             user_id="u",
             asset_id="'BTC'",
             quantity=qty_per_user,
-            average_purchase_price="65000",
+            cost=f"({qty_per_user}) * 65000",
             last_transaction_at="now()",
             created_at="now()",
             updated_at="now()",

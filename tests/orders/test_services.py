@@ -88,11 +88,13 @@ def test_a_market_buy_costs_quantity_times_price_rounded_up_to_the_cent(user, ma
     )
     assert order.filled_at is not None
     assert usd(user) == (D("9995.88"), D("0.00"))
+    # the average purchase price is what was paid a unit, the rounding cent included:
+    # 4.12 / 0.00012345 = 33373.835560955853... (SPEC 11: cost basis is what was paid)
     btc = holding(user)
     assert (btc.quantity, btc.held_quantity, btc.average_purchase_price, btc.total_bought, btc.total_sold) == (
         D("0.00012345"),
         D("0"),
-        D("33333.33"),
+        D("33373.835560955853"),
         D("0.00012345"),
         D("0"),
     )
@@ -132,7 +134,7 @@ def test_a_market_sell_pays_proceeds_rounded_down_with_exact_realized_pnl(user, 
     # when: 0.00012345 x 40000.01 = 4.9380012345
     order = sell(user, "0.00012345")
 
-    # then: pnl 4.93 - 0.00012345 x 33333.33 = 0.8150003115
+    # then: pnl 4.93 - the 4.12 paid = 0.81 (0.00012345 x 33373.835560955853 = 4.1199999...)
     order.refresh_from_db()
     assert (order.status, order.executed_price, order.total_amount) == ("COMPLETED", D("40000.01"), D("4.93"))
     assert usd(user) == (D("10000.81"), D("0.00"))
@@ -141,7 +143,7 @@ def test_a_market_sell_pays_proceeds_rounded_down_with_exact_realized_pnl(user, 
         "SELL",
         D("0.00012345"),
         D("4.93"),
-        D("0.82"),
+        D("0.81"),
     )
     assert cash_rows(user)[-1] == ("SELL", D("4.93"), D("10000.81"), order.pk)
     assert reconcile_ledger() == []

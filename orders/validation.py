@@ -1,0 +1,186 @@
+"""What an order must be before anything is locked or stored (SPEC sections 4, 10 and 11):
+its asset, its shape (quantity or notional, prices, time in force, expiry) and its value.
+Each check raises InvalidRequest (400) naming the field; none reads a lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_DOWN, Decimal
+
+from django.conf import settings
+
+from assets.models import Asset
+from assets.selectors import get_asset
+from core.exceptions import Conflict, InvalidRequest
+from core.money import (
+    PRICE_DECIMALS,
+    PRICE_MAX_DIGITS,
+    QUANTITY_DECIMALS,
+    QUANTITY_MAX_DIGITS,
+    USD_DECIMALS,
+    USD_MAX_DIGITS,
+    decimal_places,
+    to_cents,
+    value_of,
+)
+from orders.models import Order, kind_of
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """An order as asked for, before it is priced: what ``place_order`` and a replace check,
+    and what a repeated client_order_id must match."""
+
+    asset: Asset
+    order_type: str
+    quantity: Decimal | None
+    notional: Decimal | None
+    order_price: Decimal | None
+    stop_price: Decimal | None
+    time_in_force: str
+    expires_at: datetime | None
+
+    @property
+    def kind(self) -> str:
+        return kind_of(order_price=self.order_price, stop_price=self.stop_price)
+
+    @property
+    def may_rest(self) -> bool:
+        """A good-till-cancelled order with a price to wait for rests when not filled at once."""
+        return self.kind != Order.Kind.MARKET and self.time_in_force == Order.TimeInForce.GTC
+
+
+def tradable_asset(asset_id: str) -> Asset:
+    asset = get_asset(asset_id)
+    if asset is None:
+        raise InvalidRequest(f"Unknown asset {asset_id!r}.", details={"asset_id": ["Unknown asset."]})
+    if not asset.is_active:
+        raise InvalidRequest(f"{asset_id} is not tradable.", details={"asset_id": ["Asset is not active."]})
+    return asset
+
+
+def validate_request(request: OrderRequest, *, now: datetime) -> None:
+    """The checks that need no price: one of quantity and notional, values that fit their
+    columns and the asset's step, notional only for market orders, expiry only for orders
+    that may rest."""
+    if request.order_type not in Order.Type.values:
+        raise InvalidRequest("Unknown order type.", details={"order_type": ["BUY or SELL."]})
+    if request.time_in_force not in Order.TimeInForce.values:
+        raise InvalidRequest("Unknown time in force.", details={"time_in_force": ["gtc, ioc or fok."]})
+    if (request.quantity is None) == (request.notional is None):
+        raise InvalidRequest(
+            "Give either quantity or notional.",
+            details={"quantity": ["Give quantity or notional, not both."], "notional": ["Or this."]},
+        )
+    if request.quantity is not None:
+        validate_quantity(request.quantity, asset=request.asset)
+    if request.notional is not None:
+        _validate_notional_amount(request)
+    for field in ("order_price", "stop_price"):
+        _validate_price(field, getattr(request, field))
+    if request.expires_at is not None:
+        if not request.may_rest:
+            raise InvalidRequest(
+                "Only orders that rest expire.",
+                details={"expires_at": ["Only gtc limit, stop and stop-limit orders take expires_at."]},
+            )
+        if request.expires_at <= now:
+            raise InvalidRequest("expires_at is in the past.", details={"expires_at": ["Must be in the future."]})
+
+
+def validate_quantity(quantity: Decimal, *, asset: Asset, field: str = "quantity") -> None:
+    if not quantity.is_finite() or quantity <= 0:
+        raise InvalidRequest("Quantity must be positive.", details={field: ["Must be positive."]})
+    if decimal_places(quantity) > asset.quantity_decimals:
+        raise InvalidRequest(
+            f"{asset.asset_id} quantities have at most {asset.quantity_decimals} decimals.",
+            details={field: [f"At most {asset.quantity_decimals} decimal places."]},
+        )
+    # A quantity with more than 20 integer digits would be refused only when storing the
+    # order, as a 500 instead of a 400.
+    if quantity.adjusted() >= QUANTITY_MAX_DIGITS - QUANTITY_DECIMALS:
+        raise InvalidRequest("Quantity is too large.", details={field: ["At most 20 digits before the point."]})
+
+
+def _validate_notional_amount(request: OrderRequest) -> None:
+    notional = request.notional
+    if request.kind != Order.Kind.MARKET:
+        raise InvalidRequest(
+            "Only market orders take a notional.", details={"notional": ["Market orders only: no order or stop price."]}
+        )
+    if (
+        not notional.is_finite()
+        or notional <= 0
+        or decimal_places(notional) > USD_DECIMALS
+        or notional.adjusted() >= USD_MAX_DIGITS - USD_DECIMALS
+    ):
+        raise InvalidRequest(
+            "notional is a positive USD amount in cents.", details={"notional": ["Positive, at most 2 decimals."]}
+        )
+    if notional < settings.MIN_ORDER_NOTIONAL:
+        raise InvalidRequest(
+            f"Orders must be worth at least {settings.MIN_ORDER_NOTIONAL} USD.",
+            details={"notional": [f"Below {settings.MIN_ORDER_NOTIONAL} USD."]},
+        )
+
+
+def _validate_price(field: str, price: Decimal | None) -> None:
+    # A price finer than the column would be rounded by PostgreSQL after its hold was
+    # computed from the unrounded one.
+    if price is None:
+        return
+    if not price.is_finite() or price <= 0:
+        raise InvalidRequest(f"{field} must be positive.", details={field: ["Must be positive."]})
+    if decimal_places(price) > PRICE_DECIMALS or price.adjusted() >= PRICE_MAX_DIGITS - PRICE_DECIMALS:
+        raise InvalidRequest(
+            f"{field} does not fit 18 digits before and {PRICE_DECIMALS} after the point.",
+            details={field: [f"At most {PRICE_DECIMALS} decimal places and 18 digits before the point."]},
+        )
+
+
+def validate_value(*, quantity: Decimal, price: Decimal, field: str = "quantity") -> None:
+    """The order is worth at least MIN_ORDER_NOTIONAL at ``price``."""
+    value = value_of(quantity, price)
+    if value < settings.MIN_ORDER_NOTIONAL:
+        raise InvalidRequest(
+            f"Orders must be worth at least {settings.MIN_ORDER_NOTIONAL} USD.",
+            details={field: [f"Order value {to_cents(value)} is below {settings.MIN_ORDER_NOTIONAL} USD."]},
+        )
+
+
+def quantity_for_notional(*, notional: Decimal, price: Decimal, asset: Asset) -> Decimal:
+    """notional / price rounded DOWN to the asset's step, so that quantity x price never
+    exceeds the notional (and a BUY's cost, rounded up to the cent, never does either: the
+    notional is a whole number of cents). InvalidRequest when not even one step fits."""
+    step = Decimal(1).scaleb(-asset.quantity_decimals)
+    quantity = (notional / price).quantize(step, rounding=ROUND_DOWN) if price > 0 else Decimal(0)
+    if quantity <= 0:
+        raise InvalidRequest(
+            f"{notional} USD buys less than one step of {asset.asset_id}.",
+            details={"notional": [f"Less than {step} {asset.asset_id} at {price}."]},
+        )
+    validate_value(quantity=quantity, price=price, field="notional")
+    return quantity
+
+
+def replay_or_conflict(*, user_id: int, client_order_id: str, request: OrderRequest) -> Order | None:
+    """The original order for a repeated client_order_id, or Conflict if its parameters differ."""
+    existing = Order.objects.filter(user_id=user_id, client_order_id=client_order_id).first()
+    if existing is None:
+        return None
+    same = (
+        existing.asset_id == request.asset.asset_id
+        and existing.order_type == request.order_type
+        and existing.notional == request.notional
+        and (request.quantity is None or existing.quantity == request.quantity)
+        and existing.order_price == request.order_price
+        and existing.stop_price == request.stop_price
+        and existing.time_in_force == request.time_in_force
+    )
+    if not same:
+        raise Conflict(
+            "client_order_id was already used for a different order.",
+            details={"client_order_id": client_order_id, "order_id": str(existing.order_id)},
+        )
+    return existing

@@ -1,0 +1,518 @@
+"""Brokerage features of the engine (SPEC section 11): stop and stop-limit orders with their
+holds, notional market orders, time in force, replace, cancel-all, closing positions, and
+the cost basis from the USD actually paid. Exact amounts, and nothing moved on failure."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from balances.models import AssetBalance, UsdBalance
+from balances.selectors import calculate_portfolio_value
+from core.exceptions import (
+    Conflict,
+    InsufficientAsset,
+    InsufficientFunds,
+    InvalidRequest,
+    OrderNoLongerPending,
+    PositionNotFound,
+)
+from orders.models import Order
+from orders.selectors import reconcile_ledger
+from orders.services import (
+    OrderFailed,
+    cancel_all_orders,
+    close_all_positions,
+    close_position,
+    place_order,
+    process_resting_orders,
+    replace_order,
+)
+
+pytestmark = pytest.mark.django_db
+
+D = Decimal
+
+
+def usd(user) -> tuple[Decimal, Decimal]:
+    balance = UsdBalance.objects.get(user=user)
+    return balance.current_balance, balance.held
+
+
+def holding(user, asset_id: str = "BTC") -> tuple[Decimal, Decimal]:
+    row = AssetBalance.objects.get(user=user, asset_id=asset_id)
+    return row.quantity, row.held_quantity
+
+
+def order(user, order_type: str, quantity: str | None = None, **extra) -> Order:
+    size = {"quantity": D(quantity)} if quantity is not None else {}
+    return place_order(user=user, asset_id="BTC", order_type=order_type, **size, **extra).order
+
+
+@pytest.fixture
+def market(btc, set_price):
+    set_price("BTC", "50000")
+
+
+@pytest.fixture
+def holds_btc(user, market):
+    """alice bought 0.1 BTC at 50000 for 5000.00."""
+    order(user, "BUY", "0.1")
+
+
+# --- kinds ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prices", "kind"),
+    [
+        ({}, "market"),
+        ({"order_price": D("40000")}, "limit"),
+        ({"stop_price": D("60000")}, "stop"),
+        ({"stop_price": D("60000"), "order_price": D("61000")}, "stop_limit"),
+    ],
+)
+def test_the_kind_follows_from_the_prices_given(user, market, prices, kind):
+    assert order(user, "BUY", "0.01", **prices).kind == kind
+
+
+# --- stop orders ------------------------------------------------------------------------
+
+
+def test_a_stop_buy_rests_holding_quantity_times_stop_plus_the_margin(user, market, settings):
+    # given
+    settings.STOP_BUY_HOLD_MARGIN = D("0.05")
+
+    # when: 0.01 x 60000 x 1.05 = 630.00
+    stop = order(user, "BUY", "0.01", stop_price=D("60000"))
+
+    # then
+    assert (stop.status, stop.held_amount, stop.triggered_at) == ("PENDING", D("630.00"), None)
+    assert usd(user) == (D("10000.00"), D("630.00"))
+    assert reconcile_ledger() == []
+
+
+def test_a_stop_buy_waits_below_its_stop_and_fills_at_market_once_reached(user, market, set_price):
+    # given
+    stop = order(user, "BUY", "0.01", stop_price=D("60000"))
+    set_price("BTC", "59999.99")
+    assert process_resting_orders().filled == 0
+
+    # when the market rises past the stop
+    set_price("BTC", "60500")
+    report = process_resting_orders()
+
+    # then it filled at the market, its hold released: 0.01 x 60500 = 605.00
+    stop.refresh_from_db()
+    assert report.filled == 1
+    assert (stop.status, stop.executed_price, stop.total_amount, stop.held_amount) == (
+        "COMPLETED",
+        D("60500"),
+        D("605.00"),
+        D("0"),
+    )
+    assert stop.triggered_at is not None
+    assert usd(user) == (D("9395.00"), D("0.00"))
+    assert holding(user) == (D("0.01"), D("0"))
+    assert reconcile_ledger() == []
+
+
+def test_a_stop_sell_holds_its_quantity_and_fills_when_the_market_falls_to_it(user, holds_btc, set_price):
+    # given
+    stop = order(user, "SELL", "0.04", stop_price=D("45000"))
+    assert holding(user) == (D("0.1"), D("0.04"))
+    set_price("BTC", "45000.01")
+    assert process_resting_orders().filled == 0
+
+    # when
+    set_price("BTC", "44000")
+    process_resting_orders()
+
+    # then: 0.04 x 44000 = 1760.00
+    stop.refresh_from_db()
+    assert (stop.status, stop.executed_price, stop.total_amount) == ("COMPLETED", D("44000"), D("1760.00"))
+    assert holding(user) == (D("0.06"), D("0"))
+    assert usd(user) == (D("6760.00"), D("0.00"))
+    assert reconcile_ledger() == []
+
+
+def test_a_stop_already_reached_when_placed_fills_at_once(user, market):
+    # when: the market (50000) is already at or above a BUY stop of 49000
+    stop = order(user, "BUY", "0.01", stop_price=D("49000"))
+
+    # then
+    assert (stop.status, stop.executed_price, stop.total_amount) == ("COMPLETED", D("50000"), D("500.00"))
+    assert stop.triggered_at == stop.filled_at
+    assert usd(user) == (D("9500.00"), D("0.00"))
+
+
+def test_a_stop_limit_triggers_at_its_stop_then_waits_for_its_limit(user, market, set_price):
+    # given: stop 55000, limit 54000 (buy once the market breaks out, but not above 54000)
+    stop_limit = order(user, "BUY", "0.01", stop_price=D("55000"), order_price=D("54000"))
+    assert (stop_limit.held_amount, usd(user)) == (D("540.00"), (D("10000.00"), D("540.00")))
+
+    # when the market reaches the stop, above the limit
+    set_price("BTC", "56000")
+    assert process_resting_orders().filled == 0
+
+    # then it is a limit order now
+    stop_limit.refresh_from_db()
+    assert (stop_limit.status, stop_limit.held_amount) == ("PENDING", D("540.00"))
+    assert stop_limit.triggered_at is not None
+
+    # when the market comes back below the stop, to the limit
+    set_price("BTC", "53000")
+    assert process_resting_orders().filled == 1
+
+    # then it fills as the limit order it became
+    stop_limit.refresh_from_db()
+    assert (stop_limit.status, stop_limit.executed_price, stop_limit.total_amount) == (
+        "COMPLETED",
+        D("53000"),
+        D("530.00"),
+    )
+    assert usd(user) == (D("9470.00"), D("0.00"))
+    assert reconcile_ledger() == []
+
+
+def test_a_stop_buy_the_market_gaps_past_beyond_what_it_holds_ends_failed(user, market, set_price, settings):
+    # given: 10000.00 USD, a stop BUY holding 0.19 x 50100 x 1.05 = 9994.95
+    stop = order(user, "BUY", "0.19", stop_price=D("50100"))
+    assert usd(user) == (D("10000.00"), D("9994.95"))
+
+    # when the market gaps to 60000: 0.19 x 60000 = 11400.00 > 10000.00
+    set_price("BTC", "60000")
+    report = process_resting_orders()
+
+    # then it fails, its hold released, nothing bought
+    stop.refresh_from_db()
+    assert (report.filled, stop.status, stop.held_amount) == (0, "FAILED", D("0"))
+    assert stop.failure_reason == "Not enough available USD."
+    assert usd(user) == (D("10000.00"), D("0.00"))
+    assert not AssetBalance.objects.filter(user=user).exists()
+    assert reconcile_ledger() == []
+
+
+# --- notional -----------------------------------------------------------------------------
+
+
+def test_a_notional_buy_buys_what_the_notional_pays_for_rounded_down(user, btc, set_price):
+    # given: 100.00 / 33333.33 = 0.0030000003 -> 0.00300000 at 8 decimals
+    set_price("BTC", "33333.33")
+
+    # when
+    bought = order(user, "BUY", notional=D("100.00"))
+
+    # then: 0.003 x 33333.33 = 99.99999 -> 100.00, never more than the notional
+    assert (bought.quantity, bought.notional, bought.total_amount) == (D("0.003"), D("100.00"), D("100.00"))
+    assert usd(user) == (D("9900.00"), D("0.00"))
+    assert reconcile_ledger() == []
+
+
+def test_a_notional_sell_sells_the_quantity_the_notional_is_worth(user, holds_btc, set_price):
+    # when: 1000.00 / 50000 = 0.02
+    sold = order(user, "SELL", notional=D("1000.00"))
+
+    # then
+    assert (sold.status, sold.quantity, sold.total_amount) == ("COMPLETED", D("0.02"), D("1000.00"))
+    assert holding(user) == (D("0.08"), D("0"))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"quantity": D("0.01"), "notional": D("100.00")},
+        {"notional": D("100.00"), "order_price": D("40000")},
+        {"notional": D("100.00"), "stop_price": D("60000")},
+        {"notional": D("100.001")},
+        {"notional": D("0.50")},
+        {},
+    ],
+)
+def test_notional_is_for_market_orders_alone_and_in_cents(user, market, money_snapshot, extra):
+    # given
+    before = money_snapshot(user)
+
+    # when / then
+    with pytest.raises(InvalidRequest):
+        place_order(user=user, asset_id="BTC", order_type="BUY", **extra)
+    assert money_snapshot(user) == before
+    assert Order.objects.count() == 0
+
+
+# --- time in force ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("time_in_force", ["ioc", "fok"])
+def test_an_ioc_or_fok_limit_not_filled_at_once_ends_cancelled_holding_nothing(
+    user, market, money_snapshot, time_in_force
+):
+    # given
+    before = money_snapshot(user)
+
+    # when: a BUY limit below the market
+    placed = order(user, "BUY", "0.01", order_price=D("40000"), time_in_force=time_in_force)
+
+    # then
+    assert (placed.status, placed.held_amount, placed.time_in_force) == ("CANCELLED", D("0"), time_in_force)
+    assert money_snapshot(user) == before
+
+
+@pytest.mark.parametrize("time_in_force", ["ioc", "fok"])
+def test_an_ioc_or_fok_order_the_market_fills_fills(user, market, time_in_force):
+    placed = order(user, "BUY", "0.01", order_price=D("51000"), time_in_force=time_in_force)
+    assert (placed.status, placed.total_amount) == ("COMPLETED", D("500.00"))
+
+
+def test_only_good_till_cancelled_orders_take_an_expiry(user, market):
+    from django.utils import timezone
+
+    with pytest.raises(InvalidRequest, match="Only orders that rest expire"):
+        order(user, "BUY", "0.01", order_price=D("40000"), time_in_force="ioc", expires_at=timezone.now())
+
+
+# --- replace ------------------------------------------------------------------------------
+
+
+def test_replace_moves_the_order_and_its_hold_in_one_step(user, market):
+    # given a limit BUY holding 0.01 x 40000 = 400.00
+    old = order(user, "BUY", "0.01", order_price=D("40000"), client_order_id="first")
+
+    # when: 0.02 at 41000 holds 820.00
+    new = replace_order(order=old, quantity=D("0.02"), order_price=D("41000"), client_order_id="second")
+
+    # then
+    old.refresh_from_db()
+    assert (old.status, old.replaced_by_id, old.held_amount) == ("REPLACED", new.pk, D("0"))
+    assert (new.status, new.replaces_id, new.quantity, new.order_price, new.held_amount) == (
+        "PENDING",
+        old.pk,
+        D("0.02"),
+        D("41000"),
+        D("820.00"),
+    )
+    assert (new.client_order_id, new.expires_at, new.time_in_force) == ("second", old.expires_at, "gtc")
+    assert usd(user) == (D("10000.00"), D("820.00"))
+    assert reconcile_ledger() == []
+
+
+def test_replace_of_a_sell_moves_its_held_quantity(user, holds_btc):
+    old = order(user, "SELL", "0.03", order_price=D("60000"))
+    new = replace_order(order=old, quantity=D("0.05"))
+    assert (new.quantity, new.order_price) == (D("0.05"), D("60000"))
+    assert holding(user) == (D("0.1"), D("0.05"))
+    assert reconcile_ledger() == []
+
+
+def test_a_replacement_the_market_crosses_fills_at_once(user, market):
+    old = order(user, "BUY", "0.01", order_price=D("40000"))
+    new = replace_order(order=old, order_price=D("50000"))
+    assert (new.status, new.executed_price, new.total_amount, new.held_amount) == (
+        "COMPLETED",
+        D("50000"),
+        D("500.00"),
+        D("0"),
+    )
+    assert usd(user) == (D("9500.00"), D("0.00"))
+    assert reconcile_ledger() == []
+
+
+def test_replace_that_does_not_fit_the_balance_changes_nothing(user, market, money_snapshot):
+    # given
+    old = order(user, "BUY", "0.01", order_price=D("40000"))
+    before = money_snapshot(user)
+
+    # when / then: 1 x 40000 = 40000.00 > 10000.00
+    with pytest.raises(InsufficientFunds):
+        replace_order(order=old, quantity=D("1"))
+    old.refresh_from_db()
+    assert (old.status, old.replaced_by_id) == ("PENDING", None)
+    assert money_snapshot(user) == before
+    assert Order.objects.count() == 1
+
+
+def test_replace_of_an_order_no_longer_pending_is_a_conflict(user, market):
+    old = order(user, "BUY", "0.01", order_price=D("40000"))
+    stale = Order.objects.get(pk=old.pk)
+    replace_order(order=old, order_price=D("39000"))
+
+    with pytest.raises(OrderNoLongerPending):
+        replace_order(order=stale, order_price=D("38000"))
+    assert Order.objects.filter(status="PENDING").count() == 1
+
+
+def test_replace_with_a_client_order_id_already_used_is_a_conflict(user, market):
+    order(user, "BUY", "0.01", order_price=D("30000"), client_order_id="taken")
+    old = order(user, "BUY", "0.01", order_price=D("40000"))
+    with pytest.raises(Conflict):
+        replace_order(order=old, client_order_id="taken")
+    old.refresh_from_db()
+    assert old.status == "PENDING"
+
+
+def test_replace_needs_something_to_change(user, market):
+    old = order(user, "BUY", "0.01", order_price=D("40000"))
+    with pytest.raises(InvalidRequest):
+        replace_order(order=old)
+
+
+# --- cancel all ---------------------------------------------------------------------------
+
+
+def test_cancel_all_cancels_every_pending_order_and_releases_every_hold(user, holds_btc):
+    # given two resting BUYs, a resting SELL and a stop, and a filled order
+    placed = [
+        order(user, "BUY", "0.01", order_price=D("40000")),
+        order(user, "SELL", "0.05", order_price=D("60000")),
+        order(user, "BUY", "0.01", stop_price=D("60000")),
+    ]
+
+    # when
+    cancelled = cancel_all_orders(user=user)
+
+    # then
+    assert [o.pk for o in cancelled] == [o.pk for o in placed]
+    assert {o.status for o in cancelled} == {"CANCELLED"}
+    assert Order.objects.filter(user=user, status="PENDING").count() == 0
+    assert Order.objects.filter(user=user, status="COMPLETED").count() == 1
+    assert usd(user) == (D("5000.00"), D("0.00"))
+    assert holding(user) == (D("0.1"), D("0"))
+    assert reconcile_ledger() == []
+
+
+def test_cancel_all_leaves_other_users_alone(user, other_user, market):
+    theirs = order(other_user, "BUY", "0.01", order_price=D("40000"))
+    assert cancel_all_orders(user=user) == []
+    theirs.refresh_from_db()
+    assert theirs.status == "PENDING"
+
+
+# --- closing positions ---------------------------------------------------------------------
+
+
+def test_closing_a_position_sells_all_that_is_not_held(user, holds_btc):
+    # given 0.03 held by a resting SELL
+    order(user, "SELL", "0.03", order_price=D("60000"))
+
+    # when
+    closed = close_position(user=user, asset_id="btc").order
+
+    # then
+    assert (closed.order_type, closed.kind, closed.quantity, closed.status) == (
+        "SELL",
+        "market",
+        D("0.07"),
+        "COMPLETED",
+    )
+    assert holding(user) == (D("0.03"), D("0.03"))
+
+
+@pytest.mark.parametrize(
+    ("size", "sold"),
+    [({"quantity": D("0.025")}, D("0.025")), ({"percentage": D("33.33")}, D("0.03333"))],
+)
+def test_closing_part_of_a_position(user, holds_btc, size, sold):
+    assert close_position(user=user, asset_id="BTC", **size).order.quantity == sold
+
+
+@pytest.mark.parametrize(
+    ("size", "error"),
+    [
+        ({"quantity": D("0.2")}, InsufficientAsset),
+        ({"percentage": D("0")}, InvalidRequest),
+        ({"percentage": D("100.01")}, InvalidRequest),
+        ({"quantity": D("0.01"), "percentage": D("50")}, InvalidRequest),
+    ],
+)
+def test_closing_more_than_is_free_or_a_bad_share_moves_nothing(user, holds_btc, money_snapshot, size, error):
+    before = money_snapshot(user)
+    with pytest.raises(error):
+        close_position(user=user, asset_id="BTC", **size)
+    assert money_snapshot(user) == before
+
+
+def test_closing_a_position_not_held_is_not_found(user, market):
+    with pytest.raises(PositionNotFound):
+        close_position(user=user, asset_id="BTC")
+
+
+def test_close_all_cancels_the_orders_then_sells_every_holding(user, holds_btc, eth, set_price):
+    # given
+    set_price("ETH", "2500")
+    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=D("1"))
+    resting = order(user, "SELL", "0.05", order_price=D("60000"))
+
+    # when
+    cancelled, closed = close_all_positions(user=user)
+
+    # then: 0.1 x 50000 + 1 x 2500 back in cash
+    assert [o.pk for o in cancelled] == [resting.pk]
+    assert [(c.asset_id, c.order.status, c.order.quantity, c.error) for c in closed] == [
+        ("BTC", "COMPLETED", D("0.1"), None),
+        ("ETH", "COMPLETED", D("1"), None),
+    ]
+    assert usd(user) == (D("10000.00"), D("0.00"))
+    assert not AssetBalance.objects.filter(user=user, quantity__gt=0).exists()
+    assert reconcile_ledger() == []
+
+
+def test_close_all_reports_an_asset_it_could_not_sell_and_sells_the_others(user, holds_btc, eth, set_price):
+    # given ETH held, whose last price is then too old to trade on
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    set_price("ETH", "2500")
+    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=D("1"))
+    set_price("ETH", "2500", as_of=timezone.now() - timedelta(hours=1))
+
+    # when
+    _cancelled, closed = close_all_positions(user=user)
+
+    # then BTC sold; ETH not, with the reason and its FAILED order
+    assert (closed[0].asset_id, closed[0].order.status, closed[0].error) == ("BTC", "COMPLETED", None)
+    assert (closed[1].asset_id, closed[1].order.status, closed[1].error.code) == ("ETH", "FAILED", "price_unavailable")
+    assert holding(user, "ETH") == (D("1"), D("0"))
+
+
+# --- cost basis ---------------------------------------------------------------------------
+
+
+def test_the_cost_basis_is_the_usd_paid_rounding_cent_included(user, btc, set_price):
+    # given: 0.01 x 63389.3 = 633.893, paid 633.90
+    set_price("BTC", "63389.3")
+
+    # when
+    order(user, "BUY", "0.01")
+    portfolio = calculate_portfolio_value(user=user)
+
+    # then: the basis is what was paid (it was 633.89 before), and that cent is the P&L
+    (value,) = portfolio.asset_balances
+    assert (value.holding.average_purchase_price, value.cost_basis) == (D("63390"), D("633.90"))
+    assert (value.market_value, value.unrealized_pnl, value.unrealized_pnl_percent) == (
+        D("633.89"),
+        D("-0.01"),
+        D("0.00"),
+    )
+    assert usd(user)[0] + value.cost_basis == D("10000.00")
+
+
+def test_buying_at_the_average_price_again_keeps_a_round_basis(user, market):
+    # given / when: two buys at 50000 with whole-cent costs
+    order(user, "BUY", "0.01")
+    order(user, "BUY", "0.03")
+
+    # then the value at the same price is the basis: 0.00 P&L
+    (value,) = calculate_portfolio_value(user=user).asset_balances
+    assert (value.cost_basis, value.market_value, value.unrealized_pnl) == (D("2000.00"), D("2000.00"), D("0.00"))
+
+
+def test_a_failed_notional_order_is_refused_like_any_other(user, btc, set_price, settings):
+    # given too little money for a notional of 20000.00
+    set_price("BTC", "50000")
+    with pytest.raises(OrderFailed) as failed:
+        order(user, "BUY", notional=D("20000.00"))
+    assert failed.value.code == "insufficient_funds"
+    assert failed.value.order.status == "FAILED"
+    assert failed.value.order.quantity == D("0.4")
