@@ -77,6 +77,10 @@ def service_script(statements: list[tuple[str, object]], *, user_id: int, token:
             return sql.Literal(value).as_string(cursor.connection)
 
     lines = ["\\set uid random(:minuid, :maxuid)"]
+    if connection.settings_dict["CONN_HEALTH_CHECKS"]:
+        # Django checks a reused connection with this at each request's first query, straight
+        # on the driver (execute_wrapper does not see it); it is a round trip all the same.
+        lines.append("SELECT 1;")
     for text, params in statements:
         if isinstance(params, dict):
             rendered = text % {k: expression(v, occurrences=text.count(f"%({k})s")) for k, v in params.items()}
