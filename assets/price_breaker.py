@@ -7,9 +7,10 @@ in a row failed, the breaker *opens*: callers get no fresh price at once (orders
 After PRICE_BREAKER_RESET_SECONDS one caller, and only one, is let through as a *probe*
 (half-open); its success closes the breaker, its failure opens it for another period.
 
-State is per process (each gunicorn worker learns on its own, at the cost of
-PRICE_BREAKER_FAILURES deadlines per worker), kept in memory so that the breaker works
-when the shared cache is down too. ``snapshot()`` is what ``health/`` shows.
+State is per process, kept in memory so that the breaker works when the shared cache is down
+too; ``assets.prices`` also publishes an opening through the cache, so that the other server
+processes adopt it (``open_elsewhere``) instead of each paying PRICE_BREAKER_FAILURES deadlines
+to learn the same thing. ``snapshot()`` is what ``health/`` shows.
 """
 
 from __future__ import annotations
@@ -65,13 +66,17 @@ class CircuitBreaker:
                 return True
             return False
 
-    def record_success(self) -> None:
+    def record_success(self) -> bool:
+        """Returns True when this success closed a breaker that was not closed (a probe's)."""
         with self._lock:
+            was_closed = self._state == CLOSED
             self._state = CLOSED
             self._failures = 0
             self._last_success_at = timezone.now()
+            return not was_closed
 
-    def record_failure(self, error: str) -> None:
+    def record_failure(self, error: str) -> bool:
+        """Returns True when this failure opened the breaker."""
         with self._lock:
             self._failures += 1
             self._last_failure_at = timezone.now()
@@ -79,6 +84,22 @@ class CircuitBreaker:
             if self._state == HALF_OPEN or self._failures >= settings.PRICE_BREAKER_FAILURES:
                 self._state = OPEN
                 self._opened_at = time.monotonic()
+                return True
+            return False
+
+    def open_elsewhere(self, error: str, *, seconds_left: float) -> None:
+        """Another process opened its breaker: open this one too, to probe when that one does."""
+        with self._lock:
+            if self._state != CLOSED:
+                return
+            self._state = OPEN
+            self._opened_at = time.monotonic() - settings.PRICE_BREAKER_RESET_SECONDS + max(0.0, seconds_left)
+            self._last_failure_at = timezone.now()
+            self._last_error = f"{error} (seen by another server process)"
+
+    @property
+    def closed(self) -> bool:
+        return self._state == CLOSED
 
     def snapshot(self) -> BreakerSnapshot:
         with self._lock:

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 FRESH_KEY = "prices:fresh:{asset_id}"
 LAST_KNOWN_KEY = "prices:last:{asset_id}"
+BREAKER_KEY = "prices:breaker:{provider}"  # (error, open until unix time): an opening, for other processes
 JUMP_KEY = "prices:jump:{asset_id}"  # a price refused as a jump, and how many answers in a row gave it
 JUMP_CONFIRMATIONS = 3  # answers in a row at a new level that make a jump the price after all
 JUMP_MEMORY_SECONDS = 600
@@ -150,15 +151,25 @@ def _fetch(assets: Sequence[PricedAsset]) -> dict[str, Quote]:
     """The provider's answer through its circuit breaker; {} when it failed or was not asked."""
     provider = get_provider()
     breaker = breaker_for(provider.name)
+    shared_key = BREAKER_KEY.format(provider=provider.name)
+    if breaker.closed:
+        # One cache read per provider call (not per request): another process may know better.
+        opened_elsewhere = cache.get(shared_key)
+        if opened_elsewhere is not None:
+            error, until = opened_elsewhere
+            breaker.open_elsewhere(error, seconds_left=until - time.time())
     if not breaker.allow():
         return {}
     try:
         fetched = provider.fetch(assets)
     except ProviderError as exc:
-        breaker.record_failure(str(exc))
+        if breaker.record_failure(str(exc)):
+            reset = settings.PRICE_BREAKER_RESET_SECONDS
+            cache.set(shared_key, (str(exc), time.time() + reset), reset)
         logger.warning("Price provider %s failed, using last known prices: %s", provider.name, exc)
         return {}
-    breaker.record_success()
+    if breaker.record_success():
+        cache.delete(shared_key)
     return fetched
 
 

@@ -11,7 +11,16 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from assets.prices import CoinGeckoProvider, ProviderError, Quote, get_quotes, get_trade_quote, store_quotes
+from assets.price_breaker import reset_breakers
+from assets.prices import (
+    CoinGeckoProvider,
+    ProviderError,
+    Quote,
+    get_quotes,
+    get_trade_quote,
+    provider_status,
+    store_quotes,
+)
 from core.exceptions import PriceUnavailable
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -252,6 +261,54 @@ def test_success_resets_the_count_of_failures_in_a_row(coingecko_server, setting
     # then
     assert quote.price == Decimal("67000")
     assert coingecko_server.request_count == 6
+
+
+def test_breaker_opened_by_one_process_spares_the_others_their_failures(coingecko_server, settings, btc):
+    # given: this process opened its breaker, then forgot it, as a fresh server process would
+    settings.COINGECKO_RETRIES = 0
+    settings.PRICE_BREAKER_FAILURES = 2
+    coingecko_server.fail_next(503, times=2)
+    get_quotes([btc])
+    get_quotes([btc])
+    reset_breakers()
+
+    # when
+    started = time.monotonic()
+    with pytest.raises(PriceUnavailable):
+        get_trade_quote(btc)
+    took = elapsed(started)
+
+    # then: refused at once, without asking the provider a third time
+    assert coingecko_server.request_count == 2
+    assert took < 0.1
+    status = provider_status()
+    assert (status["breaker"], status["consecutive_failures"]) == ("open", 0)
+    assert status["last_error"] == "CoinGecko answered HTTP 503 1 time(s). (seen by another server process)"
+
+
+def test_other_processes_probe_when_the_opener_does_and_a_success_clears_the_shared_opening(
+    coingecko_server, settings, btc
+):
+    # given: a shared opening, adopted by a fresh process
+    settings.COINGECKO_RETRIES = 0
+    settings.PRICE_BREAKER_FAILURES = 1
+    settings.PRICE_BREAKER_RESET_SECONDS = 0.3
+    settings.PRICE_CACHE_SECONDS = 0
+    coingecko_server.fail_next(503)
+    get_quotes([btc])
+    reset_breakers()
+    get_quotes([btc])
+    coingecko_server.set_price("bitcoin", "67000")
+
+    # when: the reset time passes; this process probes; then another fresh process asks
+    time.sleep(0.35)
+    probed = get_trade_quote(btc)
+    reset_breakers()
+    fresh = get_trade_quote(btc)
+
+    # then
+    assert probed.price == fresh.price == Decimal("67000")
+    assert coingecko_server.request_count == 3
 
 
 # --- implausible quotes ----------------------------------------------------------------------
