@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import requests
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,6 +138,19 @@ class AppServer:
 
         wait_for(answers, timeout=30, what="gunicorn")
         return self
+
+    def token(self, user, password: str = "a-long-passphrase-42") -> str:
+        """An API token for ``user``, asked of the server the way a client logs in. The tests'
+        fast password hasher is unknown to the server's settings, so the password is set with
+        Django's default hasher first."""
+        hasher = PBKDF2PasswordHasher()
+        user.password = hasher.encode(password, hasher.salt())
+        user.save(update_fields=["password"])
+        response = requests.post(
+            f"{self.url}/api/v1/auth/token/", json={"username": user.username, "password": password}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()["token"]
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

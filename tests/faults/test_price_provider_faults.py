@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
 
 from balances.models import UsdBalance
 from orders.models import Order
@@ -45,8 +44,8 @@ def app(provider, transactional_db, request):
 
 
 @pytest.fixture
-def token(user, btc):
-    return Token.objects.create(user=user).key
+def token(app, user, btc):
+    return app.token(user)
 
 
 def timed(method: str, url: str, token: str, **kwargs) -> tuple[requests.Response, float]:
