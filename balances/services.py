@@ -22,7 +22,7 @@ from rest_framework.authtoken.models import Token
 from assets.models import Asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from core.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
+from core.exceptions import BalanceLimitExceeded, Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
 from core.money import (
     EXACT,
     USD_DECIMALS,
@@ -123,6 +123,7 @@ def _move_cash(
                 "Not enough available USD.",
                 details={"available": str(balance.available), "requested": str(-amount)},
             )
+        check_balance_limit_locked(balance=balance, amount=amount)
         row = apply_cash_locked(
             balance=balance,
             transaction_type=transaction_type,
@@ -139,6 +140,11 @@ def deposit(*, user: AbstractBaseUser, amount: Decimal, client_reference: str | 
     raises Conflict if that reference was used for something else."""
     if amount <= 0:
         raise InvalidRequest("The amount must be positive.", details={"amount": ["Must be positive."]})
+    if amount > settings.MAX_DEPOSIT:
+        raise InvalidRequest(
+            f"A deposit is at most {settings.MAX_DEPOSIT} USD.",
+            details={"amount": [f"At most {settings.MAX_DEPOSIT} (MAX_DEPOSIT)."]},
+        )
     return _move_cash(
         user=user, transaction_type=CashTransaction.Type.DEPOSIT, amount=amount, client_reference=client_reference
     )
@@ -190,7 +196,9 @@ def apply_cash_locked(
     held_change: Decimal = ZERO,
 ) -> CashTransaction:
     """Change a locked USD balance by ``amount`` (and its hold by ``held_change``) and write
-    the ledger row that explains it. The caller holds the user lock."""
+    the ledger row that explains it. The caller holds the user lock. Raises
+    BalanceLimitExceeded, before writing, when a credit would pass MAX_USD_BALANCE."""
+    check_balance_limit_locked(balance=balance, amount=amount)
     balance.current_balance += amount
     balance.held += held_change
     balance.updated_at = timezone.now()
@@ -205,6 +213,22 @@ def apply_cash_locked(
         note=note,
         actor=actor,
     )
+
+
+def check_balance_limit_locked(*, balance: UsdBalance, amount: Decimal) -> None:
+    """Raise BalanceLimitExceeded if crediting ``amount`` would take the locked balance past
+    MAX_USD_BALANCE. The cap keeps every balance, and so every fill and hold it pays for,
+    far inside its column: without it a user could grow a balance until a resting SELL's
+    fill overflowed it, and that stopped process_orders for everyone."""
+    if amount > 0 and balance.current_balance + amount > settings.MAX_USD_BALANCE:
+        raise BalanceLimitExceeded(
+            f"A USD balance is at most {settings.MAX_USD_BALANCE}.",
+            details={
+                "current_balance": str(balance.current_balance),
+                "credit": str(amount),
+                "limit": str(settings.MAX_USD_BALANCE),
+            },
+        )
 
 
 @transaction.atomic(savepoint=False)

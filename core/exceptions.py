@@ -33,6 +33,12 @@ class InsufficientAsset(DomainError):
     code = "insufficient_asset"
 
 
+class BalanceLimitExceeded(DomainError):
+    """The USD balance would pass MAX_USD_BALANCE (422): a deposit, an adjustment or a fill."""
+
+    code = "balance_limit_exceeded"
+
+
 class PriceUnavailable(DomainError):
     code = "price_unavailable"
 

@@ -19,7 +19,7 @@ from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from assets.models import Asset
@@ -28,6 +28,7 @@ from balances.lock_objects import asset_balance_for_update, usd_balance_for_upda
 from balances.models import AssetBalance, UsdBalance
 from balances.services import change_held_quantity_locked, change_hold_locked
 from core.exceptions import (
+    BalanceLimitExceeded,
     Conflict,
     DomainError,
     InsufficientAsset,
@@ -196,12 +197,30 @@ def place_order(
     if fills_now and order_type == Order.Type.BUY:
         return _place_filled_buy(order, quote=quote, now=now, request=request)
 
+    try:
+        return _place_locked(order, quote=quote, price_error=price_error, fills_now=fills_now, request=request, now=now)
+    except IntegrityError as error:
+        # A failing market BUY stores its FAILED order without the user lock, so it can take
+        # the client_order_id between our check under the lock and our insert (2 in 1,250
+        # racing requests): answer as the replay or the conflict it is.
+        if client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
+            raise
+        existing = replay_or_conflict(user_id=user.pk, client_order_id=client_order_id, request=request)
+        return PlacedOrder(existing, created=False)
+
+
+def _place_locked(
+    order: Order, *, quote: Quote | None, price_error, fills_now: bool, request: OrderRequest, now: datetime
+) -> PlacedOrder:
+    """Under the user lock: fill a SELL the price fills, rest an order it does not (or end an
+    ioc/fok one), or store a refused one FAILED."""
     failure: DomainError | None = None
     with transaction.atomic(durable=True), localcontext(EXACT):
-        usd = usd_balance_for_update(user_id=user.pk)
-        if client_order_id is not None:
-            # Authoritative check: all of this user's orders are inserted under the lock we hold.
-            existing = replay_or_conflict(user_id=user.pk, client_order_id=client_order_id, request=request)
+        usd = usd_balance_for_update(user_id=order.user_id)
+        if order.client_order_id is not None:
+            # Orders placed under this lock cannot race this check; a failing market BUY's
+            # FAILED row can (see place_order).
+            existing = replay_or_conflict(user_id=order.user_id, client_order_id=order.client_order_id, request=request)
             if existing is not None:
                 return PlacedOrder(existing, created=False)
         # No savepoint needed: every check below raises before its flow writes anything.
@@ -213,10 +232,11 @@ def place_order(
             elif request.may_rest:
                 _rest_locked(order=order, usd=usd)
             else:
-                _store_ended(order, status=Order.Status.CANCELLED, reason=f"Not filled at once ({time_in_force}).")
-        except (InsufficientFunds, InsufficientAsset, PriceUnavailable) as error:
+                reason = f"Not filled at once ({order.time_in_force})."
+                _store_ended(order, status=Order.Status.CANCELLED, reason=reason)
+        except (InsufficientFunds, InsufficientAsset, PriceUnavailable, BalanceLimitExceeded) as error:
             failure = error
-            _store_ended(order, status=Order.Status.FAILED, reason=error.message)
+            _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
     if failure is not None:
         raise OrderFailed(failure, order)
     return PlacedOrder(order, created=True)
@@ -230,8 +250,15 @@ def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, request: Ord
                 order = execute_buy_order(order=order, quote=quote, now=now)
         except InsufficientFunds as error:
             with durable_statement():
-                _store_ended(order, status=Order.Status.FAILED, reason=error.message)
+                _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
             raise OrderFailed(error, order)
+        except DataError as error:
+            # The statement wrote nothing. The order's own amounts are capped before this, so
+            # what overflowed is the holding: its quantity would pass the column's 20 digits.
+            raise InvalidRequest(
+                "The holding would grow past the largest quantity it can hold.",
+                details={"quantity": ["The holding would exceed 20 digits before the point."]},
+            ) from error
     except IntegrityError as error:
         # A concurrent request with the same client_order_id won the unique index; the
         # statement rolled back whole. Answer like a replay (or a conflict).
@@ -270,11 +297,15 @@ def _require_unheld(holding: AssetBalance | None, *, asset_id: str, quantity: De
         )
 
 
-def _store_ended(order: Order, *, status: str, reason: str) -> None:
+def _store_ended(order: Order, *, status: str, reason: str, error: DomainError | None = None) -> None:
     """Store an order that ends on arrival: FAILED (it could not be filled or held) or
-    CANCELLED (ioc/fok not filled at once). Nothing else moves."""
+    CANCELLED (ioc/fok not filled at once). Nothing else moves. A FAILED order keeps its
+    ``error``'s code and details: a repeated client_order_id answers with them."""
     order.status = status
     order.failure_reason = reason[:255]
+    if error is not None:
+        order.failure_code = error.code
+        order.failure_details = OrderFailed(error, order).details
     order.held_amount = ZERO
     order.executed_price = order.total_amount = order.filled_at = None
     order.save(force_insert=True)
@@ -386,14 +417,15 @@ def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now
 # --- Cancelling and expiring ---------------------------------------------------------
 
 
-def _end_pending_locked(order: Order, *, usd: UsdBalance, to_status: str, reason: str = "") -> None:
+def _end_pending_locked(order: Order, *, usd: UsdBalance, to_status: str, reason: str = "", code: str = "") -> None:
     """Move a PENDING order to CANCELLED, EXPIRED or FAILED by compare-and-swap and release
     its hold. The caller holds the user lock. Raises OrderNotCancellable if it was not
     PENDING."""
     holding = None
     if order.order_type == Order.Type.SELL:  # lock order: the user, the holding, then the order
         holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
-    if not transition_pending(order_id=order.pk, to_status=to_status, held_amount=ZERO, failure_reason=reason):
+    ended = {"held_amount": ZERO, "failure_reason": reason, "failure_code": code}
+    if not transition_pending(order_id=order.pk, to_status=to_status, **ended):
         status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
         raise OrderNotCancellable(
             f"Only PENDING orders can be cancelled; this one is {status}.",
@@ -545,9 +577,12 @@ def fill_resting_order(*, order_id, quote: Quote) -> bool:
             fill(order=order, usd=usd, quote=quote, now=now)
         except OrderNoLongerPending:
             return False  # another worker filled or a user cancelled it after our read
-        except InsufficientFunds as error:  # raised before the fill wrote anything
-            logger.warning("process_orders: order %s cannot be paid: %s", order.pk, error.message)
-            _end_pending_locked(order, usd=usd, to_status=Order.Status.FAILED, reason=error.message)
+        except (InsufficientFunds, BalanceLimitExceeded) as error:  # raised before the fill wrote anything
+            # A stop BUY gapped past its hold, or proceeds that would take the balance past
+            # MAX_USD_BALANCE: this order cannot fill, now or later; it ends FAILED, its hold
+            # released, rather than stopping process_orders or being retried every pass.
+            logger.warning("process_orders: order %s cannot be filled: %s", order.pk, error.message)
+            _end_pending_locked(order, usd=usd, to_status=Order.Status.FAILED, reason=error.message, code=error.code)
             return False
     return True
 

@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from assets.prices import Quote
 from balances.lock_objects import asset_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from balances.services import apply_cash_locked, update_asset_balance
+from balances.services import apply_cash_locked, check_balance_limit_locked, update_asset_balance
 from core.exceptions import InsufficientAsset, InsufficientFunds, OrderNoLongerPending
 from core.money import EXACT, PRICE_DECIMALS, PRICE_MAX_DIGITS, ZERO, to_cents, to_cents_down, to_cents_up, value_of
 from core.sql import insert_sql
@@ -46,6 +46,8 @@ def order_insert_sql(*, source: str = "", **values: str) -> str:
         "executed_price": "NULL",
         "held_amount": "0",
         "failure_reason": "''",
+        "failure_code": "''",
+        "failure_details": "'{}'",
         "client_order_id": "NULL",
         "expires_at": "NULL",
         "filled_at": "NULL",
@@ -270,7 +272,7 @@ def fill_resting_buy_locked(*, order: Order, usd: UsdBalance, quote: Quote, now:
 def execute_sell_order(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Order:
     """Fill a new SELL (not stored yet) at ``quote.price`` under the user lock the caller
     holds: requires the unheld quantity, then settles (see ``_settle_sell``) and inserts the
-    order COMPLETED. Raises InsufficientAsset with nothing written."""
+    order COMPLETED. Raises InsufficientAsset or BalanceLimitExceeded with nothing written."""
     holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
     unheld = holding.available_quantity if holding else ZERO
     if unheld < order.quantity:
@@ -278,6 +280,7 @@ def execute_sell_order(*, order: Order, usd: UsdBalance, quote: Quote, now: date
             f"Not enough {order.asset_id}.", details={"available": str(unheld), "required": str(order.quantity)}
         )
     proceeds = to_cents_down(value_of(order.quantity, quote.price))
+    check_balance_limit_locked(balance=usd, amount=proceeds)  # before anything is written
     _set_filled(order, executed_price=quote.price, total_amount=proceeds, now=now)
     order.save(force_insert=True)
     return _settle_sell(order, usd=usd, holding=holding, quote=quote, released=ZERO)
@@ -286,9 +289,11 @@ def execute_sell_order(*, order: Order, usd: UsdBalance, quote: Quote, now: date
 def fill_resting_sell_locked(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Order:
     """Fill a resting (stored, PENDING) SELL at ``quote.price`` under the user lock the
     caller holds: its held quantity is released by the fill, the order moves to COMPLETED by
-    compare-and-swap. Raises OrderNoLongerPending when another worker or a cancel won."""
+    compare-and-swap. Raises OrderNoLongerPending when another worker or a cancel won, and
+    BalanceLimitExceeded (nothing written) when the proceeds would pass MAX_USD_BALANCE."""
     holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
     proceeds = to_cents_down(value_of(order.quantity, quote.price))
+    check_balance_limit_locked(balance=usd, amount=proceeds)  # before anything is written
     _complete_pending(order, executed_price=quote.price, total_amount=proceeds, now=now)
     return _settle_sell(order, usd=usd, holding=holding, quote=quote, released=order.quantity)
 

@@ -12,7 +12,7 @@ from django.conf import settings
 
 from assets.models import Asset
 from assets.selectors import get_asset
-from core.exceptions import Conflict, InvalidRequest
+from core.exceptions import Conflict, DomainError, InvalidRequest
 from core.money import (
     PRICE_DECIMALS,
     PRICE_MAX_DIGITS,
@@ -123,6 +123,7 @@ def _validate_notional_amount(request: OrderRequest) -> None:
             f"Orders must be worth at least {settings.MIN_ORDER_NOTIONAL} USD.",
             details={"notional": [f"Below {settings.MIN_ORDER_NOTIONAL} USD."]},
         )
+    _validate_at_most_a_balance(notional, field="notional")
 
 
 def _validate_price(field: str, price: Decimal | None) -> None:
@@ -140,12 +141,23 @@ def _validate_price(field: str, price: Decimal | None) -> None:
 
 
 def validate_value(*, quantity: Decimal, price: Decimal, field: str = "quantity") -> None:
-    """The order is worth at least MIN_ORDER_NOTIONAL at ``price``."""
+    """The order is worth at least MIN_ORDER_NOTIONAL and at most MAX_USD_BALANCE at ``price``."""
     value = value_of(quantity, price)
     if value < settings.MIN_ORDER_NOTIONAL:
         raise InvalidRequest(
             f"Orders must be worth at least {settings.MIN_ORDER_NOTIONAL} USD.",
             details={field: [f"Order value {to_cents(value)} is below {settings.MIN_ORDER_NOTIONAL} USD."]},
+        )
+    _validate_at_most_a_balance(value, field=field)
+
+
+def _validate_at_most_a_balance(value: Decimal, *, field: str) -> None:
+    # No order may be worth more than a balance may hold: this keeps every cost, hold and
+    # proceeds far inside the USD column (a market BUY of 20000000000000 BTC was a 500).
+    if value > settings.MAX_USD_BALANCE:
+        raise InvalidRequest(
+            f"Orders may be worth at most {settings.MAX_USD_BALANCE} USD.",
+            details={field: [f"Order value is above {settings.MAX_USD_BALANCE} USD (MAX_USD_BALANCE)."]},
         )
 
 
@@ -165,10 +177,15 @@ def quantity_for_notional(*, notional: Decimal, price: Decimal, asset: Asset) ->
 
 
 def replay_or_conflict(*, user_id: int, client_order_id: str, request: OrderRequest) -> Order | None:
-    """The original order for a repeated client_order_id, or Conflict if its parameters differ."""
+    """The original order for a repeated client_order_id, or Conflict if its parameters differ.
+    An order that FAILED is answered as it was the first time (SPEC section 10): its stored
+    error's code, message and details, so a 503 or a 422 replays as such."""
     existing = Order.objects.filter(user_id=user_id, client_order_id=client_order_id).first()
     if existing is None:
         return None
+    expires_at = request.expires_at
+    if expires_at is None and request.may_rest:  # sent without it: it got the default
+        expires_at = existing.created_at + settings.DEFAULT_ORDER_TTL
     same = (
         existing.asset_id == request.asset.asset_id
         and existing.order_type == request.order_type
@@ -177,10 +194,15 @@ def replay_or_conflict(*, user_id: int, client_order_id: str, request: OrderRequ
         and existing.order_price == request.order_price
         and existing.stop_price == request.stop_price
         and existing.time_in_force == request.time_in_force
+        and existing.expires_at == expires_at
     )
     if not same:
         raise Conflict(
             "client_order_id was already used for a different order.",
             details={"client_order_id": client_order_id, "order_id": str(existing.order_id)},
         )
+    if existing.status == Order.Status.FAILED and existing.failure_code:
+        failure = DomainError(existing.failure_reason, details=existing.failure_details)
+        failure.code = existing.failure_code
+        raise failure
     return existing

@@ -174,6 +174,10 @@ MIN_ORDER_NOTIONAL = Decimal(env.str("MIN_ORDER_NOTIONAL", default="1.00"))
 DEFAULT_ORDER_TTL = timedelta(seconds=env.int("DEFAULT_ORDER_TTL", default=30 * 24 * 3600))
 # A resting stop BUY fills at whatever the market is past its stop: it holds this much more.
 STOP_BUY_HOLD_MARGIN = Decimal(env.str("STOP_BUY_HOLD_MARGIN", default="0.05"))
+# Caps that keep every amount inside its column (SPEC section 10): one deposit, and any USD
+# balance (checked under the user lock); no order may be worth more than a balance may hold.
+MAX_DEPOSIT = Decimal(env.str("MAX_DEPOSIT", default="1000000.00"))
+MAX_USD_BALANCE = Decimal(env.str("MAX_USD_BALANCE", default="1000000000.00"))
 PRICE_PROVIDER = env.str("PRICE_PROVIDER", default="simulated")
 COINGECKO_API_URL = env.str("COINGECKO_API_URL", default="https://api.coingecko.com/api/v3")
 COINGECKO_API_KEY = env.str("COINGECKO_API_KEY", default="")

@@ -39,6 +39,7 @@ DOMAIN_STATUS = {
     "not_found": status.HTTP_404_NOT_FOUND,
     "insufficient_funds": status.HTTP_422_UNPROCESSABLE_ENTITY,
     "insufficient_asset": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "balance_limit_exceeded": status.HTTP_422_UNPROCESSABLE_ENTITY,
     "price_unavailable": status.HTTP_503_SERVICE_UNAVAILABLE,
     "conflict": status.HTTP_409_CONFLICT,
 }
