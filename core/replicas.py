@@ -16,7 +16,8 @@ Even an opted-in read goes to the primary when
 Why the pin lasts ``REPLICA_MAX_LAG_SECONDS + REPLICA_CHECK_SECONDS + 1``: a replica is used at
 time t only if a check at some c >= t - CHECK found it at most MAX_LAG behind, i.e. it had
 replayed every transaction committed before c - MAX_LAG >= t - CHECK - MAX_LAG. A write that
-committed before that instant is on the replica; a later one is still pinned.
+committed before that instant is on the replica; a later one is still pinned. A cache that
+cannot be read, or was down less than a pin's lifetime ago, pins everyone.
 """
 
 from __future__ import annotations
@@ -50,10 +51,15 @@ try:
 except ImportError:  # pragma: no cover - both are pinned in requirements.txt
     CACHE_ERRORS = (OSError,)
 
+# The WAL receiver's row exists for every role while it runs, but its status only shows to
+# superusers and pg_read_all_stats. Lag: 0 when all that was received is replayed (an idle
+# primary sends nothing, and after a restart the receiver restarts at or before the replay
+# point); else the age of the last replayed commit (NULL after a restart: unknown, skipped).
 LAG_SQL = """
 SELECT pg_is_in_recovery(),
+       EXISTS (SELECT 1 FROM pg_stat_wal_receiver),
        (SELECT status FROM pg_stat_wal_receiver),
-       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+       CASE WHEN pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() THEN 0
             ELSE EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp())
        END
 """
@@ -89,7 +95,7 @@ def check_replica(alias: str) -> ReplicaHealth:
     try:
         with connections[alias].cursor() as cursor:
             cursor.execute(LAG_SQL)
-            in_recovery, receiver_status, lag = cursor.fetchone()
+            in_recovery, receiving, receiver_status, lag = cursor.fetchone()
     except DatabaseError as error:
         # Down or restarting: drop the broken connection so the next check dials again.
         connections[alias].close()
@@ -97,6 +103,8 @@ def check_replica(alias: str) -> ReplicaHealth:
     lag = float(lag) if lag is not None else None
     if not in_recovery:
         return ReplicaHealth(alias, False, lag, now, "not in recovery (promoted?)")
+    if not receiving:
+        return ReplicaHealth(alias, False, lag, now, "no wal receiver: cut off from its primary")
     # The status is NULL for roles without pg_read_all_stats; then the lag alone decides.
     if receiver_status is not None and receiver_status != "streaming":
         return ReplicaHealth(alias, False, lag, now, f"wal receiver {receiver_status}")
@@ -139,12 +147,28 @@ def pin_to_primary(user_id: int) -> None:
         cache.set(PIN_KEY.format(user_id=user_id), time.time() + pin_seconds(), pin_seconds())
 
 
+_cache_doubtful_until = 0.0  # time.monotonic(); see _cache_doubtful
+
+
+def _cache_doubtful() -> bool:
+    """The fail-open cache (core/cache.py) answers "no key" while Redis is down, and pins set
+    during an outage were lost: until a pin's lifetime after the last outage this process saw,
+    every user counts as pinned."""
+    global _cache_doubtful_until
+    outage = getattr(cache, "outage", None)
+    if callable(outage) and outage() is not None:
+        _cache_doubtful_until = time.monotonic() + pin_seconds()
+    return time.monotonic() < _cache_doubtful_until
+
+
 def is_pinned(user_id: int | None) -> bool:
     if user_id is None:
         return False
     try:
         until = cache.get(PIN_KEY.format(user_id=user_id))
     except CACHE_ERRORS:
+        return True
+    if _cache_doubtful():
         return True
     return until is not None and until > time.time()
 

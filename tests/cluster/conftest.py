@@ -6,6 +6,7 @@ to the two servers; they use no Django test database."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ class ReplicaCluster:
     env: dict
     apps: list[str]  # base URLs of the two gunicorn instances
     strict_app: str  # a third instance that skips a replica more than 1 s behind
+    redis: nodes.Process
     users: list[dict]
     staff_session: str
 
@@ -81,7 +83,7 @@ def get(url: str, token: str | None = None, **kwargs) -> requests.Response:
 @pytest.fixture(scope="session")
 def replica_cluster():
     base = Path(tempfile.mkdtemp(prefix="portfolio-replicas-"))
-    cluster = nodes.Cluster(base)
+    cluster = nodes.Cluster(base, keep=os.environ.get("CLUSTER_KEEP") == "1")  # keep: logs to read
     try:
         primary = cluster.primary()
         # Every statement the replica runs is logged: the tests read it to see who served.
@@ -112,7 +114,9 @@ def replica_cluster():
         for port in ports:
             nodes.wait_http(port)
         apps = [f"http://127.0.0.1:{port}" for port in ports]
-        handle = ReplicaCluster(base, primary, replica, env, apps[:2], apps[2], made["users"], made["staff_session"])
+        handle = ReplicaCluster(
+            base, primary, replica, env, apps[:2], apps[2], redis_process, made["users"], made["staff_session"]
+        )
         handle.caught_up()
         yield handle
     finally:
