@@ -20,6 +20,7 @@ from scripts.cluster import nodes
 
 MONEY_FLOWS = [
     "tests/orders/test_services.py",  # buys, sells, limits, cancels, process_resting_orders, expiry
+    "tests/orders/test_brokerage.py",  # stops, notional orders, replace, cancel-all, closing positions
     "tests/orders/test_concurrency.py",  # real threads racing one account, two processors
     "tests/orders/test_transactions.py",
     "tests/balances/test_services.py",  # deposits, withdrawals, adjustments, registration
