@@ -105,7 +105,7 @@ for _number, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), st
     _replica.update(
         ENGINE="django.db.backends.postgresql",
         CONN_MAX_AGE=DATABASES["default"]["CONN_MAX_AGE"],
-        CONN_HEALTH_CHECKS=True,
+        CONN_HEALTH_CHECKS=DATABASES["default"]["CONN_HEALTH_CHECKS"],
         ATOMIC_REQUESTS=False,
         TEST={"MIRROR": "default"},  # tests read "replicas" from the test database itself
     )
