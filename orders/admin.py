@@ -40,10 +40,11 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
         "executed_price_display",
         "total_amount",
         "client_order_id",
+        "placed_via",
     )
     list_display_links = ("short_id",)
     list_select_related = ("user",)
-    list_filter = ("status", "order_type", "asset", "created_at")
+    list_filter = ("status", "order_type", "asset", "placed_via", "created_at")
     search_fields = ("user__username", "client_order_id")
     uuid_search_field = "order_id"
     date_hierarchy = "created_at"
@@ -51,6 +52,7 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
     list_per_page = 50
     fieldsets = (
         (None, {"fields": ("order_id", "user", "asset", "order_type", "status", "failure_reason", "client_order_id")}),
+        ("Placed through", {"fields": ("placed_via",)}),
         ("Amounts", {"fields": ("quantity", "order_price", "executed_price", "total_amount", "held_amount")}),
         ("Times", {"fields": ("created_at", "updated_at", "filled_at", "expires_at")}),
         ("Ledger", {"fields": ("ledger_links",)}),
@@ -72,6 +74,7 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
         "updated_at",
         "filled_at",
         "expires_at",
+        "placed_via",
         "ledger_links",
     )
 

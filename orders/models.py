@@ -41,6 +41,10 @@ class Order(models.Model):
         IOC = "ioc", "immediate or cancel"
         FOK = "fok", "fill or kill"
 
+    class PlacedVia(models.TextChoices):
+        API = "api", "/api/v1"
+        ALPACA = "alpaca", "Alpaca /v2"
+
     order_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, related_name="orders")
@@ -78,6 +82,9 @@ class Order(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
     filled_at = models.DateTimeField(null=True, blank=True)
+    # Which API placed the order, for support ("my bot placed this?"). A database default, so
+    # rows written by raw SQL that predates the column still say where they came from.
+    placed_via = models.CharField(max_length=8, choices=PlacedVia.choices, db_default=PlacedVia.API)
 
     class Meta:
         ordering = ["-created_at", "-order_id"]

@@ -134,6 +134,7 @@ def place_order(
     time_in_force: str = Order.TimeInForce.GTC,
     expires_at: datetime | None = None,
     client_order_id: str | None = None,
+    placed_via: str = Order.PlacedVia.API,
 ) -> PlacedOrder:
     """Place an order for ``user``: market, limit (``order_price``), stop (``stop_price``) or
     stop-limit (both); by ``quantity``, or for a market order by ``notional`` USD (the
@@ -188,6 +189,7 @@ def place_order(
         stop_price=stop_price,
         time_in_force=time_in_force,
         client_order_id=client_order_id,
+        placed_via=placed_via,
         created_at=now,
         expires_at=expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )

@@ -57,6 +57,7 @@ def order_insert_sql(*, source: str = "", **values: str) -> str:
         "time_in_force": f"'{Order.TimeInForce.GTC}'",
         "replaces_id": "NULL",
         "replaced_by_id": "NULL",
+        "placed_via": f"'{Order.PlacedVia.API}'",
     }
     return insert_sql(Order, source=source, **{**defaults, **values})
 
@@ -146,6 +147,7 @@ _PLACED_SQL = order_insert_sql(
     created_at="%(at)s",
     updated_at="%(at)s",
     filled_at="%(at)s",
+    placed_via="%(placed_via)s",
 )
 _CASH_SQL = cash_row_insert_sql(
     source="FROM debit, placed",
@@ -223,6 +225,7 @@ def execute_buy_order(*, order: Order, quote: Quote, now: datetime) -> Order:
         "time_in_force": order.time_in_force,
         "price_source": quote.source,
         "at": now,
+        "placed_via": order.placed_via,
     }
     with durable_statement(), connection.cursor() as cursor:
         cursor.execute(MARKET_BUY_SQL, params)

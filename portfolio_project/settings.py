@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "assets",
     "orders",
+    "alpaca_compat",
     # Admin pages that see several apps (the user page with its money): above them all.
     "backoffice",
 ]

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from alpaca_compat import urls as alpaca_urls
 from assets.api import AssetViewSet
 from balances.api import (
     AssetBalanceViewSet,
@@ -43,6 +44,9 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    # Alpaca's paper-trading API (SPEC 12).
+    path("v2/", include(alpaca_urls.trading_urls)),
+    path("v1beta3/crypto/us/", include(alpaca_urls.market_data_urls)),
     path("", RedirectView.as_view(url="/api/v1/", permanent=False)),
     path("api/v1/", include(api_v1)),
     path("api-auth/", include("rest_framework.urls")),

@@ -1,0 +1,206 @@
+"""Our rows in Alpaca's JSON shapes (alpaca-py: alpaca/trading/models.py).
+
+Plain functions building dicts: every field Alpaca sends, named and typed as Alpaca does
+(numbers as strings in the trading API, timestamps RFC 3339 in UTC), with nothing computed
+here that a selector did not already compute.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from alpaca_compat.errors import ALPACA_STATUS
+from alpaca_compat.symbols import asset_uuid, pair_symbol, position_symbol
+from assets.models import Asset
+from balances.selectors import HoldingValue, Portfolio
+from core.money import CENT
+from orders.models import Order
+
+ACCOUNT_NAMESPACE = uuid.UUID("0c7d5a8e-2b1f-5e3a-9a6b-4d8c2f1e7b90")
+CRYPTO = "crypto"
+EXCHANGE = "CRYPTO"
+
+
+def plain(value: Decimal | None) -> str | None:
+    """A quantity or price without exponent or trailing zeros: "0.01", "63389.3", "0"."""
+    if value is None:
+        return None
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
+
+
+def usd(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value.quantize(CENT):.2f}"
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def account_id(user) -> uuid.UUID:
+    return uuid.uuid5(ACCOUNT_NAMESPACE, str(user.pk))
+
+
+def account_number(user) -> str:
+    return f"PA{user.pk:010d}"
+
+
+def order_kind(order: Order) -> str:
+    return "market" if order.order_price is None else "limit"
+
+
+def order_json(order: Order, *, just_placed: bool = False) -> dict:
+    status = ALPACA_STATUS.get(order.status, order.status.lower())
+    if just_placed and order.status == Order.Status.PENDING:
+        status = "accepted"  # SPEC 12: accepted while being placed, new once it rests
+    changed_at = iso(order.updated_at)
+    kind = order_kind(order)
+    side = order.order_type.lower()
+    return {
+        "id": str(order.order_id),
+        # Alpaca always has one; an order placed without one answers to its id.
+        "client_order_id": order.client_order_id or str(order.order_id),
+        "created_at": iso(order.created_at),
+        "updated_at": changed_at,
+        "submitted_at": iso(order.created_at),
+        "filled_at": iso(order.filled_at),
+        "expired_at": changed_at if order.status == Order.Status.EXPIRED else None,
+        "expires_at": iso(order.expires_at),
+        "canceled_at": changed_at if order.status == Order.Status.CANCELLED else None,
+        "failed_at": changed_at if order.status == Order.Status.FAILED else None,
+        "replaced_at": None,
+        "replaced_by": None,
+        "replaces": None,
+        "asset_id": str(asset_uuid(order.asset_id)),
+        "symbol": pair_symbol(order.asset_id),
+        "asset_class": CRYPTO,
+        "notional": None,
+        "qty": plain(order.quantity),
+        "filled_qty": plain(order.quantity) if order.status == Order.Status.COMPLETED else "0",
+        "filled_avg_price": plain(order.executed_price),
+        "order_class": "",
+        "order_type": kind,
+        "type": kind,
+        "side": side,
+        "position_intent": "buy_to_open" if side == "buy" else "sell_to_close",
+        "time_in_force": "gtc",
+        "limit_price": plain(order.order_price),
+        "stop_price": None,
+        "status": status,
+        "extended_hours": False,
+        "legs": None,
+        "trail_percent": None,
+        "trail_price": None,
+        "hwm": None,
+        "subtag": None,
+        "source": None,
+    }
+
+
+def asset_json(asset: Asset) -> dict:
+    step = plain(Decimal(1).scaleb(-asset.quantity_decimals))
+    return {
+        "id": str(asset_uuid(asset.asset_id)),
+        "class": CRYPTO,
+        "exchange": EXCHANGE,
+        "symbol": pair_symbol(asset.asset_id),
+        "name": f"{asset.name} / US Dollar",
+        "status": "active" if asset.is_active else "inactive",
+        "tradable": asset.is_active,
+        "marginable": False,
+        "maintenance_margin_requirement": 100,
+        "shortable": False,
+        "easy_to_borrow": False,
+        "fractionable": True,
+        "attributes": [],
+        "min_order_size": step,
+        "min_trade_increment": step,
+        # What the engine accepts (SPEC 2: prices to 12 decimals), not an exchange's tick.
+        "price_increment": plain(Decimal(1).scaleb(-12)),
+    }
+
+
+def _fraction(numerator: Decimal | None, denominator: Decimal) -> str | None:
+    if numerator is None or not denominator:
+        return None
+    return plain((numerator / denominator).quantize(Decimal("0.0000000001")))
+
+
+def position_json(value: HoldingValue) -> dict:
+    holding = value.holding
+    asset_id = holding.asset_id
+    current = plain(value.current_price)
+    return {
+        "asset_id": str(asset_uuid(asset_id)),
+        "symbol": position_symbol(asset_id),
+        "exchange": EXCHANGE,
+        "asset_class": CRYPTO,
+        "asset_marginable": False,
+        "qty": plain(holding.quantity),
+        "qty_available": plain(holding.quantity - holding.held_quantity),
+        "avg_entry_price": plain(holding.average_purchase_price),
+        "side": "long",
+        "market_value": usd(value.market_value),
+        "cost_basis": usd(value.cost_basis),
+        "unrealized_pl": usd(value.unrealized_pnl),
+        "unrealized_plpc": _fraction(value.unrealized_pnl, value.cost_basis),
+        # Intraday figures need yesterday's price, which nothing records yet: shown against
+        # the entry price, and today's change as 0.
+        "unrealized_intraday_pl": usd(value.unrealized_pnl),
+        "unrealized_intraday_plpc": _fraction(value.unrealized_pnl, value.cost_basis),
+        "current_price": current,
+        "lastday_price": current,
+        "change_today": "0" if current is not None else None,
+    }
+
+
+def account_json(user, portfolio: Portfolio) -> dict:
+    balance = portfolio.usd_balance
+    equity = usd(portfolio.total_portfolio_value)
+    zero = "0"
+    return {
+        "id": str(account_id(user)),
+        "account_number": account_number(user),
+        "status": "ACTIVE",
+        "crypto_status": "ACTIVE",
+        "currency": "USD",
+        "cash": usd(balance.current_balance),
+        "buying_power": usd(balance.available),
+        "regt_buying_power": usd(balance.available),
+        "non_marginable_buying_power": usd(balance.available),
+        "effective_buying_power": usd(balance.available),
+        "options_buying_power": zero,
+        "accrued_fees": zero,
+        "pending_transfer_in": zero,
+        "pending_transfer_out": zero,
+        "portfolio_value": equity,
+        "equity": equity,
+        "last_equity": equity,
+        "long_market_value": usd(portfolio.total_asset_value),
+        "short_market_value": zero,
+        "position_market_value": usd(portfolio.total_asset_value),
+        "initial_margin": zero,
+        "maintenance_margin": zero,
+        "last_maintenance_margin": zero,
+        "sma": zero,
+        "multiplier": "1",
+        "shorting_enabled": False,
+        "pattern_day_trader": False,
+        "trading_blocked": False,
+        "transfers_blocked": False,
+        "account_blocked": False,
+        "trade_suspended_by_user": False,
+        "created_at": iso(user.date_joined),
+        "daytrade_count": 0,
+        "balance_asof": iso(balance.updated_at)[:10] if balance.updated_at else None,
+        "options_approved_level": 0,
+        "options_trading_level": 0,
+        "crypto_tier": 1,
+        "admin_configurations": {},
+        "user_configurations": None,
+    }

@@ -1,0 +1,51 @@
+"""Alpaca's names for our assets: ``BTC/USD`` symbols and a stable UUID per asset.
+
+Alpaca writes a crypto pair ``BTC/USD`` in orders, assets and market data and ``BTCUSD`` in
+positions; programs send either, or the asset's UUID. Every asset here is priced in USD, so
+a pair is its asset id with ``/USD``. The UUID is derived from the asset id (uuid5), so it is
+the same on every server and after every re-seed, and needs no column.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from assets.models import Asset
+
+# A fixed namespace: changing it would change every asset's id that programs may have stored.
+ASSET_NAMESPACE = uuid.UUID("6f1a3c52-9d0e-5b7a-8c4d-2e9f7a1b3c5d")
+QUOTE_CURRENCY = "USD"
+
+
+def asset_uuid(asset_id: str) -> uuid.UUID:
+    return uuid.uuid5(ASSET_NAMESPACE, asset_id)
+
+
+def pair_symbol(asset_id: str) -> str:
+    """``BTC/USD``: how Alpaca writes a crypto pair in orders, assets and market data."""
+    return f"{asset_id}/{QUOTE_CURRENCY}"
+
+
+def position_symbol(asset_id: str) -> str:
+    """``BTCUSD``: how Alpaca writes a crypto pair in positions and activities."""
+    return f"{asset_id}{QUOTE_CURRENCY}"
+
+
+def asset_id_for(text: str) -> str | None:
+    """Our asset id for ``BTC/USD``, ``BTCUSD`` or the asset's UUID; None when it names no
+    asset priced in USD. The UUID form costs one query (the inventory is a few dozen rows)."""
+    text = text.strip()
+    try:
+        wanted = uuid.UUID(text)
+    except ValueError:
+        pass
+    else:
+        ids = Asset.objects.values_list("asset_id", flat=True)
+        return next((asset_id for asset_id in ids if asset_uuid(asset_id) == wanted), None)
+    upper = text.upper()
+    base, slash, quote = upper.partition("/")
+    if slash:
+        return base if quote == QUOTE_CURRENCY and base.isalnum() else None
+    if upper.endswith(QUOTE_CURRENCY) and len(upper) > len(QUOTE_CURRENCY) and upper.isalnum():
+        return upper[: -len(QUOTE_CURRENCY)]
+    return None

@@ -1,0 +1,452 @@
+"""Alpaca's trading API (``/v2/``) over our services: orders, positions, account, assets,
+clock and activities. Each view parses Alpaca's input, translates it to one service or
+selector call, and renders Alpaca's shape; the rules live in the services."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+
+from django.db.models import Q
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from alpaca_compat import errors, render
+from alpaca_compat.selectors import ACTIVITY_TYPES, FILL, Cursor, get_activities
+from alpaca_compat.symbols import asset_id_for, pair_symbol, position_symbol
+from alpaca_compat.views import AlpacaView, Timestamp, comma_list, resolve_asset
+from assets.models import Asset
+from balances.selectors import calculate_portfolio_value, get_holdings, value_holdings
+from core.api.throttles import OrderPlacementThrottle, UserThrottle
+from core.exceptions import DomainError
+from orders import selectors as order_selectors
+from orders import services as order_services
+from orders.models import Order
+
+OPEN = [Order.Status.PENDING]
+
+
+def _unknown_asset(symbol: str) -> errors.AlpacaError:
+    return errors.AlpacaError(status.HTTP_422_UNPROCESSABLE_ENTITY, errors.INVALID_VALUE, f'asset "{symbol}" not found')
+
+
+# --- Orders ---------------------------------------------------------------------------
+
+
+def _price(**kwargs):
+    return serializers.DecimalField(max_digits=30, decimal_places=12, required=False, allow_null=True, **kwargs)
+
+
+class SubmitOrder(serializers.Serializer):
+    """alpaca-py's OrderRequest fields (alpaca/trading/requests.py)."""
+
+    symbol = serializers.CharField(max_length=64)
+    qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False, allow_null=True)
+    notional = serializers.DecimalField(max_digits=38, decimal_places=18, required=False, allow_null=True)
+    side = serializers.ChoiceField(["buy", "sell"], required=False, allow_null=True)
+    type = serializers.ChoiceField(["market", "limit", "stop", "stop_limit", "trailing_stop"])
+    time_in_force = serializers.ChoiceField(["day", "gtc", "opg", "cls", "ioc", "fok"])
+    limit_price = _price()
+    stop_price = _price()
+    trail_price = _price()
+    trail_percent = _price()
+    extended_hours = serializers.BooleanField(required=False, allow_null=True)
+    client_order_id = serializers.CharField(required=False, allow_null=True, max_length=128)
+    order_class = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    take_profit = serializers.DictField(required=False, allow_null=True)
+    stop_loss = serializers.DictField(required=False, allow_null=True)
+    legs = serializers.ListField(required=False, allow_null=True)
+    position_intent = serializers.ChoiceField(
+        ["buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"], required=False, allow_null=True
+    )
+    subtag = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    source = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+
+def _refuse_unsupported(data: dict) -> None:
+    """What Alpaca offers and this service does not is refused (422), never turned into a
+    different order."""
+    order_class = data.get("order_class") or "simple"
+    if order_class != "simple" or data.get("take_profit") or data.get("stop_loss") or data.get("legs"):
+        raise errors.unsupported(f"order_class {order_class} is not supported: only simple crypto orders are")
+    if data["type"] == "trailing_stop" or data.get("trail_price") is not None or data.get("trail_percent") is not None:
+        raise errors.unsupported("trailing stop orders are not supported")
+    if data.get("extended_hours"):
+        raise errors.unsupported("extended hours orders are not supported for crypto")
+    if data.get("position_intent") in ("sell_to_open", "buy_to_close"):
+        raise errors.unsupported("short selling is not supported")
+    if data["time_in_force"] not in ("gtc", "ioc", "fok"):
+        raise errors.invalid("invalid crypto time_in_force")
+    if data["time_in_force"] != "gtc":
+        raise errors.unsupported(f"time_in_force {data['time_in_force']} is not supported yet")
+    if data["type"] in ("stop", "stop_limit"):
+        raise errors.unsupported(f"{data['type']} orders are not supported yet")
+    if data.get("notional") is not None:
+        raise errors.unsupported("notional orders are not supported yet")
+
+
+def _place_kwargs(data: dict) -> dict:
+    """place_order's arguments for an Alpaca order request."""
+    _refuse_unsupported(data)
+    if data.get("side") is None:
+        raise errors.invalid("side is required")
+    if data.get("qty") is None:
+        raise errors.invalid("qty or notional is required")
+    kind = data["type"]
+    if kind == "limit" and data.get("limit_price") is None:
+        raise errors.invalid("limit_price is required for limit orders")
+    if kind == "market" and (data.get("limit_price") is not None or data.get("stop_price") is not None):
+        raise errors.invalid("market orders take no limit_price or stop_price")
+    client_order_id = data.get("client_order_id") or None
+    if client_order_id is not None and len(client_order_id) > 64:
+        raise errors.invalid("client_order_id must be at most 64 characters")
+    asset = resolve_asset(data["symbol"], missing=_unknown_asset)
+    return {
+        "asset_id": asset.asset_id,
+        "order_type": Order.Type.BUY if data["side"] == "buy" else Order.Type.SELL,
+        "quantity": data["qty"],
+        "order_price": data.get("limit_price") if kind == "limit" else None,
+        "client_order_id": client_order_id,
+        "placed_via": Order.PlacedVia.ALPACA,
+    }
+
+
+class ListOrders(serializers.Serializer):
+    status = serializers.ChoiceField(["open", "closed", "all"], required=False, default="open")
+    limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=50)
+    after = Timestamp(required=False)
+    until = Timestamp(required=False)
+    direction = serializers.ChoiceField(["asc", "desc"], required=False, default="desc")
+    symbols = serializers.CharField(required=False)
+    side = serializers.ChoiceField(["buy", "sell"], required=False)
+    nested = serializers.BooleanField(required=False)
+
+
+class OrdersView(AlpacaView):
+    throttle_classes = [UserThrottle, OrderPlacementThrottle]
+    throttle_scope = "orders"
+
+    def post(self, request):
+        kwargs = _place_kwargs(self.parse(SubmitOrder, request.data))
+        self.asset_id = kwargs["asset_id"]  # names the currency in insufficient-balance messages
+        placed = order_services.place_order(user=request.user, **kwargs)
+        return Response(render.order_json(placed.order, just_placed=placed.created))
+
+    def get(self, request):
+        params = self.query(ListOrders)
+        orders = order_selectors.get_orders_by_user(user=request.user)
+        if params["status"] == "open":
+            orders = orders.filter(status__in=OPEN)
+        elif params["status"] == "closed":
+            orders = orders.exclude(status__in=OPEN)
+        if "after" in params:
+            orders = orders.filter(created_at__gt=params["after"])
+        if "until" in params:
+            orders = orders.filter(created_at__lt=params["until"])
+        if "symbols" in params:
+            asset_ids = [asset_id_for(symbol) for symbol in comma_list(params["symbols"])]
+            orders = orders.filter(asset_id__in=[asset_id for asset_id in asset_ids if asset_id])
+        if "side" in params:
+            orders = orders.filter(order_type=params["side"].upper())
+        ordering = ("created_at", "order_id") if params["direction"] == "asc" else ("-created_at", "-order_id")
+        orders = orders.order_by(*ordering)[: params["limit"]]
+        return Response([render.order_json(order) for order in orders])
+
+    def delete(self, request):
+        """Cancel every open order: 207 with one answer per order, as Alpaca."""
+        results = []
+        pending = order_selectors.get_orders_by_user(user=request.user).filter(status__in=OPEN).order_by("created_at")
+        for order in pending:
+            try:
+                cancelled = order_services.cancel_order(order=order)
+            except DomainError as error:
+                http_status, body = errors.domain_answer(error)
+                results.append({"id": str(order.order_id), "status": http_status, "body": body})
+            else:
+                results.append({"id": str(order.order_id), "status": 200, "body": render.order_json(cancelled)})
+        return Response(results, status=status.HTTP_207_MULTI_STATUS)
+
+
+class OrderView(AlpacaView):
+    def order(self, order_id: str) -> Order:
+        order = order_selectors.get_order_for_user(user=self.request.user, order_id=order_id)
+        if order is None or order.user_id != self.request.user.pk:
+            raise errors.not_found("order not found")
+        return order
+
+    def get(self, request, order_id):
+        return Response(render.order_json(self.order(order_id)))
+
+    def patch(self, request, order_id):
+        self.order(order_id)
+        raise errors.unsupported("replacing orders is not supported yet")
+
+    def delete(self, request, order_id):
+        order_services.cancel_order(order=self.order(order_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ByClientOrderId(serializers.Serializer):
+    client_order_id = serializers.CharField(max_length=128)
+    nested = serializers.BooleanField(required=False)
+
+
+class OrderByClientIdView(AlpacaView):
+    def get(self, request):
+        client_order_id = self.query(ByClientOrderId)["client_order_id"]
+        # An order placed without a client_order_id answers to its own id (render.order_json).
+        match = Q(client_order_id=client_order_id)
+        if _is_uuid(client_order_id):
+            match |= Q(client_order_id__isnull=True, order_id=client_order_id)
+        order = order_selectors.get_orders_by_user(user=request.user).filter(match).first()
+        if order is None:
+            raise errors.not_found("order not found")
+        return Response(render.order_json(order))
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- Positions ------------------------------------------------------------------------
+
+
+def _position_missing(symbol: str) -> errors.AlpacaError:
+    return errors.not_found("position does not exist")
+
+
+class ClosePosition(serializers.Serializer):
+    qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False, min_value=Decimal(0))
+    percentage = serializers.DecimalField(
+        max_digits=9, decimal_places=6, required=False, min_value=Decimal(0), max_value=Decimal(100)
+    )
+
+    def validate(self, attrs):
+        if "qty" in attrs and "percentage" in attrs:
+            raise serializers.ValidationError("only one of qty or percentage may be given")
+        return attrs
+
+
+def _close(user, holding, *, qty: Decimal | None = None, percentage: Decimal | None = None) -> Order:
+    """A market SELL of the position's available quantity (or a part of it)."""
+    available = holding.quantity - holding.held_quantity
+    if qty is None:
+        qty = available
+        if percentage is not None:
+            step = Decimal(1).scaleb(-holding.asset.quantity_decimals)
+            qty = (available * percentage / 100).quantize(step, rounding=ROUND_DOWN)
+    if qty <= 0:
+        raise errors.AlpacaError(
+            status.HTTP_403_FORBIDDEN,
+            errors.FORBIDDEN,
+            f"insufficient qty available for order (requested: {render.plain(qty)}, available: "
+            f"{render.plain(available)})",
+        )
+    placed = order_services.place_order(
+        user=user,
+        asset_id=holding.asset_id,
+        order_type=Order.Type.SELL,
+        quantity=qty,
+        placed_via=Order.PlacedVia.ALPACA,
+    )
+    return placed.order
+
+
+class PositionsView(AlpacaView):
+    def get(self, request):
+        return Response([render.position_json(value) for value in value_holdings(get_holdings(user=request.user))])
+
+    def delete(self, request):
+        """Close every position (cancelling open orders first when asked): 207, one answer each."""
+        cancel_orders = request.query_params.get("cancel_orders", "").lower() == "true"
+        if cancel_orders:
+            pending = order_selectors.get_orders_by_user(user=request.user).filter(status__in=OPEN)
+            for order in pending.order_by("created_at"):
+                # One filled meanwhile is no longer open: its position is closed below with the rest.
+                with suppress(DomainError):
+                    order_services.cancel_order(order=order)
+        results = []
+        for holding in get_holdings(user=request.user):
+            symbol = position_symbol(holding.asset_id)
+            try:
+                order = _close(request.user, holding)
+            except errors.AlpacaError as error:
+                results.append(
+                    {"symbol": symbol, "status": error.http_status, "body": errors.body(error.code, error.message)}
+                )
+            except DomainError as error:
+                http_status, body = errors.domain_answer(error, asset_id=holding.asset_id)
+                results.append({"symbol": symbol, "status": http_status, "body": body})
+            else:
+                results.append(
+                    {"symbol": symbol, "order_id": str(order.order_id), "status": 200, "body": render.order_json(order)}
+                )
+        return Response(results, status=status.HTTP_207_MULTI_STATUS)
+
+
+class PositionView(AlpacaView):
+    def holding(self, symbol: str):
+        asset = resolve_asset(symbol, missing=_position_missing)
+        self.asset_id = asset.asset_id  # names the currency in insufficient-balance messages
+        holdings = get_holdings(user=self.request.user, asset_id=asset.asset_id)
+        if not holdings:
+            raise _position_missing(symbol)
+        return holdings[0]
+
+    def get(self, request, symbol):
+        return Response(render.position_json(value_holdings([self.holding(symbol)])[0]))
+
+    def delete(self, request, symbol):
+        holding = self.holding(symbol)
+        params = self.query(ClosePosition)
+        order = _close(request.user, holding, qty=params.get("qty"), percentage=params.get("percentage"))
+        return Response(render.order_json(order, just_placed=True))
+
+
+# --- Account, assets, clock -----------------------------------------------------------
+
+
+class AccountView(AlpacaView):
+    def get(self, request):
+        return Response(render.account_json(request.user, calculate_portfolio_value(user=request.user)))
+
+
+class ListAssets(serializers.Serializer):
+    status = serializers.ChoiceField(["active", "inactive"], required=False)
+    asset_class = serializers.CharField(required=False)
+    exchange = serializers.CharField(required=False)
+    attributes = serializers.CharField(required=False, allow_blank=True)
+
+
+class AssetsView(AlpacaView):
+    def get(self, request):
+        params = self.query(ListAssets)
+        if params.get("asset_class", render.CRYPTO) != render.CRYPTO:
+            return Response([])
+        if params.get("exchange", render.EXCHANGE) != render.EXCHANGE:
+            return Response([])
+        assets = Asset.objects.order_by("asset_id")
+        if "status" in params:
+            assets = assets.filter(is_active=params["status"] == "active")
+        return Response([render.asset_json(asset) for asset in assets])
+
+
+class AssetView(AlpacaView):
+    def get(self, request, symbol):
+        asset = resolve_asset(symbol, missing=lambda text: errors.not_found(f"asset not found for {text}"))
+        return Response(render.asset_json(asset))
+
+
+class ClockView(AlpacaView):
+    """Crypto trades around the clock: always open. The next "close" and "open" are the daily
+    bar's turn at midnight UTC, the same instant, so a program that waits for the open never waits."""
+
+    def get(self, request):
+        now = datetime.now(UTC)
+        midnight = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        return Response(
+            {
+                "timestamp": render.iso(now),
+                "is_open": True,
+                "next_open": render.iso(midnight),
+                "next_close": render.iso(midnight),
+            }
+        )
+
+
+# --- Activities -----------------------------------------------------------------------
+
+
+class ListActivities(serializers.Serializer):
+    activity_types = serializers.CharField(required=False)
+    activity_type = serializers.CharField(required=False)
+    category = serializers.ChoiceField(["trade_activity", "non_trade_activity"], required=False)
+    date = serializers.DateField(required=False)
+    after = Timestamp(required=False)
+    until = Timestamp(required=False)
+    direction = serializers.ChoiceField(["asc", "desc"], required=False, default="desc")
+    page_size = serializers.IntegerField(min_value=1, max_value=100, required=False, default=100)
+    page_token = serializers.CharField(required=False)
+
+
+def _cursor(token: str) -> Cursor:
+    stamp, _, row = token.partition("::")
+    try:
+        at = datetime.strptime(stamp, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC)
+        ledger, _, pk = row.partition("-")
+        if ledger not in ("c", "f"):
+            raise ValueError(ledger)
+        return Cursor(at, ledger, int(pk))
+    except ValueError:
+        raise errors.invalid("invalid page_token")
+
+
+def _activity_id(cursor: Cursor) -> str:
+    # Alpaca's ids are "<time>::<id>"; ours carry the ledger and row, which is the page token.
+    return f"{cursor.at.astimezone(UTC):%Y%m%d%H%M%S%f}::{cursor.ledger}-{cursor.pk}"
+
+
+def activity_json(user, activity) -> dict:
+    row = activity.row
+    base = {
+        "id": _activity_id(activity.cursor),
+        "account_id": str(render.account_id(user)),
+        "activity_type": activity.activity_type,
+    }
+    if activity.activity_type == FILL:
+        qty = render.plain(row.quantity)
+        return {
+            **base,
+            "transaction_time": render.iso(row.created_at),
+            "type": "fill",
+            "price": render.plain(row.price_per_unit),
+            "qty": qty,
+            "side": row.transaction_type.lower(),
+            "symbol": pair_symbol(row.asset_id),
+            "leaves_qty": "0",
+            "order_id": str(row.order_id),
+            "cum_qty": qty,
+            "order_status": "filled",
+        }
+    return {
+        **base,
+        "date": row.created_at.astimezone(UTC).date().isoformat(),
+        "net_amount": render.usd(row.amount),
+        "description": row.note,
+        "status": "executed",
+    }
+
+
+class ActivitiesView(AlpacaView):
+    def get(self, request, activity_type: str | None = None):
+        params = self.query(ListActivities)
+        kinds = (
+            [activity_type]
+            if activity_type
+            else comma_list(params.get("activity_types") or params.get("activity_type") or "")
+        )
+        kinds = [kind.upper() for kind in kinds] or list(ACTIVITY_TYPES)
+        if params.get("category") == "trade_activity":
+            kinds = [kind for kind in kinds if kind == FILL]
+        elif params.get("category") == "non_trade_activity":
+            kinds = [kind for kind in kinds if kind != FILL]
+        after, until = params.get("after"), params.get("until")
+        if "date" in params:
+            day = datetime.combine(params["date"], datetime.min.time(), tzinfo=UTC)
+            after, until = day - timedelta(microseconds=1), day + timedelta(days=1) - timedelta(microseconds=1)
+        activities = get_activities(
+            user=request.user,
+            activity_types=kinds,
+            after=after,
+            until=until,
+            descending=params["direction"] == "desc",
+            page_size=params["page_size"],
+            cursor=_cursor(params["page_token"]) if "page_token" in params else None,
+        )
+        return Response([activity_json(request.user, activity) for activity in activities])

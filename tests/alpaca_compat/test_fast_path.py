@@ -1,0 +1,52 @@
+"""A /v2 market buy is the same one-statement fill as an /api/v1 one: same queries, same row."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from orders.models import Order
+from tests.api_helpers import set_price
+
+
+def _queries(send) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = send()
+    assert response.status_code in (200, 201), response.content
+    # The test runs in a transaction, so the statement's own transaction is a savepoint here.
+    return [query["sql"] for query in captured.captured_queries if "SAVEPOINT" not in query["sql"]]
+
+
+def test_a_v2_market_buy_runs_the_same_queries_as_an_api_v1_one(user, btc):
+    # given: both clients authenticated, the price cached and the asset read once
+    set_price("BTC", "50000")
+    token, _ = Token.objects.get_or_create(user=user)
+    v1 = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
+    v2 = APIClient(HTTP_APCA_API_KEY_ID=user.username, HTTP_APCA_API_SECRET_KEY=token.key)
+    v1.post("/api/v1/orders/", {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.001"}, format="json")
+
+    # when
+    v1_queries = _queries(
+        lambda: v1.post("/api/v1/orders/", {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.001"}, format="json")
+    )
+    v2_queries = _queries(
+        lambda: v2.post(
+            "/v2/orders",
+            {"symbol": "BTC/USD", "qty": 0.001, "side": "buy", "type": "market", "time_in_force": "gtc"},
+            format="json",
+        )
+    )
+
+    # then: authentication, then the single statement that locks, debits, fills and writes the ledgers
+    assert len(v2_queries) == len(v1_queries) == 2
+    assert v2_queries[1].startswith("\nWITH debit AS (")
+    assert v1_queries[1].startswith("\nWITH debit AS (")
+    assert list(Order.objects.values_list("placed_via", "total_amount").order_by("created_at")) == [
+        ("api", Decimal("50.00")),
+        ("api", Decimal("50.00")),
+        ("alpaca", Decimal("50.00")),
+    ]
