@@ -23,7 +23,6 @@ from core.exceptions import (
     InsufficientAsset,
     InsufficientFunds,
     InvalidRequest,
-    ObjectNotFound,
     OrderNotCancellable,
     PriceUnavailable,
 )
@@ -102,7 +101,7 @@ def domain_answer(error: DomainError, *, asset_id: str | None = None) -> tuple[i
         return status.HTTP_422_UNPROCESSABLE_ENTITY, body(INVALID_VALUE, "client_order_id must be unique")
     if isinstance(error, Conflict):
         return status.HTTP_422_UNPROCESSABLE_ENTITY, body(UNPROCESSABLE, error.message)
-    if isinstance(error, ObjectNotFound):
+    if code == "not_found":
         return status.HTTP_404_NOT_FOUND, body(NOT_FOUND, error.message)
     if isinstance(error, InvalidRequest):
         return status.HTTP_422_UNPROCESSABLE_ENTITY, body(INVALID, error.message)

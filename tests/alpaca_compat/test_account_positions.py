@@ -123,9 +123,7 @@ def test_close_all_positions_cancels_open_orders_first(trading, user, btc, eth, 
     set_price("ETH", "2500")
     _buy(trading, "BTC/USD", 0.1)
     _buy(trading, "ETH/USD", 2)
-    trading.submit_order(
-        LimitOrderRequest(symbol="ETH/USD", qty=1, side="sell", time_in_force="gtc", limit_price=3000)
-    )
+    trading.submit_order(LimitOrderRequest(symbol="ETH/USD", qty=1, side="sell", time_in_force="gtc", limit_price=3000))
 
     # when
     answers = trading.close_all_positions(cancel_orders=True)
