@@ -17,7 +17,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from assets.prices import Quote, store_quotes
-from balances.selectors import reconcile_ledger
+from orders.selectors import reconcile_ledger
 
 
 @pytest.fixture(autouse=True)
