@@ -10,7 +10,6 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Order
-from tests.api_helpers import set_price
 
 
 def _queries(send) -> list[str]:
@@ -21,7 +20,7 @@ def _queries(send) -> list[str]:
     return [query["sql"] for query in captured.captured_queries if "SAVEPOINT" not in query["sql"]]
 
 
-def test_a_v2_market_buy_runs_the_same_queries_as_an_api_v1_one(user, btc):
+def test_a_v2_market_buy_runs_the_same_queries_as_an_api_v1_one(user, btc, set_price):
     # given: both clients authenticated, the price cached and the asset read once
     set_price("BTC", "50000")
     token, _ = Token.objects.get_or_create(user=user)
