@@ -43,3 +43,9 @@ class AlpacaKeyAuthentication(BaseAuthentication):
     def authenticate_header(self, request) -> str:
         # Any value makes DRF answer 401 (not 403) to a request without credentials.
         return "APCA-API-KEY-ID"
+
+
+def demo_key_pair(user) -> tuple[str, str]:
+    """The key id and secret ``user`` gives alpaca-py (the demo command writes them out)."""
+    token, _ = Token.objects.get_or_create(user=user)
+    return user.get_username(), token.key

@@ -15,6 +15,8 @@ fi
 $PY manage.py migrate --no-input -v 0
 $PY manage.py seed_assets
 $PY manage.py ensure_admin
+# A key for Alpaca's SDK (examples/alpaca_bot.py reads it): SPEC 12.
+alpaca_key=$($PY manage.py alpaca_demo_key)
 
 pids=()
 cleanup() {
@@ -40,6 +42,7 @@ cat <<MSG
   Admin:    http://127.0.0.1:${PORT}/admin/
   Health:   http://127.0.0.1:${PORT}/api/v1/health/
   $(cat .data/admin-login.txt)
+  Alpaca:   http://127.0.0.1:${PORT}/v2/ (${alpaca_key#Alpaca:   }); try examples/alpaca_bot.py
 
   Ctrl-C stops the server and the order processor.
 MSG

@@ -1,0 +1,40 @@
+"""``python manage.py alpaca_demo_key``: a paper-trading user and the key pair a program gives
+alpaca-py, so ``examples/alpaca_bot.py`` runs against ``make run`` with nothing to set up.
+
+The user (``alpaca_demo`` by default) is created once, funded like every new user; its key
+pair is written to ``.data/alpaca-demo.env`` (owner-only) in the environment variables the
+example reads, and printed. Later runs reuse both.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
+
+from alpaca_compat.auth import demo_key_pair
+from balances.services import register_user
+
+ENV_FILE = Path(settings.BASE_DIR) / ".data" / "alpaca-demo.env"
+
+
+class Command(BaseCommand):
+    help = "Create a demo user and its Alpaca key pair (once) and write them to .data/alpaca-demo.env."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default="alpaca_demo")
+
+    def handle(self, *args, username: str, **options):
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            user, _ = register_user(username=username, password=secrets.token_urlsafe(16))
+        Token.objects.get_or_create(user=user)
+        key_id, secret = demo_key_pair(user)
+        ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
+        ENV_FILE.write_text(f"APCA_API_KEY_ID={key_id}\nAPCA_API_SECRET_KEY={secret}\n")
+        ENV_FILE.chmod(0o600)
+        self.stdout.write(f"Alpaca:   key {key_id} (secret in {ENV_FILE})")

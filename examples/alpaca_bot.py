@@ -1,0 +1,123 @@
+"""Buy the dip, take profit: a small BTC/USD trading bot written only against alpaca-py.
+
+Nothing in it knows about this service: pointed at Alpaca's paper trading
+(APCA_API_BASE_URL=https://paper-api.alpaca.markets, with your Alpaca keys) it trades there.
+Out of the box it trades against `make run` on http://127.0.0.1:8000 with the demo key that
+`make run` writes to .data/alpaca-demo.env.
+
+    .venv/bin/python examples/alpaca_bot.py            # runs for BOT_SECONDS (60), then tidies up
+
+The strategy: watch the last price; when it falls BOT_DIP_PCT below the recent high, buy
+BOT_BUDGET_USD of BTC at the market and rest a limit sell BOT_TAKE_PROFIT_PCT above the
+entry (the server's order processor fills it when the market gets there). If the price
+instead falls BOT_STOP_LOSS_PCT below the entry, cancel the take-profit and sell. At the end
+it cancels what is open and closes the position, so every trade shows in the ledger.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import deque
+from decimal import ROUND_DOWN, Decimal
+from pathlib import Path
+
+from alpaca.common.exceptions import APIError
+from alpaca.data.historical import CryptoHistoricalDataClient
+from alpaca.data.requests import CryptoLatestQuoteRequest
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
+from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest
+
+SYMBOL = os.environ.get("BOT_SYMBOL", "BTC/USD")
+BUDGET = Decimal(os.environ.get("BOT_BUDGET_USD", "100"))
+DIP = Decimal(os.environ.get("BOT_DIP_PCT", "0.05")) / 100
+TAKE_PROFIT = Decimal(os.environ.get("BOT_TAKE_PROFIT_PCT", "0.05")) / 100
+STOP_LOSS = Decimal(os.environ.get("BOT_STOP_LOSS_PCT", "0.5")) / 100
+SECONDS = float(os.environ.get("BOT_SECONDS", "60"))
+INTERVAL = float(os.environ.get("BOT_INTERVAL", "2"))
+DEMO_ENV = Path(__file__).resolve().parent.parent / ".data" / "alpaca-demo.env"
+
+
+def settings() -> tuple[str, str, str]:
+    """Base URL and keys from the environment; for `make run`, the demo key it wrote."""
+    values = dict(os.environ)
+    if "APCA_API_KEY_ID" not in values and DEMO_ENV.exists():
+        pairs = (line.split("=", 1) for line in DEMO_ENV.read_text().splitlines() if "=" in line)
+        values.update(dict(pairs))
+    if "APCA_API_KEY_ID" not in values:
+        sys.exit("Set APCA_API_KEY_ID and APCA_API_SECRET_KEY, or start `make run` (it writes a demo key).")
+    return (
+        values.get("APCA_API_BASE_URL", "http://127.0.0.1:8000"),
+        values["APCA_API_KEY_ID"],
+        values["APCA_API_SECRET_KEY"],
+    )
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def main() -> None:
+    base_url, key_id, secret = settings()
+    trading = TradingClient(key_id, secret, paper=True, url_override=base_url)
+    data = CryptoHistoricalDataClient(key_id, secret, url_override=base_url)
+
+    asset = trading.get_asset(SYMBOL)
+    step = Decimal(str(asset.min_trade_increment))
+    account = trading.get_account()
+    log(f"{SYMBOL}: cash {account.cash}, buying power {account.buying_power}, equity {account.equity}")
+
+    recent = deque(maxlen=10)
+    entry: Decimal | None = None
+    take_profit_id = None
+    deadline = time.monotonic() + SECONDS if SECONDS > 0 else float("inf")
+    try:
+        while time.monotonic() < deadline:
+            quote = data.get_crypto_latest_quote(CryptoLatestQuoteRequest(symbol_or_symbols=SYMBOL))[SYMBOL]
+            price = Decimal(str(quote.ask_price))
+            recent.append(price)
+            if entry is not None and take_profit_id is not None:
+                order = trading.get_order_by_id(take_profit_id)
+                if order.status == OrderStatus.FILLED:
+                    log(f"take-profit filled at {order.filled_avg_price} (entry {entry})")
+                    entry = take_profit_id = None
+                elif price <= entry * (1 - STOP_LOSS):
+                    trading.cancel_order_by_id(take_profit_id)
+                    sold = trading.close_position(SYMBOL)
+                    log(f"stop-loss: sold {sold.qty} at {sold.filled_avg_price} (entry {entry})")
+                    entry = take_profit_id = None
+            elif entry is None and price <= max(recent) * (1 - DIP):
+                qty = (BUDGET / price).quantize(step, rounding=ROUND_DOWN)
+                bought = trading.submit_order(
+                    MarketOrderRequest(symbol=SYMBOL, qty=float(qty), side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
+                )
+                entry = Decimal(bought.filled_avg_price)
+                target = (entry * (1 + TAKE_PROFIT)).quantize(Decimal("0.01"))
+                resting = trading.submit_order(
+                    LimitOrderRequest(
+                        symbol=SYMBOL,
+                        qty=float(qty),
+                        side=OrderSide.SELL,
+                        time_in_force=TimeInForce.GTC,
+                        limit_price=float(target),
+                    )
+                )
+                take_profit_id = resting.id
+                log(f"dip: bought {bought.qty} at {entry}; take-profit at {target} ({resting.status.value})")
+            time.sleep(INTERVAL)
+    except KeyboardInterrupt:
+        log("interrupted")
+    except APIError as error:
+        log(f"the API refused: {error.status_code} {error.code} {error.message}")
+    finally:
+        closed = trading.close_all_positions(cancel_orders=True)
+        for answer in closed:
+            log(f"closed {answer.symbol}: {answer.status}")
+        account = trading.get_account()
+        log(f"done: cash {account.cash}, equity {account.equity}")
+
+
+if __name__ == "__main__":
+    main()
