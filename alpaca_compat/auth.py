@@ -45,7 +45,7 @@ class AlpacaKeyAuthentication(BaseAuthentication):
         return "APCA-API-KEY-ID"
 
 
-def demo_key_pair(user) -> tuple[str, str]:
-    """The key id and secret ``user`` gives alpaca-py (the demo command writes them out)."""
+def key_pair_for(user) -> tuple[str, str]:
+    """A key id and secret ``user`` gives alpaca-py (the demo command and the bench use it)."""
     token, _ = Token.objects.get_or_create(user=user)
     return user.get_username(), token.key

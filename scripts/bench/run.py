@@ -97,6 +97,14 @@ PHASES = set(os.environ.get("BENCH_PHASES", "portfolio,history,orders,fills").sp
 ORDER_ASSET = "BTC"
 ORDER_QTY = Decimal("0.0001")
 ORDER_BODY = json.dumps({"asset_id": ORDER_ASSET, "order_type": "BUY", "quantity": str(ORDER_QTY)})
+# The same market order through Alpaca's API (SPEC 12), measured beside /api/v1 in the same runs.
+ALPACA_WRK_ENV = {
+    "BENCH_PATH": "/v2/orders",
+    "BENCH_AUTH": "alpaca",
+    "BENCH_BODY": json.dumps(
+        {"symbol": f"{ORDER_ASSET}/USD", "qty": str(ORDER_QTY), "side": "buy", "type": "market", "time_in_force": "gtc"}
+    ),
+}
 PGBENCH_PRICE = Decimal("65000")  # ~ the simulated BTC price; the cost is what matters
 FILL_ASSET = "BENCHX"  # a bench-only asset: its resting orders cross a price we set
 THROTTLE_RATE = "100000000/s"  # per second, so DRF's per-user history list stays short
@@ -307,8 +315,9 @@ def run_wrk(
     connections: int = CONNECTIONS,
     threads: int = WRK_THREADS,
     path: str | None = None,
+    extra_env: dict | None = None,
 ) -> dict:
-    env = dict(os.environ, BENCH_TOKENS=str(tokens_file))
+    env = dict(os.environ, BENCH_TOKENS=str(tokens_file), **(extra_env or {}))
     if path:
         env["BENCH_PATH"] = path
     cmd = [
@@ -440,6 +449,16 @@ def create_users(n: int, prefix: str, *, top_up: Decimal) -> list[tuple[int, str
             deposit(user=user, amount=top_up, client_reference="bench-top-up")
         out.append((user.pk, token.key))
     return out
+
+
+def alpaca_credentials(user_ids: list[int]) -> list[str]:
+    """ "key_id:secret" per user, for the /v2/orders leg."""
+    from django.contrib.auth import get_user_model
+
+    from alpaca_compat.auth import key_pair_for
+
+    users = get_user_model().objects.filter(pk__in=user_ids).order_by("pk")
+    return [":".join(key_pair_for(user)) for user in users]
 
 
 def write_tokens(tokens: list[str], name: str) -> Path:
@@ -772,7 +791,12 @@ def phase_orders(srv: dict, users: list[tuple[int, str]], redis_ok: bool) -> dic
 
     anchors = {"service": service_sql, "lean": LEAN_SCRIPT}
     cases = {"random": (all_tokens, lo, hi), "hot": (hot_tokens, hot_uid, hot_uid)}
-    runs = {f"{kind}_{case}": [] for case in cases for kind in ("wrk", "service", "lean")}
+    alpaca_keys = alpaca_credentials(ids)
+    alpaca_files = {
+        "random": write_tokens(alpaca_keys, "alpaca-users.txt"),
+        "hot": write_tokens(alpaca_keys[:1], "alpaca-hot.txt"),
+    }
+    runs = {f"{kind}_{case}": [] for case in cases for kind in ("wrk", "wrk_alpaca", "service", "lean")}
     profile = None
     flush_redis(redis_ok)
     with Gunicorn(parse_config(best["config"]), caches[best["cache"]]) as server:
@@ -782,12 +806,16 @@ def phase_orders(srv: dict, users: list[tuple[int, str]], redis_ok: bool) -> dic
             # Alternating, so that drift of the machine (other load, autovacuum) hits all alike.
             for case, (tokens, minuid, maxuid) in cases.items():
                 runs[f"wrk_{case}"].append(run_wrk("orders.lua", tokens, duration=DURATION))
+                runs[f"wrk_alpaca_{case}"].append(
+                    run_wrk("orders.lua", alpaca_files[case], duration=DURATION, extra_env=ALPACA_WRK_ENV)
+                )
                 for kind, script in anchors.items():
                     runs[f"{kind}_{case}"].append(
                         run_pgbench(srv, script, minuid=minuid, maxuid=maxuid, duration=DURATION)
                     )
                 log(
-                    f"  run {i + 1} {case}: wrk {runs[f'wrk_{case}'][-1]['rps']:.1f}/s, pgbench service "
+                    f"  run {i + 1} {case}: wrk {runs[f'wrk_{case}'][-1]['rps']:.1f}/s, "
+                    f"/v2 {runs[f'wrk_alpaca_{case}'][-1]['rps']:.1f}/s, pgbench service "
                     f"{runs[f'service_{case}'][-1]['tps']:.1f} tps, "
                     f"pgbench lean {runs[f'lean_{case}'][-1]['tps']:.1f} tps"
                 )
@@ -809,6 +837,8 @@ def phase_orders(srv: dict, users: list[tuple[int, str]], redis_ok: bool) -> dic
     out = {"sweep": sweep, "best": {"config": best["config"], "cache": best["cache"]}, "profile": profile}
     out.update({kind: summary(kind) for kind in runs})
     for case in cases:
+        # /v2/orders against /api/v1/orders/: the same order through Alpaca's API (issue 12: within 10%).
+        out[f"ratio_{case}_alpaca_v1"] = out[f"wrk_alpaca_{case}"]["per_s"] / out[f"wrk_{case}"]["per_s"]
         for anchor in anchors:
             # Ratio of medians, and the median of per-run ratios (each wrk run with the pgbench after it).
             out[f"ratio_{case}_{anchor}"] = out[f"wrk_{case}"]["per_s"] / out[f"{anchor}_{case}"]["per_s"]
@@ -1066,6 +1096,15 @@ def render_markdown(res: dict) -> str:
                 f"| {case} users | {fmt(w['per_s'])} | {fmt(w['p50_ms'], 2)} | {fmt(w['p99_ms'], 2)} | "
                 f"{w['errors'] + sv['errors'] + ln['errors']} | {fmt(sv['per_s'])} | {fmt(ln['per_s'])} | "
                 f"{o[f'ratio_{case}_service']:.2f} | {o[f'ratio_{case}_lean']:.2f} |"
+            )
+        L.append("\nThe same market order through Alpaca's `/v2/orders` (SPEC 12), in the same alternating runs:\n")
+        L.append("| case | /api/v1 orders/s | /v2 orders/s | /v2 p50 ms | /v2 p99 ms | /v2 errors | /v2 / v1 |")
+        L.append("|---|---|---|---|---|---|---|")
+        for case in ("random", "hot"):
+            w, a = o[f"wrk_{case}"], o[f"wrk_alpaca_{case}"]
+            L.append(
+                f"| {case} users | {fmt(w['per_s'])} | {fmt(a['per_s'])} | {fmt(a['p50_ms'], 2)} | "
+                f"{fmt(a['p99_ms'], 2)} | {a['errors']} | {o[f'ratio_{case}_alpaca_v1']:.2f} |"
             )
         L.append(
             "\nPer-run values (orders/s or tps): "

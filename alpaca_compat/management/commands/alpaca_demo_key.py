@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from rest_framework.authtoken.models import Token
 
-from alpaca_compat.auth import demo_key_pair
+from alpaca_compat.auth import key_pair_for
 from balances.services import register_user
 
 ENV_FILE = Path(settings.BASE_DIR) / ".data" / "alpaca-demo.env"
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         if user is None:
             user, _ = register_user(username=username, password=secrets.token_urlsafe(16))
         Token.objects.get_or_create(user=user)
-        key_id, secret = demo_key_pair(user)
+        key_id, secret = key_pair_for(user)
         ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
         ENV_FILE.write_text(f"APCA_API_KEY_ID={key_id}\nAPCA_API_SECRET_KEY={secret}\n")
         ENV_FILE.chmod(0o600)
