@@ -23,7 +23,6 @@ from core.exceptions import (
     InsufficientAsset,
     InsufficientFunds,
     InvalidRequest,
-    OrderNotCancellable,
     PriceUnavailable,
 )
 
@@ -93,7 +92,7 @@ def domain_answer(error: DomainError, *, asset_id: str | None = None) -> tuple[i
         return status.HTTP_403_FORBIDDEN, body(FORBIDDEN, _insufficient(error, currency))
     if isinstance(error, PriceUnavailable) or code == PriceUnavailable.code:
         return status.HTTP_503_SERVICE_UNAVAILABLE, body(SERVICE_UNAVAILABLE, error.message)
-    if isinstance(error, OrderNotCancellable):
+    if isinstance(error, Conflict) and "status" in error.details:  # not cancelable, not replaceable
         state = error.details.get("status")
         message = f'order is already in "{ALPACA_STATUS.get(state, state)}" state' if state else error.message
         return status.HTTP_422_UNPROCESSABLE_ENTITY, body(UNPROCESSABLE, message)

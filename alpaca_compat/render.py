@@ -50,16 +50,12 @@ def account_number(user) -> str:
     return f"PA{user.pk:010d}"
 
 
-def order_kind(order: Order) -> str:
-    return "market" if order.order_price is None else "limit"
-
-
 def order_json(order: Order, *, just_placed: bool = False) -> dict:
     status = ALPACA_STATUS.get(order.status, order.status.lower())
     if just_placed and order.status == Order.Status.PENDING:
         status = "accepted"  # SPEC 12: accepted while being placed, new once it rests
     changed_at = iso(order.updated_at)
-    kind = order_kind(order)
+    kind = order.kind
     side = order.order_type.lower()
     return {
         "id": str(order.order_id),
@@ -73,14 +69,15 @@ def order_json(order: Order, *, just_placed: bool = False) -> dict:
         "expires_at": iso(order.expires_at),
         "canceled_at": changed_at if order.status == Order.Status.CANCELLED else None,
         "failed_at": changed_at if order.status == Order.Status.FAILED else None,
-        "replaced_at": None,
-        "replaced_by": None,
-        "replaces": None,
+        "replaced_at": changed_at if order.status == Order.Status.REPLACED else None,
+        "replaced_by": str(order.replaced_by_id) if order.replaced_by_id else None,
+        "replaces": str(order.replaces_id) if order.replaces_id else None,
         "asset_id": str(asset_uuid(order.asset_id)),
         "symbol": pair_symbol(order.asset_id),
         "asset_class": CRYPTO,
-        "notional": None,
-        "qty": plain(order.quantity),
+        # Alpaca leaves qty empty on a notional order until it fills.
+        "notional": usd(order.notional),
+        "qty": None if order.notional is not None and order.status != Order.Status.COMPLETED else plain(order.quantity),
         "filled_qty": plain(order.quantity) if order.status == Order.Status.COMPLETED else "0",
         "filled_avg_price": plain(order.executed_price),
         "order_class": "",
@@ -88,9 +85,9 @@ def order_json(order: Order, *, just_placed: bool = False) -> dict:
         "type": kind,
         "side": side,
         "position_intent": "buy_to_open" if side == "buy" else "sell_to_close",
-        "time_in_force": "gtc",
+        "time_in_force": order.time_in_force,
         "limit_price": plain(order.order_price),
-        "stop_price": None,
+        "stop_price": plain(order.stop_price),
         "status": status,
         "extended_hours": False,
         "legs": None,

@@ -5,9 +5,7 @@ selector call, and renders Alpaca's shape; the rules live in the services."""
 from __future__ import annotations
 
 import uuid
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
 
 from django.db.models import Q
 from rest_framework import serializers, status
@@ -77,14 +75,17 @@ def _refuse_unsupported(data: dict) -> None:
         raise errors.unsupported("extended hours orders are not supported for crypto")
     if data.get("position_intent") in ("sell_to_open", "buy_to_close"):
         raise errors.unsupported("short selling is not supported")
-    if data["time_in_force"] not in ("gtc", "ioc", "fok"):
+    if data["time_in_force"] not in Order.TimeInForce.values:
         raise errors.invalid("invalid crypto time_in_force")
-    if data["time_in_force"] != "gtc":
-        raise errors.unsupported(f"time_in_force {data['time_in_force']} is not supported yet")
-    if data["type"] in ("stop", "stop_limit"):
-        raise errors.unsupported(f"{data['type']} orders are not supported yet")
-    if data.get("notional") is not None:
-        raise errors.unsupported("notional orders are not supported yet")
+
+
+# Which of Alpaca's price fields each order type takes (the engine's kinds, SPEC 11).
+_PRICES = {
+    "market": (False, False),
+    "limit": (True, False),
+    "stop": (False, True),
+    "stop_limit": (True, True),
+}
 
 
 def _place_kwargs(data: dict) -> dict:
@@ -92,13 +93,19 @@ def _place_kwargs(data: dict) -> dict:
     _refuse_unsupported(data)
     if data.get("side") is None:
         raise errors.invalid("side is required")
-    if data.get("qty") is None:
+    qty, notional = data.get("qty"), data.get("notional")
+    if qty is None and notional is None:
         raise errors.invalid("qty or notional is required")
+    if qty is not None and notional is not None:
+        raise errors.invalid("only one of qty or notional may be given")
     kind = data["type"]
-    if kind == "limit" and data.get("limit_price") is None:
-        raise errors.invalid("limit_price is required for limit orders")
-    if kind == "market" and (data.get("limit_price") is not None or data.get("stop_price") is not None):
-        raise errors.invalid("market orders take no limit_price or stop_price")
+    takes_limit, takes_stop = _PRICES[kind]
+    for field, wanted in (("limit_price", takes_limit), ("stop_price", takes_stop)):
+        given = data.get(field) is not None
+        if wanted and not given:
+            raise errors.invalid(f"{field} is required for {kind} orders")
+        if given and not wanted:
+            raise errors.invalid(f"{kind} orders take no {field}")
     client_order_id = data.get("client_order_id") or None
     if client_order_id is not None and len(client_order_id) > 64:
         raise errors.invalid("client_order_id must be at most 64 characters")
@@ -106,8 +113,11 @@ def _place_kwargs(data: dict) -> dict:
     return {
         "asset_id": asset.asset_id,
         "order_type": Order.Type.BUY if data["side"] == "buy" else Order.Type.SELL,
-        "quantity": data["qty"],
-        "order_price": data.get("limit_price") if kind == "limit" else None,
+        "quantity": qty,
+        "notional": notional,
+        "order_price": data.get("limit_price"),
+        "stop_price": data.get("stop_price"),
+        "time_in_force": data["time_in_force"],
         "client_order_id": client_order_id,
         "placed_via": Order.PlacedVia.ALPACA,
     }
@@ -156,17 +166,20 @@ class OrdersView(AlpacaView):
 
     def delete(self, request):
         """Cancel every open order: 207 with one answer per order, as Alpaca."""
-        results = []
-        pending = order_selectors.get_orders_by_user(user=request.user).filter(status__in=OPEN).order_by("created_at")
-        for order in pending:
-            try:
-                cancelled = order_services.cancel_order(order=order)
-            except DomainError as error:
-                http_status, body = errors.domain_answer(error)
-                results.append({"id": str(order.order_id), "status": http_status, "body": body})
-            else:
-                results.append({"id": str(order.order_id), "status": 200, "body": render.order_json(cancelled)})
+        cancelled = order_services.cancel_all_orders(user=request.user)
+        results = [{"id": str(order.order_id), "status": 200, "body": render.order_json(order)} for order in cancelled]
         return Response(results, status=status.HTTP_207_MULTI_STATUS)
+
+
+class ReplaceOrder(serializers.Serializer):
+    """alpaca-py's ReplaceOrderRequest fields."""
+
+    qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False, allow_null=True)
+    time_in_force = serializers.ChoiceField(["day", "gtc", "opg", "cls", "ioc", "fok"], required=False, allow_null=True)
+    limit_price = _price()
+    stop_price = _price()
+    trail = _price()
+    client_order_id = serializers.CharField(required=False, allow_null=True, max_length=64)
 
 
 class OrderView(AlpacaView):
@@ -180,8 +193,22 @@ class OrderView(AlpacaView):
         return Response(render.order_json(self.order(order_id)))
 
     def patch(self, request, order_id):
-        self.order(order_id)
-        raise errors.unsupported("replacing orders is not supported yet")
+        order = self.order(order_id)
+        params = self.parse(ReplaceOrder, request.data)
+        if params.get("trail") is not None:
+            raise errors.unsupported("trailing stop orders are not supported")
+        if params.get("time_in_force") is not None and params["time_in_force"] not in Order.TimeInForce.values:
+            raise errors.invalid("invalid crypto time_in_force")
+        new = order_services.replace_order(
+            order=order,
+            quantity=params.get("qty"),
+            order_price=params.get("limit_price"),
+            stop_price=params.get("stop_price"),
+            time_in_force=params.get("time_in_force"),
+            client_order_id=params.get("client_order_id") or None,
+            placed_via=Order.PlacedVia.ALPACA,
+        )
+        return Response(render.order_json(new))
 
     def delete(self, request, order_id):
         order_services.cancel_order(order=self.order(order_id))
@@ -222,40 +249,8 @@ def _position_missing(symbol: str) -> errors.AlpacaError:
 
 
 class ClosePosition(serializers.Serializer):
-    qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False, min_value=Decimal(0))
-    percentage = serializers.DecimalField(
-        max_digits=9, decimal_places=6, required=False, min_value=Decimal(0), max_value=Decimal(100)
-    )
-
-    def validate(self, attrs):
-        if "qty" in attrs and "percentage" in attrs:
-            raise serializers.ValidationError("only one of qty or percentage may be given")
-        return attrs
-
-
-def _close(user, holding, *, qty: Decimal | None = None, percentage: Decimal | None = None) -> Order:
-    """A market SELL of the position's available quantity (or a part of it)."""
-    available = holding.quantity - holding.held_quantity
-    if qty is None:
-        qty = available
-        if percentage is not None:
-            step = Decimal(1).scaleb(-holding.asset.quantity_decimals)
-            qty = (available * percentage / 100).quantize(step, rounding=ROUND_DOWN)
-    if qty <= 0:
-        raise errors.AlpacaError(
-            status.HTTP_403_FORBIDDEN,
-            errors.FORBIDDEN,
-            f"insufficient qty available for order (requested: {render.plain(qty)}, available: "
-            f"{render.plain(available)})",
-        )
-    placed = order_services.place_order(
-        user=user,
-        asset_id=holding.asset_id,
-        order_type=Order.Type.SELL,
-        quantity=qty,
-        placed_via=Order.PlacedVia.ALPACA,
-    )
-    return placed.order
+    qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False)
+    percentage = serializers.DecimalField(max_digits=9, decimal_places=6, required=False)
 
 
 class PositionsView(AlpacaView):
@@ -263,31 +258,32 @@ class PositionsView(AlpacaView):
         return Response([render.position_json(value) for value in value_holdings(get_holdings(user=request.user))])
 
     def delete(self, request):
-        """Close every position (cancelling open orders first when asked): 207, one answer each."""
-        cancel_orders = request.query_params.get("cancel_orders", "").lower() == "true"
-        if cancel_orders:
-            pending = order_selectors.get_orders_by_user(user=request.user).filter(status__in=OPEN)
-            for order in pending.order_by("created_at"):
-                # One filled meanwhile is no longer open: its position is closed below with the rest.
-                with suppress(DomainError):
-                    order_services.cancel_order(order=order)
+        """Close every position, with ``cancel_orders=true`` after cancelling open orders (what a
+        resting SELL holds cannot be sold otherwise): 207, one answer per position."""
+        if request.query_params.get("cancel_orders", "").lower() == "true":
+            _, closed = order_services.close_all_positions(user=request.user, placed_via=Order.PlacedVia.ALPACA)
+        else:
+            closed = [self.close(request.user, holding.asset_id) for holding in get_holdings(user=request.user)]
         results = []
-        for holding in get_holdings(user=request.user):
-            symbol = position_symbol(holding.asset_id)
-            try:
-                order = _close(request.user, holding)
-            except errors.AlpacaError as error:
-                results.append(
-                    {"symbol": symbol, "status": error.http_status, "body": errors.body(error.code, error.message)}
-                )
-            except DomainError as error:
-                http_status, body = errors.domain_answer(error, asset_id=holding.asset_id)
-                results.append({"symbol": symbol, "status": http_status, "body": body})
-            else:
+        for result in closed:
+            symbol = position_symbol(result.asset_id)
+            if result.error is None:
+                order = result.order
                 results.append(
                     {"symbol": symbol, "order_id": str(order.order_id), "status": 200, "body": render.order_json(order)}
                 )
+            else:
+                http_status, body = errors.domain_answer(result.error, asset_id=result.asset_id)
+                results.append({"symbol": symbol, "status": http_status, "body": body})
         return Response(results, status=status.HTTP_207_MULTI_STATUS)
+
+    @staticmethod
+    def close(user, asset_id: str) -> order_services.ClosedPosition:
+        try:
+            placed = order_services.close_position(user=user, asset_id=asset_id, placed_via=Order.PlacedVia.ALPACA)
+        except DomainError as error:
+            return order_services.ClosedPosition(asset_id, getattr(error, "order", None), error)
+        return order_services.ClosedPosition(asset_id, placed.order, None)
 
 
 class PositionView(AlpacaView):
@@ -305,8 +301,14 @@ class PositionView(AlpacaView):
     def delete(self, request, symbol):
         holding = self.holding(symbol)
         params = self.query(ClosePosition)
-        order = _close(request.user, holding, qty=params.get("qty"), percentage=params.get("percentage"))
-        return Response(render.order_json(order, just_placed=True))
+        placed = order_services.close_position(
+            user=request.user,
+            asset_id=holding.asset_id,
+            quantity=params.get("qty"),
+            percentage=params.get("percentage"),
+            placed_via=Order.PlacedVia.ALPACA,
+        )
+        return Response(render.order_json(placed.order, just_placed=True))
 
 
 # --- Account, assets, clock -----------------------------------------------------------

@@ -324,6 +324,7 @@ def replace_order(
     stop_price: Decimal | None = None,
     time_in_force: str | None = None,
     client_order_id: str | None = None,
+    placed_via: str | None = None,
 ) -> Order:
     """Replace a PENDING order with a new one that takes the given fields and keeps the
     others (SPEC 11): in one transaction, the old order ends REPLACED with ``replaced_by``,
@@ -369,6 +370,7 @@ def replace_order(
         # A stop-limit already triggered stays triggered unless its stop moves.
         triggered_at=order.triggered_at if new_stop == order.stop_price else None,
         replaces=order,
+        placed_via=placed_via or order.placed_via,
         created_at=now,
     )
     _trigger_if_reached(new, price=quote.price, now=now)
@@ -487,6 +489,7 @@ def close_position(
     asset_id: str,
     quantity: Decimal | None = None,
     percentage: Decimal | None = None,
+    placed_via: str = Order.PlacedVia.API,
 ) -> PlacedOrder:
     """Sell a holding at market (SPEC 11): its whole available (unheld) quantity, or
     ``quantity`` of it, or ``percentage`` of it rounded down to the asset's step. Through
@@ -514,7 +517,9 @@ def close_position(
             f"Not enough unheld {asset.asset_id} to close.",
             details={"available": str(available), "required": str(quantity)},
         )
-    return place_order(user=user, asset_id=asset.asset_id, order_type=Order.Type.SELL, quantity=quantity)
+    return place_order(
+        user=user, asset_id=asset.asset_id, order_type=Order.Type.SELL, quantity=quantity, placed_via=placed_via
+    )
 
 
 @dataclass(frozen=True)
@@ -524,7 +529,9 @@ class ClosedPosition:
     error: DomainError | None
 
 
-def close_all_positions(*, user: AbstractBaseUser) -> tuple[list[Order], list[ClosedPosition]]:
+def close_all_positions(
+    *, user: AbstractBaseUser, placed_via: str = Order.PlacedVia.API
+) -> tuple[list[Order], list[ClosedPosition]]:
     """Cancel every open order (``cancel_all_orders``), then sell every holding at market,
     one order and one transaction per asset, by asset. Returns the cancelled orders and, per
     asset, the SELL or the error that stopped it (one asset without a price does not stop
@@ -534,7 +541,8 @@ def close_all_positions(*, user: AbstractBaseUser) -> tuple[list[Order], list[Cl
     held = AssetBalance.objects.filter(user_id=user.pk, quantity__gt=0).order_by("asset_id")
     for asset_id in held.values_list("asset_id", flat=True):
         try:
-            closed.append(ClosedPosition(asset_id, close_position(user=user, asset_id=asset_id).order, None))
+            placed = close_position(user=user, asset_id=asset_id, placed_via=placed_via)
+            closed.append(ClosedPosition(asset_id, placed.order, None))
         except DomainError as error:
             closed.append(ClosedPosition(asset_id, getattr(error, "order", None), error))
     return cancelled, closed

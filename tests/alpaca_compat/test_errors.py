@@ -27,7 +27,7 @@ MARKET_BUY = {"symbol": "BTC/USD", "qty": "0.01", "side": "buy", "type": "market
         ({**MARKET_BUY, "side": "short"}, 40010000, 'side: "short" is not a valid choice.'),
         ({**MARKET_BUY, "time_in_force": "day"}, 40010000, "invalid crypto time_in_force"),
         ({**MARKET_BUY, "type": "limit"}, 40010000, "limit_price is required for limit orders"),
-        ({**MARKET_BUY, "limit_price": "100"}, 40010000, "market orders take no limit_price or stop_price"),
+        ({**MARKET_BUY, "limit_price": "100"}, 40010000, "market orders take no limit_price"),
         ({**MARKET_BUY, "qty": "-1"}, 40010000, "Quantity must be positive."),
         ({**MARKET_BUY, "qty": "0.000000001"}, 40010000, "BTC quantities have at most 8 decimals."),
         ({**MARKET_BUY, "colour": "red"}, 40010000, "unknown field(s): colour"),
