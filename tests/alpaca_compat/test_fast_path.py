@@ -6,9 +6,9 @@ from decimal import Decimal
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from balances.services import register_user
 from orders.models import Order
 
 
@@ -20,10 +20,11 @@ def _queries(send) -> list[str]:
     return [query["sql"] for query in captured.captured_queries if "SAVEPOINT" not in query["sql"]]
 
 
-def test_a_v2_market_buy_runs_the_same_queries_as_an_api_v1_one(user, btc, set_price):
-    # given: both clients authenticated, the price cached and the asset read once
+def test_a_v2_market_buy_runs_the_same_queries_as_an_api_v1_one(db, btc, set_price):
+    # given: a registered user (its token as registration issues it), both clients
+    # authenticated, the price cached and the asset read once
     set_price("BTC", "50000")
-    token, _ = Token.objects.get_or_create(user=user)
+    user, token = register_user(username="fast", password="correct-horse-battery")
     v1 = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
     v2 = APIClient(HTTP_APCA_API_KEY_ID=user.username, HTTP_APCA_API_SECRET_KEY=token.key)
     v1.post("/api/v1/orders/", {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.001"}, format="json")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0003_stop_notional_tif_replace'),
+        ('orders', '0004_order_failure_code'),
     ]
 
     operations = [
