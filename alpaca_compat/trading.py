@@ -17,6 +17,7 @@ from alpaca_compat.symbols import asset_id_for, pair_symbol, position_symbol
 from alpaca_compat.views import AlpacaView, Timestamp, comma_list, resolve_asset
 from assets.models import Asset
 from balances.selectors import calculate_portfolio_value, get_holdings, value_holdings
+from core.api.replicas import ReplicaReadMixin
 from core.api.throttles import OrderPlacementThrottle, UserThrottle
 from core.exceptions import DomainError
 from orders import selectors as order_selectors
@@ -134,7 +135,7 @@ class ListOrders(serializers.Serializer):
     nested = serializers.BooleanField(required=False)
 
 
-class OrdersView(AlpacaView):
+class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from a replica
     throttle_classes = [UserThrottle, OrderPlacementThrottle]
     throttle_scope = "orders"
 
@@ -425,7 +426,7 @@ def activity_json(user, activity) -> dict:
     }
 
 
-class ActivitiesView(AlpacaView):
+class ActivitiesView(ReplicaReadMixin, AlpacaView):
     def get(self, request, activity_type: str | None = None):
         params = self.query(ListActivities)
         kinds = (

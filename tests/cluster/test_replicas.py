@@ -215,3 +215,18 @@ def test_a_replica_that_is_down_is_skipped_and_used_again_once_back(replica_clus
     replica_cluster.caught_up()
     back = [get(replica_cluster.api(n % 2, "orders/"), user["token"]).headers["X-Served-By"] for n in range(20)]
     assert back[-1] == "replica"
+
+
+@pytest.mark.parametrize("path", ["/v2/orders?status=all", "/v2/account/activities"])
+def test_alpaca_lists_are_served_by_the_replica(replica_cluster, path):
+    # given Alpaca's headers: the key id is the username, the secret its token
+    user = replica_cluster.users[0]
+    headers = {"APCA-API-KEY-ID": user["username"], "APCA-API-SECRET-KEY": user["token"]}
+
+    # when
+    response = requests.get(f"{replica_cluster.apps[0]}{path}", headers=headers, timeout=10)
+
+    # then
+    assert response.status_code == 200
+    assert response.headers["X-Served-By"] == "replica"
+    assert len(response.json()) >= 1
