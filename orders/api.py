@@ -10,7 +10,7 @@ from rest_framework.response import Response
 
 from core.api.defaults import NewestFirstCursorPagination
 from core.api.errors import DOMAIN_STATUS, OwnerScopedMixin, error_body
-from core.api.fields import EnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
+from core.api.fields import EnumField, LowerEnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
 from core.api.filters import EnumFilter
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
@@ -18,18 +18,6 @@ from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import OrderPlacementThrottle, UserThrottle
 from orders import selectors, services
 from orders.models import KIND_FILTERS, Order
-
-
-class LowerEnumField(serializers.ChoiceField):
-    """One of a lower-case TextChoices' values (``gtc``, ``stop_limit``), taken in any case."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, str):
-            data = data.lower()
-        return super().to_internal_value(data)
-
-    def to_representation(self, value):
-        return value
 
 
 class OrderSerializer(ReadSerializer):
@@ -65,31 +53,27 @@ class OrderSerializer(ReadSerializer):
 ORDER_FORMAT = OrderSerializer()
 
 
+# An input a request may leave out, or send as null: the service's own default applies.
+OPTIONAL = {"required": False, "allow_null": True, "default": None}
+
+
 class PlaceOrderSerializer(InputSerializer):
     asset_id = serializers.RegexField(r"^[A-Za-z0-9]{1,16}\Z", help_text="Symbol, any case: BTC or btc.")
     order_type = EnumField(choices=Order.Type.choices, help_text="BUY or SELL, any case.")
     quantity = QuantityField(
-        required=False,
-        allow_null=True,
-        default=None,
+        **OPTIONAL,
         help_text="Units of the asset, at most the asset's quantity_decimals; or give notional.",
     )
     notional = UsdField(
-        required=False,
-        allow_null=True,
-        default=None,
+        **OPTIONAL,
         help_text="Market orders: USD to spend (BUY, never exceeded) or to raise (SELL) instead of a quantity.",
     )
     order_price = PriceField(
-        required=False,
-        allow_null=True,
-        default=None,
+        **OPTIONAL,
         help_text="Limit price in USD; omit for a market or stop order.",
     )
     stop_price = PriceField(
-        required=False,
-        allow_null=True,
-        default=None,
+        **OPTIONAL,
         help_text="Stop price in USD: a stop order, or with order_price a stop-limit order.",
     )
     time_in_force = LowerEnumField(
@@ -97,14 +81,10 @@ class PlaceOrderSerializer(InputSerializer):
         default=Order.TimeInForce.GTC,
         help_text="gtc rests until filled, cancelled or expired; ioc and fok fill at once or end CANCELLED.",
     )
-    expires_at = serializers.DateTimeField(
-        required=False, allow_null=True, default=None, help_text="Resting (gtc) orders only; default 30 days."
-    )
+    expires_at = serializers.DateTimeField(**OPTIONAL, help_text="Resting (gtc) orders only; default 30 days.")
     client_order_id = serializers.RegexField(
         r"^[\x21-\x7e]{1,64}\Z",
-        required=False,
-        allow_null=True,
-        default=None,
+        **OPTIONAL,
         help_text="Your idempotency key: a retry with the same key and parameters gets the original answer.",
     )
 

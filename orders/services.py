@@ -179,15 +179,9 @@ def place_order(
     elif quote is not None and request.kind == Order.Kind.MARKET:
         validate_value(quantity=quantity, price=quote.price)
 
-    order = Order(
+    order = request.to_order(
         user=user,
-        asset=request.asset,
-        order_type=order_type,
         quantity=quantity,
-        notional=notional,
-        order_price=order_price,
-        stop_price=stop_price,
-        time_in_force=time_in_force,
         client_order_id=client_order_id,
         placed_via=placed_via,
         created_at=now,
@@ -357,14 +351,8 @@ def replace_order(
     validate_request(request, now=now)
     validate_value(quantity=request.quantity, price=request.order_price or request.stop_price)
     quote = get_trade_quote(order.asset)
-    new = Order(
+    new = request.to_order(
         user_id=order.user_id,
-        asset=order.asset,
-        order_type=order.order_type,
-        quantity=request.quantity,
-        order_price=request.order_price,
-        stop_price=request.stop_price,
-        time_in_force=request.time_in_force,
         client_order_id=client_order_id,
         expires_at=order.expires_at if request.may_rest else None,
         # A stop-limit already triggered stays triggered unless its stop moves.

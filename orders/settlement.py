@@ -129,13 +129,14 @@ ADD_BOUGHT_QUANTITY_SQL = add_bought_quantity_sql(**_BOUGHT)
 # SPEC section 4 (USD balance, asset balance, order); when the debit finds too little money,
 # no later step has a row to work on and the statement changes nothing. One round trip and
 # one commit: the user lock is held for microseconds, not for eight round trips.
+# What the order and both ledger rows of the buy share.
+_OF_THE_BUY = {"user_id": "%(user_id)s", "created_at": "%(at)s"}
+_OF_THE_FILL = {**_OF_THE_BUY, "asset_id": "%(asset_id)s", "quantity": "%(quantity)s"}
 _PLACED_SQL = order_insert_sql(
     source="FROM holding",
+    **_OF_THE_FILL,
     order_id="%(order_id)s",
-    user_id="%(user_id)s",
-    asset_id="%(asset_id)s",
     order_type=f"'{Order.Type.BUY}'",
-    quantity="%(quantity)s",
     order_price="%(order_price)s",
     total_amount="%(cost)s",
     executed_price="%(price)s",
@@ -144,31 +145,26 @@ _PLACED_SQL = order_insert_sql(
     expires_at="%(expires_at)s",
     notional="%(notional)s",
     time_in_force="%(time_in_force)s",
-    created_at="%(at)s",
     updated_at="%(at)s",
     filled_at="%(at)s",
     placed_via="%(placed_via)s",
 )
 _CASH_SQL = cash_row_insert_sql(
     source="FROM debit, placed",
-    user_id="%(user_id)s",
+    **_OF_THE_BUY,
     transaction_type=f"'{CashTransaction.Type.BUY}'",
     amount="%(debit)s",
     balance_after="debit.current_balance",
     order_id="placed.order_id",
-    created_at="%(at)s",
 )
 _ASSET_ROW_SQL = asset_row_insert_sql(
     source="FROM placed",
-    user_id="%(user_id)s",
-    asset_id="%(asset_id)s",
+    **_OF_THE_FILL,
     transaction_type=f"'{AssetTransaction.Type.BUY}'",
-    quantity="%(quantity)s",
     price_per_unit="%(price)s",
     total_amount="%(cost)s",
     order_id="placed.order_id",
     price_source="%(price_source)s",
-    created_at="%(at)s",
 )
 MARKET_BUY_SQL = f"""
 WITH debit AS (

@@ -45,6 +45,20 @@ class OrderRequest:
     def kind(self) -> str:
         return kind_of(order_price=self.order_price, stop_price=self.stop_price)
 
+    def to_order(self, **fields) -> Order:
+        """An unsaved order of this request; ``fields`` adds the rest (user, times, links) or
+        overrides (the quantity a notional buys)."""
+        asked = {
+            "asset": self.asset,
+            "order_type": self.order_type,
+            "quantity": self.quantity,
+            "notional": self.notional,
+            "order_price": self.order_price,
+            "stop_price": self.stop_price,
+            "time_in_force": self.time_in_force,
+        }
+        return Order(**{**asked, **fields})
+
     @property
     def may_rest(self) -> bool:
         """A good-till-cancelled order with a price to wait for rests when not filled at once."""

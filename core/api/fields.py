@@ -88,13 +88,21 @@ class EnumField(serializers.ChoiceField):
     """One of a TextChoices' upper-case values, taken in any case (``"buy"``), answered in
     upper case."""
 
+    case = staticmethod(str.upper)
+
     def to_internal_value(self, data):
         if isinstance(data, str):
-            data = data.upper()
+            data = self.case(data)
         return super().to_internal_value(data)
 
     def to_representation(self, value):
         return value
+
+
+class LowerEnumField(EnumField):
+    """One of a lower-case TextChoices' values (``gtc``, ``stop_limit``), taken in any case."""
+
+    case = staticmethod(str.lower)
 
 
 class TimestampField(serializers.DateTimeField):
