@@ -8,7 +8,8 @@ status). The user page, which shows orders and balances together, is backoffice/
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.utils.html import format_html
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from core.admin import (
     SafeChangelistMixin,
@@ -53,7 +54,24 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("order_id", "user", "asset", "order_type", "status", "failure_reason", "client_order_id")}),
         ("Placed through", {"fields": ("placed_via",)}),
-        ("Amounts", {"fields": ("quantity", "order_price", "executed_price", "total_amount", "held_amount")}),
+        (
+            "Amounts",
+            {
+                "fields": (
+                    "kind",
+                    "time_in_force",
+                    "quantity",
+                    "notional",
+                    "order_price",
+                    "stop_price",
+                    "triggered_at",
+                    "executed_price",
+                    "total_amount",
+                    "held_amount",
+                )
+            },
+        ),
+        ("Replaced", {"fields": ("replace_chain",)}),
         ("Times", {"fields": ("created_at", "updated_at", "filled_at", "expires_at")}),
         ("Ledger", {"fields": ("ledger_links",)}),
     )
@@ -65,11 +83,17 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
         "status",
         "failure_reason",
         "client_order_id",
+        "kind",
+        "time_in_force",
         "quantity",
+        "notional",
         "order_price",
+        "stop_price",
+        "triggered_at",
         "executed_price",
         "total_amount",
         "held_amount",
+        "replace_chain",
         "created_at",
         "updated_at",
         "filled_at",
@@ -133,7 +157,17 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
 
     @admin.display(description="kind")
     def kind(self, obj: Order) -> str:
-        return "limit" if obj.is_limit else "market"
+        return obj.kind
+
+    @admin.display(description="replace chain")
+    def replace_chain(self, obj: Order) -> str:
+        """Where a replaced order went and where a replacement came from, as links."""
+        links = [
+            format_html('{} <a href="{}">{}</a>', label, reverse("admin:orders_order_change", args=[pk]), str(pk)[:8])
+            for label, pk in (("replaces", obj.replaces_id), ("replaced by", obj.replaced_by_id))
+            if pk is not None
+        ]
+        return format_html_join(" · ", "{}", ((link,) for link in links)) if links else "-"
 
     @admin.display(description="limit price", ordering="order_price")
     def order_price_display(self, obj: Order) -> str:
