@@ -199,14 +199,9 @@ def durable_statement():
 # --- BUY fills ---------------------------------------------------------------------------
 
 
-def execute_buy_order(*, order: Order, quote: Quote, now: datetime) -> Order:
-    """Fill a new BUY (not stored yet) at ``quote.price`` in one SQL statement that is its
-    own transaction and takes the user lock itself (call it outside any lock): cost rounded
-    up to the cent, debit USD, add the quantity at the weighted average purchase price,
-    insert the order COMPLETED and both ledger rows. Raises InsufficientFunds with nothing
-    written, and IntegrityError when a concurrent request took the same client_order_id."""
-    cost = to_cents_up(value_of(order.quantity, quote.price))
-    params = {
+def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetime) -> dict:
+    """The values of ``MARKET_BUY_SQL`` for a new BUY filled at ``quote`` for ``cost``."""
+    return {
         "user_id": order.user_id,
         "asset_id": order.asset_id,
         "order_id": order.order_id,
@@ -219,10 +214,20 @@ def execute_buy_order(*, order: Order, quote: Quote, now: datetime) -> Order:
         "expires_at": order.expires_at,
         "notional": order.notional,
         "time_in_force": order.time_in_force,
+        "placed_via": order.placed_via,
         "price_source": quote.source,
         "at": now,
-        "placed_via": order.placed_via,
     }
+
+
+def execute_buy_order(*, order: Order, quote: Quote, now: datetime) -> Order:
+    """Fill a new BUY (not stored yet) at ``quote.price`` in one SQL statement that is its
+    own transaction and takes the user lock itself (call it outside any lock): cost rounded
+    up to the cent, debit USD, add the quantity at the weighted average purchase price,
+    insert the order COMPLETED and both ledger rows. Raises InsufficientFunds with nothing
+    written, and IntegrityError when a concurrent request took the same client_order_id."""
+    cost = to_cents_up(value_of(order.quantity, quote.price))
+    params = market_buy_params(order, quote=quote, cost=cost, now=now)
     with durable_statement(), connection.cursor() as cursor:
         cursor.execute(MARKET_BUY_SQL, params)
         filled = cursor.fetchone() is not None

@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 
 from balances.models import AssetBalance, CashTransaction, UsdBalance
 from core.exceptions import OrderNotCancellable
+from orders import settlement
 from orders.lock_objects import claim_pending_order
 from orders.models import Order
 from orders.selectors import reconcile_ledger
@@ -166,41 +167,53 @@ def test_a_cancel_racing_a_fill_has_one_effect_never_both(make_user, btc, set_pr
 # --- (d) the SQL of a market buy ------------------------------------------------------
 
 
-def _steps(sql: str) -> list[str]:
-    """The data-modifying steps of the single-statement buy, in the order PostgreSQL must run
-    them: each names the step it selects FROM."""
-    return re.findall(r"(\w+) AS \(\s*(UPDATE|INSERT INTO) (\w+)", sql)
-
-
 def test_a_market_buy_is_one_statement_that_takes_the_user_lock_first(user, btc, set_price):
     # given
-    set_price("BTC", "50000")
+    quote = set_price("BTC", "50000")
 
     # when
     with CaptureQueriesContext(connection) as captured:
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+        placed = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01")).order
 
     # then: validation, then one statement (inside this test's transaction it also gets a savepoint)
     statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     assert len(statements) == 2
     assert shape(statements[0]) == "SELECT assets_asset"
-    buy = statements[1]
-    assert buy.lstrip().startswith("WITH debit AS (")
-    # the user lock (the USD debit) is the first step, the holding the second, the order third
-    assert [(name, table) for name, _verb, table in _steps(buy)] == [
-        ("debit", "balances_usdbalance"),
-        ("holding", "balances_assetbalance"),
-        ("placed", "orders_order"),
-        ("cash", "balances_cashtransaction"),
+    # the second is the settlement's statement itself, with this order's values
+    params = settlement.market_buy_params(placed, quote=quote, cost=placed.total_amount, now=placed.created_at)
+    with connection.cursor() as cursor:
+        assert statements[1] == cursor.cursor.mogrify(settlement.MARKET_BUY_SQL, params)
+
+
+def test_the_market_buy_takes_the_user_lock_first_and_chains_each_write_to_the_one_before():
+    # given the statement's steps, as the settlement module composes them
+    buy = settlement.MARKET_BUY_SQL
+    debit = buy[: buy.index("), holding AS (")]
+
+    # then the user lock (the USD debit, whose WHERE is the funds check on the newest row
+    # version) comes first, then the holding, the order and the ledger rows
+    assert debit.strip() == (
+        "WITH debit AS (\n"
+        "    UPDATE balances_usdbalance SET current_balance = current_balance - %(cost)s, updated_at = %(at)s\n"
+        "    WHERE user_id = %(user_id)s AND current_balance - held >= %(cost)s\n"
+        "    RETURNING current_balance"
+    )
+    positions = [
+        buy.index(f"{step} AS (\n    {verb} {table}")
+        for step, verb, table in [
+            ("debit", "UPDATE", "balances_usdbalance"),
+            ("holding", "INSERT INTO", "balances_assetbalance"),
+            ("placed", "INSERT INTO", "orders_order"),
+            ("cash", "INSERT INTO", "balances_cashtransaction"),
+        ]
     ]
-    # and each later step only has rows when the one before it had: the chain forces that order
-    assert re.search(r"holding AS \(.*?FROM debit\s+ON CONFLICT", buy, re.S)
-    assert re.search(r"placed AS \(.*?FROM holding\s+RETURNING", buy, re.S)
-    assert re.search(r"cash AS \(.*?FROM debit, placed", buy, re.S)
-    assert re.search(r"INSERT INTO balances_assettransaction.*FROM placed\s+RETURNING", buy, re.S)
-    # the funds check is part of the locking UPDATE, evaluated on the newest row version
-    assert "WHERE user_id = " in buy.split("holding AS")[0]
-    assert "current_balance - held >= " in buy.split("holding AS")[0]
+    assert positions == sorted(positions)
+    # and each later step has rows only when the one before it had: the chain forces that order
+    assert settlement.add_bought_quantity_sql(source="FROM debit", **settlement._BOUGHT) in buy
+    assert settlement._PLACED_SQL.endswith("FROM holding")
+    assert settlement._CASH_SQL.endswith("FROM debit, placed")
+    assert settlement._ASSET_ROW_SQL.endswith("FROM placed")
+    assert buy.rstrip().endswith(f"{settlement._ASSET_ROW_SQL}\nRETURNING order_id")
 
 
 def test_a_resting_fill_locks_the_user_before_any_write(user, btc, set_price):
