@@ -33,3 +33,39 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_id} ({self.name})"
+
+
+class PriceRecord(models.Model):
+    """One observed market price of an asset: the history behind market data and portfolio
+    history (SPEC section 11). Written by ``assets.price_history.record_quotes`` for every
+    quote the service fetches, at most one row per asset per recording window."""
+
+    id = models.BigAutoField(primary_key=True)
+    # No index of its own: the unique (asset, slot) index starts with it.
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="price_records", db_index=False)
+    price = price_field()
+    as_of = models.DateTimeField(help_text="When the provider says the price was observed.")
+    source = models.CharField(max_length=32)
+    # The start of the PRICE_RECORD_SECONDS window as_of falls in ("window" is an SQL
+    # keyword). The unique (asset, slot) constraint is what keeps "at most one row per asset
+    # per window" true however many processes record at once.
+    slot = models.DateTimeField()
+
+    class Meta:
+        ordering = ["asset_id", "-as_of"]
+        indexes = [
+            # Every read is "the rows of one asset by time": the last price at or before an
+            # instant (portfolio history's LATERAL lookups), a range (bars). INCLUDE lets
+            # those be index-only scans.
+            models.Index(fields=["asset", "as_of"], include=["price"], name="price_record_asset_as_of"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["asset", "slot"], name="price_record_one_per_asset_and_slot"),
+            models.CheckConstraint(condition=models.Q(price__gt=0), name="price_record_price_positive"),
+            models.CheckConstraint(
+                condition=models.Q(slot__lte=models.F("as_of")), name="price_record_slot_starts_before_as_of"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} {self.price} at {self.as_of.isoformat()}"

@@ -36,6 +36,7 @@ from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
+from assets import price_history
 from assets.models import Asset
 from assets.price_breaker import CLOSED, breaker_for
 from assets.price_http import ProviderError, get_within_deadline
@@ -113,6 +114,7 @@ def store_quotes(quotes: Iterable[Quote]) -> None:
         return
     cache.set_many({FRESH_KEY.format(asset_id=q.asset_id): _dump(q) for q in quotes}, settings.PRICE_CACHE_SECONDS)
     cache.set_many({LAST_KNOWN_KEY.format(asset_id=q.asset_id): _dump(q) for q in quotes}, None)
+    price_history.record_quotes(quotes)  # the stored history (SPEC 11): one row per asset a window
 
 
 def _cached(asset_ids: Iterable[str], key: str, *, now: datetime, force_stale: bool = False) -> dict[str, Quote]:
@@ -259,13 +261,15 @@ class SimulatedProvider:
         as_of = datetime.fromtimestamp(bucket * SIMULATED_BUCKET_SECONDS, tz=UTC)
         return {
             asset.asset_id: Quote(
-                asset_id=asset.asset_id,
-                price=to_price(Decimal(asset.reference_price) * self.multiplier(asset.asset_id, bucket)),
-                as_of=as_of,
-                source=self.name,
+                asset_id=asset.asset_id, price=self.price_at(asset, bucket), as_of=as_of, source=self.name
             )
             for asset in assets
         }
+
+    def price_at(self, asset: Asset, bucket: int) -> Decimal:
+        """The price in time bucket ``bucket``, past or present (``seed_demo`` backfills the
+        history with it, so the recorded past meets the live price without a jump)."""
+        return to_price(Decimal(asset.reference_price) * self.multiplier(asset.asset_id, bucket))
 
     @staticmethod
     def multiplier(asset_id: str, bucket: int) -> Decimal:

@@ -105,7 +105,15 @@ class CashTransaction(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["user", "-created_at", "-id"], name="cash_tx_user_newest")]
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="cash_tx_user_newest"),
+            # The activity feed's cash movements without walking past every trade's cash row.
+            models.Index(
+                fields=["user", "-created_at", "-id"],
+                condition=Q(transaction_type__in=["DEPOSIT", "WITHDRAWAL", "ADJUSTMENT"]),
+                name="cash_tx_user_movements_newest",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "client_reference"],

@@ -195,6 +195,11 @@ MAX_PRICE_JUMP = Decimal(env.str("MAX_PRICE_JUMP", default="0.5"))
 MIN_PLAUSIBLE_PRICE = Decimal(env.str("MIN_PLAUSIBLE_PRICE", default="0.00000001"))
 MAX_PLAUSIBLE_PRICE = Decimal(env.str("MAX_PLAUSIBLE_PRICE", default="100000000"))
 
+# --- Price history (SPEC section 11): one recorded price per asset per window; older than
+# the retention, `prune_price_history` thins it to one price per asset and day.
+PRICE_RECORD_SECONDS = max(1, env.int("PRICE_RECORD_SECONDS", default=60))
+PRICE_HISTORY_RETENTION_DAYS = max(1, env.int("PRICE_HISTORY_RETENTION_DAYS", default=30))
+
 # --- REST framework (SPEC section 6) ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from alpaca_compat import urls as alpaca_urls
 from assets.api import AssetViewSet
+from assets.market_api import MarketBarsView, MarketLatestView
 from balances.api import (
     AssetBalanceViewSet,
     AssetTransactionViewSet,
@@ -17,6 +18,7 @@ from balances.api import (
     TokenView,
     WithdrawView,
 )
+from balances.history_api import ActivitiesView, PortfolioHistoryView
 from orders.api import CloseAllPositionsView, ClosePositionView, OrderViewSet
 from portfolio_project.health import HealthView
 
@@ -37,6 +39,11 @@ api_v1 = [
     # Before the router's asset-balances/{asset_id}/, which would take "close-all" for an asset.
     path("asset-balances/close-all/", CloseAllPositionsView.as_view(), name="close-all-positions"),
     path("asset-balances/<str:asset_id>/close/", ClosePositionView.as_view(), name="close-position"),
+    # History and market data (SPEC section 11)
+    path("portfolio/history/", PortfolioHistoryView.as_view(), name="portfolio-history"),
+    path("activities/", ActivitiesView.as_view(), name="activities"),
+    path("market/latest/", MarketLatestView.as_view(), name="market-latest"),
+    path("market/bars/", MarketBarsView.as_view(), name="market-bars"),
     path("health/", HealthView.as_view(), name="health"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -1,0 +1,252 @@
+"""Market data over HTTP (SPEC section 11), from the recorded price history: the latest
+price of assets and OHLC bars. Views parse the query string, call one selector, render."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from decimal import Decimal
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from assets.models import Asset
+from assets.selectors import Bar, Timeframe, get_bars, get_latest_prices
+from core.api.openapi import error_responses
+
+MAX_ASSETS = 100
+DEFAULT_BARS = 1000
+MAX_BARS = 10_000
+
+
+def plain_decimal(value: Decimal) -> str:
+    """A price without trailing zeros and never in exponent form ("63389.3", "0.01")."""
+    return format(value.normalize(), "f")
+
+
+def iso(value: datetime) -> str:
+    return serializers.DateTimeField().to_representation(value)
+
+
+class AssetIdsField(serializers.CharField):
+    """One asset id or a comma-separated list (``BTC,ETH``), upper-cased, each an asset of
+    the inventory."""
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data)
+        ids = list(dict.fromkeys(part.strip().upper() for part in text.split(",") if part.strip()))
+        if not ids:
+            raise serializers.ValidationError("Name at least one asset id.")
+        if len(ids) > MAX_ASSETS:
+            raise serializers.ValidationError(f"At most {MAX_ASSETS} asset ids.")
+        known = set(Asset.objects.filter(asset_id__in=ids).values_list("asset_id", flat=True))
+        unknown = [asset_id for asset_id in ids if asset_id not in known]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown asset id(s): {', '.join(unknown)}.")
+        return ids
+
+
+class TimeframeField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=[t.value for t in Timeframe], **kwargs)
+
+    def to_internal_value(self, data):
+        return Timeframe(super().to_internal_value(data))
+
+
+def parse_query(serializer_class: type[serializers.Serializer], request) -> dict:
+    data = serializer_class(data=request.query_params)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
+# --- latest ------------------------------------------------------------------------------
+
+
+class LatestQuerySerializer(serializers.Serializer):
+    asset_id = AssetIdsField(max_length=2000, help_text="One asset id or a comma-separated list: BTC,ETH.")
+
+
+class LatestPriceSerializer(serializers.Serializer):
+    asset_id = serializers.CharField()
+    price = serializers.CharField(help_text="USD per unit, without trailing zeros.")
+    as_of = serializers.DateTimeField(help_text="When the price was observed.")
+    source = serializers.CharField(help_text="The provider that quoted it: simulated or coingecko.")
+
+
+LatestResponse = inline_serializer("MarketLatest", {"prices": LatestPriceSerializer(many=True)})
+
+
+class MarketLatestView(APIView):
+    """The last recorded price of each asset asked, and when it was observed. Assets with no
+    recorded price yet are left out. Reads the history only: it never waits on the provider."""
+
+    @extend_schema(
+        parameters=[LatestQuerySerializer],
+        responses={200: LatestResponse, **error_responses(400)},
+        examples=[
+            OpenApiExample(
+                "BTC and ETH",
+                response_only=True,
+                value={
+                    "prices": [
+                        {"asset_id": "BTC", "price": "63389.3", "as_of": "2026-11-27T17:52:05Z", "source": "simulated"},
+                        {"asset_id": "ETH", "price": "2481.07", "as_of": "2026-11-27T17:52:05Z", "source": "simulated"},
+                    ]
+                },
+            )
+        ],
+    )
+    def get(self, request):
+        asset_ids = parse_query(LatestQuerySerializer, request)["asset_id"]
+        latest = get_latest_prices(asset_ids=asset_ids)
+        prices = [
+            {"asset_id": p.asset_id, "price": plain_decimal(p.price), "as_of": iso(p.as_of), "source": p.source}
+            for asset_id in asset_ids
+            if (p := latest.get(asset_id)) is not None
+        ]
+        return Response({"prices": prices})
+
+
+# --- bars --------------------------------------------------------------------------------
+
+
+class BarsQuerySerializer(serializers.Serializer):
+    asset_id = AssetIdsField(max_length=2000, help_text="One asset id or a comma-separated list: BTC,ETH.")
+    timeframe = TimeframeField(help_text="Bucket size: 1Min, 5Min, 15Min, 1H or 1D (buckets align to UTC midnight).")
+    start = serializers.DateTimeField(
+        required=False, help_text="First instant, ISO 8601 (default: limit buckets before end)."
+    )
+    end = serializers.DateTimeField(required=False, help_text="Instant the bars end before, ISO 8601 (default: now).")
+    limit = serializers.IntegerField(
+        required=False, default=DEFAULT_BARS, min_value=1, max_value=MAX_BARS, help_text="Bars per page."
+    )
+    page_token = serializers.CharField(required=False, max_length=200, help_text="next_page_token of the last page.")
+
+    def validate_page_token(self, value: str) -> tuple[str, datetime]:
+        try:
+            asset_id, _, stamp = base64.urlsafe_b64decode(value.encode()).decode().partition("|")
+            bucket = datetime.fromisoformat(stamp)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise serializers.ValidationError("Not a page token this endpoint gave.")
+        if bucket.tzinfo is None or not asset_id:
+            raise serializers.ValidationError("Not a page token this endpoint gave.")
+        return asset_id, bucket
+
+    def validate(self, attrs):
+        end = attrs.get("end") or timezone.now()
+        start = attrs.get("start")
+        if start is None:
+            try:
+                start = end - attrs["timeframe"].step * attrs["limit"]
+            except OverflowError:
+                raise serializers.ValidationError({"end": ["Too early to count limit buckets back from."]})
+        if start >= end:
+            raise serializers.ValidationError({"start": ["start must be before end."]})
+        return {**attrs, "start": start, "end": end}
+
+
+class BarSerializer(serializers.Serializer):
+    asset_id = serializers.CharField()
+    timestamp = serializers.DateTimeField(help_text="The bucket's start.")
+    open = serializers.CharField()
+    high = serializers.CharField()
+    low = serializers.CharField()
+    close = serializers.CharField()
+    count = serializers.IntegerField(help_text="Recorded prices in the bucket.")
+
+
+BarsResponse = inline_serializer(
+    "MarketBars",
+    {
+        "timeframe": serializers.CharField(),
+        "start": serializers.DateTimeField(),
+        "end": serializers.DateTimeField(),
+        "bars": BarSerializer(many=True),
+        "next_page_token": serializers.CharField(allow_null=True),
+    },
+)
+
+
+def _bar(bar: Bar) -> dict:
+    return {
+        "asset_id": bar.asset_id,
+        "timestamp": iso(bar.timestamp),
+        "open": plain_decimal(bar.open),
+        "high": plain_decimal(bar.high),
+        "low": plain_decimal(bar.low),
+        "close": plain_decimal(bar.close),
+        "count": bar.count,
+    }
+
+
+def _page_token(bar: Bar) -> str:
+    return base64.urlsafe_b64encode(f"{bar.asset_id}|{bar.timestamp.isoformat()}".encode()).decode()
+
+
+class MarketBarsView(APIView):
+    """OHLC bars of the recorded prices, by asset then time; a bucket with no recorded price
+    has no bar. More than ``limit`` bars: pass ``next_page_token`` back as ``page_token``."""
+
+    @extend_schema(
+        parameters=[BarsQuerySerializer, OpenApiParameter("page_token", str)],
+        responses={200: BarsResponse, **error_responses(400)},
+        examples=[
+            OpenApiExample(
+                "Two minutes of BTC",
+                response_only=True,
+                value={
+                    "timeframe": "1Min",
+                    "start": "2026-11-27T17:50:00Z",
+                    "end": "2026-11-27T17:52:00Z",
+                    "bars": [
+                        {
+                            "asset_id": "BTC",
+                            "timestamp": "2026-11-27T17:50:00Z",
+                            "open": "63380.1",
+                            "high": "63395.42",
+                            "low": "63380.1",
+                            "close": "63395.42",
+                            "count": 2,
+                        },
+                        {
+                            "asset_id": "BTC",
+                            "timestamp": "2026-11-27T17:51:00Z",
+                            "open": "63389.3",
+                            "high": "63389.3",
+                            "low": "63389.3",
+                            "close": "63389.3",
+                            "count": 1,
+                        },
+                    ],
+                    "next_page_token": None,
+                },
+            )
+        ],
+    )
+    def get(self, request):
+        query = parse_query(BarsQuerySerializer, request)
+        limit = query["limit"]
+        bars = get_bars(
+            asset_ids=query["asset_id"],
+            timeframe=query["timeframe"],
+            start=query["start"],
+            end=query["end"],
+            limit=limit + 1,
+            after=query.get("page_token"),
+        )
+        more = len(bars) > limit
+        bars = bars[:limit]
+        return Response(
+            {
+                "timeframe": query["timeframe"].value,
+                "start": iso(query["start"]),
+                "end": iso(query["end"]),
+                "bars": [_bar(bar) for bar in bars],
+                "next_page_token": _page_token(bars[-1]) if more else None,
+            }
+        )

@@ -1,0 +1,368 @@
+"""Selectors of an account's past (SPEC section 11): the activity feed over both ledgers,
+and the portfolio's value over time from the ledgers and the recorded price history.
+
+Kept apart from ``balances.selectors`` (the present: balances, holdings, reconciliation)
+because these read the ledgers as time series, in hand-written SQL, and are what the
+Alpaca-compatible layer (``/v2/account/activities``, ``/v2/account/portfolio/history``)
+exposes too: keyword-only, typed, and independent of DRF.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connections, router
+from django.utils import timezone
+
+from assets.selectors import Timeframe, bucket_start
+from balances.models import AssetTransaction, CashTransaction
+from core.exceptions import InvalidRequest
+from core.money import CENT, ZERO
+
+# --- Activities ----------------------------------------------------------------------------
+
+
+class ActivityType(enum.StrEnum):
+    FILL = "FILL"  # a BUY or SELL fill (the asset ledger's row; its cash side is the same event)
+    DEPOSIT = "DEPOSIT"
+    WITHDRAWAL = "WITHDRAWAL"
+    CASH_ADJUSTMENT = "CASH_ADJUSTMENT"  # a back-office correction of the USD balance
+    ASSET_ADJUSTMENT = "ASSET_ADJUSTMENT"  # a back-office correction of a holding
+
+
+# Which ledger rows each activity type is, by ledger: "A" the asset ledger, "C" the cash ledger.
+_ASSET_ROWS = {ActivityType.FILL: ("BUY", "SELL"), ActivityType.ASSET_ADJUSTMENT: ("ADJUSTMENT",)}
+_CASH_ROWS = {
+    ActivityType.DEPOSIT: ("DEPOSIT",),
+    ActivityType.WITHDRAWAL: ("WITHDRAWAL",),
+    ActivityType.CASH_ADJUSTMENT: ("ADJUSTMENT",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """One entry of the feed. USD amounts are signed as they move the cash balance."""
+
+    activity_id: str  # "<created_at as YYYYMMDDhhmmssffffff>::<A|C><row id>": ordered and unique
+    activity_type: ActivityType
+    created_at: datetime
+    asset_id: str | None
+    side: str | None  # BUY / SELL for fills
+    quantity: Decimal | None  # positive for fills; signed for asset adjustments
+    price: Decimal | None  # the fill price per unit
+    net_amount: Decimal | None  # USD: -cost of a buy, +proceeds of a sell, the cash movement
+    realized_pnl: Decimal | None
+    order_id: str | None
+    client_reference: str | None
+    note: str
+    balance_after: Decimal | None  # the USD balance after a cash movement
+
+
+_ACTIVITY_ID = re.compile(r"^(\d{20})::([AC])(\d{1,19})$")
+
+
+def _activity_id(created_at: datetime, ledger: str, row_id: int) -> str:
+    return f"{created_at.astimezone(UTC):%Y%m%d%H%M%S%f}::{ledger}{row_id}"
+
+
+def parse_activity_id(activity_id: str) -> tuple[datetime, str, int]:
+    """(created_at, ledger, row id) of an activity id; raises InvalidRequest if it is not one."""
+    match = _ACTIVITY_ID.match(activity_id)
+    if match is None:
+        raise InvalidRequest("Not an activity id.", details={"page_token": ["Not an activity id."]})
+    stamp, ledger, row_id = match.groups()
+    try:
+        created_at = datetime.strptime(stamp, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        raise InvalidRequest("Not an activity id.", details={"page_token": ["Not an activity id."]})
+    return created_at, ledger, int(row_id)
+
+
+_ASSET_BRANCH = """
+    SELECT 'A' AS ledger, t.id, t.created_at,
+           CASE WHEN t.transaction_type = 'ADJUSTMENT' THEN 'ASSET_ADJUSTMENT' ELSE 'FILL' END,
+           t.asset_id, NULLIF(t.transaction_type, 'ADJUSTMENT'), t.quantity, t.price_per_unit,
+           CASE t.transaction_type WHEN 'BUY' THEN -t.total_amount WHEN 'SELL' THEN t.total_amount END,
+           t.realized_pnl, t.order_id::text, t.client_reference, t.note, NULL::numeric
+    FROM balances_assettransaction t
+    WHERE t.user_id = %(user_id)s AND t.status = 'COMPLETED' AND t.transaction_type = ANY(%(asset_types)s) {where}
+    ORDER BY t.created_at {direction}, t.id {direction} LIMIT %(limit)s
+"""
+_CASH_BRANCH = """
+    SELECT 'C' AS ledger, t.id, t.created_at,
+           CASE WHEN t.transaction_type = 'ADJUSTMENT' THEN 'CASH_ADJUSTMENT' ELSE t.transaction_type END,
+           NULL, NULL, NULL::numeric, NULL::numeric, t.amount, NULL::numeric, t.order_id::text,
+           t.client_reference, t.note, t.balance_after
+    FROM balances_cashtransaction t
+    WHERE t.user_id = %(user_id)s AND t.transaction_type = ANY(%(cash_types)s) {where}
+    ORDER BY t.created_at {direction}, t.id {direction} LIMIT %(limit)s
+"""
+
+
+def _keyset(ledger: str, cursor: tuple[datetime, str, int], *, newest_first: bool) -> str:
+    """The rows of one ledger that come after ``cursor`` in (created_at, ledger, id) order,
+    as a condition that an index on (user, created_at, id) serves."""
+    _, cursor_ledger, _ = cursor
+    before = "<" if newest_first else ">"
+    if ledger == cursor_ledger:
+        return f"AND (t.created_at, t.id) {before} (%(cursor_at)s, %(cursor_id)s)"
+    # This ledger sorts before the cursor's within one instant: in the walk's direction its
+    # rows of the cursor's instant are still to come, or already passed.
+    still_to_come = (ledger < cursor_ledger) == newest_first
+    return f"AND t.created_at {before}= %(cursor_at)s" if still_to_come else f"AND t.created_at {before} %(cursor_at)s"
+
+
+def get_activities(
+    *,
+    user: AbstractBaseUser,
+    activity_types: Sequence[ActivityType] | None = None,
+    asset_ids: Sequence[str] | None = None,
+    after: datetime | None = None,
+    until: datetime | None = None,
+    page_token: str | None = None,
+    page_size: int = 50,
+    newest_first: bool = True,
+) -> list[Activity]:
+    """One page of the user's fills and cash movements from both ledgers, newest first (or
+    oldest first), in one query: a UNION ALL of two index scans, each limited to the page.
+
+    ``after`` / ``until`` bound ``created_at`` (both exclusive); ``asset_ids`` keeps the
+    rows of those assets (cash movements have none, so they drop out); ``page_token`` is the
+    last activity id of the previous page. Raises InvalidRequest for a malformed token."""
+    types = set(activity_types or ActivityType)
+    asset_types = [row for kind in types for row in _ASSET_ROWS.get(kind, ())]
+    cash_types = [] if asset_ids else [row for kind in types for row in _CASH_ROWS.get(kind, ())]
+    cursor = parse_activity_id(page_token) if page_token else None
+    params: dict[str, object] = {
+        "user_id": user.pk,
+        "asset_types": asset_types,
+        "cash_types": cash_types,
+        "limit": page_size,
+    }
+    common = []
+    if after is not None:
+        common.append("AND t.created_at > %(after)s")
+        params["after"] = after
+    if until is not None:
+        common.append("AND t.created_at < %(until)s")
+        params["until"] = until
+    if cursor is not None:
+        params.update(cursor_at=cursor[0], cursor_id=cursor[2])
+    direction = "DESC" if newest_first else "ASC"
+    branches = []
+    for ledger, template, kinds in (("A", _ASSET_BRANCH, asset_types), ("C", _CASH_BRANCH, cash_types)):
+        if not kinds:
+            continue
+        where = list(common)
+        if ledger == "A" and asset_ids:
+            where.append("AND t.asset_id = ANY(%(asset_ids)s)")
+            params["asset_ids"] = list(asset_ids)
+        if cursor is not None:
+            where.append(_keyset(ledger, cursor, newest_first=newest_first))
+        branches.append(f"({template.format(where=' '.join(where), direction=direction)})")
+    if not branches:
+        return []
+    sql = f"{' UNION ALL '.join(branches)} ORDER BY 3 {direction}, 1 {direction}, 2 {direction} LIMIT %(limit)s"
+    with connections[router.db_for_read(CashTransaction)].cursor() as db:
+        db.execute(sql, params)
+        rows = db.fetchall()
+    return [Activity(_activity_id(row[2], row[0], row[1]), ActivityType(row[3]), row[2], *row[4:]) for row in rows]
+
+
+# --- Portfolio history -----------------------------------------------------------------
+
+
+class Period(enum.Enum):
+    DAY_1 = "1D"
+    WEEK_1 = "1W"
+    MONTH_1 = "1M"
+    MONTH_3 = "3M"
+    YEAR_1 = "1A"
+    ALL = "all"
+
+    @property
+    def length(self) -> timedelta | None:
+        """How far back the history reaches; None for ``all`` (from the first ledger row)."""
+        return _PERIOD_LENGTHS.get(self)
+
+    @property
+    def default_timeframe(self) -> Timeframe:
+        """As Alpaca: minutes within a day, quarter hours within a week, days beyond."""
+        if self is Period.DAY_1:
+            return Timeframe.MIN_1
+        if self is Period.WEEK_1:
+            return Timeframe.MIN_15
+        return Timeframe.DAY_1
+
+
+_PERIOD_LENGTHS = {
+    Period.DAY_1: timedelta(days=1),
+    Period.WEEK_1: timedelta(days=7),
+    Period.MONTH_1: timedelta(days=30),
+    Period.MONTH_3: timedelta(days=90),
+    Period.YEAR_1: timedelta(days=365),
+}
+MAX_POINTS = 10_080  # a week of minutes
+
+
+@dataclass(frozen=True)
+class PortfolioHistory:
+    """The portfolio's value at the close of each bucket (``timestamp`` is the bucket's
+    start): cash then plus each holding then at the last price recorded before the close,
+    each holding rounded to the cent (half even) as ``calculate_portfolio_value`` does.
+
+    ``base_value`` is the value when the first bucket opens. ``profit_loss`` is the change
+    since then less the net cash deposited, withdrawn or adjusted since then (so money moved
+    in is not profit); ``profit_loss_pct`` is that over base_value plus the net cash moved in,
+    in percent, None when that is not positive."""
+
+    timeframe: Timeframe
+    timestamp: list[datetime]
+    equity: list[Decimal]
+    profit_loss: list[Decimal]
+    profit_loss_pct: list[Decimal | None]
+    cash_flow: list[Decimal]  # net deposits, withdrawals and cash adjustments since the start
+    base_value: Decimal
+
+
+_FIRST_ACTIVITY_SQL = """
+    SELECT least(
+        (SELECT min(created_at) FROM balances_cashtransaction WHERE user_id = %(user_id)s),
+        (SELECT min(created_at) FROM balances_assettransaction WHERE user_id = %(user_id)s AND status = 'COMPLETED')
+    )
+"""
+
+# One statement: the bucket closes from generate_series; cash and quantities per bucket from
+# the ledgers (one grouped scan of the user's rows each) accumulated by window sums; then
+# each non-zero holding at each close priced by a LATERAL probe of the price index; rounded
+# half even to the cent per holding. The first bucket (b0 - step) closes when the period
+# opens: its value is base_value.
+_HISTORY_SQL = """
+WITH buckets AS (
+    SELECT b, b + %(step)s AS closes
+    FROM generate_series(%(first)s::timestamptz - %(step)s, %(last)s::timestamptz, %(step)s) AS b
+),
+cash AS (
+    SELECT date_bin(%(step)s, created_at, %(first)s) AS b, sum(amount) AS amount,
+           coalesce(sum(amount) FILTER (WHERE transaction_type IN ('DEPOSIT', 'WITHDRAWAL', 'ADJUSTMENT')), 0) AS flow
+    FROM balances_cashtransaction
+    WHERE user_id = %(user_id)s AND created_at >= %(first)s AND created_at < %(end)s
+    GROUP BY 1
+),
+opening_cash AS (
+    SELECT coalesce(sum(amount), 0) AS amount FROM balances_cashtransaction
+    WHERE user_id = %(user_id)s AND created_at < %(first)s
+),
+signed AS (
+    SELECT asset_id, created_at, CASE WHEN transaction_type = 'SELL' THEN -quantity ELSE quantity END AS quantity
+    FROM balances_assettransaction
+    WHERE user_id = %(user_id)s AND status = 'COMPLETED' AND created_at < %(end)s
+),
+moves AS (
+    SELECT asset_id, date_bin(%(step)s, created_at, %(first)s) AS b, sum(quantity) AS quantity
+    FROM signed WHERE created_at >= %(first)s GROUP BY 1, 2
+),
+opening AS (
+    SELECT asset_id, sum(quantity) AS quantity FROM signed WHERE created_at < %(first)s GROUP BY 1
+),
+held_assets AS (SELECT asset_id FROM opening UNION SELECT asset_id FROM moves),
+holdings AS (
+    SELECT k.b, k.closes, a.asset_id,
+           coalesce(o.quantity, 0) + sum(coalesce(m.quantity, 0)) OVER (PARTITION BY a.asset_id ORDER BY k.b)
+               AS quantity
+    FROM buckets k CROSS JOIN held_assets a
+    LEFT JOIN moves m ON m.asset_id = a.asset_id AND m.b = k.b
+    LEFT JOIN opening o ON o.asset_id = a.asset_id
+),
+valued AS (
+    SELECT h.b, abs(h.quantity * p.price) * 100 AS cents, sign(h.quantity) AS sign
+    FROM holdings h
+    CROSS JOIN LATERAL (
+        SELECT r.price FROM assets_pricerecord r
+        WHERE r.asset_id = h.asset_id AND r.as_of < h.closes
+        ORDER BY r.as_of DESC LIMIT 1
+    ) p
+    WHERE h.quantity <> 0
+),
+market AS (
+    SELECT b, sum(sign * (floor(cents) + CASE
+        WHEN cents - floor(cents) > 0.5 THEN 1
+        WHEN cents - floor(cents) = 0.5 THEN mod(floor(cents), 2)
+        ELSE 0 END) / 100) AS value
+    FROM valued GROUP BY b
+)
+SELECT k.b,
+       o.amount + sum(coalesce(c.amount, 0)) OVER w + coalesce(m.value, 0) AS equity,
+       sum(coalesce(c.flow, 0)) OVER w AS flow
+FROM buckets k CROSS JOIN opening_cash o
+LEFT JOIN cash c ON c.b = k.b
+LEFT JOIN market m ON m.b = k.b
+WINDOW w AS (ORDER BY k.b)
+ORDER BY k.b
+"""
+
+_PCT = Decimal("0.0001")
+
+
+def history_range(
+    *, user: AbstractBaseUser, period: Period, timeframe: Timeframe, end: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The first and last bucket starts of a history; raises InvalidRequest when it would
+    have more than MAX_POINTS points."""
+    end = end or timezone.now()
+    step = timeframe.step
+    last = bucket_start(end, timeframe)
+    if period.length is None:
+        with connections[router.db_for_read(CashTransaction)].cursor() as db:
+            db.execute(_FIRST_ACTIVITY_SQL, {"user_id": user.pk})
+            (first_activity,) = db.fetchone()
+        first = bucket_start(min(first_activity or end, end), timeframe)
+    else:
+        points = max(1, period.length // step)
+        first = last - step * (points - 1)
+    if (last - first) // step + 1 > MAX_POINTS:
+        raise InvalidRequest(
+            f"That is more than {MAX_POINTS} points: choose a longer timeframe or a shorter period.",
+            details={"timeframe": [f"More than {MAX_POINTS} points for this period."]},
+        )
+    return first, last
+
+
+def get_portfolio_history(
+    *,
+    user: AbstractBaseUser,
+    period: Period = Period.MONTH_1,
+    timeframe: Timeframe | None = None,
+    end: datetime | None = None,
+) -> PortfolioHistory:
+    """The user's portfolio value over ``period`` in ``timeframe`` buckets up to ``end``
+    (default now), from the ledgers and the recorded prices; see ``PortfolioHistory``.
+    Two queries at most (the first ledger row, for ``all``; the history). Raises
+    InvalidRequest for more than MAX_POINTS points."""
+    timeframe = timeframe or period.default_timeframe
+    first, last = history_range(user=user, period=period, timeframe=timeframe, end=end)
+    params = {"user_id": user.pk, "step": timeframe.step, "first": first, "last": last, "end": last + timeframe.step}
+    with connections[router.db_for_read(AssetTransaction)].cursor() as db:
+        db.execute(_HISTORY_SQL, params)
+        rows = db.fetchall()
+    # Every term is whole cents already (the ledgers', and the rounded holdings'):
+    # quantizing only trims the scale PostgreSQL's division left.
+    (_, base_value, _), points = rows[0], rows[1:]
+    base_value = base_value.quantize(CENT)
+    timestamps, equity, profit_loss, pct, flows = [], [], [], [], []
+    for bucket, value, flow in points:
+        value, flow = value.quantize(CENT), flow.quantize(CENT)
+        pnl = value - base_value - flow
+        invested = base_value + flow
+        timestamps.append(bucket)
+        equity.append(value)
+        profit_loss.append(pnl)
+        pct.append((pnl * 100 / invested).quantize(_PCT) if invested > ZERO else None)
+        flows.append(flow)
+    return PortfolioHistory(timeframe, timestamps, equity, profit_loss, pct, flows, base_value)
