@@ -168,7 +168,8 @@ def get_activities(
         branches.append(f"({template.format(where=' '.join(where), direction=direction)})")
     if not branches:
         return []
-    sql = f"{' UNION ALL '.join(branches)} ORDER BY 3 {direction}, 1 {direction}, 2 {direction} LIMIT %(limit)s"
+    union = " UNION ALL ".join(branches)
+    sql = f"SELECT * FROM ({union}) AS feed ORDER BY 3 {direction}, 1 {direction}, 2 {direction} LIMIT %(limit)s"
     with connections[router.db_for_read(CashTransaction)].cursor() as db:
         db.execute(sql, params)
         rows = db.fetchall()

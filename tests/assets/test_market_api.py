@@ -1,0 +1,216 @@
+"""Market data over HTTP: latest prices and OHLC bars from the recorded history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from assets.models import PriceRecord
+from tests.api_helpers import error_code
+
+LATEST = "/api/v1/market/latest/"
+BARS = "/api/v1/market/bars/"
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def record(asset, price: str, at: datetime) -> None:
+    PriceRecord.objects.create(asset=asset, price=Decimal(price), as_of=at, source="test", slot=at)
+
+
+@pytest.fixture
+def btc_minutes(btc):
+    """BTC at 12:00 100, 12:01 103, 12:02 99, 12:03 101 | 12:05 110, 12:09 108 | 12:10 107."""
+    for minute, price in [(0, "100"), (1, "103"), (2, "99"), (3, "101"), (5, "110"), (9, "108"), (10, "107.5")]:
+        record(btc, price, T0 + timedelta(minutes=minute))
+    return btc
+
+
+def test_latest_gives_each_assets_last_recorded_price(auth_client, btc_minutes, eth, make_asset):
+    # given ETH recorded once; SOL never
+    record(eth, "2481.070000000000", T0 + timedelta(seconds=5))
+    make_asset("SOL")
+
+    # when
+    response = auth_client.get(LATEST, {"asset_id": "eth,BTC,SOL"})
+
+    # then in the order asked, prices without trailing zeros; SOL has none to give
+    assert response.status_code == 200
+    assert response.json() == {
+        "prices": [
+            {"asset_id": "ETH", "price": "2481.07", "as_of": "2026-03-02T12:00:05Z", "source": "test"},
+            {"asset_id": "BTC", "price": "107.5", "as_of": "2026-03-02T12:10:00Z", "source": "test"},
+        ]
+    }
+
+
+@pytest.mark.parametrize("asset_ids", ["BTC", "BTC,ETH"])
+def test_latest_costs_three_queries_for_any_number_of_assets(auth_client, btc_minutes, eth, asset_ids):
+    # given
+    record(eth, "2500", T0)
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        response = auth_client.get(LATEST, {"asset_id": asset_ids})
+
+    # then the token, the asset ids checked, the prices
+    assert response.status_code == 200
+    assert len(response.json()["prices"]) == len(asset_ids.split(","))
+    assert len(captured.captured_queries) == 3
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({}, "asset_id"),
+        ({"asset_id": ""}, "asset_id"),
+        ({"asset_id": ",,"}, "asset_id"),
+        ({"asset_id": "BTC,NOPE"}, "asset_id"),
+        ({"asset_id": ",".join(f"A{i}" for i in range(101))}, "asset_id"),
+    ],
+)
+def test_latest_refuses_bad_asset_ids(auth_client, btc, params, field):
+    response = auth_client.get(LATEST, params)
+    assert response.status_code == 400
+    assert error_code(response) == "validation_error"
+    assert list(response.json()["error"]["details"]) == [field]
+
+
+def test_market_data_needs_authentication(api_client, btc):
+    for path in (LATEST, BARS):
+        response = api_client.get(path, {"asset_id": "BTC", "timeframe": "1Min"})
+        assert response.status_code == 401
+        assert error_code(response) == "not_authenticated"
+
+
+def test_bars_give_ohlc_and_count_per_bucket(auth_client, btc_minutes):
+    # when
+    response = auth_client.get(
+        BARS, {"asset_id": "BTC", "timeframe": "5Min", "start": "2026-03-02T12:00:00Z", "end": "2026-03-02T12:15:00Z"}
+    )
+
+    # then
+    assert response.status_code == 200
+    assert response.json() == {
+        "timeframe": "5Min",
+        "start": "2026-03-02T12:00:00Z",
+        "end": "2026-03-02T12:15:00Z",
+        "bars": [
+            {
+                "asset_id": "BTC",
+                "timestamp": "2026-03-02T12:00:00Z",
+                "open": "100",
+                "high": "103",
+                "low": "99",
+                "close": "101",
+                "count": 4,
+            },
+            {
+                "asset_id": "BTC",
+                "timestamp": "2026-03-02T12:05:00Z",
+                "open": "110",
+                "high": "110",
+                "low": "108",
+                "close": "108",
+                "count": 2,
+            },
+            {
+                "asset_id": "BTC",
+                "timestamp": "2026-03-02T12:10:00Z",
+                "open": "107.5",
+                "high": "107.5",
+                "low": "107.5",
+                "close": "107.5",
+                "count": 1,
+            },
+        ],
+        "next_page_token": None,
+    }
+
+
+def test_bars_start_inclusive_end_exclusive_and_buckets_aligned_to_the_timeframe(auth_client, btc_minutes):
+    # when the range cuts into the first and last five minutes
+    response = auth_client.get(
+        BARS, {"asset_id": "BTC", "timeframe": "5Min", "start": "2026-03-02T12:01:00Z", "end": "2026-03-02T12:09:00Z"}
+    )
+
+    # then the 12:00 bar opens at 12:01's price, and 12:09 is left out of the 12:05 bar
+    bars = [(b["timestamp"][11:16], b["open"], b["close"], b["count"]) for b in response.json()["bars"]]
+    assert bars == [("12:00", "103", "101", 3), ("12:05", "110", "110", 1)]
+
+
+def test_bars_page_through_assets_and_time_with_page_tokens(auth_client, btc_minutes, eth):
+    # given
+    record(eth, "2500", T0 + timedelta(minutes=1))
+    record(eth, "2510", T0 + timedelta(minutes=7))
+    query = {"asset_id": "ETH,BTC", "timeframe": "5Min", "start": "2026-03-02T12:00:00Z", "end": "2026-03-02T13:00:00Z"}
+
+    # when pages of two are followed
+    seen, token, pages = [], None, 0
+    while True:
+        body = auth_client.get(BARS, {**query, "limit": 2, **({"page_token": token} if token else {})}).json()
+        seen += [(b["asset_id"], b["timestamp"][11:16], b["close"]) for b in body["bars"]]
+        pages += 1
+        token = body["next_page_token"]
+        if token is None:
+            break
+
+    # then every bar once, by asset then time
+    assert pages == 3
+    assert seen == [
+        ("BTC", "12:00", "101"),
+        ("BTC", "12:05", "108"),
+        ("BTC", "12:10", "107.5"),
+        ("ETH", "12:00", "2500"),
+        ("ETH", "12:05", "2510"),
+    ]
+
+
+def test_bars_default_to_the_last_limit_buckets_before_now(auth_client, btc):
+    # given prices now and two hours ago
+    from django.utils import timezone
+
+    now = timezone.now()
+    record(btc, "1", now - timedelta(hours=2))
+    record(btc, "2", now - timedelta(seconds=1))
+
+    # when
+    body = auth_client.get(BARS, {"asset_id": "BTC", "timeframe": "1Min", "limit": 60}).json()
+
+    # then
+    assert [b["close"] for b in body["bars"]] == ["2"]
+
+
+def test_bars_are_one_query_after_authentication(auth_client, btc_minutes, eth):
+    with CaptureQueriesContext(connection) as captured:
+        response = auth_client.get(BARS, {"asset_id": "BTC,ETH", "timeframe": "1D", "start": "2026-03-01T00:00:00Z"})
+    assert response.status_code == 200
+    assert [b["count"] for b in response.json()["bars"]] == [7]
+    assert len(captured.captured_queries) == 3  # token, asset ids, bars
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"timeframe": "2Min"}, "timeframe"),
+        ({"timeframe": ""}, "timeframe"),
+        ({}, "timeframe"),
+        ({"timeframe": "1Min", "start": "yesterday"}, "start"),
+        ({"timeframe": "1Min", "end": "2026-13-01T00:00:00Z"}, "end"),
+        ({"timeframe": "1Min", "start": "2026-03-02T12:00:00Z", "end": "2026-03-02T12:00:00Z"}, "start"),
+        ({"timeframe": "1Min", "start": "2026-03-02T13:00:00Z", "end": "2026-03-02T12:00:00Z"}, "start"),
+        ({"timeframe": "1D", "end": "0001-01-02T00:00:00Z"}, "end"),
+        ({"timeframe": "1Min", "limit": "0"}, "limit"),
+        ({"timeframe": "1Min", "limit": "10001"}, "limit"),
+        ({"timeframe": "1Min", "page_token": "not-a-token"}, "page_token"),
+        ({"timeframe": "1Min", "page_token": "QlRDfG5vdC1hLWRhdGU="}, "page_token"),
+    ],
+)
+def test_bars_refuse_bad_input_in_the_error_shape(auth_client, btc, params, field):
+    response = auth_client.get(BARS, {"asset_id": "BTC", **params})
+    assert response.status_code == 400
+    assert error_code(response) == "validation_error"
+    assert field in response.json()["error"]["details"]

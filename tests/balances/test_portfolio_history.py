@@ -1,0 +1,372 @@
+"""GET /api/v1/portfolio/history/: the portfolio's value over time, rebuilt from the ledgers
+and the recorded prices, equal to the cent to a brute-force recomputation."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from assets.models import Asset, PriceRecord
+from assets.selectors import Timeframe, bucket_start
+from balances.history import MAX_POINTS, Period, get_portfolio_history
+from balances.models import AssetTransaction, CashTransaction
+from balances.selectors import reconcile_ledger
+from balances.services import InsufficientFunds, adjust_asset_balance, adjust_usd_balance, deposit, withdraw
+from core.exceptions import DomainError
+from core.money import ZERO, to_cents
+from orders.services import place_order
+from tests.api_helpers import error_code, set_price
+
+HISTORY = "/api/v1/portfolio/history/"
+END = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # a UTC midnight: the end of the histories below
+
+
+def at(when: datetime):
+    return time_machine.travel(when, tick=False)
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+# --- the brute force ----------------------------------------------------------------------
+
+
+def brute_force(user, *, first: datetime, last: datetime, step: timedelta) -> dict:
+    """The history recomputed the slow, obvious way: for each bucket's close, every ledger
+    row before it summed in Python, each holding priced at the last record before it."""
+    cash_rows = list(CashTransaction.objects.filter(user=user).values_list("created_at", "amount", "transaction_type"))
+    asset_rows = list(
+        AssetTransaction.objects.filter(user=user, status="COMPLETED").values_list(
+            "created_at", "asset_id", "transaction_type", "quantity"
+        )
+    )
+    prices = list(PriceRecord.objects.values_list("asset_id", "as_of", "price"))
+
+    def value_at(close: datetime) -> Decimal:
+        cash = sum((amount for when, amount, _ in cash_rows if when < close), ZERO)
+        quantities: dict[str, Decimal] = {}
+        for when, asset_id, kind, quantity in asset_rows:
+            if when < close:
+                quantities[asset_id] = quantities.get(asset_id, ZERO) + (-quantity if kind == "SELL" else quantity)
+        market = ZERO
+        for asset_id, quantity in quantities.items():
+            seen = [(as_of, price) for a, as_of, price in prices if a == asset_id and as_of < close]
+            if quantity and seen:
+                market += to_cents(quantity * max(seen)[1])
+        return cash + market
+
+    def flows_until(close: datetime) -> Decimal:
+        return sum(
+            (
+                amount
+                for when, amount, kind in cash_rows
+                if first <= when < close and kind in ("DEPOSIT", "WITHDRAWAL", "ADJUSTMENT")
+            ),
+            ZERO,
+        )
+
+    base = value_at(first)
+    timestamps, equity, profit_loss, pct = [], [], [], []
+    bucket = first
+    while bucket <= last:
+        value, flows = value_at(bucket + step), flows_until(bucket + step)
+        pnl = value - base - flows
+        timestamps.append(bucket)
+        equity.append(value)
+        profit_loss.append(pnl)
+        pct.append((pnl * 100 / (base + flows)).quantize(Decimal("0.0001")) if base + flows > 0 else None)
+        bucket += step
+    return {"timestamp": timestamps, "equity": equity, "profit_loss": profit_loss, "pct": pct, "base": base}
+
+
+def as_dict(history) -> dict:
+    return {
+        "timestamp": history.timestamp,
+        "equity": history.equity,
+        "profit_loss": history.profit_loss,
+        "pct": history.profit_loss_pct,
+        "base": history.base_value,
+    }
+
+
+# --- a worked example ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_days(make_user, btc, eth):
+    """alice opens 2026-03-01 10:00 (10,000.00); BTC recorded at 100 then; 11:30 buys 10 BTC
+    at 100 (1,000.00); BTC 110 at 14:00; 2026-03-02 09:00 deposits 500, BTC 90 at 12:00,
+    sells 5 BTC at 90 at 12:00; ETH is never held."""
+    with at(datetime(2026, 3, 1, 10, tzinfo=UTC)):
+        alice = make_user("alice")
+        set_price("BTC", "100")
+        set_price("ETH", "2000")
+    with at(datetime(2026, 3, 1, 11, 30, tzinfo=UTC)):
+        set_price("BTC", "100")
+        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("10"))
+    with at(datetime(2026, 3, 1, 14, tzinfo=UTC)):
+        set_price("BTC", "110")
+    with at(datetime(2026, 3, 2, 9, tzinfo=UTC)):
+        deposit(user=alice, amount=Decimal("500.00"))
+    with at(datetime(2026, 3, 2, 12, tzinfo=UTC)):
+        set_price("BTC", "90")
+        place_order(user=alice, asset_id="BTC", order_type="SELL", quantity=Decimal("5"))
+    return alice
+
+
+def test_daily_history_values_each_day_at_its_close(two_days):
+    # when the week to 2026-03-03 00:00 in days
+    response = client_for(two_days).get(HISTORY, {"period": "1W", "timeframe": "1D", "date_end": END.isoformat()})
+
+    # then five days of nothing, then 10,000 - 1,000 + 10 x 110; then 9,000 + 500 + 450 + 5 x 90
+    assert response.status_code == 200
+    assert response.json() == {
+        "timestamp": [f"2026-02-{d}T00:00:00Z" for d in (25, 26, 27, 28)]
+        + ["2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z", "2026-03-03T00:00:00Z"],
+        "equity": ["0.00", "0.00", "0.00", "0.00", "10100.00", "10400.00", "10400.00"],
+        "profit_loss": ["0.00", "0.00", "0.00", "0.00", "100.00", "-100.00", "-100.00"],
+        "profit_loss_pct": [None, None, None, None, "1.0000", "-0.9524", "-0.9524"],
+        "cash_flow": ["0.00", "0.00", "0.00", "0.00", "10000.00", "10500.00", "10500.00"],
+        "base_value": "0.00",
+        "timeframe": "1D",
+        "period": "1W",
+    }
+
+
+def test_hourly_history_starts_from_the_value_when_the_period_opens(two_days):
+    # when 1D of hours to 2026-03-02 13:00, i.e. from 2026-03-01 14:00
+    body = client_for(two_days).get(HISTORY, {"period": "1D", "timeframe": "1H", "date_end": "2026-03-02T13:00:00Z"})
+
+    # then the base is the value at 14:00 (BTC still 100), the first close 15:00 (BTC 110)
+    body = body.json()
+    assert body["base_value"] == "10000.00"
+    assert (body["timestamp"][0], body["timestamp"][-1]) == ("2026-03-01T14:00:00Z", "2026-03-02T13:00:00Z")
+    assert len(body["timestamp"]) == 24
+    assert body["equity"][0] == "10100.00"
+    assert body["equity"][-1] == "10400.00"
+    assert body["profit_loss"][-1] == "-100.00"  # the 500.00 deposited is not profit
+    assert body["cash_flow"][-1] == "500.00"
+
+
+def test_the_history_ends_at_the_current_portfolio_value(two_days):
+    from balances.selectors import calculate_portfolio_value
+
+    # when both are asked at the same instant
+    with at(datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)):
+        set_price("BTC", "90")  # still 90 (and the minute's price is recorded already)
+        history = get_portfolio_history(user=two_days, period=Period.DAY_1, timeframe=Timeframe.MIN_5)
+        portfolio = calculate_portfolio_value(user=two_days)
+
+    # then
+    assert history.equity[-1] == portfolio.total_portfolio_value == Decimal("10400.00")
+
+
+def test_period_all_starts_at_the_first_ledger_row(two_days):
+    with at(datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)):
+        history = get_portfolio_history(user=two_days, period=Period.ALL)
+    assert history.timeframe is Timeframe.DAY_1
+    assert history.timestamp == [datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)]
+    assert history.equity == [Decimal("10100.00"), Decimal("10400.00")]
+
+
+def test_a_user_with_no_ledger_rows_has_a_flat_history(make_user, settings):
+    settings.INITIAL_USD_BALANCE = Decimal("0")
+    nobody = make_user("nobody")
+    history = get_portfolio_history(user=nobody, period=Period.ALL)
+    assert (len(history.timestamp), history.equity, history.base_value) == (1, [Decimal("0.00")], Decimal("0.00"))
+
+
+@pytest.mark.parametrize(("period", "timeframe"), [("1D", "1H"), ("1M", "1D"), ("1W", "1Min")])
+def test_the_history_is_two_queries_after_authentication(two_days, period, timeframe):
+    # given
+    client = client_for(two_days)
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(HISTORY, {"period": period, "timeframe": timeframe, "date_end": END.isoformat()})
+
+    # then the token and the history
+    assert response.status_code == 200
+    assert len(captured.captured_queries) == 2
+
+
+def test_period_all_costs_one_more_query_for_where_to_start(two_days):
+    client = client_for(two_days)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get(HISTORY, {"period": "all"}).status_code == 200
+    assert len(captured.captured_queries) == 3
+
+
+def test_defaults_are_a_month_of_days(two_days):
+    body = client_for(two_days).get(HISTORY).json()
+    assert (body["period"], body["timeframe"], len(body["timestamp"])) == ("1M", "1D", 30)
+
+
+def test_another_users_history_is_404_and_staff_may_read_it(two_days, make_user, staff_user):
+    # given
+    bob = make_user("bob")
+
+    # when
+    response = client_for(bob).get(HISTORY, {"username": "alice"})
+    staff = client_for(staff_user).get(HISTORY, {"username": "alice", "period": "all", "date_end": END.isoformat()})
+
+    # then
+    assert response.status_code == 404
+    assert error_code(response) == "not_found"
+    assert staff.json()["equity"][-1] == "10400.00"
+
+
+def test_the_history_needs_authentication(api_client, db):
+    response = api_client.get(HISTORY)
+    assert response.status_code == 401
+    assert error_code(response) == "not_authenticated"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"period": "2W"}, "period"),
+        ({"timeframe": "1Sec"}, "timeframe"),
+        ({"date_end": "tomorrow"}, "date_end"),
+        ({"period": "1M", "timeframe": "1Min"}, "timeframe"),  # 43,200 points
+        ({"period": "1A", "timeframe": "5Min"}, "timeframe"),
+    ],
+)
+def test_bad_input_is_a_400_in_the_error_shape(two_days, params, field):
+    response = client_for(two_days).get(HISTORY, params)
+    assert response.status_code == 400
+    assert error_code(response) == "validation_error"
+    assert list(response.json()["error"]["details"]) == [field]
+
+
+def test_a_week_of_minutes_is_the_most_points_allowed(two_days):
+    history = get_portfolio_history(user=two_days, period=Period.WEEK_1, timeframe=Timeframe.MIN_1, end=END)
+    assert len(history.timestamp) == MAX_POINTS
+
+
+def test_holdings_are_valued_to_the_cent_half_even_like_the_portfolio(make_user, staff_user, make_asset):
+    # given 0.5 of an asset at 0.05 (0.025 USD: half even 0.02, half up 0.03) and 1.5 at 0.01
+    cheap = make_asset("CHEAP", quantity_decimals=1)
+    penny = make_asset("PENNY", quantity_decimals=1)
+    with at(END - timedelta(hours=2)):
+        alice = make_user("alice")
+        set_price("CHEAP", "0.05")
+        set_price("PENNY", "0.01")
+        adjust_asset_balance(user=alice, asset=cheap, quantity=Decimal("0.5"), reason="r", actor=staff_user)
+        adjust_asset_balance(user=alice, asset=penny, quantity=Decimal("1.5"), reason="r", actor=staff_user)
+
+    # when
+    history = get_portfolio_history(user=alice, period=Period.DAY_1, timeframe=Timeframe.HOUR_1, end=END)
+
+    # then 10,000.00 + 0.02 + 0.02
+    assert history.equity[-1] == Decimal("10000.04")
+
+
+def test_a_price_recorded_at_a_buckets_close_belongs_to_the_next_bucket(make_user, btc):
+    # given BTC 100 from 10:30, bought at 10:30, and 200 recorded at 11:00:00 exactly
+    with at(datetime(2026, 3, 2, 10, 30, tzinfo=UTC)):
+        alice = make_user("alice")
+        set_price("BTC", "100")
+        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("1"))
+    with at(datetime(2026, 3, 2, 11, tzinfo=UTC)):
+        set_price("BTC", "200")
+
+    # when
+    history = get_portfolio_history(
+        user=alice, period=Period.DAY_1, timeframe=Timeframe.HOUR_1, end=datetime(2026, 3, 2, 11, 30, tzinfo=UTC)
+    )
+
+    # then the 10:00 bucket closes before 11:00's price; the 11:00 bucket has it
+    assert history.timestamp[-2:] == [datetime(2026, 3, 2, 10, tzinfo=UTC), datetime(2026, 3, 2, 11, tzinfo=UTC)]
+    assert history.equity[-2:] == [Decimal("10000.00"), Decimal("10100.00")]
+
+
+# --- the property: any history equals its brute-force recomputation -----------------------
+
+_counter = itertools.count()
+
+EVENTS = st.lists(
+    st.tuples(
+        # whole minutes after the start, so that many fall on a bucket's close exactly
+        st.integers(min_value=1, max_value=36 * 60).map(lambda minutes: minutes * 60),
+        st.sampled_from(["deposit", "withdraw", "buy", "sell", "price", "cash_adjust", "asset_adjust"]),
+        st.integers(min_value=0, max_value=1),  # which asset
+        st.decimals(min_value=Decimal("0.001"), max_value=Decimal("3"), places=3),  # quantity or amount scale
+        st.decimals(min_value=Decimal("0.5"), max_value=Decimal("2"), places=6),  # price multiplier
+    ),
+    max_size=14,
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(
+    events=EVENTS,
+    timeframe=st.sampled_from([Timeframe.MIN_15, Timeframe.HOUR_1, Timeframe.DAY_1]),
+    period=st.sampled_from([Period.DAY_1, Period.WEEK_1]),
+    end_hours=st.integers(min_value=12, max_value=40),
+)
+def test_any_history_equals_its_brute_force_recomputation(make_user, staff_user, events, timeframe, period, end_hours):
+    # given a fresh user and two fresh assets (examples share the test's transaction), and a
+    # random day and a half of deposits, withdrawals, market buys and sells at random prices,
+    # adjustments and price records, written through the services at their instants
+    n = next(_counter)
+    start = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+    assets = [
+        Asset.objects.create(asset_id=f"PA{n}", name="a", quantity_decimals=3, reference_price=Decimal("123.45")),
+        Asset.objects.create(asset_id=f"PB{n}", name="b", quantity_decimals=6, reference_price=Decimal("0.987654")),
+    ]
+    cache.clear()
+    with at(start):
+        user = make_user(f"prop{n}")
+        for asset in assets:
+            set_price(asset.asset_id, str(asset.reference_price))
+    for offset, kind, which, scale, move in sorted(events, key=lambda e: e[0]):
+        asset = assets[which]
+        with at(start + timedelta(seconds=offset)):
+            cache.clear()  # every event's own fresh quote
+            price = (asset.reference_price * move).quantize(Decimal("0.000001"))
+            set_price(asset.asset_id, str(price))
+            quantity = (scale * (10 if which == 0 else 1000)).quantize(Decimal(1).scaleb(-asset.quantity_decimals))
+            try:
+                if kind == "deposit":
+                    deposit(user=user, amount=(scale * 1000).quantize(Decimal("0.01")))
+                elif kind == "withdraw":
+                    withdraw(user=user, amount=(scale * 1000).quantize(Decimal("0.01")))
+                elif kind in ("buy", "sell"):
+                    place_order(user=user, asset_id=asset.asset_id, order_type=kind.upper(), quantity=quantity)
+                elif kind == "cash_adjust":
+                    adjust_usd_balance(user=user, amount=-scale, reason="r", actor=staff_user)
+                elif kind == "asset_adjust":
+                    adjust_asset_balance(user=user, asset=asset, quantity=quantity, reason="r", actor=staff_user)
+            except (DomainError, InsufficientFunds):
+                pass  # refused: nothing moved, which the history must show too
+
+    # when the history ends somewhere in (or after) them, and starts before or among them
+    end = start + timedelta(hours=end_hours)
+    history = get_portfolio_history(user=user, period=period, timeframe=timeframe, end=end)
+
+    # then
+    step = timeframe.step
+    first = history.timestamp[0]
+    assert history.timestamp[-1] == bucket_start(end, timeframe)
+    assert as_dict(history) == brute_force(user, first=first, last=history.timestamp[-1], step=step)
+    assert reconcile_ledger() == []
