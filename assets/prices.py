@@ -266,7 +266,7 @@ class SimulatedProvider:
             for asset in assets
         }
 
-    def price_at(self, asset: Asset, bucket: int) -> Decimal:
+    def price_at(self, asset: PricedAsset, bucket: int) -> Decimal:
         """The price in time bucket ``bucket``, past or present (``seed_demo`` backfills the
         history with it, so the recorded past meets the live price without a jump)."""
         return to_price(Decimal(asset.reference_price) * self.multiplier(asset.asset_id, bucket))
