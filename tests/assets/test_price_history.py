@@ -133,9 +133,8 @@ def test_fetching_a_price_records_it_and_a_cached_price_does_not(settings, btc, 
     assert inserts(captured) == []
 
 
-def test_an_order_on_a_cached_price_writes_no_price_history(user, btc):
+def test_an_order_on_a_cached_price_writes_no_price_history(user, btc, set_price):
     from orders.services import place_order
-    from tests.api_helpers import set_price
 
     # given
     set_price("BTC", "50000")

@@ -14,7 +14,7 @@ from rest_framework.authtoken.models import Token
 from balances.history import ActivityType, get_activities
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
 from orders.services import place_order
-from tests.api_helpers import error_code, set_price
+from tests.api_helpers import error_code
 
 ACTIVITIES = "/api/v1/activities/"
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -25,7 +25,7 @@ def at(minutes: float):
 
 
 @pytest.fixture
-def history(make_user, staff_user, btc, eth):
+def history(make_user, staff_user, btc, eth, set_price):
     """alice: opened at T0 (10,000.00 deposit), +500 at 1 min, buys 0.01 BTC at 50,000 at
     2 min, withdraws 25 at 3 min, sells 0.005 BTC at 51,000 at 4 min, gets 1 ETH and 2.50
     USD of adjustments at 5 min, buys 1 ETH at 2,500 at 5 min too (the same instant)."""

@@ -26,7 +26,7 @@ from core.exceptions import DomainError
 from core.money import ZERO, to_cents
 from orders.selectors import reconcile_ledger
 from orders.services import place_order
-from tests.api_helpers import error_code, set_price
+from tests.api_helpers import error_code
 
 HISTORY = "/api/v1/portfolio/history/"
 END = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # a UTC midnight: the end of the histories below
@@ -107,7 +107,7 @@ def as_dict(history) -> dict:
 
 
 @pytest.fixture
-def two_days(make_user, btc, eth):
+def two_days(make_user, btc, eth, set_price):
     """alice opens 2026-03-01 10:00 (10,000.00); BTC recorded at 100 then; 11:30 buys 10 BTC
     at 100 (1,000.00); BTC 110 at 14:00; 2026-03-02 09:00 deposits 500, BTC 90 at 12:00,
     sells 5 BTC at 90 at 12:00; ETH is never held."""
@@ -162,7 +162,7 @@ def test_hourly_history_starts_from_the_value_when_the_period_opens(two_days):
     assert body["cash_flow"][-1] == "500.00"
 
 
-def test_the_history_ends_at_the_current_portfolio_value(two_days):
+def test_the_history_ends_at_the_current_portfolio_value(two_days, set_price):
     from balances.selectors import calculate_portfolio_value
 
     # when both are asked at the same instant
@@ -258,7 +258,7 @@ def test_a_week_of_minutes_is_the_most_points_allowed(two_days):
     assert len(history.timestamp) == MAX_POINTS
 
 
-def test_holdings_are_valued_to_the_cent_half_even_like_the_portfolio(make_user, staff_user, make_asset):
+def test_holdings_are_valued_to_the_cent_half_even_like_the_portfolio(make_user, staff_user, make_asset, set_price):
     # given 0.5 of an asset at 0.05 (0.025 USD: half even 0.02, half up 0.03) and 1.5 at 0.01
     cheap = make_asset("CHEAP", quantity_decimals=1)
     penny = make_asset("PENNY", quantity_decimals=1)
@@ -276,7 +276,7 @@ def test_holdings_are_valued_to_the_cent_half_even_like_the_portfolio(make_user,
     assert history.equity[-1] == Decimal("10000.04")
 
 
-def test_a_price_recorded_at_a_buckets_close_belongs_to_the_next_bucket(make_user, btc):
+def test_a_price_recorded_at_a_buckets_close_belongs_to_the_next_bucket(make_user, btc, set_price):
     # given BTC 100 from 10:30, bought at 10:30, and 200 recorded at 11:00:00 exactly
     with at(datetime(2026, 3, 2, 10, 30, tzinfo=UTC)):
         alice = make_user("alice")
@@ -324,7 +324,9 @@ EVENTS = st.lists(
     period=st.sampled_from([Period.DAY_1, Period.WEEK_1]),
     end_hours=st.integers(min_value=12, max_value=40),
 )
-def test_any_history_equals_its_brute_force_recomputation(make_user, staff_user, events, timeframe, period, end_hours):
+def test_any_history_equals_its_brute_force_recomputation(
+    make_user, staff_user, set_price, events, timeframe, period, end_hours
+):
     # given a fresh user and two fresh assets (examples share the test's transaction), and a
     # random day and a half of deposits, withdrawals, market buys and sells at random prices,
     # adjustments and price records, written through the services at their instants
