@@ -16,6 +16,7 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from balances.admin import ADJUST_PERMISSION
+from balances.equity_chart import equity_chart_svg
 from balances.models import UsdBalance
 from balances.selectors import get_holdings, value_holdings
 from core.admin import SafeChangelistMixin, admin_changelist_url, plain_decimal
@@ -63,7 +64,7 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
         "date_joined",
     )
     list_select_related = ("usd_balance",)
-    money_fields = ("usd_balance_panel", "holdings_panel", "recent_orders_panel")
+    money_fields = ("usd_balance_panel", "holdings_panel", "equity_chart_panel", "recent_orders_panel")
     readonly_fields = money_fields
     fieldsets = (
         UserAdmin.fieldsets[0],
@@ -131,6 +132,10 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
             reverse("admin:balances_usdbalance_change", args=[balance.pk]),
             admin_changelist_url("balances_cashtransaction", user=user.pk),
         )
+
+    @admin.display(description="equity")
+    def equity_chart_panel(self, user) -> str:
+        return equity_chart_svg(user=user)
 
     @admin.display(description="holdings")
     def holdings_panel(self, user) -> str:

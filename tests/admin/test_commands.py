@@ -55,10 +55,12 @@ def test_seed_demo_creates_users_with_history_and_is_rerunnable(btc, eth):
 
     # then
     printed = dict(re.findall(r"username (\S+)  password (\S+)", out.getvalue()))
-    assert sorted(printed) == ["demo_alice", "demo_bob", "demo_carol"]
+    assert sorted(printed) == ["demo_alice", "demo_bob", "demo_carol", "demo_trader"]
     for username, password in printed.items():
         user = User.objects.get(username=username)
         assert user.check_password(password)
+        if username == "demo_trader":
+            continue  # its week: test_seed_demo_leaves_a_week_of_history
         assert user.is_staff is False
         statuses = sorted(Order.objects.filter(user=user).values_list("order_type", "status"))
         assert statuses == [
@@ -79,6 +81,43 @@ def test_seed_demo_creates_users_with_history_and_is_rerunnable(btc, eth):
     assert Order.objects.count() == orders
     assert "password" not in again.getvalue()
     assert "demo_alice: exists, skipped." in again.getvalue()
+    assert "demo_trader: exists, skipped." in again.getvalue()
+
+
+def test_seed_demo_leaves_a_week_of_history(settings, btc, eth):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from assets.models import PriceRecord
+    from assets.selectors import Timeframe
+    from balances.history import Period, get_activities, get_portfolio_history
+    from balances.models import AssetTransaction, CashTransaction
+
+    # given
+    settings.PRICE_PROVIDER = "simulated"
+
+    # when
+    call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
+
+    # then demo_trader opened a week ago and traded every 8 hours since, through the services
+    trader = User.objects.get(username="demo_trader")
+    now = timezone.now()
+    assert now - timedelta(days=7, minutes=5) < trader.date_joined < now - timedelta(days=6, hours=23)
+    fills = list(AssetTransaction.objects.filter(user=trader).order_by("created_at"))
+    assert len(fills) == 19
+    assert {f.transaction_type for f in fills} == {"BUY", "SELL"}
+    assert (fills[-1].created_at - fills[0].created_at) > timedelta(days=6)
+    kinds = sorted(CashTransaction.objects.filter(user=trader).values_list("transaction_type", flat=True))
+    assert (kinds.count("DEPOSIT"), kinds.count("WITHDRAWAL")) == (2, 1)
+    assert reconcile_ledger() == []
+    # with a price a minute for the week, for every active asset
+    for asset in (btc, eth):
+        assert PriceRecord.objects.filter(asset=asset, as_of__gte=now - timedelta(days=7)).count() >= 7 * 1440
+    # so the week's history moves, and ends at today's value
+    history = get_portfolio_history(user=trader, period=Period.WEEK_1, timeframe=Timeframe.HOUR_1)
+    assert len(set(history.equity)) > 100
+    assert len(get_activities(user=trader, page_size=500)) == 19 + 3
 
 
 def test_add_staff_to_group_creates_the_account_when_asked(staff_groups):

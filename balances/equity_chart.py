@@ -1,0 +1,68 @@
+"""A small equity chart for the back office's user page: an inline SVG drawn on the server
+from ``balances.history.get_portfolio_history``. No JavaScript and nothing fetched from a CDN,
+so it renders in any browser the admin does, offline included. Coordinates are floats (they
+are pixels); every figure shown as text is the exact Decimal from the history."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from assets.selectors import Timeframe
+from balances.history import Period, PortfolioHistory, get_portfolio_history
+
+WIDTH, HEIGHT = 640, 160
+PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 8, 8, 10, 22
+
+
+def equity_chart_svg(
+    *, user: AbstractBaseUser, period: Period = Period.WEEK_1, timeframe: Timeframe = Timeframe.HOUR_1
+) -> SafeString:
+    """The user's equity over ``period`` as an SVG line with its low, high, first and last
+    values written out (two queries: the history, and for ``all`` where it starts)."""
+    history = get_portfolio_history(user=user, period=period, timeframe=timeframe)
+    return render_equity_chart(history, caption=f"Period {period.value}, {timeframe.value} buckets")
+
+
+def render_equity_chart(history: PortfolioHistory, *, caption: str) -> SafeString:
+    equity = history.equity
+    low, high = min(equity), max(equity)
+    span = float(high - low) or 1.0
+    inner_w, inner_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_TOP - PAD_BOTTOM
+    last_index = max(len(equity) - 1, 1)
+    points = " ".join(
+        f"{PAD_LEFT + inner_w * i / last_index:.1f},{PAD_TOP + inner_h * (1 - float(value - low) / span):.1f}"
+        for i, value in enumerate(equity)
+    )
+    first_at, last_at = history.timestamp[0], history.timestamp[-1]
+    change = history.profit_loss[-1]
+    colour = "#2e7d32" if change >= 0 else "#c62828"
+    return format_html(
+        '<svg id="equity-chart" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}"'
+        ' role="img" aria-label="Equity from {first_at} to {last_at}: {first} to {last} USD">'
+        '<rect x="0" y="0" width="{w}" height="{h}" fill="#fafafa" stroke="#ddd"/>'
+        '<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{points}"/>'
+        '<text x="{pad}" y="{label_y}" font-size="11" fill="#555">{first_day}</text>'
+        '<text x="{right}" y="{label_y}" font-size="11" fill="#555" text-anchor="end">{last_day}</text>'
+        "</svg>"
+        '<p class="equity-summary">{caption}: now <b>{last}</b> USD, low {low}, high {high};'
+        ' P&amp;L <span style="color:{colour}">{change}</span> USD (deposits and withdrawals excluded).</p>',
+        w=WIDTH,
+        h=HEIGHT,
+        first_at=first_at.isoformat(timespec="minutes"),
+        last_at=last_at.isoformat(timespec="minutes"),
+        first=equity[0],
+        last=equity[-1],
+        colour=colour,
+        points=points,
+        pad=PAD_LEFT,
+        right=WIDTH - PAD_RIGHT,
+        label_y=HEIGHT - 6,
+        first_day=first_at.strftime("%Y-%m-%d %H:%M"),
+        last_day=last_at.strftime("%Y-%m-%d %H:%M"),
+        caption=caption,
+        low=low,
+        high=high,
+        change=change,
+    )
