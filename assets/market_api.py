@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from decimal import Decimal
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
@@ -16,20 +15,17 @@ from rest_framework.views import APIView
 
 from assets.models import Asset
 from assets.selectors import Bar, Timeframe, get_bars, get_latest_prices
+from core.api.fields import PriceField, TimestampField
 from core.api.openapi import error_responses
+from core.api.serializers import InputSerializer, ReadSerializer
 
 MAX_ASSETS = 100
 DEFAULT_BARS = 1000
 MAX_BARS = 10_000
 
 
-def plain_decimal(value: Decimal) -> str:
-    """A price without trailing zeros and never in exponent form ("63389.3", "0.01")."""
-    return format(value.normalize(), "f")
-
-
-def iso(value: datetime) -> str:
-    return serializers.DateTimeField().to_representation(value)
+# Answered as `TimestampField` writes them, where a value is not a serializer's field.
+iso = TimestampField().to_representation
 
 
 class AssetIdsField(serializers.CharField):
@@ -58,8 +54,16 @@ class TimeframeField(serializers.ChoiceField):
         return Timeframe(super().to_internal_value(data))
 
 
-def parse_query(serializer_class: type[serializers.Serializer], request) -> dict:
-    data = serializer_class(data=request.query_params)
+# Query parameters the framework reads itself, not the view's serializer.
+_FRAMEWORK_PARAMS = frozenset({"username", "format"})
+
+
+def parse_query(serializer_class: type[InputSerializer], request) -> dict:
+    """The query string through an InputSerializer: an unknown parameter is a 400
+    ``unknown_field`` (a misspelt ``?untill=`` must not silently widen the answer), and an
+    empty value is refused like any malformed one, not read as "not given"."""
+    params = {key: value for key, value in request.query_params.items() if key not in _FRAMEWORK_PARAMS}
+    data = serializer_class(data=params)
     data.is_valid(raise_exception=True)
     return data.validated_data
 
@@ -67,14 +71,14 @@ def parse_query(serializer_class: type[serializers.Serializer], request) -> dict
 # --- latest ------------------------------------------------------------------------------
 
 
-class LatestQuerySerializer(serializers.Serializer):
+class LatestQuerySerializer(InputSerializer):
     asset_id = AssetIdsField(max_length=2000, help_text="One asset id or a comma-separated list: BTC,ETH.")
 
 
-class LatestPriceSerializer(serializers.Serializer):
+class LatestPriceSerializer(ReadSerializer):
     asset_id = serializers.CharField()
-    price = serializers.CharField(help_text="USD per unit, without trailing zeros.")
-    as_of = serializers.DateTimeField(help_text="When the price was observed.")
+    price = PriceField(help_text="USD per unit, without trailing zeros.")
+    as_of = TimestampField(help_text="When the price was observed.")
     source = serializers.CharField(help_text="The provider that quoted it: simulated or coingecko.")
 
 
@@ -104,18 +108,14 @@ class MarketLatestView(APIView):
     def get(self, request):
         asset_ids = parse_query(LatestQuerySerializer, request)["asset_id"]
         latest = get_latest_prices(asset_ids=asset_ids)
-        prices = [
-            {"asset_id": p.asset_id, "price": plain_decimal(p.price), "as_of": iso(p.as_of), "source": p.source}
-            for asset_id in asset_ids
-            if (p := latest.get(asset_id)) is not None
-        ]
-        return Response({"prices": prices})
+        prices = [latest[asset_id] for asset_id in asset_ids if asset_id in latest]
+        return Response({"prices": LatestPriceSerializer(prices, many=True).data})
 
 
 # --- bars --------------------------------------------------------------------------------
 
 
-class BarsQuerySerializer(serializers.Serializer):
+class BarsQuerySerializer(InputSerializer):
     asset_id = AssetIdsField(max_length=2000, help_text="One asset id or a comma-separated list: BTC,ETH.")
     timeframe = TimeframeField(help_text="Bucket size: 1Min, 5Min, 15Min, 1H or 1D (buckets align to UTC midnight).")
     start = serializers.DateTimeField(
@@ -150,13 +150,13 @@ class BarsQuerySerializer(serializers.Serializer):
         return {**attrs, "start": start, "end": end}
 
 
-class BarSerializer(serializers.Serializer):
+class BarSerializer(ReadSerializer):
     asset_id = serializers.CharField()
-    timestamp = serializers.DateTimeField(help_text="The bucket's start.")
-    open = serializers.CharField()
-    high = serializers.CharField()
-    low = serializers.CharField()
-    close = serializers.CharField()
+    timestamp = TimestampField(help_text="The bucket's start.")
+    open = PriceField()
+    high = PriceField()
+    low = PriceField()
+    close = PriceField()
     count = serializers.IntegerField(help_text="Recorded prices in the bucket.")
 
 
@@ -164,24 +164,12 @@ BarsResponse = inline_serializer(
     "MarketBars",
     {
         "timeframe": serializers.CharField(),
-        "start": serializers.DateTimeField(),
-        "end": serializers.DateTimeField(),
+        "start": TimestampField(),
+        "end": TimestampField(),
         "bars": BarSerializer(many=True),
         "next_page_token": serializers.CharField(allow_null=True),
     },
 )
-
-
-def _bar(bar: Bar) -> dict:
-    return {
-        "asset_id": bar.asset_id,
-        "timestamp": iso(bar.timestamp),
-        "open": plain_decimal(bar.open),
-        "high": plain_decimal(bar.high),
-        "low": plain_decimal(bar.low),
-        "close": plain_decimal(bar.close),
-        "count": bar.count,
-    }
 
 
 def _page_token(bar: Bar) -> str:
@@ -246,7 +234,7 @@ class MarketBarsView(APIView):
                 "timeframe": query["timeframe"].value,
                 "start": iso(query["start"]),
                 "end": iso(query["end"]),
-                "bars": [_bar(bar) for bar in bars],
+                "bars": BarSerializer(bars, many=True).data,
                 "next_page_token": _page_token(bars[-1]) if more else None,
             }
         )

@@ -223,6 +223,7 @@ class PortfolioHistory:
     in is not profit); ``profit_loss_pct`` is that over base_value plus the net cash moved in,
     in percent, None when that is not positive."""
 
+    period: Period
     timeframe: Timeframe
     timestamp: list[datetime]
     equity: list[Decimal]
@@ -366,4 +367,4 @@ def get_portfolio_history(
         profit_loss.append(pnl)
         pct.append((pnl * 100 / invested).quantize(_PCT) if invested > ZERO else None)
         flows.append(flow)
-    return PortfolioHistory(timeframe, timestamps, equity, profit_loss, pct, flows, base_value)
+    return PortfolioHistory(period, timeframe, timestamps, equity, profit_loss, pct, flows, base_value)

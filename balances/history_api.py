@@ -3,27 +3,19 @@ Views parse the query string, call one selector of ``balances.history``, render.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assets.market_api import AssetIdsField, TimeframeField, iso, parse_query, plain_decimal
-from balances.history import Activity, ActivityType, Period, get_activities, get_portfolio_history
+from assets.market_api import AssetIdsField, TimeframeField, parse_query
+from balances.history import ActivityType, Period, get_activities, get_portfolio_history
 from core.api.errors import OwnerScopedMixin
+from core.api.fields import PriceField, QuantityField, StrictDecimalField, TimestampField, UsdField
 from core.api.openapi import error_responses
+from core.api.serializers import InputSerializer, ReadSerializer
 
 MAX_PAGE_SIZE = 500
-
-
-def _usd(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
-
-
-def _plain(value: Decimal | None) -> str | None:
-    return None if value is None else plain_decimal(value)
 
 
 # --- Activities ----------------------------------------------------------------------------
@@ -40,7 +32,7 @@ class ActivityTypesField(serializers.CharField):
         return [ActivityType(name) for name in dict.fromkeys(names)]
 
 
-class ActivitiesQuerySerializer(serializers.Serializer):
+class ActivitiesQuerySerializer(InputSerializer):
     activity_type = ActivityTypesField(
         required=False,
         max_length=200,
@@ -63,40 +55,22 @@ class ActivitiesQuerySerializer(serializers.Serializer):
         return attrs
 
 
-class ActivitySerializer(serializers.Serializer):
-    """For the schema; rows are rendered by ``_activity``."""
+class ActivitySerializer(ReadSerializer):
+    """A ``balances.history.Activity``."""
 
     activity_id = serializers.CharField(help_text="Unique; sorts like the feed. Pass as page_token to continue.")
     activity_type = serializers.ChoiceField(choices=[t.value for t in ActivityType])
-    created_at = serializers.DateTimeField()
+    created_at = TimestampField()
     asset_id = serializers.CharField(allow_null=True)
     side = serializers.ChoiceField(choices=["BUY", "SELL"], allow_null=True)
-    quantity = serializers.CharField(allow_null=True, help_text="Positive for fills; signed for adjustments.")
-    price = serializers.CharField(allow_null=True, help_text="Fill price per unit.")
-    net_amount = serializers.CharField(allow_null=True, help_text="USD moved: negative out of the balance.")
-    realized_pnl = serializers.CharField(allow_null=True)
-    order_id = serializers.UUIDField(allow_null=True)
+    quantity = QuantityField(allow_null=True, help_text="Positive for fills; signed for asset adjustments.")
+    price = PriceField(allow_null=True, help_text="Fill price per unit.")
+    net_amount = UsdField(allow_null=True, help_text="USD moved: negative out of the balance.")
+    realized_pnl = UsdField(allow_null=True)
+    order_id = serializers.CharField(allow_null=True, help_text="The order of a fill (a UUID).")
     client_reference = serializers.CharField(allow_null=True)
     note = serializers.CharField()
-    balance_after = serializers.CharField(allow_null=True, help_text="USD balance after a cash movement.")
-
-
-def _activity(activity: Activity) -> dict:
-    return {
-        "activity_id": activity.activity_id,
-        "activity_type": activity.activity_type.value,
-        "created_at": iso(activity.created_at),
-        "asset_id": activity.asset_id,
-        "side": activity.side,
-        "quantity": _plain(activity.quantity),
-        "price": _plain(activity.price),
-        "net_amount": _usd(activity.net_amount),
-        "realized_pnl": _usd(activity.realized_pnl),
-        "order_id": activity.order_id,
-        "client_reference": activity.client_reference,
-        "note": activity.note,
-        "balance_after": _usd(activity.balance_after),
-    }
+    balance_after = UsdField(allow_null=True, help_text="USD balance after a cash movement.")
 
 
 ActivitiesPage = inline_serializer(
@@ -173,7 +147,7 @@ class ActivitiesView(OwnerScopedMixin, APIView):
             params = request.query_params.copy()
             params["page_token"] = activities[-1].activity_id
             next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
-        return Response({"next": next_url, "results": [_activity(a) for a in activities]})
+        return Response({"next": next_url, "results": ActivitySerializer(activities, many=True).data})
 
 
 # --- Portfolio history -----------------------------------------------------------------
@@ -187,7 +161,7 @@ class PeriodField(serializers.ChoiceField):
         return Period(super().to_internal_value(data))
 
 
-class HistoryQuerySerializer(serializers.Serializer):
+class HistoryQuerySerializer(InputSerializer):
     period = PeriodField(required=False, help_text="1D, 1W, 1M (30 days), 3M, 1A (365 days) or all. Default 1M.")
     timeframe = TimeframeField(
         required=False, help_text="1Min, 5Min, 15Min, 1H or 1D; default 1Min for 1D, 15Min for 1W, else 1D."
@@ -195,25 +169,24 @@ class HistoryQuerySerializer(serializers.Serializer):
     date_end = serializers.DateTimeField(required=False, help_text="The history ends here (default now).")
 
 
-PortfolioHistoryResponse = inline_serializer(
-    "PortfolioHistory",
-    {
-        "timestamp": serializers.ListField(child=serializers.DateTimeField(), help_text="Each bucket's start."),
-        "equity": serializers.ListField(child=serializers.CharField(), help_text="USD value at the bucket's close."),
-        "profit_loss": serializers.ListField(
-            child=serializers.CharField(), help_text="equity - base_value - net cash moved in since the start."
-        ),
-        "profit_loss_pct": serializers.ListField(
-            child=serializers.CharField(allow_null=True), help_text="profit_loss / (base_value + net cash in), %."
-        ),
-        "cash_flow": serializers.ListField(
-            child=serializers.CharField(), help_text="Net deposits, withdrawals and cash adjustments since the start."
-        ),
-        "base_value": serializers.CharField(help_text="USD value when the first bucket opens."),
-        "timeframe": serializers.CharField(),
-        "period": serializers.CharField(),
-    },
-)
+class PortfolioHistorySerializer(ReadSerializer):
+    """A ``balances.history.PortfolioHistory``."""
+
+    timestamp = serializers.ListField(child=TimestampField(), help_text="Each bucket's start.")
+    equity = serializers.ListField(child=UsdField(), help_text="USD value at the bucket's close.")
+    profit_loss = serializers.ListField(
+        child=UsdField(), help_text="equity - base_value - net cash moved in since the period opened."
+    )
+    profit_loss_pct = serializers.ListField(
+        child=StrictDecimalField(max_digits=30, decimal_places=4, trim=False, allow_null=True),
+        help_text="profit_loss / (base_value + net cash moved in), in percent; null while that is not positive.",
+    )
+    cash_flow = serializers.ListField(
+        child=UsdField(), help_text="Net deposits, withdrawals and cash adjustments since the period opened."
+    )
+    base_value = UsdField(help_text="USD value when the first bucket opens.")
+    timeframe = serializers.CharField(source="timeframe.value")
+    period = serializers.CharField(source="period.value")
 
 
 class PortfolioHistoryView(OwnerScopedMixin, APIView):
@@ -222,7 +195,7 @@ class PortfolioHistoryView(OwnerScopedMixin, APIView):
 
     @extend_schema(
         parameters=[HistoryQuerySerializer],
-        responses={200: PortfolioHistoryResponse, **error_responses(400)},
+        responses={200: PortfolioHistorySerializer, **error_responses(400)},
         examples=[
             OpenApiExample(
                 "Three days",
@@ -246,15 +219,4 @@ class PortfolioHistoryView(OwnerScopedMixin, APIView):
         history = get_portfolio_history(
             user=self.target_user(), period=period, timeframe=query.get("timeframe"), end=query.get("date_end")
         )
-        return Response(
-            {
-                "timestamp": [iso(t) for t in history.timestamp],
-                "equity": [_usd(v) for v in history.equity],
-                "profit_loss": [_usd(v) for v in history.profit_loss],
-                "profit_loss_pct": [None if v is None else f"{v:.4f}" for v in history.profit_loss_pct],
-                "cash_flow": [_usd(v) for v in history.cash_flow],
-                "base_value": _usd(history.base_value),
-                "timeframe": history.timeframe.value,
-                "period": period.value,
-            }
-        )
+        return Response(PortfolioHistorySerializer(history).data)

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from assets.selectors import Timeframe
 from balances.equity_chart import HEIGHT, PAD_BOTTOM, PAD_TOP, render_equity_chart
-from balances.history import PortfolioHistory
+from balances.history import Period, PortfolioHistory
 from balances.services import deposit
 
 
@@ -38,6 +38,7 @@ def test_the_line_spans_the_chart_from_the_lowest_to_the_highest_value():
     # given
     start = datetime(2026, 3, 1, tzinfo=UTC)
     history = PortfolioHistory(
+        period=Period.WEEK_1,
         timeframe=Timeframe.DAY_1,
         timestamp=[start + timedelta(days=i) for i in range(3)],
         equity=[Decimal("100.00"), Decimal("50.00"), Decimal("150.00")],

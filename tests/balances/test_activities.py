@@ -221,6 +221,14 @@ def test_bad_filters_are_a_400_in_the_error_shape(history, params, field):
     assert list(response.json()["error"]["details"]) == [field]
 
 
+def test_an_unknown_or_misspelt_filter_is_refused_not_ignored(history):
+    # a misspelt ?untill= once returned everything
+    response = client_for(history).get(ACTIVITIES, {"untill": "2026-03-02T12:01:00Z"})
+    assert response.status_code == 400
+    assert error_code(response) == "unknown_field"
+    assert list(response.json()["error"]["details"]) == ["untill"]
+
+
 def test_the_selector_takes_plain_arguments(history):
     # the Alpaca layer calls it without DRF
     fills = get_activities(user=history, activity_types=[ActivityType.FILL], page_size=2, newest_first=False)

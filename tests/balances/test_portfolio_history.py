@@ -240,6 +240,8 @@ def test_the_history_needs_authentication(api_client, db):
     ("params", "field"),
     [
         ({"period": "2W"}, "period"),
+        ({"period": ""}, "period"),
+        ({"perod": "1W"}, "perod"),
         ({"timeframe": "1Sec"}, "timeframe"),
         ({"date_end": "tomorrow"}, "date_end"),
         ({"period": "1M", "timeframe": "1Min"}, "timeframe"),  # 43,200 points
@@ -249,7 +251,7 @@ def test_the_history_needs_authentication(api_client, db):
 def test_bad_input_is_a_400_in_the_error_shape(two_days, params, field):
     response = client_for(two_days).get(HISTORY, params)
     assert response.status_code == 400
-    assert error_code(response) == "validation_error"
+    assert error_code(response) == ("unknown_field" if field == "perod" else "validation_error")
     assert list(response.json()["error"]["details"]) == [field]
 
 
