@@ -83,7 +83,7 @@ FROM (SELECT *, CASE WHEN kind = 'BUY' THEN -cost ELSE cost END AS signed FROM p
 
 PRICES_SQL = """
 INSERT INTO assets_pricerecord (asset_id, price, as_of, source, slot)
-SELECT a.asset_id, round(a.reference_price * (1 + 0.05 * sin(extract(epoch FROM t) / 3600.0 + a.k)), 12),
+SELECT a.asset_id, round(a.reference_price * (1 + 0.05 * sin(extract(epoch FROM t) / 3600.0 + a.k))::numeric, 12),
        t, 'bench', t
 FROM (SELECT asset_id, reference_price, row_number() OVER (ORDER BY asset_id) AS k
       FROM assets_asset WHERE asset_id LIKE 'BH%%') a,
