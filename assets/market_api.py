@@ -17,6 +17,7 @@ from assets.models import Asset
 from assets.selectors import Bar, Timeframe, get_bars, get_latest_prices
 from core.api.fields import PriceField, TimestampField
 from core.api.openapi import error_responses
+from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
 
 MAX_ASSETS = 100
@@ -85,7 +86,7 @@ class LatestPriceSerializer(ReadSerializer):
 LatestResponse = inline_serializer("MarketLatest", {"prices": LatestPriceSerializer(many=True)})
 
 
-class MarketLatestView(APIView):
+class MarketLatestView(ReplicaReadMixin, APIView):
     """The last recorded price of each asset asked, and when it was observed. Assets with no
     recorded price yet are left out. Reads the history only: it never waits on the provider."""
 
@@ -176,7 +177,7 @@ def _page_token(bar: Bar) -> str:
     return base64.urlsafe_b64encode(f"{bar.asset_id}|{bar.timestamp.isoformat()}".encode()).decode()
 
 
-class MarketBarsView(APIView):
+class MarketBarsView(ReplicaReadMixin, APIView):
     """OHLC bars of the recorded prices, by asset then time; a bucket with no recorded price
     has no bar. More than ``limit`` bars: pass ``next_page_token`` back as ``page_token``."""
 

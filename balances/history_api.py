@@ -13,6 +13,7 @@ from balances.history import ActivityType, Period, get_activities, get_portfolio
 from core.api.errors import OwnerScopedMixin
 from core.api.fields import PriceField, QuantityField, StrictDecimalField, TimestampField, UsdField
 from core.api.openapi import error_responses
+from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
 
 MAX_PAGE_SIZE = 500
@@ -109,7 +110,7 @@ _DEPOSIT_EXAMPLE = {
 }
 
 
-class ActivitiesView(OwnerScopedMixin, APIView):
+class ActivitiesView(ReplicaReadMixin, OwnerScopedMixin, APIView):
     """One feed of the account's fills and cash movements (both ledgers), newest first.
     Cursor-paginated: follow ``next``."""
 
@@ -189,7 +190,7 @@ class PortfolioHistorySerializer(ReadSerializer):
     period = serializers.CharField(source="period.value")
 
 
-class PortfolioHistoryView(OwnerScopedMixin, APIView):
+class PortfolioHistoryView(ReplicaReadMixin, OwnerScopedMixin, APIView):
     """The portfolio's value over time, rebuilt from the ledgers and the recorded prices:
     at each bucket's close, cash then plus each holding then at the last recorded price."""
 
