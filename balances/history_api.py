@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from assets.market_api import AssetIdsField, TimeframeField, parse_query
 from balances.history import ActivityType, Period, get_activities, get_portfolio_history
 from core.api.errors import OwnerScopedMixin
-from core.api.fields import PriceField, QuantityField, StrictDecimalField, TimestampField, UsdField
+from core.api.fields import PercentField, PriceField, QuantityField, TimestampField, UsdField
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
@@ -179,7 +179,7 @@ class PortfolioHistorySerializer(ReadSerializer):
         child=UsdField(), help_text="equity - base_value - net cash moved in since the period opened."
     )
     profit_loss_pct = serializers.ListField(
-        child=StrictDecimalField(max_digits=30, decimal_places=4, trim=False, allow_null=True),
+        child=PercentField(allow_null=True),
         help_text="profit_loss / (base_value + net cash moved in), in percent; null while that is not positive.",
     )
     cash_flow = serializers.ListField(
@@ -205,7 +205,7 @@ class PortfolioHistoryView(ReplicaReadMixin, OwnerScopedMixin, APIView):
                     "timestamp": ["2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z", "2026-11-27T00:00:00Z"],
                     "equity": ["10000.00", "10512.40", "10498.15"],
                     "profit_loss": ["0.00", "12.40", "-1.85"],
-                    "profit_loss_pct": ["0.0000", "0.1181", "-0.0176"],
+                    "profit_loss_pct": ["0.00", "0.12", "-0.02"],
                     "cash_flow": ["0.00", "500.00", "500.00"],
                     "base_value": "10000.00",
                     "timeframe": "1D",
