@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt
 install: $(VENV)/.installed
 
 run: install
-	./scripts/run.sh
+	@./scripts/run.sh
 
 test: install
 	$(VENV)/bin/pytest -q $(PYTEST_ARGS)

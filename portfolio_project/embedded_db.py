@@ -80,13 +80,15 @@ def stop(base_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    # python -m portfolio_project.embedded_db {status,stop}: used by scripts/run.sh.
+    # python -m portfolio_project.embedded_db {status,stop,path}: used by scripts/run.sh.
     import sys
 
     base = Path(__file__).resolve().parent.parent
     command = sys.argv[1] if len(sys.argv) > 1 else "status"
     if command == "stop":
         stop(base)
+    elif command == "path":  # where the data is (run.sh keeps its lock beside it)
+        print(_data_dir(base))
     else:  # status: says so, and exits 0 when running, 1 when not (for scripts)
         running = is_running(base)
         print(f"embedded PostgreSQL {'running' if running else 'not running'}; data in {_data_dir(base)}")

@@ -253,6 +253,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
+    # 4xx answers: one line each, without the traceback Django attaches (core/log_filters.py).
+    "filters": {"client_errors_without_traceback": {"()": "core.log_filters.ClientErrorsWithoutTraceback"}},
+    "loggers": {"django.request": {"filters": ["client_errors_without_traceback"]}},
 }
 
 # Behind HTTPS (production), HTTPS=true turns on what `check --deploy` asks for. Off by default

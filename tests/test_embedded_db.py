@@ -23,3 +23,18 @@ def test_status_says_whether_the_server_runs_and_its_exit_code_agrees():
     assert match, result.stdout + result.stderr
     assert result.returncode == (0 if match[1] == "running" else 1)
     assert Path(match[2]) == ROOT / ".data" / "postgres"
+
+
+def test_path_prints_the_data_directory_that_run_sh_locks_beside():
+    # when
+    result = subprocess.run(
+        [sys.executable, "-m", "portfolio_project.embedded_db", "path"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # then
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{ROOT / '.data' / 'postgres'}\n"
