@@ -131,7 +131,9 @@ class OwnPostgres:
         self.pg_ctl("-w", "-m", mode, "stop", check=False)
 
     def start_again(self) -> None:
-        self.pg_ctl("-w", "start")
+        # As the wheel starts it: no TCP at all (never the machine's port 5432), the socket
+        # in the data directory. (restart reuses these options by itself.)
+        self.pg_ctl("-w", "-o", '-h ""', "-o", f"-k {self.pgdata}", "start")
 
     def postmaster_pid(self) -> int:
         return int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
@@ -189,6 +191,7 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> OwnRedis:
+        """Start (or start again, on the same port) an empty server."""
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed (apt-get install redis-server)"
         self.process = subprocess.Popen(
