@@ -230,3 +230,33 @@ def test_alpaca_lists_are_served_by_the_replica(replica_cluster, path):
     assert response.status_code == 200
     assert response.headers["X-Served-By"] == "replica"
     assert len(response.json()) >= 1
+
+
+# The activity feed and portfolio history are single SQL statements over the ledgers, run on the
+# connection the router picks for reads; market data reads the recorded prices.
+HISTORY_VIEWS = [
+    ("activities/", "balances_cashtransaction"),
+    ("portfolio/history/?period=1W&timeframe=1H", "balances_assettransaction"),
+    ("market/bars/?asset_id=BTC&timeframe=1Min", "assets_pricerecord"),
+]
+
+
+@pytest.mark.parametrize(("path", "table"), HISTORY_VIEWS)
+def test_activities_portfolio_history_and_market_data_are_served_by_the_replica(replica_cluster, path, table):
+    # given a user who has not written through the API
+    user = replica_cluster.users[0]
+    before = statements_naming(replica_cluster.replica_log(), table)
+
+    # when
+    response = get(replica_cluster.api(1, path), user["token"])
+
+    # then the replica ran the statement, and the answer says so
+    assert response.status_code == 200
+    assert response.headers["X-Served-By"] == "replica"
+    assert statements_naming(replica_cluster.replica_log(), table) > before
+
+
+def statements_naming(log: str, table: str) -> int:
+    """Statements in the server log (one entry per timestamped line, SQL over several) naming a table."""
+    entries = re.split(r"\n(?=\d{4}-\d\d-\d\d )", log)
+    return sum(1 for entry in entries if "statement: " in entry and re.search(rf"\b{table}\b", entry))
