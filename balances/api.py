@@ -68,13 +68,14 @@ class CashTransactionSerializer(ReadSerializer):
 
 
 class CashMovementRequestSerializer(InputSerializer):
-    amount = UsdField(help_text='USD in whole cents, e.g. "250.00".')
+    amount = UsdField(help_text='USD in whole cents, e.g. "250.00".', style={"placeholder": "250.00"})
     client_reference = serializers.RegexField(
         r"^[\x21-\x7e]{1,64}\Z",
         required=False,
         allow_null=True,
         default=None,
         help_text="Your idempotency key: a retry with the same key and amount gets the original answer.",
+        style={"placeholder": "optional, e.g. a fresh UUID"},
     )
 
 
@@ -197,7 +198,12 @@ class BalanceView(OwnerScopedMixin, APIView):
         return Response(UsdBalanceSerializer(selectors.get_usd_balance(user=self.target_user())).data)
 
 
-class _CashMovementView(APIView):
+class _CashMovementView(generics.GenericAPIView):
+    # A GenericAPIView with its serializer so that the browsable API shows a form (and
+    # OPTIONS describes the fields), not only a raw box.
+    serializer_class = CashMovementRequestSerializer
+    pagination_class = None
+    filter_backends: list = []
     service = None
 
     @extend_schema(
@@ -211,23 +217,30 @@ class _CashMovementView(APIView):
         return Response(body, status=status.HTTP_201_CREATED if movement.created else status.HTTP_200_OK)
 
 
+_REFERENCE_TIP = "Add a client_reference of your own (a fresh one per movement) to make a retry safe."
+
+
 def _cash_movement_schema(*domain_errors: int, example: dict):
     return extend_schema_view(
         post=extend_schema(
             responses={201: CashMovementSerializer, 200: CashMovementSerializer, **error_responses(*domain_errors)},
-            examples=[OpenApiExample("Amount with an idempotency key", value=example, request_only=True)],
+            examples=[
+                OpenApiExample(
+                    "An amount (add a fresh client_reference to make retries safe)", value=example, request_only=True
+                )
+            ],
         )
     )
 
 
-@_cash_movement_schema(409, example={"amount": "500.00", "client_reference": "dep-001"})
+@_cash_movement_schema(409, example={"amount": "500.00"})
 class DepositView(_CashMovementView):
     """Add USD. A repeated client_reference with the same amount returns the original (200)."""
 
     service = staticmethod(services.deposit)
 
 
-@_cash_movement_schema(409, 422, example={"amount": "25.00", "client_reference": "wd-001"})
+@_cash_movement_schema(409, 422, example={"amount": "25.00"})
 class WithdrawView(_CashMovementView):
     """Take out USD, never more than available."""
 

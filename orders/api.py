@@ -1,7 +1,6 @@
 """Orders over HTTP: place (market, limit, stop, stop-limit; by quantity or notional), list
 with filters, show, replace, cancel one or all; and closing positions (SPEC sections 6 and 11)."""
 
-from django import forms
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
@@ -10,8 +9,8 @@ from rest_framework.response import Response
 
 from core.api.defaults import NewestFirstCursorPagination
 from core.api.errors import DOMAIN_STATUS, OwnerScopedMixin, error_body
-from core.api.fields import EnumField, LowerEnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
-from core.api.filters import EnumFilter
+from core.api.fields import EnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
+from core.api.filters import EnumFilter, TimestampFilter
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
@@ -31,11 +30,11 @@ class OrderSerializer(ReadSerializer):
     total_amount = UsdField(read_only=True, allow_null=True)
     held_amount = UsdField(read_only=True, help_text="USD reserved while a BUY limit order rests.")
     held_quantity = QuantityField(read_only=True, help_text="Quantity reserved while a SELL limit order rests.")
-    kind = LowerEnumField(choices=Order.Kind.choices, read_only=True, help_text="From the prices given.")
+    kind = EnumField(choices=Order.Kind.choices, read_only=True, help_text="From the prices given.")
     stop_price = PriceField(read_only=True, allow_null=True)
     triggered_at = TimestampField(read_only=True, allow_null=True, help_text="When the market reached the stop.")
     notional = UsdField(read_only=True, allow_null=True, help_text="USD asked for instead of a quantity.")
-    time_in_force = LowerEnumField(choices=Order.TimeInForce.choices, read_only=True)
+    time_in_force = EnumField(choices=Order.TimeInForce.choices, read_only=True)
     replaces = serializers.UUIDField(source="replaces_id", read_only=True, allow_null=True)
     replaced_by = serializers.UUIDField(source="replaced_by_id", read_only=True, allow_null=True)
     status = EnumField(choices=Order.Status.choices, read_only=True)
@@ -58,25 +57,31 @@ OPTIONAL = {"required": False, "allow_null": True, "default": None}
 
 
 class PlaceOrderSerializer(InputSerializer):
-    asset_id = serializers.RegexField(r"^[A-Za-z0-9]{1,16}\Z", help_text="Symbol, any case: BTC or btc.")
+    asset_id = serializers.RegexField(
+        r"^[A-Za-z0-9]{1,16}\Z", help_text="Symbol, any case: BTC or btc.", style={"placeholder": "BTC"}
+    )
     order_type = EnumField(choices=Order.Type.choices, help_text="BUY or SELL, any case.")
     quantity = QuantityField(
         **OPTIONAL,
         help_text="Units of the asset, at most the asset's quantity_decimals; or give notional.",
+        style={"placeholder": "0.01"},
     )
     notional = UsdField(
         **OPTIONAL,
         help_text="Market orders: USD to spend (BUY, never exceeded) or to raise (SELL) instead of a quantity.",
+        style={"placeholder": "or USD, e.g. 100.00"},
     )
     order_price = PriceField(
         **OPTIONAL,
         help_text="Limit price in USD; omit for a market or stop order.",
+        style={"placeholder": "empty for a market order"},
     )
     stop_price = PriceField(
         **OPTIONAL,
         help_text="Stop price in USD: a stop order, or with order_price a stop-limit order.",
+        style={"placeholder": "empty unless a stop"},
     )
-    time_in_force = LowerEnumField(
+    time_in_force = EnumField(
         choices=Order.TimeInForce.choices,
         default=Order.TimeInForce.GTC,
         help_text="gtc rests until filled, cancelled or expired; ioc and fok fill at once or end CANCELLED.",
@@ -86,6 +91,7 @@ class PlaceOrderSerializer(InputSerializer):
         r"^[\x21-\x7e]{1,64}\Z",
         **OPTIONAL,
         help_text="Your idempotency key: a retry with the same key and parameters gets the original answer.",
+        style={"placeholder": "optional, e.g. a fresh UUID"},
     )
 
     def validate_asset_id(self, value: str) -> str:
@@ -96,23 +102,8 @@ class ReplaceOrderSerializer(InputSerializer):
     quantity = QuantityField(required=False)
     order_price = PriceField(required=False)
     stop_price = PriceField(required=False)
-    time_in_force = LowerEnumField(choices=Order.TimeInForce.choices, required=False)
+    time_in_force = EnumField(choices=Order.TimeInForce.choices, required=False)
     client_order_id = serializers.RegexField(r"^[\x21-\x7e]{1,64}\Z", required=False)
-
-
-class _AnyCaseChoiceField(forms.ChoiceField):
-    """A choice matched whatever its case (``?status=Open``, ``?kind=STOP``)."""
-
-    def to_python(self, value):
-        value = super().to_python(value)
-        for choice, _label in self.choices:
-            if isinstance(value, str) and str(choice).lower() == value.lower():
-                return choice
-        return value
-
-
-class AnyCaseChoiceFilter(filters.ChoiceFilter):
-    field_class = _AnyCaseChoiceField
 
 
 OPEN, CLOSED = "open", "closed"
@@ -120,18 +111,16 @@ OPEN, CLOSED = "open", "closed"
 
 class OrderFilter(filters.FilterSet):
     asset_id = filters.CharFilter(method="filter_asset", help_text="One asset or a comma list: BTC,ETH.")
-    status = AnyCaseChoiceFilter(
+    status = EnumFilter(
         choices=[(OPEN, "open: PENDING"), (CLOSED, "closed: every other status"), *Order.Status.choices],
         method="filter_status",
     )
     order_type = EnumFilter(choices=Order.Type.choices)
-    kind = AnyCaseChoiceFilter(choices=Order.Kind.choices, method="filter_kind")
+    kind = EnumFilter(choices=Order.Kind.choices, method="filter_kind")
     client_order_id = filters.CharFilter()
-    after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gt", help_text="Created after (ISO 8601).")
-    until = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lte", help_text="Created at or before.")
-    direction = AnyCaseChoiceFilter(
-        choices=[("desc", "newest first"), ("asc", "oldest first")], method="filter_nothing"
-    )
+    after = TimestampFilter(field_name="created_at", lookup_expr="gt", help_text="Created after (ISO 8601).")
+    until = TimestampFilter(field_name="created_at", lookup_expr="lte", help_text="Created at or before.")
+    direction = EnumFilter(choices=[("desc", "newest first"), ("asc", "oldest first")], method="filter_nothing")
 
     class Meta:
         model = Order
@@ -192,6 +181,17 @@ class OrderViewSet(
             return selectors.get_orders_by_user_and_asset(user=user, asset_id=asset_ids[0]).select_related("user")
         return selectors.get_orders_by_user(user=user).select_related("user")
 
+    def get_serializer_class(self):
+        # The browsable API's form and OPTIONS ask for the POST serializer through a cloned
+        # request while the action is still "list" (or "metadata"): with OrderSerializer
+        # every field was read-only and the form empty.
+        method = self.request.method if self.request is not None else None
+        if method == "POST" and self.action in ("list", "create", "metadata"):
+            return PlaceOrderSerializer
+        if method == "PATCH" and self.detail:
+            return ReplaceOrderSerializer
+        return OrderSerializer
+
     def get_object(self):
         order = selectors.get_order_for_user(user=self.request.user, order_id=self.kwargs["order_id"])
         if order is None:
@@ -204,7 +204,7 @@ class OrderViewSet(
         examples=[
             OpenApiExample(
                 "Market buy",
-                value={"asset_id": "BTC", "order_type": "BUY", "quantity": "0.01", "client_order_id": "buy-001"},
+                value={"asset_id": "BTC", "order_type": "BUY", "quantity": "0.01"},
                 request_only=True,
             ),
             OpenApiExample(

@@ -203,7 +203,7 @@ PRICE_HISTORY_RETENTION_DAYS = max(1, env.int("PRICE_HISTORY_RETENTION_DAYS", de
 # --- REST framework (SPEC section 6) ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.api.authentication.TokenAuthentication",  # also "Bearer <key>"; says what is wrong
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

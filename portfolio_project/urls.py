@@ -19,10 +19,12 @@ from balances.api import (
     WithdrawView,
 )
 from balances.history_api import ActivitiesView, PortfolioHistoryView
+from core.api.root import ApiRootView
 from orders.api import CloseAllPositionsView, ClosePositionView, OrderViewSet
 from portfolio_project.health import HealthView
 
 router = DefaultRouter()
+router.include_root_view = False  # core.api.root.ApiRootView links everything instead
 router.register("assets", AssetViewSet, basename="asset")
 router.register("cash-transactions", CashTransactionViewSet, basename="cash-transaction")
 router.register("transactions", AssetTransactionViewSet, basename="asset-transaction")
@@ -49,6 +51,8 @@ api_v1 = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include(router.urls)),
 ]
+# The root links every endpoint above without an identifier, whoever adds it.
+api_v1.append(path("", ApiRootView.as_view(patterns=api_v1), name="api-root"))
 
 urlpatterns = [
     # Alpaca's paper-trading API (SPEC 12).

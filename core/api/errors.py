@@ -23,6 +23,7 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from core.api.authentication import HOW as HOW_TO_AUTHENTICATE
 from core.api.serializers import UNKNOWN_FIELD
 from core.exceptions import DomainError
 
@@ -104,6 +105,8 @@ def exception_handler(exc, context):
         unknown = _unknown_fields(details)
         if unknown:
             code, message = UNKNOWN_FIELD, f"Unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}."
+    elif isinstance(exc, drf_exceptions.NotAuthenticated):
+        details, message = {}, f"{exc.detail} {HOW_TO_AUTHENTICATE}"
     elif code == "method_not_allowed":
         details = {"allowed": _allowed_methods(context)}
         message = f"{exc.detail} Allowed: {', '.join(details['allowed'])}."

@@ -85,24 +85,22 @@ def PercentField(**kwargs) -> StrictDecimalField:
 
 
 class EnumField(serializers.ChoiceField):
-    """One of a TextChoices' upper-case values, taken in any case (``"buy"``), answered in
-    upper case."""
-
-    case = staticmethod(str.upper)
+    """One of a TextChoices' values, taken in any case (``"buy"``, ``"GTC"``) and answered as
+    declared (statuses and sides in upper case, ``gtc`` and ``stop_limit`` in lower case)."""
 
     def to_internal_value(self, data):
         if isinstance(data, str):
-            data = self.case(data)
+            data = canonical_choice(self.choice_strings_to_values, data)
         return super().to_internal_value(data)
 
     def to_representation(self, value):
         return value
 
 
-class LowerEnumField(EnumField):
-    """One of a lower-case TextChoices' values (``gtc``, ``stop_limit``), taken in any case."""
-
-    case = staticmethod(str.lower)
+def canonical_choice(choices, value: str):
+    """The declared choice that ``value`` names in any case, or ``value`` unchanged."""
+    wanted = value.lower()
+    return next((choice for choice in choices if str(choice).lower() == wanted), value)
 
 
 class TimestampField(serializers.DateTimeField):

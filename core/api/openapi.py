@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import CursorPagination
@@ -26,12 +27,15 @@ from core.api.errors import OwnerScopedMixin
 
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(
-        help_text="Stable machine-readable code: validation_error, malformed_request, not_found, "
-        "insufficient_funds, insufficient_asset, price_unavailable, conflict, not_authenticated, "
-        "permission_denied, throttled, ..."
+        help_text="Stable machine-readable code: validation_error, unknown_field, malformed_request, "
+        "request_too_large, not_authenticated, permission_denied, not_found, method_not_allowed, conflict, "
+        "insufficient_funds, insufficient_asset, balance_limit_exceeded, unsupported_media_type, throttled, "
+        "price_unavailable, service_unavailable."
     )
     message = serializers.CharField(help_text="Human-readable explanation.")
-    details = serializers.DictField(help_text="Per-field messages for validation errors; otherwise context or {}.")
+    details = serializers.DictField(
+        help_text="Per-field messages for validation errors (unknown_field: one per field); otherwise context or {}."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -41,16 +45,59 @@ class ErrorSerializer(serializers.Serializer):
 
 
 ERROR_DESCRIPTIONS = {
-    400: "validation_error or malformed_request: the request is not valid.",
+    400: "validation_error, unknown_field or malformed_request: the request is not valid.",
     401: "not_authenticated: no or invalid credentials.",
     403: "permission_denied: e.g. a session login without a CSRF token.",
     404: "not_found: no such object (or not yours), no such user, or an invalid cursor.",
     409: "conflict: an idempotency key reused with other parameters, or a state that no longer allows this.",
+    413: "request_too_large: the body is larger than the server accepts.",
     415: "unsupported_media_type: the request body's content type is not accepted.",
-    422: "insufficient_funds or insufficient_asset: not enough available to do this.",
+    422: "insufficient_funds, insufficient_asset or balance_limit_exceeded: the account does not allow this.",
     429: "throttled: too many requests; retry after Retry-After seconds.",
-    503: "price_unavailable: no fresh market price to trade at.",
+    503: "price_unavailable (no fresh market price to trade at) or service_unavailable (database down).",
 }
+
+
+def _error(code: str, message: str, details: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+# One real answer per status, so that Swagger UI shows the shape the API sends (it made up
+# "additionalProp1" from the schema).
+ERROR_EXAMPLES = {
+    400: _error("validation_error", "The request is not valid.", {"quantity": ["A valid number is required."]}),
+    401: _error(
+        "not_authenticated",
+        "The Authorization header has no scheme before the key. Send 'Authorization: Token <key>' "
+        "(or 'Bearer <key>'), with the key from auth/token/.",
+    ),
+    403: _error("permission_denied", "CSRF Failed: CSRF token missing."),
+    404: _error("not_found", "No such order."),
+    409: _error(
+        "conflict",
+        "client_order_id was already used for a different order.",
+        {"client_order_id": "my-order-1", "order_id": "2f0b6f8e-3c1d-4a57-9d43-0c5f1a7e9b21"},
+    ),
+    413: _error("request_too_large", "The request body is larger than this API accepts."),
+    415: _error("unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
+    422: _error(
+        "insufficient_funds",
+        "Not enough available USD.",
+        {"available": "120.50", "required": "633.90", "order_id": "2f0b6f8e-3c1d-4a57-9d43-0c5f1a7e9b21"},
+    ),
+    429: _error("throttled", "Request was throttled. Expected available in 30 seconds."),
+    503: _error("price_unavailable", "No fresh price for BTC.", {"order_id": "2f0b6f8e-3c1d-4a57-9d43-0c5f1a7e9b21"}),
+}
+
+
+def _error_response(code: int) -> OpenApiResponse:
+    example = ERROR_EXAMPLES[code]
+    return OpenApiResponse(
+        ErrorSerializer,
+        description=ERROR_DESCRIPTIONS[code],
+        examples=[OpenApiExample(example["error"]["code"], value=example, status_codes=[code])],
+    )
+
 
 ERROR_HEADERS = {
     401: {
@@ -65,7 +112,7 @@ ERROR_HEADERS = {
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     """Error responses for ``@extend_schema(responses=...)``: the domain errors an operation may answer."""
-    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
+    return {code: _error_response(code) for code in codes}
 
 
 class ErrorDocumentingAutoSchema(AutoSchema):
@@ -85,9 +132,7 @@ class ErrorDocumentingAutoSchema(AutoSchema):
         return dict(sorted(responses.items()))
 
     def _error_response(self, code: int) -> dict:
-        return self._get_response_for_code(
-            OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]), str(code)
-        )
+        return self._get_response_for_code(_error_response(code), str(code))
 
     def _implicit_error_codes(self) -> list[int]:
         view = self.view
@@ -105,7 +150,7 @@ class ErrorDocumentingAutoSchema(AutoSchema):
         if "{" in self.path or owner_scoped or paginated:
             codes.append(404)
         if has_body:
-            codes.append(415)
+            codes += [413, 415]
         if view.get_throttles():
             codes.append(429)
         return codes
@@ -134,3 +179,38 @@ def require_a_digit_in_decimal_patterns(result, generator, request, public):
 
     visit(result)
     return result
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """The token as an HTTP bearer scheme: Swagger UI's "Authorize" then takes the bare key
+    and sends ``Authorization: Bearer <key>``, which ``core.api.authentication`` accepts.
+    (DRF's own description, an API key header, made users type ``Token `` themselves.)"""
+
+    target_class = "core.api.authentication.TokenAuthentication"
+    match_subclasses = True
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Paste the key from auth/token/ or auth/register/ as it is. Programs may send "
+            "'Authorization: Token <key>' or 'Authorization: Bearer <key>'.",
+        }
+
+
+# Examples by decimal places: Swagger UI made up "-331605500823993" from the pattern.
+DECIMAL_EXAMPLES = {2: "250.00", 12: "63389.3", 18: "0.01"}
+
+
+class StrictDecimalFieldScheme(OpenApiSerializerFieldExtension):
+    """The fields of ``core.api.fields`` as drf-spectacular maps DRF's DecimalField, with a
+    real example."""
+
+    target_class = "core.api.fields.StrictDecimalField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if self.target.decimal_places in DECIMAL_EXAMPLES:
+            schema["example"] = DECIMAL_EXAMPLES[self.target.decimal_places]
+        return schema

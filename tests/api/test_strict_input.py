@@ -228,3 +228,26 @@ def test_enums_are_taken_in_any_case_and_answered_in_upper_case(auth_client, use
     assert [row["transaction_type"] for row in ledger] == ["DEPOSIT"]
     assert auth_client.get("/api/v1/transactions/", {"transaction_type": "buy"}).status_code == 200
     assert auth_client.get(ORDERS, {"status": "pendingx"}).status_code == 400
+
+
+def test_lower_case_enums_are_taken_in_any_case_and_answered_as_declared(auth_client, user, btc_at_50k):
+    # when
+    placed = auth_client.post(
+        ORDERS,
+        {"asset_id": "BTC", "order_type": "Buy", "quantity": "0.01", "order_price": "40000", "time_in_force": "GTC"},
+        format="json",
+    )
+    # then
+    assert placed.status_code == 201, placed.content
+    assert (placed.json()["time_in_force"], placed.json()["kind"]) == ("gtc", "limit")
+    assert len(auth_client.get(ORDERS, {"kind": "LIMIT", "status": "Open"}).json()["results"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("after", "status"),
+    [("0385-04-19T02:04:56.2+21:33", 200), ("2026-01-01T00:00:00", 200), ("0001-01-01T00:00:00+05:00", 400)],
+)
+def test_time_filters_take_any_offset_python_reads(auth_client, user, after, status):
+    # PostgreSQL refuses offsets beyond +-15:59: the filter compares in UTC (this was a 500)
+    response = auth_client.get(ORDERS, {"after": after})
+    assert response.status_code == status, response.content
