@@ -24,6 +24,8 @@ class FixedWindowMixin:
         except ValueError:  # the window's first request (or its key just expired)
             count = 1 if self.cache.add(window_key, 1, self.duration + 1) else self.cache.incr(window_key)
         self.wait_seconds = self.duration - (now % self.duration)
+        if count is None:
+            return True  # the cache is down and failed open (core/cache.py): so does the throttle
         return count <= self.num_requests
 
     def wait(self):
