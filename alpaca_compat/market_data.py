@@ -7,17 +7,36 @@ reads them as floats). Anyone may read market data, as on Alpaca; a key that is 
 
 from __future__ import annotations
 
+import base64
+import binascii
+from datetime import UTC, datetime, timedelta
+
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from alpaca_compat import errors, render
 from alpaca_compat.symbols import asset_id_for, pair_symbol
-from alpaca_compat.views import AlpacaView, comma_list
+from alpaca_compat.views import AlpacaView, Timestamp, comma_list
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
+from assets.selectors import Bar, Timeframe, bucket_start, get_bars, get_latest_prices
 
 MAX_SYMBOLS = 100
+DEFAULT_BARS, MAX_BARS = 1000, 10_000
+# Alpaca's timeframe names (alpaca-py sends "1Min", "1Hour", "1Day") for the buckets we keep.
+TIMEFRAMES = {
+    "1Min": Timeframe.MIN_1,
+    "1T": Timeframe.MIN_1,
+    "5Min": Timeframe.MIN_5,
+    "5T": Timeframe.MIN_5,
+    "15Min": Timeframe.MIN_15,
+    "15T": Timeframe.MIN_15,
+    "1Hour": Timeframe.HOUR_1,
+    "1H": Timeframe.HOUR_1,
+    "1Day": Timeframe.DAY_1,
+    "1D": Timeframe.DAY_1,
+}
 
 
 class SymbolsQuery(serializers.Serializer):
@@ -26,9 +45,15 @@ class SymbolsQuery(serializers.Serializer):
 
 class MarketDataView(AlpacaView):
     permission_classes = [AllowAny]
+    query_class = SymbolsQuery
+
+    def params(self) -> dict:
+        if not hasattr(self, "_params"):
+            self._params = self.query(self.query_class)
+        return self._params
 
     def assets(self) -> list[Asset]:
-        symbols = comma_list(self.query(SymbolsQuery)["symbols"])
+        symbols = comma_list(self.params()["symbols"])
         if len(symbols) > MAX_SYMBOLS:
             raise errors.invalid(f"at most {MAX_SYMBOLS} symbols")
         asset_ids = {}
@@ -60,3 +85,118 @@ class LatestQuotesView(MarketDataView):
 class LatestTradesView(MarketDataView):
     def get(self, request):
         return Response({"trades": {pair_symbol(a): trade_json(q) for a, q in self.quotes().items()}})
+
+
+def bar_json(bar: Bar) -> dict:
+    # No volume is known: v is 0 and vw the bar's typical price, (high + low + close) / 3.
+    typical = (bar.high + bar.low + bar.close) / 3
+    return {
+        "t": render.iso(bar.timestamp),
+        "o": float(bar.open),
+        "h": float(bar.high),
+        "l": float(bar.low),
+        "c": float(bar.close),
+        "v": 0,
+        "n": bar.count,
+        "vw": float(typical),
+    }
+
+
+def _bars_of(asset_id: str, timeframe: Timeframe, start: datetime, end: datetime) -> list[Bar]:
+    return get_bars(asset_ids=[asset_id], timeframe=timeframe, start=start, end=end, limit=MAX_BARS)
+
+
+def _latest_bar(asset_id: str, as_of: datetime) -> Bar | None:
+    """The 1Min bar of the asset's last recorded price."""
+    start = bucket_start(as_of, Timeframe.MIN_1)
+    bars = _bars_of(asset_id, Timeframe.MIN_1, start, start + Timeframe.MIN_1.step)
+    return bars[-1] if bars else None
+
+
+class LatestBarsView(MarketDataView):
+    def get(self, request):
+        latest = get_latest_prices(asset_ids=[asset.asset_id for asset in self.assets()])
+        bars = {asset_id: _latest_bar(asset_id, price.as_of) for asset_id, price in latest.items()}
+        return Response({"bars": {pair_symbol(a): bar_json(bar) for a, bar in bars.items() if bar is not None}})
+
+
+class BarsQuery(serializers.Serializer):
+    symbols = serializers.CharField()
+    timeframe = serializers.ChoiceField(list(TIMEFRAMES))
+    start = Timestamp(required=False)
+    end = Timestamp(required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_BARS, required=False, default=DEFAULT_BARS)
+    page_token = serializers.CharField(required=False)
+    sort = serializers.ChoiceField(["asc"], required=False)
+    currency = serializers.ChoiceField(["USD"], required=False)
+
+
+def _page_token(bar: Bar) -> str:
+    return base64.urlsafe_b64encode(f"{bar.asset_id}|{bar.timestamp.timestamp():.0f}".encode()).decode()
+
+
+def _after(token: str) -> tuple[str, datetime]:
+    try:
+        asset_id, _, seconds = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
+        return asset_id, datetime.fromtimestamp(int(seconds), tz=UTC)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError, OSError):
+        raise errors.invalid("invalid page_token")
+
+
+class BarsView(MarketDataView):
+    """OHLC bars of the recorded prices, by symbol then time; ``next_page_token`` continues
+    (alpaca-py follows it). Buckets without a recorded price have no bar, as on Alpaca."""
+
+    query_class = BarsQuery
+
+    def get(self, request):
+        params = self.params()
+        timeframe = TIMEFRAMES[params["timeframe"]]
+        now = datetime.now(UTC)
+        start = params.get("start") or now.replace(hour=0, minute=0, second=0, microsecond=0)
+        end = params.get("end") or now
+        if end < start:
+            raise errors.invalid("end should not be before start")
+        assets = self.assets()
+        limit = params["limit"]
+        bars = get_bars(
+            asset_ids=[asset.asset_id for asset in assets],
+            timeframe=timeframe,
+            start=start,
+            end=end,
+            limit=limit + 1,
+            after=_after(params["page_token"]) if "page_token" in params else None,
+        )
+        page, more = bars[:limit], len(bars) > limit
+        grouped: dict[str, list[dict]] = {}
+        for bar in page:
+            grouped.setdefault(pair_symbol(bar.asset_id), []).append(bar_json(bar))
+        return Response({"bars": grouped, "next_page_token": _page_token(page[-1]) if more else None})
+
+
+class SnapshotsView(MarketDataView):
+    """The last trade and quote (the last price), the last minute bar, today's and yesterday's
+    daily bars (UTC days) of each symbol."""
+
+    def get(self, request):
+        assets = self.assets()
+        quotes = get_quotes(assets)
+        latest = get_latest_prices(asset_ids=[asset.asset_id for asset in assets])
+        snapshots = {}
+        for asset in assets:
+            quote = quotes.get(asset.asset_id)
+            if quote is None:
+                continue
+            today = bucket_start(quote.as_of, Timeframe.DAY_1)
+            days = _bars_of(asset.asset_id, Timeframe.DAY_1, today - timedelta(days=1), today + timedelta(days=1))
+            daily = {bar.timestamp: bar_json(bar) for bar in days}
+            recorded = latest.get(asset.asset_id)
+            minute = _latest_bar(asset.asset_id, recorded.as_of) if recorded else None
+            snapshots[pair_symbol(asset.asset_id)] = {
+                "latestTrade": trade_json(quote),
+                "latestQuote": quote_json(quote),
+                "minuteBar": bar_json(minute) if minute else None,
+                "dailyBar": daily.get(today),
+                "prevDailyBar": daily.get(today - timedelta(days=1)),
+            }
+        return Response({"snapshots": snapshots})

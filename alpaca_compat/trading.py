@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from django.db.models import Q
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from alpaca_compat import errors, render
-from alpaca_compat.selectors import ACTIVITY_TYPES, FILL, Cursor, get_activities
 from alpaca_compat.symbols import asset_id_for, pair_symbol, position_symbol
 from alpaca_compat.views import AlpacaView, Timestamp, comma_list, resolve_asset
 from assets.models import Asset
+from assets.selectors import Timeframe
+from balances.history import Activity, ActivityType, Period, get_activities, get_portfolio_history
 from balances.selectors import calculate_portfolio_value, get_holdings, value_holdings
 from core.api.replicas import ReplicaReadMixin
 from core.api.throttles import OrderPlacementThrottle, UserThrottle
@@ -363,7 +365,11 @@ class ClockView(AlpacaView):
         )
 
 
-# --- Activities -----------------------------------------------------------------------
+# --- Activities and portfolio history --------------------------------------------------
+
+# Alpaca's activity types over the feed of both ledgers (balances.history).
+ACTIVITY_TYPES = {"FILL": ActivityType.FILL, "CSD": ActivityType.DEPOSIT, "CSW": ActivityType.WITHDRAWAL}
+ALPACA_ACTIVITY_TYPE = {value: key for key, value in ACTIVITY_TYPES.items()}
 
 
 class ListActivities(serializers.Serializer):
@@ -378,78 +384,106 @@ class ListActivities(serializers.Serializer):
     page_token = serializers.CharField(required=False)
 
 
-def _cursor(token: str) -> Cursor:
-    stamp, _, row = token.partition("::")
-    try:
-        at = datetime.strptime(stamp, "%Y%m%d%H%M%S%f").replace(tzinfo=UTC)
-        ledger, _, pk = row.partition("-")
-        if ledger not in ("c", "f"):
-            raise ValueError(ledger)
-        return Cursor(at, ledger, int(pk))
-    except ValueError:
-        raise errors.invalid("invalid page_token")
-
-
-def _activity_id(cursor: Cursor) -> str:
-    # Alpaca's ids are "<time>::<id>"; ours carry the ledger and row, which is the page token.
-    return f"{cursor.at.astimezone(UTC):%Y%m%d%H%M%S%f}::{cursor.ledger}-{cursor.pk}"
-
-
-def activity_json(user, activity) -> dict:
-    row = activity.row
+def activity_json(user, activity: Activity) -> dict:
     base = {
-        "id": _activity_id(activity.cursor),
+        "id": activity.activity_id,  # Alpaca's "<time>::<id>" form; also the next page's page_token
         "account_id": str(render.account_id(user)),
-        "activity_type": activity.activity_type,
+        "activity_type": ALPACA_ACTIVITY_TYPE[activity.activity_type],
     }
-    if activity.activity_type == FILL:
-        qty = render.plain(row.quantity)
+    if activity.activity_type == ActivityType.FILL:
+        qty = render.plain(activity.quantity)
         return {
             **base,
-            "transaction_time": render.iso(row.created_at),
+            "transaction_time": render.iso(activity.created_at),
             "type": "fill",
-            "price": render.plain(row.price_per_unit),
+            "price": render.plain(activity.price),
             "qty": qty,
-            "side": row.transaction_type.lower(),
-            "symbol": pair_symbol(row.asset_id),
+            "side": activity.side.lower(),
+            "symbol": pair_symbol(activity.asset_id),
             "leaves_qty": "0",
-            "order_id": str(row.order_id),
+            "order_id": activity.order_id,
             "cum_qty": qty,
             "order_status": "filled",
         }
     return {
         **base,
-        "date": row.created_at.astimezone(UTC).date().isoformat(),
-        "net_amount": render.usd(row.amount),
-        "description": row.note,
+        "date": activity.created_at.astimezone(UTC).date().isoformat(),
+        "net_amount": render.usd(activity.net_amount),
+        "description": activity.note,
         "status": "executed",
     }
 
 
 class ActivitiesView(ReplicaReadMixin, AlpacaView):
+    """FILL, CSD and CSW activities; other Alpaca types (dividends, fees, ...) never happen here."""
+
     def get(self, request, activity_type: str | None = None):
         params = self.query(ListActivities)
-        kinds = (
-            [activity_type]
-            if activity_type
-            else comma_list(params.get("activity_types") or params.get("activity_type") or "")
-        )
-        kinds = [kind.upper() for kind in kinds] or list(ACTIVITY_TYPES)
+        names = [activity_type] if activity_type else comma_list(params.get("activity_types") or "")
+        names = [name.upper() for name in names] or list(ACTIVITY_TYPES)
         if params.get("category") == "trade_activity":
-            kinds = [kind for kind in kinds if kind == FILL]
+            names = [name for name in names if name == "FILL"]
         elif params.get("category") == "non_trade_activity":
-            kinds = [kind for kind in kinds if kind != FILL]
+            names = [name for name in names if name != "FILL"]
+        kinds = [ACTIVITY_TYPES[name] for name in names if name in ACTIVITY_TYPES]
+        if not kinds:
+            return Response([])
         after, until = params.get("after"), params.get("until")
         if "date" in params:
             day = datetime.combine(params["date"], datetime.min.time(), tzinfo=UTC)
-            after, until = day - timedelta(microseconds=1), day + timedelta(days=1) - timedelta(microseconds=1)
+            after, until = day - timedelta(microseconds=1), day + timedelta(days=1)
         activities = get_activities(
             user=request.user,
             activity_types=kinds,
             after=after,
             until=until,
-            descending=params["direction"] == "desc",
+            page_token=params.get("page_token"),
             page_size=params["page_size"],
-            cursor=_cursor(params["page_token"]) if "page_token" in params else None,
+            newest_first=params["direction"] == "desc",
         )
         return Response([activity_json(request.user, activity) for activity in activities])
+
+
+PERIODS = {period.value: period for period in Period}
+HISTORY_TIMEFRAMES = {timeframe.value: timeframe for timeframe in Timeframe}
+
+
+class PortfolioHistoryQuery(serializers.Serializer):
+    period = serializers.ChoiceField(list(PERIODS), required=False, default="1M")
+    timeframe = serializers.ChoiceField(list(HISTORY_TIMEFRAMES), required=False)
+    date_end = serializers.DateField(required=False)
+    end = Timestamp(required=False)
+    extended_hours = serializers.BooleanField(required=False)  # crypto has no extended hours: no effect
+    intraday_reporting = serializers.ChoiceField(["market_hours", "extended_hours", "continuous"], required=False)
+    pnl_reset = serializers.ChoiceField(["per_day", "no_reset"], required=False)
+    cashflow_types = serializers.CharField(required=False)
+
+
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+class PortfolioHistoryView(ReplicaReadMixin, AlpacaView):
+    """SPEC 11's history in Alpaca's shape: unix timestamps, numbers, ``profit_loss_pct`` as a
+    fraction (0.0123 is 1.23%)."""
+
+    def get(self, request):
+        params = self.query(PortfolioHistoryQuery)
+        end = params.get("end")
+        if "date_end" in params:
+            end = datetime.combine(params["date_end"] + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
+        timeframe = HISTORY_TIMEFRAMES[params["timeframe"]] if "timeframe" in params else None
+        history = get_portfolio_history(
+            user=request.user, period=PERIODS[params["period"]], timeframe=timeframe, end=end
+        )
+        return Response(
+            {
+                "timestamp": [int(moment.timestamp()) for moment in history.timestamp],
+                "equity": [_number(value) for value in history.equity],
+                "profit_loss": [_number(value) for value in history.profit_loss],
+                "profit_loss_pct": [None if pct is None else float(pct / 100) for pct in history.profit_loss_pct],
+                "base_value": _number(history.base_value),
+                "timeframe": history.timeframe.value,
+                "cashflow": {},
+            }
+        )

@@ -10,6 +10,7 @@ SYMBOL = r"(?P<symbol>[^/]+(?:/[^/]+)?)"
 
 trading_urls = [
     path("account", trading.AccountView.as_view()),
+    path("account/portfolio/history", trading.PortfolioHistoryView.as_view()),
     path("account/activities", trading.ActivitiesView.as_view()),
     path("account/activities/<str:activity_type>", trading.ActivitiesView.as_view()),
     path("orders", trading.OrdersView.as_view()),
@@ -26,5 +27,8 @@ trading_urls = [
 market_data_urls = [
     path("latest/quotes", market_data.LatestQuotesView.as_view()),
     path("latest/trades", market_data.LatestTradesView.as_view()),
+    path("latest/bars", market_data.LatestBarsView.as_view()),
+    path("bars", market_data.BarsView.as_view()),
+    path("snapshots", market_data.SnapshotsView.as_view()),
     re_path(r"", endpoint_not_found),
 ]

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
 from alpaca.common.exceptions import APIError
 from alpaca.trading.enums import AssetClass, AssetExchange, AssetStatus
 from alpaca.trading.models import NonTradeActivity, TradeActivity
-from alpaca.trading.requests import GetAssetsRequest, MarketOrderRequest
+from alpaca.trading.requests import GetAssetsRequest, GetPortfolioHistoryRequest, MarketOrderRequest
 
 from alpaca_compat.symbols import asset_uuid
 from balances.services import deposit, withdraw
@@ -111,3 +112,34 @@ def test_activities_of_one_day(trading, user):
     # then
     assert [a["activity_type"] for a in today] == ["CSD"]
     assert long_ago == []
+
+
+def test_portfolio_history_is_the_ledgers_valued_at_the_recorded_prices(make_user, btc, set_price, live_server):
+    # given: at 12:30 a new user (10,000.00) buys 0.1 BTC at 50,000; BTC is recorded at 55,000 at 12:40
+    from alpaca.trading.client import TradingClient
+    from rest_framework.authtoken.models import Token
+
+    from assets.models import PriceRecord
+
+    at = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
+    with time_machine.travel(at, tick=False):
+        trader = make_user("hodler")
+        token = Token.objects.create(user=trader)
+        trading = TradingClient("hodler", token.key, paper=True, url_override=live_server.url)
+        set_price("BTC", "50000")
+        trading.submit_order(MarketOrderRequest(symbol="BTC/USD", qty=0.1, side="buy", time_in_force="gtc"))
+    later = datetime(2026, 3, 2, 12, 40, tzinfo=UTC)
+    PriceRecord.objects.create(asset=btc, price=Decimal("55000"), as_of=later, source="test", slot=later)
+
+    # when
+    with time_machine.travel(datetime(2026, 3, 2, 12, 50, tzinfo=UTC), tick=False):
+        history = trading.get_portfolio_history(GetPortfolioHistoryRequest(period="1D", timeframe="1H"))
+
+    # then: 24 hourly points; nothing before the user existed, then cash 5,000 + 0.1 x 55,000
+    assert history.timeframe == "1H"
+    assert len(history.timestamp) == 24
+    assert history.timestamp[-1] == int(datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp())
+    assert history.equity[-2:] == [0.0, 10500.0]
+    assert history.profit_loss[-1] == 500.0
+    assert history.profit_loss_pct[-1] == 0.05
+    assert history.base_value == 0.0

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from alpaca.data.requests import CryptoLatestQuoteRequest, CryptoLatestTradeRequest
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from alpaca.data.requests import (
+    CryptoBarsRequest,
+    CryptoLatestBarRequest,
+    CryptoLatestQuoteRequest,
+    CryptoLatestTradeRequest,
+    CryptoSnapshotRequest,
+)
+from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
+
+from assets.models import PriceRecord
 
 
 def test_latest_quotes_and_trades_are_the_last_price(market_data, btc, eth, set_price):
@@ -34,3 +47,99 @@ def test_market_data_needs_no_key(live_server, btc, set_price):
 
     # then
     assert quotes["BTC/USD"].bid_price == 50000.0
+
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def record(asset, price: str, at: datetime) -> None:
+    PriceRecord.objects.create(asset=asset, price=Decimal(price), as_of=at, source="test", slot=at)
+
+
+@pytest.fixture
+def btc_minutes(btc):
+    """BTC at 12:00 100, 12:01 103, 12:02 99, 12:03 101 | 12:05 110, 12:09 108 | 12:10 107.5."""
+    for minute, price in [(0, "100"), (1, "103"), (2, "99"), (3, "101"), (5, "110"), (9, "108"), (10, "107.5")]:
+        record(btc, price, T0 + timedelta(minutes=minute))
+    return btc
+
+
+def test_bars_over_a_range_are_ohlc_of_the_recorded_prices(market_data, btc_minutes):
+    # when
+    bars = market_data.get_crypto_bars(
+        CryptoBarsRequest(
+            symbol_or_symbols="BTC/USD",
+            timeframe=TimeFrame(5, TimeFrameUnit.Minute),
+            start=T0,
+            end=T0 + timedelta(minutes=10),
+        )
+    )
+
+    # then: 12:00-12:05 and 12:05-12:10; 12:10 is outside the end
+    assert [(b.timestamp, b.open, b.high, b.low, b.close, b.trade_count, b.volume) for b in bars["BTC/USD"]] == [
+        (T0, 100.0, 103.0, 99.0, 101.0, 4, 0.0),
+        (T0 + timedelta(minutes=5), 110.0, 110.0, 108.0, 108.0, 2, 0.0),
+    ]
+    assert bars["BTC/USD"][0].vwap == pytest.approx((103 + 99 + 101) / 3)
+
+
+def test_bars_page_with_next_page_token_and_the_sdk_follows_it(market_data, btc_minutes):
+    # when: one bar a page, by hand; then the SDK's own paging
+    first = market_data.get(
+        "/crypto/us/bars",
+        {"symbols": "BTC/USD", "timeframe": "1Min", "start": T0.isoformat(), "end": "2026-03-02T12:04:00Z", "limit": 3},
+    )
+    second = market_data.get(
+        "/crypto/us/bars",
+        {
+            "symbols": "BTC/USD",
+            "timeframe": "1Min",
+            "start": T0.isoformat(),
+            "end": "2026-03-02T12:04:00Z",
+            "limit": 3,
+            "page_token": first["next_page_token"],
+        },
+    )
+    everything = market_data.get_crypto_bars(
+        CryptoBarsRequest(
+            symbol_or_symbols="BTC/USD", timeframe=TimeFrame.Minute, start=T0, end=T0 + timedelta(hours=1)
+        )
+    )
+
+    # then
+    assert [bar["c"] for bar in first["bars"]["BTC/USD"]] == [100.0, 103.0, 99.0]
+    assert [bar["c"] for bar in second["bars"]["BTC/USD"]] == [101.0]
+    assert second["next_page_token"] is None
+    assert len(everything["BTC/USD"]) == 7
+
+
+def test_latest_bar_is_the_minute_of_the_last_recorded_price(market_data, btc_minutes):
+    # when
+    latest = market_data.get_crypto_latest_bar(CryptoLatestBarRequest(symbol_or_symbols="BTC/USD"))
+
+    # then
+    bar = latest["BTC/USD"]
+    assert (bar.timestamp, bar.open, bar.close, bar.trade_count) == (T0 + timedelta(minutes=10), 107.5, 107.5, 1)
+
+
+def test_snapshot_has_last_trade_quote_minute_and_daily_bars(market_data, btc_minutes, set_price):
+    # given: yesterday's close, and the current price
+    record(btc_minutes, "90", T0 - timedelta(hours=13))
+    set_price("BTC", "107.5", as_of=T0 + timedelta(minutes=10))
+
+    # when
+    snapshot = market_data.get_crypto_snapshot(CryptoSnapshotRequest(symbol_or_symbols="BTC/USD"))["BTC/USD"]
+
+    # then
+    assert (snapshot.latest_trade.price, snapshot.latest_quote.bid_price) == (107.5, 107.5)
+    assert (snapshot.minute_bar.timestamp, snapshot.minute_bar.close) == (T0 + timedelta(minutes=10), 107.5)
+    daily = snapshot.daily_bar
+    assert (daily.timestamp, daily.open, daily.high, daily.low, daily.close, daily.trade_count) == (
+        datetime(2026, 3, 2, tzinfo=UTC),
+        100.0,
+        110.0,
+        99.0,
+        107.5,
+        7,
+    )
+    assert (snapshot.previous_daily_bar.close, snapshot.previous_daily_bar.trade_count) == (90.0, 1)
