@@ -194,8 +194,9 @@ class TokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "Paste the key from auth/token/ or auth/register/ as it is. Programs may send "
-            "'Authorization: Token <key>' or 'Authorization: Bearer <key>'.",
+            # Markdown: in a code span, Swagger UI shows <key> instead of dropping it as a tag.
+            "description": "Paste the key from `auth/token/` or `auth/register/` as it is. Programs may send "
+            "`Authorization: Token <key>` or `Authorization: Bearer <key>`.",
         }
 
 

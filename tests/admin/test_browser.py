@@ -1,6 +1,8 @@
-"""The back office in a real browser: Support finds a user, opens an order and cancels it
-with the admin action, then Operations makes an adjustment. Screenshots of each step go
-to ``test-artifacts/screenshots/``."""
+"""The service in a real browser, as a newcomer meets it: Support finds a user, opens an order
+and cancels it with the admin action, then Operations makes an adjustment; every list fits a
+1,400 px screen; a user places an order through the browsable API's form, and calls the API
+from Swagger UI with a pasted key. Screenshots of each step go to
+``test-artifacts/screenshots/``."""
 
 from __future__ import annotations
 
@@ -149,3 +151,61 @@ def test_every_back_office_list_fits_a_1400_px_screen(browser, live_server, make
             "(() => { const r = document.querySelector('.results'); return [r.scrollWidth, r.clientWidth]; })()"
         )
         assert scroll <= visible, f"{name}: the table is {scroll} px wide in {visible} px"
+
+
+def test_a_user_places_an_order_with_the_browsable_apis_form(browser, live_server, make_user, btc):
+    # given alice logged in to the browsable API
+    alice = make_user("alice")
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{live_server.url}/api-auth/login/?next=/api/v1/orders/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", PASSWORD)
+    page.click("#submit-id-submit, input[type=submit], button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/api/v1/orders/")
+
+    # when she fills the HTML form under the list (not the raw JSON box) and posts it
+    form = page.locator("#post-object-form form")
+    form.locator("[name=asset_id]").fill("BTC")
+    form.locator("select[name=order_type]").select_option("BUY")
+    form.locator("[name=quantity]").fill("0.001")
+    _shot(page, "api-01-order-form")
+    form.locator("button:has-text('POST')").click()
+
+    # then the answer is the filled order, and it is hers
+    page.wait_for_selector(".response-info")
+    assert "HTTP 201 Created" in page.inner_text(".response-info")
+    _shot(page, "api-02-order-placed")
+    order = Order.objects.get(user=alice)
+    assert (order.status, order.quantity, order.asset_id) == (Order.Status.COMPLETED, Decimal("0.001"), "BTC")
+    assert reconcile_ledger() == []
+
+
+def test_swagger_try_it_out_works_with_the_key_pasted_as_it_is(browser, live_server, make_user):
+    # given a key from auth/token/
+    make_user("alice")
+    page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    page.set_default_timeout(15_000)
+    answer = page.request.post(
+        f"{live_server.url}/api/v1/auth/token/", data={"username": "alice", "password": PASSWORD}
+    )
+    key = answer.json()["token"]
+
+    # when it is pasted, bare, into Swagger UI's Authorize dialog and GET balance/ is tried out
+    page.goto(f"{live_server.url}/api/v1/docs/")
+    page.click("button.authorize")
+    page.fill("#auth-bearer-value", key)
+    page.click(".auth-container:has(#auth-bearer-value) button[type=submit]")
+    _shot(page, "api-03-swagger-authorized")
+    page.click("button.btn-done >> nth=0")
+    block = page.locator(".opblock:has(.opblock-summary-path[data-path='/api/v1/balance/'])")
+    block.locator(".opblock-summary").click()
+    block.locator("button.try-out__btn").click()
+    block.locator("button.execute").click()
+
+    # then the live answer is alice's balance, 200
+    status = block.locator(".live-responses-table tbody .response-col_status").first
+    status.wait_for()
+    _shot(page, "api-04-swagger-try-it-out")
+    assert status.inner_text().strip() == "200"
+    assert '"current_balance": "10000.00"' in block.locator(".live-responses-table .microlight").first.inner_text()
