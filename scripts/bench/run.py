@@ -199,6 +199,8 @@ def child_env(cache_url: str) -> dict:
         THROTTLE_USER_RATE=THROTTLE_RATE,
         THROTTLE_ORDER_RATE=THROTTLE_RATE,
         THROTTLE_AUTH_RATE=THROTTLE_RATE,
+        # Bench users are topped up with 10,000,000 USD in one deposit, above MAX_DEPOSIT's default.
+        MAX_DEPOSIT="10000000.00",
         LOG_LEVEL="WARNING",
         PYTHONUNBUFFERED="1",
     )
