@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench clean demo staff reconcile manage cluster-test
+.PHONY: install run test lint bench bench-history clean demo staff reconcile manage cluster-test
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ clean:
 # PostgreSQL, portfolio and history latency, process_orders fills/s. BENCH_QUICK=1 for a smoke run.
 bench: install
 	$(PY) scripts/bench/run.py
+
+# Portfolio history, activities and market bars for a user with 10,000 fills and 30 days of
+# minute prices (scripts/bench/portfolio_history.py): p50/p95 and the SQL statements of each.
+bench-history: install
+	$(PY) scripts/bench/portfolio_history.py
 
 # Everyday commands without activating the virtualenv (each is `.venv/bin/python manage.py ...`).
 demo: install  ## demo users with holdings, orders and a week of history
