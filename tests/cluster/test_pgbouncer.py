@@ -24,7 +24,7 @@ MONEY_FLOWS = [
     "tests/orders/test_concurrency.py",  # real threads racing one account, two processors
     "tests/orders/test_transactions.py",
     "tests/balances/test_services.py",  # deposits, withdrawals, adjustments, registration
-    "tests/api/test_orders_api.py",  # the same over HTTP
+    "tests/orders/test_api.py",  # the same over HTTP
 ]
 
 

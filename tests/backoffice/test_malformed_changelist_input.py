@@ -15,7 +15,7 @@ from django.urls import reverse
 from balances.models import UsdBalance
 from core.admin import SafeChangelistMixin
 from orders.models import Order
-from tests.admin.changelists import ALL_CHANGELISTS
+from tests.backoffice.changelists import ALL_CHANGELISTS
 
 ACTIONS = ["delete_selected", "export_csv", "cancel_pending_orders", "suspend_trading"]
 BAD_VALUES = ["abc", "\x00", "1\x00", "-1", "99999999999999999999999", "00000000-0000-0000-0000-00000000000g"]

@@ -19,7 +19,7 @@ from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order
-from tests.admin.changelists import BACK_OFFICE_CHANGELISTS
+from tests.backoffice.changelists import BACK_OFFICE_CHANGELISTS
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct-horse-battery"

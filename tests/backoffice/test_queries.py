@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from orders.models import Order
 from orders.services import place_order
-from tests.admin.changelists import BACK_OFFICE_CHANGELISTS
+from tests.backoffice.changelists import BACK_OFFICE_CHANGELISTS
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.urls import reverse
 from assets.models import Asset
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from orders.models import Order
-from tests.admin.changelists import BACK_OFFICE_CHANGELISTS
+from tests.backoffice.changelists import BACK_OFFICE_CHANGELISTS
 
 LEDGERS = [CashTransaction, AssetTransaction]
 
