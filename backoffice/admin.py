@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
+from accounts.admin import ApiKeyInline
 from balances.admin import ADJUST_PERMISSION
 from balances.equity_chart import equity_chart_svg
 from balances.models import UsdBalance
@@ -42,6 +43,11 @@ admin.site.unregister(TokenProxy)
 class ApiTokenAdmin(SafeChangelistMixin, TokenAdmin):
     """DRF's token admin, with malformed selections and lookups answered, not a 500."""
 
+    def has_add_permission(self, request, obj=None) -> bool:
+        # Tokens are bound to the password when issued (accounts/tokens.py); one drawn here by
+        # DRF's model would never authenticate. Deleting one here still revokes it.
+        return False
+
 
 @admin.register(Group)
 class StaffGroupAdmin(SafeChangelistMixin, GroupAdmin):
@@ -54,6 +60,7 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
     market price and recent orders, read-only, with links to the ledgers."""
 
     change_form_template = "admin/auth/user/change_form.html"
+    inlines = (ApiKeyInline,)  # the user's API keys, read-only; revoked from the API keys list
     list_display = (
         "username",
         "email",
@@ -81,6 +88,10 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
         (name, options), *rest = fieldsets
         fields = tuple(field for field in options["fields"] if field != "password")
         return ((name, {**options, "fields": fields}), *rest)
+
+    def get_inlines(self, request, obj):
+        # Not on the "add user" page: a new user has no keys, and the form would expect the inline's data.
+        return self.inlines if obj is not None else ()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         balance_id = None

@@ -6,11 +6,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.services import issue_token
 from balances import selectors, services
 from balances.models import AssetTransaction, CashTransaction
 from core.api.errors import OwnerScopedMixin
@@ -19,7 +19,7 @@ from core.api.filters import EnumFilter
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
-from core.api.throttles import ScopedThrottle
+from core.api.throttles import ScopedThrottle, check_login_attempt
 
 # --- Serializers --------------------------------------------------------------------
 
@@ -138,18 +138,20 @@ class PortfolioSerializer(ReadSerializer):
 # --- Auth ---------------------------------------------------------------------------
 
 
-class AuthThrottled:
+class Anonymous:
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedThrottle]
-    throttle_scope = "auth"
 
 
 TokenSerializer = inline_serializer("Token", {"username": serializers.CharField(), "token": serializers.CharField()})
 
 
-class RegisterView(AuthThrottled, APIView):
-    """Create an account (funded with INITIAL_USD_BALANCE) and return its API token."""
+class RegisterView(Anonymous, APIView):
+    """Create an account (funded with INITIAL_USD_BALANCE) and return its API token.
+    THROTTLE_REGISTER_RATE per client address: each account is funded."""
+
+    throttle_classes = [ScopedThrottle]
+    throttle_scope = "register"
 
     @extend_schema(
         request=RegisterSerializer,
@@ -167,12 +169,17 @@ class RegisterView(AuthThrottled, APIView):
         return Response({"username": user.username, "token": token.key}, status=status.HTTP_201_CREATED)
 
 
-class TokenView(AuthThrottled, APIView):
-    """Exchange a username and password for the user's API token."""
+class TokenView(Anonymous, APIView):
+    """Exchange a username and password for the user's API token. It stays the same until
+    the password changes or `auth/logout/` revokes it. Throttled per client address
+    (THROTTLE_AUTH_RATE) and per username (THROTTLE_LOGIN_USERNAME_RATE), with the admin's
+    and the browsable API's logins."""
+
+    throttle_classes: list = []  # counted per username too, once the body is read
 
     @extend_schema(
         request=TokenRequestSerializer,
-        responses={200: TokenSerializer, **error_responses(401)},
+        responses={200: TokenSerializer, **error_responses(401, 429)},
         examples=[
             OpenApiExample("Log in", value={"username": "dana", "password": "a-long-passphrase-42"}, request_only=True)
         ],
@@ -180,10 +187,13 @@ class TokenView(AuthThrottled, APIView):
     def post(self, request):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        wait = check_login_attempt(request, data.validated_data["username"])
+        if wait is not None:
+            raise exceptions.Throttled(wait, "Too many login attempts.")
         user = authenticate(request, **data.validated_data)
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("Invalid username or password.")
-        token, _ = Token.objects.get_or_create(user=user)
+        token = issue_token(user=user)
         return Response({"username": user.username, "token": token.key})
 
 

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from accounts.services import issue_token
 from assets.models import Asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
@@ -63,7 +64,7 @@ def register_user(*, username: str, password: str, email: str = "") -> tuple[Abs
     try:
         with transaction.atomic(durable=True):
             user = User.objects.create_user(username=username, password=password, email=email)
-            token = Token.objects.create(user=user)
+            token = issue_token(user=user)
     except IntegrityError:
         # Two registrations of one name at once: the unique index decides, the loser gets a 400.
         raise InvalidRequest("This username is taken.", details={"username": ["This username is taken."]})

@@ -43,10 +43,12 @@ INSTALLED_APPS = [
     "alpaca_compat",
     # Admin pages that see several apps (the user page with its money): above them all.
     "backoffice",
+    "accounts",
 ]
 
 MIDDLEWARE = [
     "core.api.middleware.RejectNulBytesMiddleware",
+    "core.api.middleware.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -200,10 +202,17 @@ MAX_PLAUSIBLE_PRICE = Decimal(env.str("MAX_PLAUSIBLE_PRICE", default="100000000"
 PRICE_RECORD_SECONDS = max(1, env.int("PRICE_RECORD_SECONDS", default=60))
 PRICE_HISTORY_RETENTION_DAYS = max(1, env.int("PRICE_HISTORY_RETENTION_DAYS", default=30))
 
+# --- Who the client is (SPEC section 10) ---
+# How many reverse proxies in front of the app append to X-Forwarded-For and may be believed.
+# 0 (clients connect directly): the socket's address, and a forged header changes nothing.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
 # --- REST framework (SPEC section 6) ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "core.api.authentication.TokenAuthentication",  # also "Bearer <key>"; says what is wrong
+        # Tokens end when the password changes; API keys are for programs (accounts/).
+        "accounts.authentication.PasswordBoundTokenAuthentication",
+        "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -221,11 +230,18 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "core.api.openapi.ErrorDocumentingAutoSchema",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
+    # Throttles key anonymous clients on core.api.throttles.client_address (TRUSTED_PROXY_COUNT);
+    # 0 also keeps DRF's own get_ident, should anything call it, off the forgeable header.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_CLASSES": ["core.api.throttles.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("THROTTLE_USER_RATE", default="6000/min"),
         "orders": env.str("THROTTLE_ORDER_RATE", default="1200/min"),
-        "auth": env.str("THROTTLE_AUTH_RATE", default="60/min"),
+        # Logins (API token, browsable API, admin) per client address and per username;
+        # registrations per client address (core/api/throttles.py).
+        "auth": env.str("THROTTLE_AUTH_RATE", default="20/min"),
+        "login_username": env.str("THROTTLE_LOGIN_USERNAME_RATE", default="10/min"),
+        "register": env.str("THROTTLE_REGISTER_RATE", default="10/hour"),
     },
     "COERCE_DECIMAL_TO_STRING": True,
     "DATETIME_FORMAT": "iso-8601",

@@ -1,9 +1,11 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts.api import ApiKeyViewSet, LogoutView
 from alpaca_compat import urls as alpaca_urls
 from assets.api import AssetViewSet
 from assets.market_api import MarketBarsView, MarketLatestView
@@ -20,6 +22,7 @@ from balances.api import (
 )
 from balances.history_api import ActivitiesView, PortfolioHistoryView
 from core.api.root import ApiRootView
+from core.logins import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm, answer_throttled_login_with_429
 from orders.api import CloseAllPositionsView, ClosePositionView, OrderViewSet
 from portfolio_project.health import HealthView
 
@@ -30,10 +33,12 @@ router.register("cash-transactions", CashTransactionViewSet, basename="cash-tran
 router.register("transactions", AssetTransactionViewSet, basename="asset-transaction")
 router.register("asset-balances", AssetBalanceViewSet, basename="asset-balance")
 router.register("orders", OrderViewSet, basename="order")
+router.register("api-keys", ApiKeyViewSet, basename="api-key")
 
 api_v1 = [
     path("auth/register/", RegisterView.as_view(), name="register"),
     path("auth/token/", TokenView.as_view(), name="token"),
+    path("auth/logout/", LogoutView.as_view(), name="logout"),
     path("balance/", BalanceView.as_view(), name="balance"),
     path("balance/deposit/", DepositView.as_view(), name="deposit"),
     path("balance/withdraw/", WithdrawView.as_view(), name="withdraw"),
@@ -54,13 +59,30 @@ api_v1 = [
 # The root links every endpoint above without an identifier, whoever adds it.
 api_v1.append(path("", ApiRootView.as_view(patterns=api_v1), name="api-root"))
 
+# The login forms are throttled like auth/token/ (core/logins.py): the browsable API's login
+# replaces rest_framework.urls' (same names), the admin's takes the form through its hook.
+admin.site.login_form = ThrottledAdminAuthenticationForm
+browsable_api_auth = [
+    path(
+        "login/",
+        answer_throttled_login_with_429(
+            auth_views.LoginView.as_view(
+                template_name="rest_framework/login.html", authentication_form=ThrottledAuthenticationForm
+            )
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+]
+
 urlpatterns = [
     # Alpaca's paper-trading API (SPEC 12).
     path("v2/", include(alpaca_urls.trading_urls)),
     path("v1beta3/crypto/us/", include(alpaca_urls.market_data_urls)),
     path("", RedirectView.as_view(url="/api/v1/", permanent=False)),
     path("api/v1/", include(api_v1)),
-    path("api-auth/", include("rest_framework.urls")),
+    path("api-auth/", include((browsable_api_auth, "rest_framework"))),
+    path("admin/login/", answer_throttled_login_with_429(admin.site.login)),
     path("admin/", admin.site.urls),
 ]
 

@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.services import issue_token
 from assets.models import Asset
 from assets.prices import Quote, store_quotes
 from assets.selectors import forget_assets
@@ -92,6 +92,16 @@ def staff_user(make_user):
 
 
 @pytest.fixture
+def support_staff(make_user):
+    """Back-office staff: in the Support group (which a transactional test may have flushed)."""
+    from django.contrib.auth.models import Group
+
+    user = make_user("sam_support", is_staff=True)
+    user.groups.add(Group.objects.get_or_create(name="Support")[0])
+    return user
+
+
+@pytest.fixture
 def api_client():
     return APIClient()
 
@@ -99,8 +109,7 @@ def api_client():
 @pytest.fixture
 def auth_client(user):
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user=user).key}")
     return client
 
 

@@ -67,3 +67,23 @@ class CommonMiddleware(django_common.CommonMiddleware):
         if request.path_info.startswith("/api/") and request.method not in ("GET", "HEAD"):
             return False
         return super().should_redirect_with_slash(request)
+
+
+class RateLimitHeadersMiddleware:
+    """``X-RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (epoch seconds, when the window
+    turns) on every answer a throttle counted, as Alpaca and GitHub send them, so a client
+    can pace itself before it meets a 429. The throttles leave the tightest of their numbers
+    on the request (``core.api.throttles``); nothing is read from the cache here."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        rate_limit = getattr(request, "rate_limit", None)
+        if rate_limit is not None:
+            limit, remaining, reset = rate_limit
+            response["X-RateLimit-Limit"] = str(limit)
+            response["X-RateLimit-Remaining"] = str(remaining)
+            response["X-RateLimit-Reset"] = str(reset)
+        return response

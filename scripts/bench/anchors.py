@@ -12,9 +12,9 @@
   one is the distance to what the database could do at best.
 
 Parameters of the captured statements become pgbench expressions by value: the user's id
-becomes ``:uid``, the user's token key is computed from it (bench users get the key
-``lpad(uid, 40, '0')``), a fresh UUID becomes ``gen_random_uuid()``, a timestamp ``now()``,
-and everything else (asset, quantity, price, cost) stays the literal the service sent.
+becomes ``:uid``, the user's token key is read by it (``BENCH_TOKEN_SQL``), a fresh UUID
+becomes ``gen_random_uuid()``, a timestamp ``now()``, and everything else (asset, quantity,
+price, cost) stays the literal the service sent.
 """
 
 from __future__ import annotations
@@ -22,12 +22,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-BENCH_TOKEN_SQL = "lpad(:uid::text, 40, '0')"
-
-
-def bench_token_key(user_id: int) -> str:
-    """The token key of a bench user, computable in SQL from its id (``BENCH_TOKEN_SQL``)."""
-    return f"{user_id:040d}"
+# A token key carries an HMAC of the user's password hash (accounts/tokens.py), so it cannot
+# be computed from the id in SQL; pgbench reads it by the token table's unique user_id index,
+# one index probe inside the statement the service sends.
+BENCH_TOKEN_SQL = "(SELECT key FROM authtoken_token WHERE user_id = :uid)"
 
 
 def capture_market_order(*, token: str, body: str) -> tuple[int, list[tuple[str, object]]]:

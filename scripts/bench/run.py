@@ -56,7 +56,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
-from anchors import LEAN_SCRIPT, bench_token_key, capture_market_order, create_lean_tables, service_script  # noqa: E402
+from anchors import LEAN_SCRIPT, capture_market_order, create_lean_tables, service_script  # noqa: E402
 
 ROOT = BENCH_DIR.parent.parent
 RESULTS_DIR = ROOT / "bench-results"
@@ -438,15 +438,15 @@ def create_users(n: int, prefix: str, *, top_up: Decimal) -> list[tuple[int, str
     """Users made through django.contrib.auth (the signal opens the USD balance with its
     DEPOSIT), topped up with balances.services.deposit; returns (id, token key)."""
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
+    from accounts.services import issue_token
     from balances.services import deposit
 
     User = get_user_model()
     out = []
     for i in range(n):
         user = User.objects.create_user(username=f"{prefix}{i:05d}", password=None)  # unusable: no PBKDF2 cost
-        token = Token.objects.create(user=user, key=bench_token_key(user.pk))  # pgbench computes it from the id
+        token = issue_token(user=user)
         if top_up:
             deposit(user=user, amount=top_up, client_reference="bench-top-up")
         out.append((user.pk, token.key))

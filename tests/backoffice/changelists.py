@@ -11,5 +11,10 @@ BACK_OFFICE_CHANGELISTS = [
     "admin:balances_assettransaction_changelist",
 ]
 
-# Every registered changelist, with Django's groups and DRF's tokens.
-ALL_CHANGELISTS = [*BACK_OFFICE_CHANGELISTS, "admin:auth_group_changelist", "admin:authtoken_tokenproxy_changelist"]
+# Every registered changelist, with Django's groups, DRF's tokens and the API keys.
+ALL_CHANGELISTS = [
+    *BACK_OFFICE_CHANGELISTS,
+    "admin:auth_group_changelist",
+    "admin:authtoken_tokenproxy_changelist",
+    "admin:accounts_apikey_changelist",
+]

@@ -16,6 +16,7 @@ from orders.models import Order
 from orders.services import place_order
 
 staff_groups_migration = import_module("balances.migrations.0002_staff_groups")
+api_key_permissions_migration = import_module("accounts.migrations.0002_api_key_permissions")
 
 
 @pytest.fixture
@@ -23,6 +24,7 @@ def staff_groups(db):
     # The migration created them; a transactional test elsewhere may have flushed them.
     if Group.objects.filter(name__in=["Support", "Operations"]).count() != 2:
         staff_groups_migration.create_staff_groups(django_apps, None)
+        api_key_permissions_migration.grant_api_key_permissions(django_apps, None)
     return {group.name: group for group in Group.objects.filter(name__in=["Support", "Operations"])}
 
 

@@ -43,6 +43,7 @@ def test_migration_gives_support_view_everything_and_cancel(staff_groups):
         "balances.view_assettransaction",
         "orders.view_order",
         "orders.cancel_order",
+        "accounts.view_apikey",
     }
 
 
@@ -51,6 +52,7 @@ def test_migration_gives_operations_support_plus_assets_and_adjustments(staff_gr
         "assets.add_asset",
         "assets.change_asset",
         "balances.adjust_balance",
+        "accounts.revoke_apikey",
     }
 
 

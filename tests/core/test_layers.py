@@ -1,5 +1,6 @@
 """The import rule of SPEC section 1, read from the source: imports run
-``portfolio_project -> backoffice -> alpaca_compat -> orders -> balances -> assets -> core``,
+``portfolio_project -> backoffice -> alpaca_compat -> orders -> balances -> assets -> accounts
+-> core``,
 never back, and nothing goes around the rule (``apps.get_model``) or into Django's
 private model state (``_state.``)."""
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-ORDER = ["core", "assets", "balances", "orders", "alpaca_compat", "backoffice", "portfolio_project"]
+ORDER = ["core", "accounts", "assets", "balances", "orders", "alpaca_compat", "backoffice", "portfolio_project"]
 
 
 def _modules(package: str) -> list[Path]:
@@ -40,7 +41,7 @@ def test_a_package_imports_only_packages_below_it(package):
     assert wrong == {}
 
 
-@pytest.mark.parametrize("package", ["core", "assets", "balances", "orders", "backoffice"])
+@pytest.mark.parametrize("package", ["core", "accounts", "assets", "balances", "orders", "backoffice"])
 def test_no_module_goes_around_the_rule_or_into_private_model_state(package):
     offenders = [
         str(path.relative_to(ROOT))

@@ -220,13 +220,12 @@ def test_list_filters_and_is_scoped_to_the_user(auth_client, user, other_user, b
     assert auth_client.get(ORDERS, {"username": "bob"}).status_code == 404
 
 
-def test_staff_may_list_another_users_orders(api_client, staff_user, other_user, btc_at_50k):
-    from rest_framework.authtoken.models import Token
-
+def test_back_office_staff_may_list_another_users_orders(api_client, support_staff, other_user, btc_at_50k):
+    from accounts.services import issue_token
     from orders.services import place_order
 
     place_order(user=other_user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user=support_staff).key}")
     response = api_client.get(ORDERS, {"username": "bob"})
     assert [o["username"] for o in response.json()["results"]] == ["bob"]
     assert api_client.get(ORDERS, {"username": "nobody"}).status_code == 404

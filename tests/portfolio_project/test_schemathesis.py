@@ -19,8 +19,7 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
-from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import (
@@ -30,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from accounts.services import issue_token
 from orders.services import place_order
 from portfolio_project.wsgi import application
 
@@ -68,9 +68,11 @@ def _in_test_transaction():
 
 @pytest.fixture
 def _auth_throttle_lifted(monkeypatch):
-    """The auth throttle (60/min) would answer most register/token examples with 429 (documented,
-    and covered by test_auth_endpoints_are_throttled): lift it so their real logic is exercised."""
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "auth": None})
+    """The login and registration throttles would answer most register/token examples with 429
+    (documented, and covered by tests/api/test_auth_throttles.py): lift them so their real logic
+    is exercised."""
+    lifted = {"auth": None, "login_username": None, "register": None}
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES, **lifted})
 
 
 @pytest.fixture
@@ -85,7 +87,7 @@ def account(user, btc, eth, set_price):
     resting = place_order(
         user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("40000")
     ).order
-    token = Token.objects.get_or_create(user=user)[0].key
+    token = issue_token(user=user).key
     return token, {"asset_id": "BTC", "order_id": str(resting.order_id)}
 
 

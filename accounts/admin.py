@@ -1,0 +1,88 @@
+"""API keys in the back office: Support sees them, Operations revokes them, nobody sees a
+secret (only its hash is stored, and not even that is shown)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts.models import ApiKey
+from accounts.services import revoke_api_keys
+from core.admin import SafeChangelistMixin
+
+REVOKE_PERMISSION = "accounts.revoke_apikey"
+SHOWN_FIELDS = ("key_id", "user", "name", "created_at", "revoked_at", "revoked_by")
+
+
+class RevokedFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("active", "active"), ("revoked", "revoked")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "active":
+            return queryset.filter(revoked_at__isnull=True)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(SafeChangelistMixin, admin.ModelAdmin):
+    list_display = SHOWN_FIELDS
+    list_select_related = ("user", "revoked_by")
+    list_filter = (RevokedFilter, "created_at")
+    search_fields = ("key_id", "user__username", "name")
+    fields = SHOWN_FIELDS
+    readonly_fields = SHOWN_FIELDS
+    actions = ("revoke_keys",)
+    list_per_page = 50
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # keys are made by their owner, who alone sees the secret
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoked, never deleted: the audit trail keeps who revoked what
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(REVOKE_PERMISSION)
+
+    @admin.action(description="Revoke selected API keys", permissions=["revoke"])
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        key_ids = list(queryset.values_list("key_id", flat=True))
+        revoked = revoke_api_keys(key_ids=key_ids, actor=request.user)
+        already = len(key_ids) - revoked
+        message = f"Revoked {revoked} API key(s)."
+        if already:
+            message += f" {already} selected key(s) were already revoked and were left as they were."
+        self.message_user(request, message, messages.SUCCESS)
+
+
+class ApiKeyInline(admin.TabularInline):
+    """A user's API keys on the user's page, read-only; revoke them from the API keys list."""
+
+    model = ApiKey
+    fk_name = "user"
+    fields = ("key_id", "name", "created_at", "revoked_at", "revoked_by")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("revoked_by")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
