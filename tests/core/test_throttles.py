@@ -63,10 +63,10 @@ def test_login_answers_show_the_login_allowance(user, throttle_rates):
 # --- Against a real Redis of our own ------------------------------------------------------------
 
 
-def _use_redis(settings, url: str, *, ignore_exceptions: bool) -> None:
+def _use_redis(settings, url: str, *, ignore_exceptions: bool, backend: str = "django_redis.cache.RedisCache") -> None:
     settings.CACHES = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            "BACKEND": backend,
             "LOCATION": url,
             "OPTIONS": {"IGNORE_EXCEPTIONS": ignore_exceptions, "SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
         }
@@ -98,12 +98,22 @@ def test_a_request_costs_one_cache_command_once_its_window_started(auth_client, 
     assert [r["X-RateLimit-Remaining"] for r in responses] == ["98", "97", "96", "95", "94"]
 
 
-@pytest.mark.parametrize("ignore_exceptions", [False, True], ids=["cache-raises", "cache-returns-none"])
+@pytest.mark.parametrize(
+    ("backend", "ignore_exceptions"),
+    [
+        ("django_redis.cache.RedisCache", False),
+        ("django_redis.cache.RedisCache", True),
+        ("core.cache.FailOpenRedisCache", True),
+    ],
+    ids=["cache-raises", "cache-returns-none", "production-cache"],
+)
 @pytest.mark.usefixtures("throttle_clock_frozen")
-def test_throttles_fail_open_when_redis_dies(user, auth_client, own_redis, settings, throttle_rates, ignore_exceptions):
+def test_throttles_fail_open_when_redis_dies(
+    user, auth_client, own_redis, settings, throttle_rates, backend, ignore_exceptions
+):
     # given throttles counting in our own Redis, tight enough to matter
     server, _client = own_redis
-    _use_redis(settings, server.url, ignore_exceptions=ignore_exceptions)
+    _use_redis(settings, server.url, ignore_exceptions=ignore_exceptions, backend=backend)
     throttle_rates(user="3/min", auth="3/min", login_username="3/min", register="3/hour")
     assert auth_client.get(BALANCE).status_code == 200
 

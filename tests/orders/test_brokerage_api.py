@@ -10,9 +10,9 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.services import issue_token
 from balances.models import AssetBalance, UsdBalance
 from orders.models import Order
 from orders.selectors import reconcile_ledger
@@ -322,7 +322,7 @@ def test_staff_filters_another_users_orders_too(api_client, staff_user, history)
     from django.contrib.auth.models import Group
 
     staff_user.groups.add(Group.objects.get_or_create(name="Support")[0])
-    api_client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=staff_user).key}")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user=staff_user).key}")
     response = api_client.get(ORDERS, {"username": "alice", "status": "open"})
     assert response.status_code == 200, response.json()
     assert len(response.json()["results"]) == 3
