@@ -60,7 +60,7 @@ import json
 from decimal import Decimal
 from django.core.management import call_command
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from accounts.services import issue_token
 from balances import services
 call_command("migrate", verbosity=0)
 call_command("seed_assets", verbosity=0)
@@ -69,7 +69,7 @@ users = []
 for n in range({users}):
     # No password: hashing one costs a third of a second here, and the load uses tokens.
     user = get_user_model().objects.create_user(username=f"load{{n}}")
-    token = Token.objects.create(user=user)
+    token = issue_token(user=user)  # bound to the password (accounts/tokens.py)
     services.deposit(user=user, amount=Decimal("50000.00"), client_reference=f"load{{n}}-seed")
     if n >= {traders}:  # a viewer: history made here, never writes over HTTP, so never pinned
         place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.001"))
