@@ -106,7 +106,13 @@ ERROR_HEADERS = {
             "description": "The authentication scheme to use (Token), when the endpoint takes one.",
         }
     },
-    429: {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}},
+    429: {
+        "Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."},
+        # Sent on every answer a throttle counted (core/api/middleware.py), shown here on the 429.
+        "X-RateLimit-Limit": {"schema": {"type": "integer"}, "description": "Requests allowed in the window."},
+        "X-RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "Requests left in the window."},
+        "X-RateLimit-Reset": {"schema": {"type": "integer"}, "description": "Epoch seconds when the window turns."},
+    },
 }
 
 
