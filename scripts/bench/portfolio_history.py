@@ -177,7 +177,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
-    from rest_framework.authtoken.models import Token
+
+    from accounts.services import issue_token
 
     settings.ALLOWED_HOSTS = ["*"]
     call_command("migrate", verbosity=0)
@@ -192,7 +193,7 @@ def main() -> None:
     from assets.selectors import Timeframe
     from balances.history import Period, get_activities, get_portfolio_history
 
-    token = Token.objects.create(user=user).key
+    token = issue_token(user=user).key  # bound to the password (accounts/tokens.py)
     client = Client(HTTP_AUTHORIZATION=f"Token {token}")
 
     def http(path: str, **params):

@@ -9,8 +9,8 @@ import pytest
 import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 
+from accounts.services import issue_token
 from balances.history import ActivityType, get_activities
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
 from orders.services import place_order
@@ -53,7 +53,7 @@ def client_for(user):
     from rest_framework.test import APIClient
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user=user).key}")
     return client
 
 

@@ -14,9 +14,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.services import issue_token
 from assets.models import Asset, PriceRecord
 from assets.selectors import Timeframe, bucket_start
 from balances.history import MAX_POINTS, Period, get_portfolio_history
@@ -38,7 +38,7 @@ def at(when: datetime):
 
 def client_for(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user=user).key}")
     return client
 
 
