@@ -173,7 +173,7 @@ def test_one_query_per_page_however_long_the_feed(history):
     assert count({"asset_id": "BTC,ETH", "activity_type": "FILL", "after": "2026-03-02T12:00:00Z"}) == 3
 
 
-def test_another_users_activities_are_not_seen(history, make_user, staff_user):
+def test_another_users_activities_are_not_seen(history, make_user, support_staff):
     # given bob with his own deposit
     bob = make_user("bob")
     deposit(user=bob, amount=Decimal("7.00"))
@@ -187,8 +187,8 @@ def test_another_users_activities_are_not_seen(history, make_user, staff_user):
     assert [r["net_amount"] for r in own] == ["7.00", "10000.00"]
     assert other.status_code == 404
     assert error_code(other) == "not_found"
-    # and staff read alice's feed with ?username=
-    staff_rows = client_for(staff_user).get(ACTIVITIES, {"username": "alice"}).json()["results"]
+    # and back-office staff read alice's feed with ?username=
+    staff_rows = client_for(support_staff).get(ACTIVITIES, {"username": "alice"}).json()["results"]
     assert len(staff_rows) == 8
 
 

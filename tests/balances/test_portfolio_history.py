@@ -228,13 +228,13 @@ def test_defaults_are_a_month_of_days(two_days):
     assert (body["period"], body["timeframe"], len(body["timestamp"])) == ("1M", "1D", 30)
 
 
-def test_another_users_history_is_404_and_staff_may_read_it(two_days, make_user, staff_user):
+def test_another_users_history_is_404_and_staff_may_read_it(two_days, make_user, support_staff):
     # given
     bob = make_user("bob")
 
     # when
     response = client_for(bob).get(HISTORY, {"username": "alice"})
-    staff = client_for(staff_user).get(HISTORY, {"username": "alice", "period": "all", "date_end": END.isoformat()})
+    staff = client_for(support_staff).get(HISTORY, {"username": "alice", "period": "all", "date_end": END.isoformat()})
 
     # then
     assert response.status_code == 404
