@@ -2,14 +2,14 @@
 what is wrong with the header instead of "credentials were not provided"."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from accounts.services import issue_token
 from tests.api_helpers import error_code
 
 
 @pytest.fixture
 def key(user):
-    return Token.objects.get_or_create(user=user)[0].key
+    return issue_token(user=user).key
 
 
 @pytest.mark.parametrize("scheme", ["Token", "Bearer", "bearer", "TOKEN"])
