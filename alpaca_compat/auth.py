@@ -1,51 +1,27 @@
-"""Authentication with Alpaca's headers, ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY``.
-
-The view asks one function, ``find_key``, who a key id and secret belong to. Until the API
-keys of SPEC 11 exist it reads the pair as (username, the user's API token), the credentials
-a user already has; ``find_key`` is the one place that changes when keys arrive.
-"""
+"""Authentication with Alpaca's headers, ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY``:
+the API keys of SPEC 11 (accounts/), the same ones /api/v1 takes."""
 
 from __future__ import annotations
 
-import hmac
+from accounts.authentication import ApiKeyAuthentication
+from accounts.models import ApiKey
+from accounts.selectors import get_api_key_for_credentials
+from accounts.services import create_api_key
 
-from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication
-from rest_framework.authtoken.models import Token
-
-KEY_ID_HEADER = "HTTP_APCA_API_KEY_ID"
-SECRET_HEADER = "HTTP_APCA_API_SECRET_KEY"
+__all__ = ["ApiKeyAuthentication", "api_key_of", "key_pair_for"]
 
 
-def find_key(key_id: str, secret: str):
-    """(user, key) for a valid pair, else None. One query."""
-    token = Token.objects.select_related("user").filter(key=secret[:40]).first()
-    if token is None or not hmac.compare_digest(token.user.get_username(), key_id):
-        return None
-    if not token.user.is_active:
-        return None
-    return token.user, None
+def api_key_of(request) -> ApiKey | None:
+    """The key that authenticated the request (recorded on the orders it places)."""
+    return request.auth if isinstance(request.auth, ApiKey) else None
 
 
-class AlpacaKeyAuthentication(BaseAuthentication):
-    def authenticate(self, request):
-        key_id = request.META.get(KEY_ID_HEADER)
-        secret = request.META.get(SECRET_HEADER)
-        if key_id is None and secret is None:
-            return None
-        if not key_id or not secret:
-            raise exceptions.AuthenticationFailed()
-        found = find_key(key_id, secret)
-        if found is None:
-            raise exceptions.AuthenticationFailed()
-        return found
-
-    def authenticate_header(self, request) -> str:
-        # Any value makes DRF answer 401 (not 403) to a request without credentials.
-        return "APCA-API-KEY-ID"
-
-
-def key_pair_for(user) -> tuple[str, str]:
-    """A key id and secret ``user`` gives alpaca-py (the demo command and the bench use it)."""
-    token, _ = Token.objects.get_or_create(user=user)
-    return user.get_username(), token.key
+def key_pair_for(user, *, name: str = "alpaca", reuse: tuple[str, str] | None = None) -> tuple[str, str]:
+    """A key id and secret ``user`` gives alpaca-py: ``reuse`` when it is still a valid key
+    of this user, else a new key (the demo command and the bench use it)."""
+    if reuse is not None:
+        key = get_api_key_for_credentials(key_id=reuse[0], secret=reuse[1])
+        if key is not None and key.user_id == user.pk:
+            return reuse
+    new = create_api_key(user=user, name=name)
+    return new.api_key.key_id, new.secret_key

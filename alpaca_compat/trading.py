@@ -13,6 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from alpaca_compat import errors, render
+from alpaca_compat.auth import api_key_of
 from alpaca_compat.symbols import asset_id_for, pair_symbol, position_symbol
 from alpaca_compat.views import AlpacaView, Timestamp, comma_list, resolve_asset
 from assets.models import Asset
@@ -143,6 +144,7 @@ class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from 
 
     def post(self, request):
         kwargs = _place_kwargs(self.parse(SubmitOrder, request.data))
+        kwargs["api_key"] = api_key_of(request)
         self.asset_id = kwargs["asset_id"]  # names the currency in insufficient-balance messages
         placed = order_services.place_order(user=request.user, **kwargs)
         return Response(render.order_json(placed.order, just_placed=placed.created))
@@ -210,6 +212,7 @@ class OrderView(AlpacaView):
             time_in_force=params.get("time_in_force"),
             client_order_id=params.get("client_order_id") or None,
             placed_via=Order.PlacedVia.ALPACA,
+            api_key=api_key_of(request),
         )
         return Response(render.order_json(new))
 
@@ -264,9 +267,11 @@ class PositionsView(AlpacaView):
         """Close every position, with ``cancel_orders=true`` after cancelling open orders (what a
         resting SELL holds cannot be sold otherwise): 207, one answer per position."""
         if request.query_params.get("cancel_orders", "").lower() == "true":
-            _, closed = order_services.close_all_positions(user=request.user, placed_via=Order.PlacedVia.ALPACA)
+            _, closed = order_services.close_all_positions(
+                user=request.user, placed_via=Order.PlacedVia.ALPACA, api_key=api_key_of(request)
+            )
         else:
-            closed = [self.close(request.user, holding.asset_id) for holding in get_holdings(user=request.user)]
+            closed = [self.close(request, holding.asset_id) for holding in get_holdings(user=request.user)]
         results = []
         for result in closed:
             symbol = position_symbol(result.asset_id)
@@ -281,9 +286,11 @@ class PositionsView(AlpacaView):
         return Response(results, status=status.HTTP_207_MULTI_STATUS)
 
     @staticmethod
-    def close(user, asset_id: str) -> order_services.ClosedPosition:
+    def close(request, asset_id: str) -> order_services.ClosedPosition:
         try:
-            placed = order_services.close_position(user=user, asset_id=asset_id, placed_via=Order.PlacedVia.ALPACA)
+            placed = order_services.close_position(
+                user=request.user, asset_id=asset_id, placed_via=Order.PlacedVia.ALPACA, api_key=api_key_of(request)
+            )
         except DomainError as error:
             return order_services.ClosedPosition(asset_id, getattr(error, "order", None), error)
         return order_services.ClosedPosition(asset_id, placed.order, None)
@@ -310,6 +317,7 @@ class PositionView(AlpacaView):
             quantity=params.get("qty"),
             percentage=params.get("percentage"),
             placed_via=Order.PlacedVia.ALPACA,
+            api_key=api_key_of(request),
         )
         return Response(render.order_json(placed.order, just_placed=True))
 

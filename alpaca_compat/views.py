@@ -14,7 +14,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from alpaca_compat import errors
-from alpaca_compat.auth import AlpacaKeyAuthentication
+from alpaca_compat.auth import ApiKeyAuthentication
 from alpaca_compat.symbols import asset_id_for
 from assets.models import Asset
 from assets.selectors import get_asset
@@ -23,7 +23,7 @@ from core.api.throttles import UserThrottle
 
 
 class AlpacaView(APIView):
-    authentication_classes = [AlpacaKeyAuthentication]
+    authentication_classes = [ApiKeyAuthentication]
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer]
     parser_classes = [DecimalJSONParser]

@@ -42,9 +42,10 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
         "total_amount",
         "client_order_id",
         "placed_via",
+        "api_key",
     )
     list_display_links = ("short_id",)
-    list_select_related = ("user",)
+    list_select_related = ("user", "api_key")
     list_filter = ("status", "order_type", "asset", "placed_via", "created_at")
     search_fields = ("user__username", "client_order_id")
     uuid_search_field = "order_id"
@@ -53,7 +54,7 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
     list_per_page = 50
     fieldsets = (
         (None, {"fields": ("order_id", "user", "asset", "order_type", "status", "failure_reason", "client_order_id")}),
-        ("Placed through", {"fields": ("placed_via",)}),
+        ("Placed through", {"fields": ("placed_via", "api_key")}),
         (
             "Amounts",
             {
@@ -99,6 +100,7 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
         "filled_at",
         "expires_at",
         "placed_via",
+        "api_key",
         "ledger_links",
     )
 

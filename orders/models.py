@@ -85,6 +85,11 @@ class Order(models.Model):
     # Which API placed the order, for support ("my bot placed this?"). A database default, so
     # rows written by raw SQL that predates the column still say where they came from.
     placed_via = models.CharField(max_length=8, choices=PlacedVia.choices, db_default=PlacedVia.API)
+    # The API key a program placed it with (none for a token, a session or the back office).
+    # No index: nothing reads orders by key, and every order insert would pay for one.
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="orders", db_index=False
+    )
 
     class Meta:
         ordering = ["-created_at", "-order_id"]

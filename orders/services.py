@@ -135,6 +135,7 @@ def place_order(
     expires_at: datetime | None = None,
     client_order_id: str | None = None,
     placed_via: str = Order.PlacedVia.API,
+    api_key=None,
 ) -> PlacedOrder:
     """Place an order for ``user``: market, limit (``order_price``), stop (``stop_price``) or
     stop-limit (both); by ``quantity``, or for a market order by ``notional`` USD (the
@@ -184,6 +185,7 @@ def place_order(
         quantity=quantity,
         client_order_id=client_order_id,
         placed_via=placed_via,
+        api_key=api_key,
         created_at=now,
         expires_at=expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )
@@ -319,6 +321,7 @@ def replace_order(
     time_in_force: str | None = None,
     client_order_id: str | None = None,
     placed_via: str | None = None,
+    api_key=None,
 ) -> Order:
     """Replace a PENDING order with a new one that takes the given fields and keeps the
     others (SPEC 11): in one transaction, the old order ends REPLACED with ``replaced_by``,
@@ -359,6 +362,7 @@ def replace_order(
         triggered_at=order.triggered_at if new_stop == order.stop_price else None,
         replaces=order,
         placed_via=placed_via or order.placed_via,
+        api_key=api_key,
         created_at=now,
     )
     _trigger_if_reached(new, price=quote.price, now=now)
@@ -478,6 +482,7 @@ def close_position(
     quantity: Decimal | None = None,
     percentage: Decimal | None = None,
     placed_via: str = Order.PlacedVia.API,
+    api_key=None,
 ) -> PlacedOrder:
     """Sell a holding at market (SPEC 11): its whole available (unheld) quantity, or
     ``quantity`` of it, or ``percentage`` of it rounded down to the asset's step. Through
@@ -506,7 +511,12 @@ def close_position(
             details={"available": str(available), "required": str(quantity)},
         )
     return place_order(
-        user=user, asset_id=asset.asset_id, order_type=Order.Type.SELL, quantity=quantity, placed_via=placed_via
+        user=user,
+        asset_id=asset.asset_id,
+        order_type=Order.Type.SELL,
+        quantity=quantity,
+        placed_via=placed_via,
+        api_key=api_key,
     )
 
 
@@ -518,7 +528,7 @@ class ClosedPosition:
 
 
 def close_all_positions(
-    *, user: AbstractBaseUser, placed_via: str = Order.PlacedVia.API
+    *, user: AbstractBaseUser, placed_via: str = Order.PlacedVia.API, api_key=None
 ) -> tuple[list[Order], list[ClosedPosition]]:
     """Cancel every open order (``cancel_all_orders``), then sell every holding at market,
     one order and one transaction per asset, by asset. Returns the cancelled orders and, per
@@ -529,7 +539,7 @@ def close_all_positions(
     held = AssetBalance.objects.filter(user_id=user.pk, quantity__gt=0).order_by("asset_id")
     for asset_id in held.values_list("asset_id", flat=True):
         try:
-            placed = close_position(user=user, asset_id=asset_id, placed_via=placed_via)
+            placed = close_position(user=user, asset_id=asset_id, placed_via=placed_via, api_key=api_key)
             closed.append(ClosedPosition(asset_id, placed.order, None))
         except DomainError as error:
             closed.append(ClosedPosition(asset_id, getattr(error, "order", None), error))

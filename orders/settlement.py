@@ -58,6 +58,7 @@ def order_insert_sql(*, source: str = "", **values: str) -> str:
         "replaces_id": "NULL",
         "replaced_by_id": "NULL",
         "placed_via": f"'{Order.PlacedVia.API}'",
+        "api_key_id": "NULL",
     }
     return insert_sql(Order, source=source, **{**defaults, **values})
 
@@ -148,6 +149,7 @@ _PLACED_SQL = order_insert_sql(
     updated_at="%(at)s",
     filled_at="%(at)s",
     placed_via="%(placed_via)s",
+    api_key_id="%(api_key_id)s",
 )
 _CASH_SQL = cash_row_insert_sql(
     source="FROM debit, placed",
@@ -215,6 +217,7 @@ def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetim
         "notional": order.notional,
         "time_in_force": order.time_in_force,
         "placed_via": order.placed_via,
+        "api_key_id": order.api_key_id,
         "price_source": quote.source,
         "at": now,
     }

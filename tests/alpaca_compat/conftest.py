@@ -10,16 +10,16 @@ from __future__ import annotations
 import pytest
 from alpaca.data.historical import CryptoHistoricalDataClient
 from alpaca.trading.client import TradingClient
-from rest_framework.authtoken.models import Token
 
+from accounts.services import create_api_key
 from orders.selectors import reconcile_ledger
 
 
 @pytest.fixture
 def credentials(user):
-    """The key id and secret a program passes to alpaca-py."""
-    token, _ = Token.objects.get_or_create(user=user)
-    return user.username, token.key
+    """The key id and secret a program passes to alpaca-py: an API key of ``user``."""
+    new = create_api_key(user=user, name="test bot")
+    return new.api_key.key_id, new.secret_key
 
 
 @pytest.fixture

@@ -117,15 +117,15 @@ def test_activities_of_one_day(trading, user):
 def test_portfolio_history_is_the_ledgers_valued_at_the_recorded_prices(make_user, btc, set_price, live_server):
     # given: at 12:30 a new user (10,000.00) buys 0.1 BTC at 50,000; BTC is recorded at 55,000 at 12:40
     from alpaca.trading.client import TradingClient
-    from rest_framework.authtoken.models import Token
 
+    from accounts.services import create_api_key
     from assets.models import PriceRecord
 
     at = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
     with time_machine.travel(at, tick=False):
         trader = make_user("hodler")
-        token = Token.objects.create(user=trader)
-        trading = TradingClient("hodler", token.key, paper=True, url_override=live_server.url)
+        key = create_api_key(user=trader, name="hodler's bot")
+        trading = TradingClient(key.api_key.key_id, key.secret_key, paper=True, url_override=live_server.url)
         set_price("BTC", "50000")
         trading.submit_order(MarketOrderRequest(symbol="BTC/USD", qty=0.1, side="buy", time_in_force="gtc"))
     later = datetime(2026, 3, 2, 12, 40, tzinfo=UTC)

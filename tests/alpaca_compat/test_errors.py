@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orders.models import Order
 
 
 @pytest.fixture
-def alpaca_client(user) -> APIClient:
-    token, _ = Token.objects.get_or_create(user=user)
-    return APIClient(HTTP_APCA_API_KEY_ID=user.username, HTTP_APCA_API_SECRET_KEY=token.key)
+def alpaca_client(credentials) -> APIClient:
+    key_id, secret = credentials
+    return APIClient(HTTP_APCA_API_KEY_ID=key_id, HTTP_APCA_API_SECRET_KEY=secret)
 
 
 MARKET_BUY = {"symbol": "BTC/USD", "qty": "0.01", "side": "buy", "type": "market", "time_in_force": "gtc"}
@@ -67,8 +66,8 @@ def test_no_key_is_401_and_an_unknown_path_is_404(api_client, db):
     assert (missing.status_code, missing.json()["code"]) == (404, 40410000)
 
 
-def test_half_a_key_is_401(api_client, user):
-    response = api_client.get("/v2/account", HTTP_APCA_API_KEY_ID=user.username)
+def test_half_a_key_is_401(api_client, credentials):
+    response = api_client.get("/v2/account", HTTP_APCA_API_KEY_ID=credentials[0])
     assert (response.status_code, response.json()["code"]) == (401, 40110000)
 
 

@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from accounts.services import create_api_key
 from balances.services import register_user
 from orders.models import Order
 
@@ -26,7 +27,8 @@ def test_a_v2_market_buy_runs_the_same_queries_as_an_api_v1_one(db, btc, set_pri
     set_price("BTC", "50000")
     user, token = register_user(username="fast", password="correct-horse-battery")
     v1 = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
-    v2 = APIClient(HTTP_APCA_API_KEY_ID=user.username, HTTP_APCA_API_SECRET_KEY=token.key)
+    key = create_api_key(user=user, name="bot")
+    v2 = APIClient(HTTP_APCA_API_KEY_ID=key.api_key.key_id, HTTP_APCA_API_SECRET_KEY=key.secret_key)
     v1.post("/api/v1/orders/", {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.001"}, format="json")
 
     # when
@@ -45,8 +47,8 @@ def test_a_v2_market_buy_runs_the_same_queries_as_an_api_v1_one(db, btc, set_pri
     assert len(v2_queries) == len(v1_queries) == 2
     assert v2_queries[1].startswith("\nWITH debit AS (")
     assert v1_queries[1].startswith("\nWITH debit AS (")
-    assert list(Order.objects.values_list("placed_via", "total_amount").order_by("created_at")) == [
-        ("api", Decimal("50.00")),
-        ("api", Decimal("50.00")),
-        ("alpaca", Decimal("50.00")),
+    assert list(Order.objects.values_list("placed_via", "api_key_id", "total_amount").order_by("created_at")) == [
+        ("api", None, Decimal("50.00")),
+        ("api", None, Decimal("50.00")),
+        ("alpaca", key.api_key.key_id, Decimal("50.00")),
     ]

@@ -14,7 +14,9 @@ from balances.models import AssetBalance, CashTransaction, UsdBalance
 from orders.models import Order
 
 
-def test_market_buy_fills_at_the_market_and_is_the_same_order_row(trading, user, btc, set_price, ledger_reconciles):
+def test_market_buy_fills_at_the_market_and_is_the_same_order_row(
+    trading, credentials, user, btc, set_price, ledger_reconciles
+):
     # given
     set_price("BTC", "50000")
 
@@ -33,11 +35,12 @@ def test_market_buy_fills_at_the_market_and_is_the_same_order_row(trading, user,
     assert order.type == OrderType.MARKET
     assert order.order_class == OrderClass.SIMPLE
     row = Order.objects.get(pk=order.id)
-    assert (row.status, row.quantity, row.total_amount, row.placed_via) == (
+    assert (row.status, row.quantity, row.total_amount, row.placed_via, row.api_key_id) == (
         Order.Status.COMPLETED,
         Decimal("0.01"),
         Decimal("500.00"),
         Order.PlacedVia.ALPACA,
+        credentials[0],
     )
     assert UsdBalance.objects.get(user=user).current_balance == Decimal("9500.00")
     assert AssetBalance.objects.get(user=user, asset=btc).quantity == Decimal("0.01")
@@ -152,7 +155,7 @@ def test_a_bad_key_is_alpacas_401(live_server, user, btc):
     # given
     from alpaca.trading.client import TradingClient
 
-    client = TradingClient("alice", "not-the-secret", paper=True, url_override=live_server.url)
+    client = TradingClient("PKNOSUCHKEY", "not-the-secret", paper=True, url_override=live_server.url)
 
     # when
     with pytest.raises(APIError) as raised:

@@ -1,9 +1,10 @@
 """``python manage.py alpaca_demo_key``: a paper-trading user and the key pair a program gives
 alpaca-py, so ``examples/alpaca_bot.py`` runs against ``make run`` with nothing to set up.
 
-The user (``alpaca_demo`` by default) is created once, funded like every new user; its key
-pair is written to ``.data/alpaca-demo.env`` (owner-only) in the environment variables the
-example reads, and printed. Later runs reuse both.
+The user (``alpaca_demo`` by default) is created once, funded like every new user; an API key
+of it is written to ``.data/alpaca-demo.env`` (owner-only) in the environment variables the
+example reads. Later runs reuse both while the key is valid (its secret is stored nowhere
+else: the database keeps only its hash).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from rest_framework.authtoken.models import Token
 
 from alpaca_compat.auth import key_pair_for
 from balances.services import register_user
@@ -32,8 +32,11 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             user, _ = register_user(username=username, password=secrets.token_urlsafe(16))
-        Token.objects.get_or_create(user=user)
-        key_id, secret = key_pair_for(user)
+        written = None
+        if ENV_FILE.exists():
+            values = dict(line.split("=", 1) for line in ENV_FILE.read_text().splitlines() if "=" in line)
+            written = (values.get("APCA_API_KEY_ID", ""), values.get("APCA_API_SECRET_KEY", ""))
+        key_id, secret = key_pair_for(user, name="alpaca_demo", reuse=written)
         ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
         ENV_FILE.write_text(f"APCA_API_KEY_ID={key_id}\nAPCA_API_SECRET_KEY={secret}\n")
         ENV_FILE.chmod(0o600)
