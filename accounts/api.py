@@ -9,23 +9,25 @@ from rest_framework.views import APIView
 
 from accounts import selectors, services
 from accounts.models import ApiKey
+from core.api.fields import TimestampField
 from core.api.openapi import error_responses
+from core.api.serializers import InputSerializer, ReadSerializer
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
-    class Meta:
-        model = ApiKey
-        fields = ["key_id", "name", "created_at"]
+class ApiKeySerializer(ReadSerializer):
+    key_id = serializers.CharField()
+    name = serializers.CharField()
+    created_at = TimestampField()
 
 
-class NewApiKeySerializer(serializers.Serializer):
+class NewApiKeySerializer(ReadSerializer):
     key_id = serializers.CharField(source="api_key.key_id")
     secret_key = serializers.CharField(help_text="Shown this once; only its hash is kept.")
     name = serializers.CharField(source="api_key.name")
-    created_at = serializers.DateTimeField(source="api_key.created_at")
+    created_at = TimestampField(source="api_key.created_at")
 
 
-class CreateApiKeySerializer(serializers.Serializer):
+class CreateApiKeySerializer(InputSerializer):
     name = serializers.CharField(max_length=100, help_text="What the key is for, e.g. the program using it.")
 
 

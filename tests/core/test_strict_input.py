@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 
 from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
@@ -109,6 +110,27 @@ def test_an_unknown_deposit_field_is_400_unknown_field(auth_client, user):
     assert error_code(response) == "unknown_field"
     assert response.json()["error"]["details"] == {"reference": ["Unknown field."]}
     assert_nothing_moved(user)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/auth/register/", {"username": "newbie", "password": "a-long-passphrase", "is_staff": True}),
+        ("/api/v1/auth/token/", {"username": "alice", "password": "correct-horse-battery", "remember": True}),
+        ("/api/v1/api-keys/", {"name": "bot", "scopes": ["trade"]}),
+    ],
+)
+def test_account_bodies_refuse_unknown_fields_too(api_client, auth_client, user, path, body):
+    # given: the API-key body is sent logged in, the others anonymously
+    client = auth_client if "api-keys" in path else api_client
+    # when
+    response = client.post(path, body, format="json")
+    # then nothing is created, and the stray field is named
+    assert response.status_code == 400, response.content
+    assert error_code(response) == "unknown_field"
+    stray = sorted(set(body) - {"username", "password", "name"})
+    assert response.json()["error"]["details"] == {name: ["Unknown field."] for name in stray}
+    assert not get_user_model().objects.filter(username="newbie").exists()
 
 
 def test_a_browsable_api_form_post_is_not_an_unknown_field(api_client, user):
