@@ -41,8 +41,7 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
         "executed_price_display",
         "total_amount",
         "client_order_id",
-        "placed_via",
-        "api_key",
+        "source",
     )
     list_display_links = ("short_id",)
     list_select_related = ("user", "api_key")
@@ -156,6 +155,13 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
     @admin.display(description="order", ordering="asset_id")
     def what(self, obj: Order) -> str:
         return f"{obj.order_type} {plain_decimal(obj.quantity)} {obj.asset_id}"
+
+    @admin.display(description="via", ordering="placed_via")
+    def source(self, obj: Order) -> str:
+        """Which API placed it and, for Alpaca's, with which key: one column, so the list still
+        fits a 1,400 px screen (the browser test measures it)."""
+        via = obj.get_placed_via_display()
+        return f"{via} · {obj.api_key.key_id}" if obj.api_key_id else via
 
     @admin.display(description="kind")
     def kind(self, obj: Order) -> str:

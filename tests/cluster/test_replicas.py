@@ -219,9 +219,9 @@ def test_a_replica_that_is_down_is_skipped_and_used_again_once_back(replica_clus
 
 @pytest.mark.parametrize("path", ["/v2/orders?status=all", "/v2/account/activities"])
 def test_alpaca_lists_are_served_by_the_replica(replica_cluster, path):
-    # given Alpaca's headers: the key id is the username, the secret its token
-    user = replica_cluster.users[0]
-    headers = {"APCA-API-KEY-ID": user["username"], "APCA-API-SECRET-KEY": user["token"]}
+    # given the user's API key, sent in Alpaca's headers
+    key_id, secret = replica_cluster.users[0]["key"]
+    headers = {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret}
 
     # when
     response = requests.get(f"{replica_cluster.apps[0]}{path}", headers=headers, timeout=10)
