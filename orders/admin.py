@@ -75,33 +75,8 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
         ("Times", {"fields": ("created_at", "updated_at", "filled_at", "expires_at")}),
         ("Ledger", {"fields": ("ledger_links",)}),
     )
-    readonly_fields = (
-        "order_id",
-        "user",
-        "asset",
-        "order_type",
-        "status",
-        "failure_reason",
-        "client_order_id",
-        "kind",
-        "time_in_force",
-        "quantity",
-        "notional",
-        "order_price",
-        "stop_price",
-        "triggered_at",
-        "executed_price",
-        "total_amount",
-        "held_amount",
-        "replace_chain",
-        "created_at",
-        "updated_at",
-        "filled_at",
-        "expires_at",
-        "placed_via",
-        "api_key",
-        "ledger_links",
-    )
+    # Every field is read-only (orders change only through the services): the page's fields, once.
+    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
 
     # Orders come from the API (services.place_order) and change only through the services.
     def has_add_permission(self, request) -> bool:
