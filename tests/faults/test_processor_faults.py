@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import requests
 
 from tests.faults.conftest import assert_ledger_reconciles, pending_crossed_at
-from tests.processes import wait_for
+from tests.processes import OwnRedis, wait_for
 
 
 def resting_buy(system, limit: str) -> str:
@@ -33,50 +34,35 @@ def status_of(system, order_id: str) -> str:
     return status
 
 
-def test_the_processor_outlives_a_killed_redis_and_fills_once_it_is_back(healthy_system):
+@pytest.mark.parametrize(
+    ("outage", "recovery"),
+    [
+        pytest.param(OwnRedis.kill, OwnRedis.start, id="killed-then-started"),
+        pytest.param(OwnRedis.freeze, OwnRedis.thaw, id="frozen-then-thawed"),
+    ],
+)
+def test_the_processor_outlives_a_redis_outage_and_fills_once_it_is_back(healthy_system, outage, recovery):
     # given: a resting BUY at 40000 and a running processor
     system = healthy_system
     processor_pid = system.processor.pid
     order_id = resting_buy(system, "40000")
 
-    # when: Redis dies, the market crosses the order, and Redis comes back three seconds later
-    system.redis.kill()
+    # when: Redis is killed (SIGKILL) or frozen (SIGSTOP), the market crosses the order, and
+    # Redis is back three seconds later
+    outage(system.redis)
     system.set_market(btc="39999")
     try:
         time.sleep(3)
-        alive_without_redis = system.processor.poll() is None
-        system.redis.start()
+        alive_during_the_outage = system.processor.poll() is None
+        recovery(system.redis)
         wait_for(lambda: status_of(system, order_id) == "COMPLETED", timeout=15, interval=0.2, what="the fill")
     finally:
+        system.redis.thaw()  # never leave it stopped (a no-op on a killed or running one)
         system.set_market()
 
     # then: the same process filled it
-    assert alive_without_redis, system.processor_log.read_text()
+    assert alive_during_the_outage, system.processor_log.read_text()
     assert system.processor.pid == processor_pid
     assert system.processor.poll() is None
     assert pending_crossed_at(system, "39999") == 0
-    assert_ledger_reconciles(system)
-
-
-def test_the_processor_outlives_a_frozen_redis_and_fills_once_it_thaws(healthy_system):
-    # given
-    system = healthy_system
-    processor_pid = system.processor.pid
-    order_id = resting_buy(system, "40000")
-
-    # when: Redis is frozen (SIGSTOP) for three seconds while the market crosses the order
-    system.redis.freeze()
-    system.set_market(btc="39999")
-    try:
-        time.sleep(3)
-        alive_while_frozen = system.processor.poll() is None
-        system.redis.thaw()
-        wait_for(lambda: status_of(system, order_id) == "COMPLETED", timeout=15, interval=0.2, what="the fill")
-    finally:
-        system.redis.thaw()
-        system.set_market()
-
-    # then
-    assert alive_while_frozen, system.processor_log.read_text()
-    assert system.processor.pid == processor_pid
     assert_ledger_reconciles(system)
