@@ -17,32 +17,24 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
 
+from scripts.cluster.nodes import free_port, redis_command, wait_until
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "a condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """The cluster's ``wait_until``, failing the test with an AssertionError on a timeout."""
+    try:
+        return wait_until(predicate, timeout=timeout, interval=interval, what=what)
+    except TimeoutError as timed_out:
+        raise AssertionError(str(timed_out)) from None
 
 
 def database_url(settings_dict: dict, name: str | None = None) -> str:
@@ -192,10 +184,9 @@ class OwnRedis:
 
     def start(self) -> OwnRedis:
         """Start (or start again, on the same port) an empty server."""
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is not installed (apt-get install redis-server)"
+        assert shutil.which("redis-server"), "redis-server is not installed (apt-get install redis-server)"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            redis_command(self.port),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -1,64 +1,17 @@
 -- wrk script: GET one path (BENCH_PATH, e.g. /api/v1/portfolio/ or a deep history cursor) as the
 -- user whose token is in BENCH_TOKENS (first line; several lines: a random one per request).
--- Counts every non-2xx answer and prints one "BENCH_JSON {...}" line at the end for run.py.
-local threads = {}
-local counter = 0
-
-function setup(thread)
-  counter = counter + 1
-  thread:set("id", counter)
-  table.insert(threads, thread)
-end
+-- Counts every non-2xx answer and prints one "BENCH_JSON {...}" line at the end for run.py
+-- (report.lua, beside this script).
+dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "report.lua")
 
 function init(args)
-  tokens = {}
-  local f = assert(io.open(os.getenv("BENCH_TOKENS"), "r"))
-  for line in f:lines() do
-    if #line > 0 then table.insert(tokens, line) end
-  end
-  f:close()
-  math.randomseed(os.time() * 1000 + id)
+  read_tokens()
   path = assert(os.getenv("BENCH_PATH"), "BENCH_PATH is required")
-  non2xx = 0
-  first_error = ""
 end
 
 function request()
-  local token = tokens[math.random(#tokens)]
   return wrk.format("GET", path, {
-    ["Authorization"] = "Token " .. token,
+    ["Authorization"] = "Token " .. random_token(),
     ["Accept"] = "application/json",
   }, nil)
-end
-
-function response(status, headers, resp_body)
-  if status < 200 or status > 299 then
-    non2xx = non2xx + 1
-    if first_error == "" then first_error = status .. " " .. string.sub(resp_body or "", 1, 300) end
-  end
-end
-
-local function json_string(s)
-  s = string.gsub(s, '[%c"\\]', function(c)
-    if c == '"' then return '\\"' elseif c == "\\" then return "\\\\" end
-    return string.format("\\u%04x", string.byte(c))
-  end)
-  return '"' .. s .. '"'
-end
-
-function done(summary, latency, requests)
-  local bad, first = 0, ""
-  for _, t in ipairs(threads) do
-    bad = bad + (t:get("non2xx") or 0)
-    local fe = t:get("first_error")
-    if fe and fe ~= "" and first == "" then first = fe end
-  end
-  local e = summary.errors
-  io.write(string.format(
-    'BENCH_JSON {"requests": %d, "duration_us": %d, "non2xx": %d, "connect_errors": %d, "read_errors": %d, '
-      .. '"write_errors": %d, "timeouts": %d, "status_errors": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, '
-      .. '"max_us": %d, "mean_us": %.1f, "first_error": %s}\n',
-    summary.requests, summary.duration, bad, e.connect, e.read, e.write, e.timeout, e.status,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
-    json_string(first)))
 end

@@ -272,10 +272,14 @@ server_reset_query =
     return process, port
 
 
+def redis_command(port: int) -> list[str]:
+    """redis-server on 127.0.0.1:port that saves nothing to disk (the cluster's and the tests')."""
+    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
+
 def redis(base: Path) -> tuple[Process, int]:
     port = free_port()
-    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = Process("redis", [*cmd, "--dir", str(base)], log=base / "redis.log").start()
+    process = Process("redis", [*redis_command(port), "--dir", str(base)], log=base / "redis.log").start()
     wait_until(lambda: _tcp_open(port), timeout=15, what="redis")
     return process, port
 

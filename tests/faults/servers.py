@@ -1,88 +1,20 @@
-"""Real processes for fault tests: a Redis of our own to kill and freeze, and the service
-itself under gunicorn, as production runs it, pointed at the test database.
-
-Never the machine's shared Redis: each ``RedisServer`` is a ``redis-server`` on a free port
-with no persistence, stopped (and thawed first, if frozen) when the test ends.
+"""The service itself under gunicorn for fault tests, as production runs it, pointed at the
+test database (the Redis to kill and freeze beside it is tests/processes.py's ``OwnRedis``).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition, *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not ready within {timeout} s")
-        time.sleep(0.05)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class RedisServer:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-        self.frozen = False
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_for(lambda: _accepts(self.port), timeout=10, what="redis-server")
-        return self
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def freeze(self) -> None:
-        self.process.send_signal(signal.SIGSTOP)
-        self.frozen = True
-
-    def thaw(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
-        self.frozen = False
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        if self.frozen:
-            self.thaw()
-        self.process.kill()
-        self.process.wait(timeout=10)
+from tests.processes import ROOT, database_url, free_port, wait_for
 
 
 class AppServer:
@@ -91,11 +23,9 @@ class AppServer:
 
     def __init__(self, **env: str) -> None:
         self.port = free_port()
-        db = connection.settings_dict
-        database_url = f"postgresql://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
         self.env = {
             **os.environ,
-            "DATABASE_URL": database_url,
+            "DATABASE_URL": database_url(connection.settings_dict),
             "DEBUG": "false",
             "ALLOWED_HOSTS": "127.0.0.1",
             "LOG_LEVEL": "ERROR",

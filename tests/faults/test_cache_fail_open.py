@@ -1,6 +1,6 @@
 """A Redis that dies or freezes never fails a request (SPEC section 10).
 
-Each test starts its own ``redis-server`` on a free port (tests/faults/servers.py), kills it
+Each test starts its own ``redis-server`` on a free port (tests/processes.py), kills it
 with SIGKILL or freezes it with SIGSTOP mid-test, and brings it back. The cache settings are
 the project's own: what ``portfolio_project/settings.py`` builds from ``CACHE_URL``, read in a
 fresh interpreter.
@@ -20,7 +20,7 @@ from django.core.cache import cache
 
 import core.cache
 from assets.prices import get_quotes, get_trade_quote
-from tests.faults.servers import ROOT, RedisServer
+from tests.processes import ROOT, OwnRedis
 
 SOCKET_TIMEOUT = 0.25  # the default CACHE_SOCKET_TIMEOUT
 
@@ -39,7 +39,7 @@ def project_caches(cache_url: str) -> dict:
 
 @pytest.fixture
 def redis():
-    server = RedisServer().start()
+    server = OwnRedis().start()
     yield server
     server.stop()
 

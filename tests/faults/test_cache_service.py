@@ -11,14 +11,15 @@ import requests
 import core.cache
 from orders.models import Order
 from orders.selectors import reconcile_ledger
-from tests.faults.servers import AppServer, RedisServer
+from tests.faults.servers import AppServer
+from tests.processes import OwnRedis
 
 SOCKET_TIMEOUT = 0.25  # the default CACHE_SOCKET_TIMEOUT
 
 
 @pytest.fixture
 def redis():
-    server = RedisServer().start()
+    server = OwnRedis().start()
     yield server
     server.stop()
 
