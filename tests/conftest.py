@@ -92,12 +92,27 @@ def staff_user(make_user):
 
 
 @pytest.fixture
-def support_staff(make_user):
-    """Back-office staff: in the Support group (which a transactional test may have flushed)."""
+def staff_groups(db):
+    """The back-office groups with the permissions their migrations give them, by name.
+
+    Restored every time rather than trusted: a transactional test flushes them, and with
+    ``--reuse-db`` a run that was killed mid-test can leave a group behind without its
+    permissions (CI once failed 70 back-office tests on such a database)."""
+    from importlib import import_module
+
+    from django.apps import apps as django_apps
     from django.contrib.auth.models import Group
 
+    import_module("balances.migrations.0002_staff_groups").create_staff_groups(django_apps, None)
+    import_module("accounts.migrations.0002_api_key_permissions").grant_api_key_permissions(django_apps, None)
+    return {group.name: group for group in Group.objects.filter(name__in=["Support", "Operations"])}
+
+
+@pytest.fixture
+def support_staff(make_user, staff_groups):
+    """Back-office staff in the Support group."""
     user = make_user("sam_support", is_staff=True)
-    user.groups.add(Group.objects.get_or_create(name="Support")[0])
+    user.groups.add(staff_groups["Support"])
     return user
 
 

@@ -4,28 +4,13 @@ resting limit order, and logged-in admin clients."""
 from __future__ import annotations
 
 from decimal import Decimal
-from importlib import import_module
 
 import pytest
-from django.apps import apps as django_apps
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from balances.services import deposit
 from orders.models import Order
 from orders.services import place_order
-
-staff_groups_migration = import_module("balances.migrations.0002_staff_groups")
-api_key_permissions_migration = import_module("accounts.migrations.0002_api_key_permissions")
-
-
-@pytest.fixture
-def staff_groups(db):
-    # The migration created them; a transactional test elsewhere may have flushed them.
-    if Group.objects.filter(name__in=["Support", "Operations"]).count() != 2:
-        staff_groups_migration.create_staff_groups(django_apps, None)
-        api_key_permissions_migration.grant_api_key_permissions(django_apps, None)
-    return {group.name: group for group in Group.objects.filter(name__in=["Support", "Operations"])}
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ Support or Operations group, or a superuser, the admin's rule (SPEC section 10).
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import Group
 
 from accounts.services import issue_token
 from tests.api_helpers import error_code
@@ -33,10 +32,10 @@ def test_staff_without_a_back_office_group_get_404_like_anyone(as_user, staff_us
 
 @pytest.mark.parametrize("group", ["Support", "Operations"])
 @pytest.mark.parametrize("path", PATHS)
-def test_back_office_staff_read_another_users_data(as_user, make_user, other_user, group, path):
+def test_back_office_staff_read_another_users_data(as_user, make_user, staff_groups, other_user, group, path):
     # given
     staffer = make_user("staffer", is_staff=True)
-    staffer.groups.add(Group.objects.get_or_create(name=group)[0])
+    staffer.groups.add(staff_groups[group])
 
     # when
     response = as_user(staffer).get(path, {"username": "bob"})
@@ -50,10 +49,10 @@ def test_a_superuser_reads_another_users_data(as_user, make_user, other_user):
     assert as_user(root).get("/api/v1/balance/", {"username": "bob"}).json()["current_balance"] == "10000.00"
 
 
-def test_a_group_member_who_is_not_staff_gets_404(as_user, make_user, other_user):
+def test_a_group_member_who_is_not_staff_gets_404(as_user, make_user, staff_groups, other_user):
     # given someone left in the group after their staff flag was taken away
     former = make_user("former")
-    former.groups.add(Group.objects.get_or_create(name="Support")[0])
+    former.groups.add(staff_groups["Support"])
 
     # then the admin would not let them in, and neither does the API
     assert as_user(former).get("/api/v1/balance/", {"username": "bob"}).status_code == 404

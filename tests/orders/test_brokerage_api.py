@@ -318,10 +318,8 @@ def test_a_bad_filter_is_400(auth_client, history, params):
     assert (response.status_code, error_code(response)) == (400, "validation_error")
 
 
-def test_staff_filters_another_users_orders_too(api_client, staff_user, history):
-    from django.contrib.auth.models import Group
-
-    staff_user.groups.add(Group.objects.get_or_create(name="Support")[0])
+def test_staff_filters_another_users_orders_too(api_client, staff_user, staff_groups, history):
+    staff_user.groups.add(staff_groups["Support"])
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user=staff_user).key}")
     response = api_client.get(ORDERS, {"username": "alice", "status": "open"})
     assert response.status_code == 200, response.json()
