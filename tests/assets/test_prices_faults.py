@@ -30,6 +30,13 @@ def elapsed(started: float) -> float:
     return time.monotonic() - started
 
 
+@pytest.fixture
+def btc_known_at_67000(btc):
+    """The last known BTC price: 67000 from CoinGecko at T0."""
+    with time_machine.travel(T0, tick=False):
+        store_quotes([Quote("BTC", Decimal("67000"), T0, "coingecko")])
+
+
 # --- the total deadline ----------------------------------------------------------------------
 
 
@@ -124,6 +131,20 @@ def test_reply_nested_100000_deep_is_a_provider_error(coingecko_server, btc):
 # --- the circuit breaker ---------------------------------------------------------------------
 
 
+@pytest.fixture
+def open_breaker(coingecko_server, settings, btc):
+    """Opens the breaker with one failed call (no retries); it half-opens ``reset_seconds`` later."""
+
+    def open_(*, reset_seconds: float) -> None:
+        settings.COINGECKO_RETRIES = 0
+        settings.PRICE_BREAKER_FAILURES = 1
+        settings.PRICE_BREAKER_RESET_SECONDS = reset_seconds
+        coingecko_server.fail_next(503)
+        get_quotes([btc])
+
+    return open_
+
+
 def test_breaker_opens_after_failures_in_a_row_and_then_answers_at_once(coingecko_server, settings, btc):
     # given: three calls each give up after a hung try
     settings.PRICE_DEADLINE_SECONDS = 0.3
@@ -148,12 +169,10 @@ def test_breaker_opens_after_failures_in_a_row_and_then_answers_at_once(coingeck
     assert excinfo.value.code == "price_unavailable"
 
 
-def test_open_breaker_shows_the_last_known_price_flagged_stale(coingecko_server, settings, btc):
+def test_open_breaker_shows_the_last_known_price_flagged_stale(coingecko_server, settings, btc, btc_known_at_67000):
     # given
     settings.COINGECKO_RETRIES = 0
     settings.PRICE_BREAKER_FAILURES = 1
-    with time_machine.travel(T0, tick=False):
-        store_quotes([Quote("BTC", Decimal("67000"), T0, "coingecko")])
     coingecko_server.fail_next(503)
     with time_machine.travel(T0 + timedelta(seconds=11), tick=False):
         get_quotes([btc])
@@ -167,13 +186,9 @@ def test_open_breaker_shows_the_last_known_price_flagged_stale(coingecko_server,
     assert coingecko_server.request_count == 1
 
 
-def test_one_probe_after_the_reset_time_closes_the_breaker(coingecko_server, settings, btc):
+def test_one_probe_after_the_reset_time_closes_the_breaker(coingecko_server, open_breaker, btc):
     # given an open breaker
-    settings.COINGECKO_RETRIES = 0
-    settings.PRICE_BREAKER_FAILURES = 1
-    settings.PRICE_BREAKER_RESET_SECONDS = 0.3
-    coingecko_server.fail_next(503)
-    get_quotes([btc])
+    open_breaker(reset_seconds=0.3)
     coingecko_server.set_price("bitcoin", "67000")
     assert get_quotes([btc]) == {}
 
@@ -186,14 +201,11 @@ def test_one_probe_after_the_reset_time_closes_the_breaker(coingecko_server, set
     assert coingecko_server.request_count == 2
 
 
-def test_failed_probe_opens_the_breaker_for_another_period(coingecko_server, settings, btc):
-    # given an open breaker whose reset time has passed
-    settings.COINGECKO_RETRIES = 0
-    settings.PRICE_BREAKER_FAILURES = 1
-    settings.PRICE_BREAKER_RESET_SECONDS = 0.3
-    coingecko_server.fail_next(503, times=2)
-    get_quotes([btc])
+def test_failed_probe_opens_the_breaker_for_another_period(coingecko_server, open_breaker, btc):
+    # given an open breaker whose reset time has passed, and a provider still failing
+    open_breaker(reset_seconds=0.3)
     time.sleep(0.35)
+    coingecko_server.fail_next(503)
 
     # when: the probe fails, then the provider recovers at once
     get_quotes([btc])
@@ -208,14 +220,10 @@ def test_failed_probe_opens_the_breaker_for_another_period(coingecko_server, set
     assert coingecko_server.request_count == 3
 
 
-def test_only_one_caller_probes_a_half_open_breaker(coingecko_server, settings, btc):
+def test_only_one_caller_probes_a_half_open_breaker(coingecko_server, open_breaker, settings, btc):
     # given an open breaker whose reset time has passed, and a provider that hangs
-    settings.COINGECKO_RETRIES = 0
     settings.PRICE_DEADLINE_SECONDS = 0.5
-    settings.PRICE_BREAKER_FAILURES = 1
-    settings.PRICE_BREAKER_RESET_SECONDS = 0.2
-    coingecko_server.fail_next(503)
-    get_quotes([btc])
+    open_breaker(reset_seconds=0.2)
     time.sleep(0.25)
     coingecko_server.hang_next(times=10)
     durations: list[float] = []
@@ -287,15 +295,11 @@ def test_breaker_opened_by_one_process_spares_the_others_their_failures(coingeck
 
 
 def test_other_processes_probe_when_the_opener_does_and_a_success_clears_the_shared_opening(
-    coingecko_server, settings, btc
+    coingecko_server, open_breaker, settings, btc
 ):
     # given: a shared opening, adopted by a fresh process
-    settings.COINGECKO_RETRIES = 0
-    settings.PRICE_BREAKER_FAILURES = 1
-    settings.PRICE_BREAKER_RESET_SECONDS = 0.3
     settings.PRICE_CACHE_SECONDS = 0
-    coingecko_server.fail_next(503)
-    get_quotes([btc])
+    open_breaker(reset_seconds=0.3)
     reset_breakers()
     get_quotes([btc])
     coingecko_server.set_price("bitcoin", "67000")
@@ -342,10 +346,10 @@ def test_price_at_the_plausible_bounds_is_accepted(coingecko_server, btc, eth):
 
 
 @pytest.mark.parametrize("price", ["100501", "33333"], ids=["up", "down"])
-def test_jump_beyond_max_price_jump_falls_back_to_the_last_known_price(coingecko_server, btc, price):
+def test_jump_beyond_max_price_jump_falls_back_to_the_last_known_price(
+    coingecko_server, btc, btc_known_at_67000, price
+):
     # given: last known 67000; MAX_PRICE_JUMP 0.5 allows 33500 to 100500
-    with time_machine.travel(T0, tick=False):
-        store_quotes([Quote("BTC", Decimal("67000"), T0, "coingecko")])
     coingecko_server.set_price("bitcoin", price)
 
     # when
@@ -359,10 +363,8 @@ def test_jump_beyond_max_price_jump_falls_back_to_the_last_known_price(coingecko
 
 
 @pytest.mark.parametrize("price", ["100500", "33500"], ids=["up", "down"])
-def test_move_of_exactly_max_price_jump_is_accepted(coingecko_server, btc, price):
-    # given
-    with time_machine.travel(T0, tick=False):
-        store_quotes([Quote("BTC", Decimal("67000"), T0, "coingecko")])
+def test_move_of_exactly_max_price_jump_is_accepted(coingecko_server, btc, btc_known_at_67000, price):
+    # given: last known 67000
     coingecko_server.set_price("bitcoin", price)
 
     # when
