@@ -16,6 +16,7 @@ from accounts.services import issue_token
 from assets.models import Asset
 from assets.prices import Quote, store_quotes
 from assets.selectors import forget_assets
+from tests.price_records import record_btc_minutes
 
 User = get_user_model()
 
@@ -152,3 +153,10 @@ def btc(make_asset):
 @pytest.fixture
 def eth(make_asset):
     return make_asset("ETH", name="Ethereum", coingecko_id="ethereum", reference_price=Decimal("2500"))
+
+
+@pytest.fixture
+def btc_minutes(btc):
+    """BTC's recorded prices minute by minute from tests/price_records.py's T0."""
+    record_btc_minutes(btc)
+    return btc

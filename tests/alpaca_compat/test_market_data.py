@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from alpaca.data.requests import (
@@ -15,7 +14,7 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from assets.models import PriceRecord
+from tests.price_records import T0, record
 
 
 def test_latest_quotes_and_trades_are_the_last_price(market_data, btc, eth, set_price):
@@ -47,21 +46,6 @@ def test_market_data_needs_no_key(live_server, btc, set_price):
 
     # then
     assert quotes["BTC/USD"].bid_price == 50000.0
-
-
-T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-def record(asset, price: str, at: datetime) -> None:
-    PriceRecord.objects.create(asset=asset, price=Decimal(price), as_of=at, source="test", slot=at)
-
-
-@pytest.fixture
-def btc_minutes(btc):
-    """BTC at 12:00 100, 12:01 103, 12:02 99, 12:03 101 | 12:05 110, 12:09 108 | 12:10 107.5."""
-    for minute, price in [(0, "100"), (1, "103"), (2, "99"), (3, "101"), (5, "110"), (9, "108"), (10, "107.5")]:
-        record(btc, price, T0 + timedelta(minutes=minute))
-    return btc
 
 
 def test_bars_over_a_range_are_ohlc_of_the_recorded_prices(market_data, btc_minutes):

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from assets.models import PriceRecord
 from tests.api_helpers import error_code
+from tests.price_records import T0, record
 
 LATEST = "/api/v1/market/latest/"
 BARS = "/api/v1/market/bars/"
-T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-def record(asset, price: str, at: datetime) -> None:
-    PriceRecord.objects.create(asset=asset, price=Decimal(price), as_of=at, source="test", slot=at)
-
-
-@pytest.fixture
-def btc_minutes(btc):
-    """BTC at 12:00 100, 12:01 103, 12:02 99, 12:03 101 | 12:05 110, 12:09 108 | 12:10 107."""
-    for minute, price in [(0, "100"), (1, "103"), (2, "99"), (3, "101"), (5, "110"), (9, "108"), (10, "107.5")]:
-        record(btc, price, T0 + timedelta(minutes=minute))
-    return btc
 
 
 def test_latest_gives_each_assets_last_recorded_price(auth_client, btc_minutes, eth, make_asset):
