@@ -26,6 +26,16 @@ from assets.price_breaker import reset_breakers
 
 API_PREFIX = "/api/v3"
 NOW = object()  # set_price(updated_at=NOW): the server's clock when it answers
+# What assets.prices.provider_status() says in a process that has not asked the provider yet.
+UNASKED_STATUS = {
+    "provider": "coingecko",
+    "ok": True,
+    "breaker": "closed",
+    "consecutive_failures": 0,
+    "last_success_at": None,
+    "last_failure_at": None,
+    "last_error": None,
+}
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from assets.prices import (
     store_quotes,
 )
 from core.exceptions import PriceUnavailable
+from tests.price_server import UNASKED_STATUS
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 T0_UNIX = int(T0.timestamp())
@@ -549,21 +550,7 @@ def test_provider_status_reports_the_last_success_without_calling_the_provider(c
 
     # then: one upstream call, the price's; none for the health checks
     assert coingecko_server.request_count == 1
-    assert (
-        statuses
-        == [
-            {
-                "provider": "coingecko",
-                "ok": True,
-                "breaker": "closed",
-                "consecutive_failures": 0,
-                "last_success_at": T0.isoformat(),
-                "last_failure_at": None,
-                "last_error": None,
-            }
-        ]
-        * 5
-    )
+    assert statuses == [{**UNASKED_STATUS, "last_success_at": T0.isoformat()}] * 5
 
 
 def test_provider_status_reports_failures_and_the_open_breaker(coingecko_server, settings, btc):
@@ -595,15 +582,7 @@ def test_provider_status_of_a_process_that_never_asked_is_ok_and_says_so(coingec
     status = provider_status()
 
     # then
-    assert status == {
-        "provider": "coingecko",
-        "ok": True,
-        "breaker": "closed",
-        "consecutive_failures": 0,
-        "last_success_at": None,
-        "last_failure_at": None,
-        "last_error": None,
-    }
+    assert status == UNASKED_STATUS
     assert coingecko_server.request_count == 0
 
 

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import time_machine
 
+from tests.price_server import UNASKED_STATUS
+
 HEALTH = "/api/v1/health/"
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -20,15 +22,7 @@ def test_health_is_ok_with_database_cache_and_a_provider_never_asked(api_client,
         "status": "ok",
         "database": "ok",
         "cache": {"ok": True},
-        "price_provider": {
-            "provider": "coingecko",
-            "ok": True,
-            "breaker": "closed",
-            "consecutive_failures": 0,
-            "last_success_at": None,
-            "last_failure_at": None,
-            "last_error": None,
-        },
+        "price_provider": UNASKED_STATUS,
     }
     assert coingecko_server.request_count == 0
 
