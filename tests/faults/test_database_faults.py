@@ -64,6 +64,15 @@ def assert_the_processor_survived_and_fills(system) -> None:
         system.set_market()
 
 
+def assert_the_outage_cost_nothing(system, load: Load, began: float, ended: float) -> None:
+    """503s only while the database was away, every order placed once, the processor alive
+    and filling, and the ledger whole."""
+    assert_only_503s_during_the_outage(load, began, ended)
+    assert_nothing_lost_or_doubled(system, load)
+    assert_the_processor_survived_and_fills(system)
+    assert_ledger_reconciles(system)
+
+
 def test_a_fast_restart_under_load_is_503_only_while_down_and_loses_nothing(healthy_system):
     # given
     system = healthy_system
@@ -77,10 +86,7 @@ def test_a_fast_restart_under_load_is_503_only_while_down_and_loses_nothing(heal
     load, began, ended = run_under_load(system, restart_twice)
 
     # then
-    assert_only_503s_during_the_outage(load, began, ended)
-    assert_nothing_lost_or_doubled(system, load)
-    assert_the_processor_survived_and_fills(system)
-    assert_ledger_reconciles(system)
+    assert_the_outage_cost_nothing(system, load, began, ended)
 
 
 def test_killed_backends_crash_recovery_under_load_loses_nothing(healthy_system):
@@ -91,10 +97,7 @@ def test_killed_backends_crash_recovery_under_load_loses_nothing(healthy_system)
     load, began, ended = run_under_load(system, system.pg.kill_backends)
 
     # then
-    assert_only_503s_during_the_outage(load, began, ended)
-    assert_nothing_lost_or_doubled(system, load)
-    assert_the_processor_survived_and_fills(system)
-    assert_ledger_reconciles(system)
+    assert_the_outage_cost_nothing(system, load, began, ended)
 
 
 def test_a_stopped_database_is_answered_503_at_once_and_health_says_so(healthy_system):
@@ -120,10 +123,7 @@ def test_a_stopped_database_is_answered_503_at_once_and_health_says_so(healthy_s
     slow = [a for a in load.answers() if a.status == 503 and a.received - a.sent > 1.0]
     assert slow == []
     assert load.statuses()[503] > 0
-    assert_only_503s_during_the_outage(load, began, ended)
-    assert_nothing_lost_or_doubled(system, load)
-    assert_the_processor_survived_and_fills(system)
-    assert_ledger_reconciles(system)
+    assert_the_outage_cost_nothing(system, load, began, ended)
 
 
 def test_a_frozen_database_delays_answers_but_fails_none(healthy_system):
@@ -141,7 +141,4 @@ def test_a_frozen_database_delays_answers_but_fails_none(healthy_system):
     load, began, ended = run_under_load(system, freeze_for_a_while)
 
     # then
-    assert_only_503s_during_the_outage(load, began, ended)
-    assert_nothing_lost_or_doubled(system, load)
-    assert_the_processor_survived_and_fills(system)
-    assert_ledger_reconciles(system)
+    assert_the_outage_cost_nothing(system, load, began, ended)
