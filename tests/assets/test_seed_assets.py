@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -12,13 +13,20 @@ from django.core.management import CommandError, call_command
 from assets.models import Asset
 from assets.services import BUNDLED_ASSETS_FILE, InvalidAssetRows, upsert_assets
 
-CSV_HEADER = "asset_id,name,coingecko_id,quantity_decimals,reference_price,is_active\n"
+CSV_HEADER = "asset_id,name,coingecko_id,quantity_decimals,reference_price,is_active"
 
 
 def seed(*args: str) -> str:
     out = StringIO()
     call_command("seed_assets", *args, stdout=out)
     return out.getvalue().strip()
+
+
+def csv_file(tmp_path, *rows: str) -> Path:
+    """assets.csv with every column, one line a row."""
+    path = tmp_path / "assets.csv"
+    path.write_text("".join(f"{line}\n" for line in [CSV_HEADER, *rows]))
+    return path
 
 
 def test_bundled_list_has_well_known_assets_with_distinct_coingecko_ids():
@@ -82,16 +90,13 @@ def test_seeding_restores_changed_fields_and_reports_them_updated(db):
     assert Asset.objects.get(pk="DOGE").quantity_decimals == 2
 
 
-def test_csv_file_creates_and_updates(db, make_asset, tmp_path):
-    # given
-    make_asset("BTC", name="Bitcoin", coingecko_id="bitcoin", reference_price=Decimal("50000"))
-    make_asset("ETH", name="Ethereum", coingecko_id="ethereum", reference_price=Decimal("2500"))
-    path = tmp_path / "assets.csv"
-    path.write_text(
-        CSV_HEADER
-        + "BTC,Bitcoin,bitcoin,8,50000.000,true\n"
-        + "ETH,Ethereum,ethereum,8,2600.5,true\n"
-        + "TEST1,Test coin,,3,0.123456789012,false\n"
+def test_csv_file_creates_and_updates(btc, eth, tmp_path):
+    # given BTC at 50000 and ETH at 2500
+    path = csv_file(
+        tmp_path,
+        "BTC,Bitcoin,bitcoin,8,50000.000,true",
+        "ETH,Ethereum,ethereum,8,2600.5,true",
+        "TEST1,Test coin,,3,0.123456789012,false",
     )
 
     # when
@@ -138,18 +143,16 @@ def test_json_file_keeps_decimal_prices_exact(db, tmp_path):
     assert str(Asset.objects.get(pk="BTC").reference_price) == "67187.335812345678"
 
 
-def test_bad_csv_rows_are_all_reported_and_nothing_is_written(db, make_asset, tmp_path):
-    # given
-    make_asset("BTC", name="Bitcoin", coingecko_id="bitcoin", reference_price=Decimal("50000"))
-    path = tmp_path / "assets.csv"
-    path.write_text(
-        CSV_HEADER
-        + "BTC,Bitcoin,bitcoin,8,1,true\n"
-        + "eth,Ethereum,ethereum,8,2500,true\n"
-        + "SOL,Solana,solana,19,-5,maybe\n"
-        + "ADA,Cardano,cardano,6,0.4500000000001,true\n"
-        + "BTC,Bitcoin again,bitcoin,8,1,true\n"
-        + "DOGE,,dogecoin,2,0.1,true,extra\n"
+def test_bad_csv_rows_are_all_reported_and_nothing_is_written(btc, tmp_path):
+    # given BTC at 50000
+    path = csv_file(
+        tmp_path,
+        "BTC,Bitcoin,bitcoin,8,1,true",
+        "eth,Ethereum,ethereum,8,2500,true",
+        "SOL,Solana,solana,19,-5,maybe",
+        "ADA,Cardano,cardano,6,0.4500000000001,true",
+        "BTC,Bitcoin again,bitcoin,8,1,true",
+        "DOGE,,dogecoin,2,0.1,true,extra",
     )
 
     # when
@@ -203,11 +206,8 @@ def test_unknown_file_type_is_rejected(db, tmp_path):
         seed("--file", str(path))
 
 
-def test_upsert_assets_treats_equal_decimals_as_unchanged(db, make_asset):
-    # given
-    make_asset("BTC", name="Bitcoin", coingecko_id="bitcoin", reference_price=Decimal("50000"))
-
-    # when
+def test_upsert_assets_treats_equal_decimals_as_unchanged(btc):
+    # when: the stored BTC has reference_price 50000
     report = upsert_assets([{"asset_id": "BTC", "name": "Bitcoin", "reference_price": "50000.000000"}])
 
     # then
