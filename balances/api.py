@@ -29,11 +29,6 @@ class RegisterSerializer(InputSerializer):
     password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
     email = serializers.EmailField(required=False, allow_blank=True, default="")
 
-    def validate_username(self, value: str) -> str:
-        if get_user_model().objects.filter(username__iexact=value).exists():
-            raise serializers.ValidationError("This username is taken.")
-        return value
-
     def validate(self, attrs):
         user = get_user_model()(username=attrs["username"], email=attrs.get("email", ""))
         try:

@@ -30,6 +30,7 @@ from core.money import (
     ZERO,
     decimal_places,
 )
+from core.sql import violated_constraint
 
 User = get_user_model()
 
@@ -59,15 +60,27 @@ def open_usd_balance_for_new_user(sender, instance, created: bool, raw: bool = F
         open_usd_balance(user=instance)
 
 
+# Both unique indexes on auth_user's name: Django's (case-sensitive) and
+# accounts/migrations/0003's on lower(username).
+USERNAME_INDEXES = ("auth_user_username_key", "auth_user_username_lower_uniq")
+
+
 def register_user(*, username: str, password: str, email: str = "") -> tuple[AbstractBaseUser, Token]:
-    """Create a user with a funded USD balance and an API token, all in one transaction."""
+    """Create a user with a funded USD balance and an API token, all in one transaction.
+
+    Usernames are unique in any case, and only the unique index on ``lower(username)`` can
+    say so for two registrations at once ("Alice" and "alice"): no check before the insert.
+    Raises InvalidRequest for a taken name, with the body a serializer's error on
+    ``username`` has.
+    """
     try:
         with transaction.atomic(durable=True):
             user = User.objects.create_user(username=username, password=password, email=email)
             token = issue_token(user=user)
-    except IntegrityError:
-        # Two registrations of one name at once: the unique index decides, the loser gets a 400.
-        raise InvalidRequest("This username is taken.", details={"username": ["This username is taken."]})
+    except IntegrityError as error:
+        if violated_constraint(error) not in USERNAME_INDEXES:
+            raise
+        raise InvalidRequest("The request is not valid.", details={"username": ["This username is taken."]}) from None
     return user, token
 
 

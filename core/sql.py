@@ -1,9 +1,10 @@
 """Raw SQL built from the models, for the few statements the ORM cannot say in one round trip
-(``orders.settlement``) and for bulk loads (``scripts/bench``)."""
+(``orders.settlement``) and for bulk loads (``scripts/bench``); and what PostgreSQL says of a
+broken constraint."""
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import IntegrityError, models
 
 
 def insert_sql(model: type[models.Model], *, alias: str = "", source: str = "", **values: str) -> str:
@@ -27,3 +28,9 @@ def insert_sql(model: type[models.Model], *, alias: str = "", source: str = "", 
         f"INSERT INTO {table} ({', '.join(columns)})\n"
         f"    SELECT {', '.join(values[column] for column in columns)} {source}".rstrip()
     )
+
+
+def violated_constraint(error: IntegrityError) -> str | None:
+    """The name of the constraint or unique index an IntegrityError broke (PostgreSQL says
+    which), or None when the driver did not say."""
+    return getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)
