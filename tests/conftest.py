@@ -151,6 +151,13 @@ def btc(make_asset):
 
 
 @pytest.fixture
+def btc_at_50k(btc, set_price):
+    """BTC with a current price of 50000."""
+    set_price("BTC", "50000")
+    return btc
+
+
+@pytest.fixture
 def eth(make_asset):
     return make_asset("ETH", name="Ethereum", coingecko_id="ethereum", reference_price=Decimal("2500"))
 

@@ -17,12 +17,6 @@ ORDERS = "/api/v1/orders/"
 DEPOSIT = "/api/v1/balance/deposit/"
 
 
-@pytest.fixture
-def btc_at_50k(btc, set_price):
-    set_price("BTC", "50000")
-    return btc
-
-
 def ledger_rows(user) -> tuple[int, int]:
     return CashTransaction.objects.filter(user=user).count(), AssetTransaction.objects.filter(user=user).count()
 

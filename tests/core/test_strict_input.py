@@ -16,12 +16,6 @@ ORDERS = "/api/v1/orders/"
 DEPOSIT = "/api/v1/balance/deposit/"
 
 
-@pytest.fixture
-def btc_at_50k(btc, set_price):
-    set_price("BTC", "50000")
-    return btc
-
-
 def assert_nothing_moved(user):
     assert Order.objects.count() == 0
     assert UsdBalance.objects.get(user=user).current_balance == Decimal("10000.00")

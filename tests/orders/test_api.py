@@ -9,12 +9,6 @@ from tests.api_helpers import error_code
 ORDERS = "/api/v1/orders/"
 
 
-@pytest.fixture
-def btc_at_50k(btc, set_price):
-    set_price("BTC", "50000")
-    return btc
-
-
 def test_market_buy_fills_at_the_market_price_and_debits_the_cost(auth_client, user, btc_at_50k):
     # when
     response = auth_client.post(ORDERS, {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.01"}, format="json")

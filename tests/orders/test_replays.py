@@ -19,12 +19,6 @@ from tests.api_helpers import error_code
 ORDERS = "/api/v1/orders/"
 
 
-@pytest.fixture
-def btc_at_50k(btc, set_price):
-    set_price("BTC", "50000")
-    return btc
-
-
 def test_an_order_failed_for_want_of_funds_replays_as_the_same_422(auth_client, user, btc_at_50k):
     # given
     payload = {"asset_id": "BTC", "order_type": "BUY", "quantity": "1", "client_order_id": "big-1"}
