@@ -48,6 +48,14 @@ def start(runs: list[MakeRun], project, port: int | None = None) -> MakeRun:
     return run
 
 
+def assert_refused_before_starting(run: MakeRun, code: int, message: str) -> None:
+    """``run`` failed saying ``message``, and never printed the banner of a run that serves."""
+    assert code != 0
+    output = run.output()
+    assert message in output
+    assert BANNER not in output
+
+
 def test_a_busy_port_is_refused_before_anything_starts(project, runs):
     # given: something listens on the port; the embedded database is not running
     with socket.socket() as squatter:
@@ -61,14 +69,13 @@ def test_a_busy_port_is_refused_before_anything_starts(project, runs):
         code = run.process.wait(timeout=60)
 
         # then: a clear refusal, no banner, and nothing started
-        assert code != 0
-        output = run.output()
-        assert (
+        assert_refused_before_starting(
+            run,
+            code,
             f"make run: port {port} on 127.0.0.1 is already in use (another make run?). "
-            "Stop that, or choose another port: PORT=8001 make run"
-        ) in output
-        assert BANNER not in output
-        assert "API:" not in output
+            "Stop that, or choose another port: PORT=8001 make run",
+        )
+        assert "API:" not in run.output()
         assert time.monotonic() - started < 15
     assert embedded_db(project, "status").returncode == 1  # the database was never started
 
@@ -89,13 +96,12 @@ def test_a_data_directory_locked_by_another_run_is_refused_before_anything_start
         code = run.process.wait(timeout=60)
 
     # then
-    assert code != 0
-    output = run.output()
-    assert (
+    assert_refused_before_starting(
+        run,
+        code,
         f"make run: the embedded database in {project / '.data' / 'postgres'} is in use by another make run "
-        "(pid 4242). Stop that one first, or give this one its own: EMBEDDED_PG_DIR=/some/dir PORT=8001 make run"
-    ) in output
-    assert BANNER not in output
+        "(pid 4242). Stop that one first, or give this one its own: EMBEDDED_PG_DIR=/some/dir PORT=8001 make run",
+    )
     assert embedded_db(project, "status").returncode == 1
 
 
@@ -111,11 +117,8 @@ def test_a_second_run_on_the_same_data_refuses_and_leaves_the_first_serving(proj
     third_code = third.process.wait(timeout=60)
 
     # then: both refused, the first still serves with its database
-    assert second_code != 0
-    assert "is in use by another make run (pid " in second.output()
-    assert third_code != 0
-    assert f"make run: port {first.port} on 127.0.0.1 is already in use" in third.output()
-    assert BANNER not in second.output() + third.output()
+    assert_refused_before_starting(second, second_code, "is in use by another make run (pid ")
+    assert_refused_before_starting(third, third_code, f"make run: port {first.port} on 127.0.0.1 is already in use")
     health = first.get("/api/v1/health/")
     assert health.status_code == 200
     assert health.json()["database"] == "ok"
