@@ -20,7 +20,7 @@ from alpaca_compat.symbols import asset_id_for, pair_symbol
 from alpaca_compat.views import AlpacaView, Timestamp, comma_list
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
-from assets.selectors import Bar, Timeframe, bucket_start, get_bars, get_latest_prices
+from assets.selectors import Bar, Timeframe, bucket_start, get_assets, get_bars, get_latest_prices
 
 MAX_SYMBOLS = 100
 DEFAULT_BARS, MAX_BARS = 1000, 10_000
@@ -62,7 +62,7 @@ class MarketDataView(AlpacaView):
             if asset_id is None:
                 raise errors.AlpacaError(400, errors.INVALID_VALUE, f"invalid symbol: {symbol}")
             asset_ids[asset_id] = symbol
-        return list(Asset.objects.filter(asset_id__in=asset_ids).order_by("asset_id"))
+        return get_assets(asset_ids=asset_ids)
 
     def quotes(self) -> dict[str, Quote]:
         return get_quotes(self.assets())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from assets.models import Asset
+from assets.selectors import get_asset_ids
 
 # A fixed namespace: changing it would change every asset's id that programs may have stored.
 ASSET_NAMESPACE = uuid.UUID("6f1a3c52-9d0e-5b7a-8c4d-2e9f7a1b3c5d")
@@ -40,8 +40,7 @@ def asset_id_for(text: str) -> str | None:
     except ValueError:
         pass
     else:
-        ids = Asset.objects.values_list("asset_id", flat=True)
-        return next((asset_id for asset_id in ids if asset_uuid(asset_id) == wanted), None)
+        return next((asset_id for asset_id in get_asset_ids() if asset_uuid(asset_id) == wanted), None)
     upper = text.upper()
     base, slash, quote = upper.partition("/")
     if slash:

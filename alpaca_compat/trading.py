@@ -16,8 +16,7 @@ from alpaca_compat import errors, render
 from alpaca_compat.auth import api_key_of
 from alpaca_compat.symbols import asset_id_for, pair_symbol, position_symbol
 from alpaca_compat.views import AlpacaView, Timestamp, comma_list, resolve_asset
-from assets.models import Asset
-from assets.selectors import Timeframe
+from assets.selectors import Timeframe, get_assets
 from balances.history import Activity, ActivityType, Period, get_activities, get_portfolio_history
 from balances.selectors import calculate_portfolio_value, get_holdings, value_holdings
 from core.api.replicas import ReplicaReadMixin
@@ -344,10 +343,8 @@ class AssetsView(AlpacaView):
             return Response([])
         if params.get("exchange", render.EXCHANGE) != render.EXCHANGE:
             return Response([])
-        assets = Asset.objects.order_by("asset_id")
-        if "status" in params:
-            assets = assets.filter(is_active=params["status"] == "active")
-        return Response([render.asset_json(asset) for asset in assets])
+        is_active = params["status"] == "active" if "status" in params else None
+        return Response([render.asset_json(asset) for asset in get_assets(is_active=is_active)])
 
 
 class AssetView(AlpacaView):

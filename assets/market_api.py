@@ -13,12 +13,11 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assets.models import Asset
-from assets.selectors import Bar, Timeframe, get_bars, get_latest_prices
-from core.api.fields import PriceField, TimestampField
+from assets.selectors import Bar, Timeframe, get_asset_ids, get_bars, get_latest_prices
+from core.api.fields import EnumValueField, PriceField, TimestampField
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
-from core.api.serializers import InputSerializer, ReadSerializer
+from core.api.serializers import InputSerializer, ReadSerializer, parse_query
 
 MAX_ASSETS = 100
 DEFAULT_BARS = 1000
@@ -40,33 +39,11 @@ class AssetIdsField(serializers.CharField):
             raise serializers.ValidationError("Name at least one asset id.")
         if len(ids) > MAX_ASSETS:
             raise serializers.ValidationError(f"At most {MAX_ASSETS} asset ids.")
-        known = set(Asset.objects.filter(asset_id__in=ids).values_list("asset_id", flat=True))
+        known = set(get_asset_ids(among=ids))
         unknown = [asset_id for asset_id in ids if asset_id not in known]
         if unknown:
             raise serializers.ValidationError(f"Unknown asset id(s): {', '.join(unknown)}.")
         return ids
-
-
-class TimeframeField(serializers.ChoiceField):
-    def __init__(self, **kwargs):
-        super().__init__(choices=[t.value for t in Timeframe], **kwargs)
-
-    def to_internal_value(self, data):
-        return Timeframe(super().to_internal_value(data))
-
-
-# Query parameters the framework reads itself, not the view's serializer.
-_FRAMEWORK_PARAMS = frozenset({"username", "format"})
-
-
-def parse_query(serializer_class: type[InputSerializer], request) -> dict:
-    """The query string through an InputSerializer: an unknown parameter is a 400
-    ``unknown_field`` (a misspelt ``?untill=`` must not silently widen the answer), and an
-    empty value is refused like any malformed one, not read as "not given"."""
-    params = {key: value for key, value in request.query_params.items() if key not in _FRAMEWORK_PARAMS}
-    data = serializer_class(data=params)
-    data.is_valid(raise_exception=True)
-    return data.validated_data
 
 
 # --- latest ------------------------------------------------------------------------------
@@ -118,7 +95,9 @@ class MarketLatestView(ReplicaReadMixin, APIView):
 
 class BarsQuerySerializer(InputSerializer):
     asset_id = AssetIdsField(max_length=2000, help_text="One asset id or a comma-separated list: BTC,ETH.")
-    timeframe = TimeframeField(help_text="Bucket size: 1Min, 5Min, 15Min, 1H or 1D (buckets align to UTC midnight).")
+    timeframe = EnumValueField(
+        Timeframe, help_text="Bucket size: 1Min, 5Min, 15Min, 1H or 1D (buckets align to UTC midnight)."
+    )
     start = serializers.DateTimeField(
         required=False, help_text="First instant, ISO 8601 (default: limit buckets before end)."
     )

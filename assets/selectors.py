@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -36,6 +36,26 @@ def get_asset(asset_id: str) -> Asset | None:
 def forget_assets() -> None:
     """Drop this process's recent reads (after this process changed the inventory)."""
     _recent.clear()
+
+
+def get_assets(*, asset_ids: Collection[str] | None = None, is_active: bool | None = None) -> list[Asset]:
+    """The inventory in asset-id order, read now (not through the recent reads): all of it,
+    or the assets of ``asset_ids`` that exist; ``is_active`` keeps only the active (or the
+    inactive) ones. One query."""
+    assets = Asset.objects.order_by("asset_id")
+    if asset_ids is not None:
+        assets = assets.filter(asset_id__in=list(asset_ids))
+    if is_active is not None:
+        assets = assets.filter(is_active=is_active)
+    return list(assets)
+
+
+def get_asset_ids(*, among: Collection[str] | None = None) -> list[str]:
+    """The ids of the inventory in order (only those of ``among`` that exist, when given). One query."""
+    ids = Asset.objects.order_by("asset_id")
+    if among is not None:
+        ids = ids.filter(asset_id__in=list(among))
+    return list(ids.values_list("asset_id", flat=True))
 
 
 # --- Market data: reads of the recorded price history (SPEC section 11) ----------------

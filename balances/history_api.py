@@ -8,13 +8,14 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assets.market_api import AssetIdsField, TimeframeField, parse_query
+from assets.market_api import AssetIdsField
+from assets.selectors import Timeframe
 from balances.history import ActivityType, Period, get_activities, get_portfolio_history
 from core.api.errors import OwnerScopedMixin
-from core.api.fields import PercentField, PriceField, QuantityField, TimestampField, UsdField
+from core.api.fields import EnumValueField, PercentField, PriceField, QuantityField, TimestampField, UsdField
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
-from core.api.serializers import InputSerializer, ReadSerializer
+from core.api.serializers import InputSerializer, ReadSerializer, parse_query
 
 MAX_PAGE_SIZE = 500
 
@@ -154,18 +155,12 @@ class ActivitiesView(ReplicaReadMixin, OwnerScopedMixin, APIView):
 # --- Portfolio history -----------------------------------------------------------------
 
 
-class PeriodField(serializers.ChoiceField):
-    def __init__(self, **kwargs):
-        super().__init__(choices=[p.value for p in Period], **kwargs)
-
-    def to_internal_value(self, data):
-        return Period(super().to_internal_value(data))
-
-
 class HistoryQuerySerializer(InputSerializer):
-    period = PeriodField(required=False, help_text="1D, 1W, 1M (30 days), 3M, 1A (365 days) or all. Default 1M.")
-    timeframe = TimeframeField(
-        required=False, help_text="1Min, 5Min, 15Min, 1H or 1D; default 1Min for 1D, 15Min for 1W, else 1D."
+    period = EnumValueField(
+        Period, required=False, help_text="1D, 1W, 1M (30 days), 3M, 1A (365 days) or all. Default 1M."
+    )
+    timeframe = EnumValueField(
+        Timeframe, required=False, help_text="1Min, 5Min, 15Min, 1H or 1D; default 1Min for 1D, 15Min for 1W, else 1D."
     )
     date_end = serializers.DateTimeField(required=False, help_text="The history ends here (default now).")
 

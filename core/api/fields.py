@@ -14,6 +14,7 @@ time-zone lookup): ``ReadSerializer`` calls them for every value of every row.
 
 from __future__ import annotations
 
+import enum
 import re
 from decimal import Decimal
 
@@ -95,6 +96,18 @@ class EnumField(serializers.ChoiceField):
 
     def to_representation(self, value):
         return value
+
+
+class EnumValueField(serializers.ChoiceField):
+    """One of a plain ``enum.Enum``'s values, exactly as declared (``1Min``, ``1W``), read as
+    the member."""
+
+    def __init__(self, enum_class: type[enum.Enum], **kwargs) -> None:
+        self.enum_class = enum_class
+        super().__init__(choices=[member.value for member in enum_class], **kwargs)
+
+    def to_internal_value(self, data):
+        return self.enum_class(super().to_internal_value(data))
 
 
 def canonical_choice(choices, value: str):

@@ -1,7 +1,8 @@
-"""The two serializer bases of the API: every request body is read by an ``InputSerializer``,
-every answer written by a ``ReadSerializer``, both declared field by field from the helpers
-in ``core.api.fields``. No ModelSerializer: what the API shows is a contract, written out,
-not whatever the model has today.
+"""The two serializer bases of the API: every request body (and, through ``parse_query``,
+every query string) is read by an ``InputSerializer``, every answer written by a
+``ReadSerializer``, both declared field by field from the helpers in ``core.api.fields``.
+No ModelSerializer: what the API shows is a contract, written out, not whatever the model
+has today.
 """
 
 from __future__ import annotations
@@ -47,6 +48,20 @@ class ReadSerializer(serializers.Serializer):
         if plan is None:
             plan = _build_plan(self)
         return {name: None if (value := get(instance)) is None else render(value) for name, get, render in plan}
+
+
+# Query parameters the framework reads itself, not the view's serializer.
+_FRAMEWORK_PARAMS = frozenset({"username", "format"})
+
+
+def parse_query(serializer_class: type[InputSerializer], request) -> dict:
+    """The query string through an InputSerializer: an unknown parameter is a 400
+    ``unknown_field`` (a misspelt ``?untill=`` must not silently widen the answer), and an
+    empty value is refused like any malformed one, not read as "not given"."""
+    params = {key: value for key, value in request.query_params.items() if key not in _FRAMEWORK_PARAMS}
+    data = serializer_class(data=params)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
 
 
 def _build_plan(serializer: ReadSerializer) -> list:
