@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from accounts.models import ApiKey
 from accounts.services import revoke_api_keys
-from core.admin import SafeChangelistMixin
+from core.admin import ReadOnlyMixin, SafeChangelistMixin
 
 REVOKE_PERMISSION = "accounts.revoke_apikey"
 SHOWN_FIELDS = ("key_id", "user", "name", "created_at", "revoked_at", "revoked_by")
@@ -64,7 +64,7 @@ class ApiKeyAdmin(SafeChangelistMixin, admin.ModelAdmin):
         self.message_user(request, message, messages.SUCCESS)
 
 
-class ApiKeyInline(admin.TabularInline):
+class ApiKeyInline(ReadOnlyMixin, admin.TabularInline):
     """A user's API keys on the user's page, read-only; revoke them from the API keys list."""
 
     model = ApiKey
@@ -77,12 +77,3 @@ class ApiKeyInline(admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("revoked_by")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
 from assets.services import set_tradable
-from core.admin import SafeChangelistMixin, plain_decimal
+from core.admin import SafeChangelistMixin, decimal_column, plain_decimal
 
 
 class QuotedChangeList(ChangeList):
@@ -99,9 +99,7 @@ class AssetAdmin(SafeChangelistMixin, QuotedListMixin, admin.ModelAdmin):
         # Assets are referenced by orders and ledgers (PROTECT); retire one by suspending it.
         return False
 
-    @admin.display(description="reference price", ordering="reference_price")
-    def reference_price_display(self, obj: Asset) -> str:
-        return plain_decimal(obj.reference_price)
+    reference_price_display = decimal_column("reference_price", "reference price", ordering="reference_price")
 
     def _set_active(self, request, queryset: QuerySet[Asset], *, active: bool) -> None:
         changed = set_tradable(asset_ids=list(queryset.values_list("pk", flat=True)), active=active)

@@ -6,6 +6,8 @@ balances and assets, so they live above them, in a module of their own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -154,9 +156,9 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
         ledger = admin_changelist_url("balances_assettransaction", user=user.pk)
         if not valued:
             return format_html('No holdings. <a href="{}">asset ledger</a>', ledger)
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        return panel_table(
+            "holdings",
+            ["asset", "quantity", "held", "average price", "current price", "market value", "unrealized P&L"],
             (
                 (
                     v.holding.asset_id,
@@ -169,13 +171,7 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
                 )
                 for v in valued
             ),
-        )
-        return format_html(
-            '<table id="holdings"><tr><th>asset</th><th>quantity</th><th>held</th><th>average price</th>'
-            "<th>current price</th><th>market value</th><th>unrealized P&amp;L</th></tr>{}</table>"
-            '<p><a href="{}">asset ledger</a></p>',
-            rows,
-            ledger,
+            footer=format_html('<p><a href="{}">asset ledger</a></p>', ledger),
         )
 
     @admin.display(description="recent orders")
@@ -184,17 +180,16 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
         all_orders = admin_changelist_url("orders_order", user=user.pk)
         if not orders:
             return format_html('No orders. <a href="{}">orders</a>', all_orders)
-        rows = format_html_join(
-            "",
-            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{} {}</td>'
-            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        return panel_table(
+            "recent-orders",
+            ["order", "created", "side", "quantity", "limit", "status", "total USD"],
             (
                 (
-                    reverse("admin:orders_order_change", args=[order.pk]),
-                    str(order.pk)[:8],
+                    format_html(
+                        '<a href="{}">{}</a>', reverse("admin:orders_order_change", args=[order.pk]), str(order.pk)[:8]
+                    ),
                     order.created_at.isoformat(timespec="seconds"),
-                    order.order_type,
-                    order.asset_id,
+                    f"{order.order_type} {order.asset_id}",
                     plain_decimal(order.quantity),
                     plain_decimal(order.order_price) if order.is_limit else "market",
                     order.status,
@@ -202,11 +197,15 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
                 )
                 for order in orders
             ),
+            footer=format_html('<p><a href="{}">all orders</a></p>', all_orders),
         )
-        return format_html(
-            '<table id="recent-orders"><tr><th>order</th><th>created</th><th>side</th><th>quantity</th>'
-            "<th>limit</th><th>status</th><th>total USD</th></tr>{}</table>"
-            '<p><a href="{}">all orders</a></p>',
-            rows,
-            all_orders,
-        )
+
+
+def panel_table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence], *, footer: str) -> str:
+    """A table of the user's page: a header row, then a row each, every cell escaped (pass
+    ``format_html`` output for a link), then ``footer``."""
+    head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
+    body = format_html_join(
+        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows)
+    )
+    return format_html('<table id="{}"><tr>{}</tr>{}</table>{}', table_id, head, body, footer)

@@ -29,12 +29,14 @@ from balances.models import AssetBalance, AssetTransaction, CashTransaction, Usd
 from balances.selectors import get_holdings, value_holding
 from balances.services import adjust_asset_balance, adjust_usd_balance
 from core.admin import (
+    ReadOnlyMixin,
     SafeChangelistMixin,
     UuidSearchMixin,
     admin_changelist_url,
     compact_time,
+    decimal_column,
     plain_decimal,
-    user_link,
+    user_column,
 )
 from core.exceptions import Conflict, DomainError
 
@@ -90,17 +92,8 @@ def csv_response(filename: str, header: list[str], rows: Iterable[list[str]]) ->
 # --- Read-only bases ----------------------------------------------------------------
 
 
-class ReadOnlyAdmin(SafeChangelistMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyMixin, SafeChangelistMixin, admin.ModelAdmin):
     """Viewable with the model's view permission; never added, changed or deleted here."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 def csv_column(model, name: str) -> tuple[str, Callable]:
@@ -145,9 +138,7 @@ class LedgerAdmin(UuidSearchMixin, ReadOnlyAdmin):
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
         return csv_response(f"{self.model._meta.model_name}-{stamp}.csv", header, rows)
 
-    @admin.display(description="user", ordering="user__username")
-    def user_display(self, obj) -> str:
-        return user_link(obj.user_id, obj.user.username)
+    user_display = user_column()
 
     @admin.display(description="created", ordering="created_at")
     def created_display(self, obj) -> str:
@@ -245,13 +236,9 @@ class AssetTransactionAdmin(LedgerAdmin):
         return obj.asset_id
 
     # Status and price source are filters, not columns: every row written is COMPLETED.
-    @admin.display(description="quantity", ordering="quantity")
-    def quantity_display(self, obj) -> str:
-        return plain_decimal(obj.quantity)
+    quantity_display = decimal_column("quantity", "quantity", ordering="quantity")
 
-    @admin.display(description="price", ordering="price_per_unit")
-    def price_display(self, obj) -> str:
-        return plain_decimal(obj.price_per_unit)
+    price_display = decimal_column("price_per_unit", "price", ordering="price_per_unit")
 
 
 # --- Balances -----------------------------------------------------------------------
@@ -289,29 +276,19 @@ class AssetBalanceAdmin(QuotedListMixin, ReadOnlyAdmin):
     )
     readonly_fields = fields
 
-    @admin.display(description="user", ordering="user__username")
-    def user_display(self, obj: AssetBalance) -> str:
-        return user_link(obj.user_id, obj.user.username)
+    user_display = user_column()
 
     @admin.display(description="asset", ordering="asset_id")
     def asset_display(self, obj: AssetBalance) -> str:
         return obj.asset_id
 
-    @admin.display(description="quantity", ordering="quantity")
-    def quantity_display(self, obj: AssetBalance) -> str:
-        return plain_decimal(obj.quantity)
+    quantity_display = decimal_column("quantity", "quantity", ordering="quantity")
 
-    @admin.display(description="held", ordering="held_quantity")
-    def held_display(self, obj: AssetBalance) -> str:
-        return plain_decimal(obj.held_quantity)
+    held_display = decimal_column("held_quantity", "held", ordering="held_quantity")
 
-    @admin.display(description="available")
-    def available_display(self, obj: AssetBalance) -> str:
-        return plain_decimal(obj.available_quantity)
+    available_display = decimal_column("available_quantity", "available")
 
-    @admin.display(description="average price", ordering="average_purchase_price")
-    def average_price_display(self, obj: AssetBalance) -> str:
-        return plain_decimal(obj.average_purchase_price)
+    average_price_display = decimal_column("average_purchase_price", "average price", ordering="average_purchase_price")
 
     @admin.display(description="market value (USD)")
     def market_value(self, obj: AssetBalance) -> str:
@@ -331,9 +308,7 @@ class UsdBalanceAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     change_form_template = "admin/balances/usdbalance/change_form.html"
 
-    @admin.display(description="user", ordering="user__username")
-    def user_display(self, obj: UsdBalance) -> str:
-        return user_link(obj.user_id, obj.user.username)
+    user_display = user_column()
 
     @admin.display(description="available")
     def available(self, obj: UsdBalance) -> Decimal:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import ValidationError
@@ -81,6 +81,42 @@ def compact_time(value: datetime | None) -> str:
 def plain_decimal(value: Decimal | None) -> str:
     """A decimal without its trailing zeros and never in exponent form (1E+1 -> "10")."""
     return "-" if value is None else plain(value)
+
+
+def decimal_column(attribute: str, description: str, *, ordering: str | None = None):
+    """A list column (a ModelAdmin method) writing ``obj.<attribute>`` with ``plain_decimal``:
+    ``quantity_display = decimal_column("quantity", "quantity", ordering="quantity")``."""
+
+    @admin.display(description=description, ordering=ordering)
+    def column(self, obj) -> str:
+        return plain_decimal(getattr(obj, attribute))
+
+    return column
+
+
+def user_column():
+    """A list column (a ModelAdmin method): the row's user as a link to the user's page,
+    sorted by username (list ``user`` in ``list_select_related``)."""
+
+    @admin.display(description="user", ordering="user__username")
+    def column(self, obj) -> str:
+        return user_link(obj.user_id, obj.user.username)
+
+    return column
+
+
+class ReadOnlyMixin:
+    """For a ModelAdmin or an inline: viewable with the view permission; never added,
+    changed or deleted here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class UuidSearchMixin:

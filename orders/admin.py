@@ -16,8 +16,9 @@ from core.admin import (
     UuidSearchMixin,
     admin_changelist_url,
     compact_time,
+    decimal_column,
     plain_decimal,
-    user_link,
+    user_column,
 )
 from core.exceptions import DomainError
 from orders.models import Order
@@ -119,9 +120,7 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
     def short_id(self, obj: Order) -> str:
         return str(obj.order_id)[:8]
 
-    @admin.display(description="user", ordering="user__username")
-    def user_display(self, obj: Order) -> str:
-        return user_link(obj.user_id, obj.user.username)
+    user_display = user_column()
 
     @admin.display(description="created", ordering="created_at")
     def created_display(self, obj: Order) -> str:
@@ -152,13 +151,9 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
         ]
         return format_html_join(" · ", "{}", ((link,) for link in links)) if links else "-"
 
-    @admin.display(description="limit price", ordering="order_price")
-    def order_price_display(self, obj: Order) -> str:
-        return plain_decimal(obj.order_price)
+    order_price_display = decimal_column("order_price", "limit price", ordering="order_price")
 
-    @admin.display(description="executed price", ordering="executed_price")
-    def executed_price_display(self, obj: Order) -> str:
-        return plain_decimal(obj.executed_price)
+    executed_price_display = decimal_column("executed_price", "executed price", ordering="executed_price")
 
     @admin.display(description="ledger rows")
     def ledger_links(self, obj: Order) -> str:
