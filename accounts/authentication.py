@@ -6,10 +6,11 @@ This module imports no DRF view: DRF resolves DEFAULT_AUTHENTICATION_CLASSES whi
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
-from accounts.selectors import get_api_key_for_credentials
+from accounts.selectors import get_api_key_for_credentials, get_token_with_user
 from accounts.tokens import token_matches_password
 from core.api.authentication import TokenAuthentication
 
@@ -22,7 +23,13 @@ class PasswordBoundTokenAuthentication(TokenAuthentication):
     the password changed (accounts/tokens.py)."""
 
     def authenticate_credentials(self, key):
-        user, token = super().authenticate_credentials(key)
+        # DRF's checks, in DRF's words, with the lookup of accounts.selectors.
+        token = get_token_with_user(key=key)
+        if token is None:
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
+        user = token.user
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         if not token_matches_password(token.key, user):
             raise exceptions.AuthenticationFailed(
                 "This token ended when the password was changed; get a new one from auth/token/."

@@ -1,15 +1,27 @@
-"""Reads for authentication: a user's API keys, and the key a request presents."""
+"""Reads for authentication: a user's API keys, and the token or key a request presents."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.utils.crypto import constant_time_compare
+from rest_framework.authtoken.models import Token
 
 from accounts.models import ApiKey
 from accounts.services import hash_secret
+from core.sql import RowWithRelated
 
 KEY_ID_MAX_LENGTH = ApiKey._meta.get_field("key_id").max_length
+
+# Read on every authenticated request, always from the primary: a revoked key or a token
+# whose password changed must stop working at once, not after a replica's lag.
+_TOKEN_WITH_USER = RowWithRelated(Token, "user", "m.key = %s")
+_ACTIVE_KEY_WITH_USER = RowWithRelated(ApiKey, "user", "m.key_id = %s AND m.revoked_at IS NULL")
+
+
+def get_token_with_user(*, key: str) -> Token | None:
+    """The API token with this key, its user loaded (one query), or None."""
+    return _TOKEN_WITH_USER.get(key)
 
 
 def get_api_keys(*, user: AbstractBaseUser) -> QuerySet[ApiKey]:
@@ -23,9 +35,7 @@ def get_api_key_for_credentials(*, key_id: str, secret: str) -> ApiKey | None:
     presented = hash_secret(secret)
     if len(key_id) > KEY_ID_MAX_LENGTH:
         return None
-    try:
-        # get(), not first(): first() would add the model's ORDER BY to a primary-key lookup.
-        api_key = ApiKey.objects.select_related("user").get(key_id=key_id, revoked_at__isnull=True)
-    except ApiKey.DoesNotExist:
+    api_key = _ACTIVE_KEY_WITH_USER.get(key_id)
+    if api_key is None:
         return None
     return api_key if constant_time_compare(presented, api_key.secret_hash) else None

@@ -87,14 +87,18 @@ else:
     from portfolio_project.embedded_db import database_settings
 
     DATABASES = {"default": database_settings(BASE_DIR)}
-DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+# Django's backend with the health check below skipped on a connection in use (core/postgresql).
+DATABASE_ENGINE = "core.postgresql"
+DATABASES["default"]["ENGINE"] = DATABASE_ENGINE
 # Persistent connections: a new PostgreSQL connection costs more than a whole order.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-# A reused connection is checked with one `SELECT 1` round trip at the start of each request,
-# so a request after a database restart reconnects instead of failing. That round trip is a
-# third of a market order's; CONN_HEALTH_CHECKS=false saves it, and the first request on each
-# stale connection after a restart then answers 503 service_unavailable (docs/PERFORMANCE.md).
+# A reused connection idle for DATABASE_HEALTH_CHECK_IDLE_SECONDS is checked with one `SELECT 1`
+# round trip at the start of a request, so a request after a database restart reconnects
+# instead of failing; a busy one is not (core/postgresql/base.py). CONN_HEALTH_CHECKS=false
+# turns the check off: the first request on each stale connection after a restart then answers
+# 503 service_unavailable.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+DATABASE_HEALTH_CHECK_IDLE_SECONDS = env.float("DATABASE_HEALTH_CHECK_IDLE_SECONDS", default=1.0)
 # Locks must end when the service returns, not after the response is rendered.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
@@ -106,7 +110,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 for _number, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
     _replica = environ.Env.db_url_config(_url)
     _replica.update(
-        ENGINE="django.db.backends.postgresql",
+        ENGINE=DATABASE_ENGINE,
         CONN_MAX_AGE=DATABASES["default"]["CONN_MAX_AGE"],
         CONN_HEALTH_CHECKS=DATABASES["default"]["CONN_HEALTH_CHECKS"],
         ATOMIC_REQUESTS=False,

@@ -205,10 +205,11 @@ def test_the_history_is_one_statement_after_authentication(two_days, period, tim
     with CaptureQueriesContext(connection) as captured:
         response = client.get(HISTORY, {"period": period, "timeframe": timeframe, "date_end": END.isoformat()})
 
-    # then the token, and the history in its own transaction (a savepoint inside the test's)
+    # then the token with its user (accounts.selectors), and the history in its own
+    # transaction (a savepoint inside the test's)
     assert response.status_code == 200
     assert statements(captured) == [
-        'SELECT "authtoken_token"."key",',
+        'SELECT m."key",',
         "SAVEPOINT",
         "SET LOCAL",
         "WITH buckets",

@@ -90,3 +90,35 @@ def test_an_input_serializer_names_every_unknown_field():
         "price": ["Unknown field."],
     }
     assert body.errors["price"][0].code == "unknown_field"
+
+
+class _Basket(InputSerializer):
+    name = serializers.CharField(max_length=5)
+    sizes = serializers.ListField(child=serializers.IntegerField(min_value=1))
+
+
+def test_each_input_serializer_has_its_own_fields_though_they_are_copied_shallowly():
+    # when two instances are made (fields are shallow copies of the declared ones)
+    first, second = _Basket(data={}), _Basket(data={})
+
+    # then no field object, nor a list field's child, is shared between them or with the class
+    for name in ("name", "sizes"):
+        assert first.fields[name] is not second.fields[name]
+        assert first.fields[name] is not _Basket._declared_fields[name]
+        assert first.fields[name].parent is first
+        assert second.fields[name].parent is second
+    assert first.fields["sizes"].child is not second.fields["sizes"].child
+
+
+def test_interleaved_input_serializers_keep_their_own_data_and_errors():
+    # given
+    good, bad = _Basket(data={"name": "ab", "sizes": [1, 2]}), _Basket(data={"name": "toolong", "sizes": [0]})
+
+    # when validated one after the other, sharing the declared fields' validators
+    assert good.is_valid()
+    assert not bad.is_valid()
+
+    # then
+    assert good.validated_data == {"name": "ab", "sizes": [1, 2]}
+    assert set(bad.errors) == {"name", "sizes"}
+    assert _Basket(data={"name": "ok", "sizes": [3]}).is_valid()

@@ -1,0 +1,133 @@
+"""What one API request costs in the Django process, with no network and no other load in it.
+
+    DATABASE_URL=... .venv/bin/python scripts/bench/request_cpu.py [N] [--profile]
+
+Sends N (default 2000) requests of each kind straight to Django's WSGI handler, the way
+gunicorn calls it: a market BUY on ``/api/v1/orders/`` and on Alpaca's ``/v2/orders``, and
+``GET /api/v1/portfolio/``. Prints, per request, the median wall time and the process CPU time
+(``time.process_time``: what the Python process spent, which a busy machine moves far less than
+wall time). ``--profile`` adds cProfile's top functions of the order request, by own time and by
+cumulative time. The settings are the bench's (scripts/bench/run.py): Redis cache, no DEBUG,
+throttles raised out of the way. Its user, ``request-cpu-bench``, stays in the database.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portfolio_project.settings")
+os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/7")
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("PRICE_PROVIDER", "simulated")
+os.environ.setdefault("CONN_MAX_AGE", "600")
+os.environ.setdefault("MAX_DEPOSIT", "100000000.00")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+for _rate in ("THROTTLE_USER_RATE", "THROTTLE_ORDER_RATE", "THROTTLE_AUTH_RATE"):
+    os.environ.setdefault(_rate, "10000000/min")
+
+import django  # noqa: E402
+
+django.setup()
+
+from decimal import Decimal  # noqa: E402
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+
+from accounts.services import create_api_key, issue_token, revoke_api_keys  # noqa: E402
+from balances.services import deposit  # noqa: E402
+
+BENCH_USER = "request-cpu-bench"
+
+
+def environ(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> dict:
+    env = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "HTTP_ACCEPT": "application/json",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/json",
+    }
+    env.update({"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()})
+    return env
+
+
+def main(n: int, profile: bool) -> None:
+    User = get_user_model()
+    user = User.objects.filter(username=BENCH_USER).first() or User.objects.create_user(BENCH_USER, password=None)
+    revoke_api_keys(key_ids=list(user.api_keys.values_list("key_id", flat=True)), actor=user)  # earlier runs'
+    deposit(user=user, amount=Decimal("10000000.00"))
+    token = issue_token(user=user).key
+    key = create_api_key(user=user, name="bench")
+    handler = WSGIHandler()
+
+    def call(method, path, headers, body=b""):
+        statuses = []
+        chunks = handler(environ(method, path, headers, body), lambda status, _headers: statuses.append(status))
+        b"".join(chunks)
+        getattr(chunks, "close", lambda: None)()
+        return statuses[0]
+
+    order = json.dumps({"asset_id": "BTC", "order_type": "BUY", "quantity": "0.0001"}).encode()
+    alpaca = json.dumps(
+        {"symbol": "BTC/USD", "qty": "0.0001", "side": "buy", "type": "market", "time_in_force": "gtc"}
+    ).encode()
+    token_header = {"Authorization": f"Token {token}"}
+    key_headers = {"APCA-API-KEY-ID": key.api_key.key_id, "APCA-API-SECRET-KEY": key.secret_key}
+    kinds = {
+        "POST /api/v1/orders/ (market buy)": lambda: call("POST", "/api/v1/orders/", token_header, order),
+        "POST /v2/orders (market buy)": lambda: call("POST", "/v2/orders", key_headers, alpaca),
+        "GET /api/v1/portfolio/": lambda: call("GET", "/api/v1/portfolio/", token_header),
+    }
+    for name, send in kinds.items():  # warm up, and fail loudly on a wrong request
+        status = send()
+        assert status.startswith(("200", "201")), (name, status)
+        for _ in range(100):
+            send()
+
+    results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in kinds}
+    for _round in range(max(1, n // 100)):  # interleaved, so drift falls on every kind alike
+        for name, send in kinds.items():
+            walls, cpus = results[name]
+            for _ in range(100):
+                wall, cpu = time.perf_counter(), time.process_time()
+                send()
+                walls.append((time.perf_counter() - wall) * 1000)
+                cpus.append((time.process_time() - cpu) * 1000)
+    print(f"{'request':<36} {'wall ms p50':>12} {'cpu ms mean':>12}   (n={n} each)")
+    for name, (walls, cpus) in results.items():
+        print(f"{name:<36} {statistics.median(walls):>12.3f} {statistics.fmean(cpus):>12.3f}")
+
+    if profile:
+        profiler = cProfile.Profile(time.process_time)  # CPU time: waiting on a socket costs nothing here
+        send = kinds["POST /api/v1/orders/ (market buy)"]
+        profiler.enable()
+        for _ in range(n):
+            send()
+        profiler.disable()
+        for order_by in ("tottime", "cumulative"):
+            out = io.StringIO()
+            pstats.Stats(profiler, stream=out).sort_stats(order_by).print_stats(35)
+            print(out.getvalue())
+
+
+if __name__ == "__main__":
+    args = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    main(int(args[0]) if args else 2000, "--profile" in sys.argv)
