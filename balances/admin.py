@@ -360,61 +360,66 @@ class UsdBalanceAdmin(ReadOnlyAdmin):
     def adjust_usd_view(self, request: HttpRequest, object_id: str):
         balance = self._balance_to_adjust(request, object_id)
         form = UsdAdjustmentForm(request.POST if request.method == "POST" else None)
-        if form.is_valid():
-            amount, reason, key = (form.cleaned_data[name] for name in ("amount", "reason", "submission_key"))
-            try:
-                movement = adjust_usd_balance(
-                    user=balance.user, amount=amount, reason=reason, actor=request.user, client_reference=key
-                )
-            except Conflict:
-                return self._form_already_used(request)
-            except DomainError as error:
-                self.message_user(request, error.message, messages.ERROR)
-            else:
-                if movement.created:
-                    self.message_user(
-                        request,
-                        f"Adjusted {balance.user.username}'s USD by {amount:+}; balance now "
-                        f"{movement.balance.current_balance} (available {movement.balance.available}).",
-                        messages.SUCCESS,
-                    )
-                else:
-                    self._already_recorded(request, movement.transaction)
-                return HttpResponseRedirect(reverse("admin:auth_user_change", args=[balance.user_id]))
-        return self._render_adjustment(request, balance, form, title=f"Adjust USD of {balance.user.username}")
+
+        def adjust(data: dict):
+            return adjust_usd_balance(
+                user=balance.user,
+                amount=data["amount"],
+                reason=data["reason"],
+                actor=request.user,
+                client_reference=data["submission_key"],
+            )
+
+        def adjusted(movement) -> str:
+            return (
+                f"Adjusted {balance.user.username}'s USD by {form.cleaned_data['amount']:+}; balance now "
+                f"{movement.balance.current_balance} (available {movement.balance.available})."
+            )
+
+        return self._adjustment_page(
+            request, balance, form, adjust, adjusted, title=f"Adjust USD of {balance.user.username}"
+        )
 
     def adjust_asset_view(self, request: HttpRequest, object_id: str):
         balance = self._balance_to_adjust(request, object_id)
         initial = {"asset": request.GET.get("asset")} if request.method == "GET" else None
         form = AssetAdjustmentForm(request.POST if request.method == "POST" else None, initial=initial)
-        if form.is_valid():
-            asset, quantity, reason, key = (
-                form.cleaned_data[name] for name in ("asset", "quantity", "reason", "submission_key")
+
+        def adjust(data: dict):
+            return adjust_asset_balance(
+                user=balance.user,
+                asset=data["asset"],
+                quantity=data["quantity"],
+                reason=data["reason"],
+                actor=request.user,
+                client_reference=data["submission_key"],
             )
+
+        def adjusted(movement) -> str:
+            data = form.cleaned_data
+            return f"Adjusted {balance.user.username}'s {data['asset'].asset_id} by {plain_decimal(data['quantity'])}."
+
+        return self._adjustment_page(
+            request, balance, form, adjust, adjusted, title=f"Adjust a holding of {balance.user.username}"
+        )
+
+    def _adjustment_page(self, request: HttpRequest, balance: UsdBalance, form, adjust, adjusted, *, title: str):
+        """The form again (with its errors, or a service's refusal as a message), or, once
+        ``adjust(cleaned_data)`` applied or replayed it, back to the user's page."""
+        if form.is_valid():
             try:
-                movement = adjust_asset_balance(
-                    user=balance.user,
-                    asset=asset,
-                    quantity=quantity,
-                    reason=reason,
-                    actor=request.user,
-                    client_reference=key,
-                )
+                movement = adjust(form.cleaned_data)
             except Conflict:
                 return self._form_already_used(request)
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
             else:
                 if movement.created:
-                    self.message_user(
-                        request,
-                        f"Adjusted {balance.user.username}'s {asset.asset_id} by {plain_decimal(quantity)}.",
-                        messages.SUCCESS,
-                    )
+                    self.message_user(request, adjusted(movement), messages.SUCCESS)
                 else:
                     self._already_recorded(request, movement.transaction)
                 return HttpResponseRedirect(reverse("admin:auth_user_change", args=[balance.user_id]))
-        return self._render_adjustment(request, balance, form, title=f"Adjust a holding of {balance.user.username}")
+        return self._render_adjustment(request, balance, form, title=title)
 
     def _already_recorded(self, request: HttpRequest, row) -> None:
         self.message_user(

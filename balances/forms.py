@@ -35,37 +35,41 @@ def new_submission_key() -> str:
     return f"admin-{uuid4().hex}"
 
 
+class NonZeroDecimalField(forms.DecimalField):
+    """A signed change: any decimal the column holds but zero, which would change nothing."""
+
+    def __init__(self, *, what: str, **kwargs) -> None:
+        self.what = what
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if value == 0:
+            raise forms.ValidationError(f"The {self.what} must not be zero.")
+        return value
+
+
 class UsdAdjustmentForm(_AdjustmentForm):
     field_order = ["amount", "reason"]
 
-    amount = forms.DecimalField(
+    amount = NonZeroDecimalField(
+        what="amount",
         max_digits=USD_MAX_DIGITS,
         decimal_places=USD_DECIMALS,
         help_text="USD, signed: positive credits the user, negative debits (never more than available).",
     )
-
-    def clean_amount(self):
-        amount = self.cleaned_data["amount"]
-        if amount == 0:
-            raise forms.ValidationError("The amount must not be zero.")
-        return amount
 
 
 class AssetAdjustmentForm(_AdjustmentForm):
     field_order = ["asset", "quantity", "reason"]
 
     asset = forms.ModelChoiceField(queryset=Asset.objects.order_by("asset_id"))
-    quantity = forms.DecimalField(
+    quantity = NonZeroDecimalField(
+        what="quantity",
         max_digits=QUANTITY_MAX_DIGITS,
         decimal_places=QUANTITY_DECIMALS,
         help_text="Signed: positive adds to the holding, negative takes away (never more than the unheld quantity).",
     )
-
-    def clean_quantity(self):
-        quantity = self.cleaned_data["quantity"]
-        if quantity == 0:
-            raise forms.ValidationError("The quantity must not be zero.")
-        return quantity
 
     def clean(self):
         cleaned = super().clean()
