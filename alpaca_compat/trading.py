@@ -20,7 +20,7 @@ from assets.selectors import Timeframe, get_assets
 from balances.history import Activity, ActivityType, Period, get_activities, get_portfolio_history
 from balances.selectors import calculate_portfolio_value, get_holdings, value_holdings
 from core.api.replicas import ReplicaReadMixin
-from core.api.throttles import OrderPlacementThrottle, UserThrottle
+from core.api.throttles import UserAndOrderThrottle
 from core.exceptions import DomainError
 from orders import selectors as order_selectors
 from orders import services as order_services
@@ -138,7 +138,7 @@ class ListOrders(serializers.Serializer):
 
 
 class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from a replica
-    throttle_classes = [UserThrottle, OrderPlacementThrottle]
+    throttle_classes = [UserAndOrderThrottle]
     throttle_scope = "orders"
 
     def post(self, request):

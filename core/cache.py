@@ -14,6 +14,7 @@ most, never a 500. ``FailOpenRedisCache`` is django-redis with:
   timeout. The outage is logged once when it starts and once when it ends.
 
 ``outage()`` says whether this process currently sees the cache down, for ``health/``.
+``incr_counters`` adds one to several counters in one round trip (the throttles' windows).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from datetime import datetime
 from django.utils import timezone
 from django_redis.cache import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
+from redis.commands.core import Script
+from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
@@ -151,3 +154,64 @@ def forget_outages() -> None:
     with _outages_lock:
         for outage in _outages.values():
             outage.reset()
+
+
+# --- Counters -------------------------------------------------------------------------------
+
+# INCR each key, and give a key its time to live when this INCR created it: every counter of a
+# request in one round trip, where django-redis's incr is a script of its own per counter.
+_INCR_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+    counts[i] = redis.call('INCR', key)
+    if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+end
+return counts
+"""
+_incr_script: Script | None = None
+
+
+def incr_counters(cache, counters: list[tuple[str, int]]) -> list[int] | None:
+    """Add one to each ``(key, seconds to live)`` counter and return the new values in order:
+    one round trip to Redis, one ``incr`` (or ``add``) per counter on another cache. None when
+    the cache answers nothing (down, or storing nothing); a Redis error other than the
+    production cache's known outage is raised for the caller to fail open on."""
+    if isinstance(cache, RedisCache):
+        return _incr_on_redis(cache, counters)
+    counts = []
+    for key, seconds in counters:
+        try:
+            count = cache.incr(key)
+            if count is None:  # a cache told to ignore its errors (IGNORE_EXCEPTIONS)
+                return None
+            counts.append(count)
+        except ValueError:  # the window's first request (or its key just expired)
+            if cache.add(key, 1, seconds):
+                counts.append(1)
+                continue
+            try:
+                counts.append(cache.incr(key))
+            except ValueError:  # added by nobody, yet missing: a cache that stores nothing
+                return None
+    return counts
+
+
+def _incr_on_redis(cache: RedisCache, counters: list[tuple[str, int]]) -> list[int] | None:
+    global _incr_script
+    outage = getattr(cache, "_outage", None)  # FailOpenRedisCache's
+    if outage is not None and outage.skipping():
+        return None
+    client = cache.client.get_client(write=True)
+    if _incr_script is None:
+        _incr_script = client.register_script(_INCR_SCRIPT)  # EVALSHA, loaded on first use
+    keys = [cache.client.make_key(key) for key, _seconds in counters]
+    try:
+        counts = _incr_script(keys=keys, args=[seconds for _key, seconds in counters], client=client)
+    except (RedisError, OSError) as error:
+        if outage is None:
+            raise
+        outage.failed(error)
+        return None
+    if outage is not None:
+        outage.succeeded()
+    return [int(count) for count in counts]

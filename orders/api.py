@@ -14,7 +14,7 @@ from core.api.filters import EnumFilter, TimestampFilter
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
-from core.api.throttles import OrderPlacementThrottle, UserThrottle
+from core.api.throttles import UserAndOrderThrottle
 from orders import selectors, services
 from orders.models import KIND_FILTERS, Order
 
@@ -171,7 +171,7 @@ class OrderViewSet(
     queryset = Order.objects.none()  # for the schema; get_queryset scopes to the user
     lookup_field = "order_id"
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
-    throttle_classes = [UserThrottle, OrderPlacementThrottle]
+    throttle_classes = [UserAndOrderThrottle]
     throttle_scope = "orders"
 
     def get_queryset(self):
@@ -292,7 +292,7 @@ class ClosePositionView(generics.GenericAPIView):
     """Sell a holding at market: all of its available quantity, or `quantity`, or `percentage` of it."""
 
     serializer_class = ClosePositionSerializer
-    throttle_classes = [UserThrottle, OrderPlacementThrottle]
+    throttle_classes = [UserAndOrderThrottle]
     throttle_scope = "orders"
 
     @extend_schema(
@@ -323,7 +323,7 @@ class CloseAllPositionsView(generics.GenericAPIView):
     """Cancel every open order, then sell every holding at market."""
 
     serializer_class = CloseAllSerializer
-    throttle_classes = [UserThrottle, OrderPlacementThrottle]
+    throttle_classes = [UserAndOrderThrottle]
     throttle_scope = "orders"
 
     @extend_schema(request=None, responses={200: CloseAllSerializer})

@@ -92,10 +92,39 @@ def test_a_request_costs_one_cache_command_once_its_window_started(auth_client, 
     # when 5 more requests come
     responses = [auth_client.get(BALANCE) for _ in range(5)]
 
-    # then each sent one command, django-redis's atomic increment (a script of EXISTS and
-    # INCRBY, which Redis counts as well), and counted right
-    assert _commands_run(client) == {"cmdstat_eval": 5, "cmdstat_exists": 5, "cmdstat_incrby": 5}
+    # then each sent one command, the counters' script (whose INCR Redis counts as well), and
+    # counted right
+    assert _commands_run(client) == {"cmdstat_evalsha": 5, "cmdstat_incr": 5}
     assert [r["X-RateLimit-Remaining"] for r in responses] == ["98", "97", "96", "95", "94"]
+
+
+@pytest.mark.usefixtures("throttle_clock_frozen")
+def test_an_order_counts_against_both_its_throttles_in_one_round_trip(
+    auth_client, btc_at_50k, own_redis, settings, throttle_rates
+):
+    # given both windows started
+    server, client = own_redis
+    _use_redis(settings, server.url, ignore_exceptions=False)
+    throttle_rates(user="100/min", orders="3/min")
+    order = {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.001"}
+    assert auth_client.post("/api/v1/orders/", order).status_code == 201
+    client.config_resetstat()
+
+    # when three more orders come, the last one over the order rate
+    answers = [auth_client.post("/api/v1/orders/", order) for _ in range(3)]
+
+    # then each counted two windows in one command (the price reads are the other commands),
+    # and the order window decided
+    commands = _commands_run(client)
+    assert (commands["cmdstat_evalsha"], commands["cmdstat_incr"]) == (3, 6)
+    assert set(commands) <= {"cmdstat_evalsha", "cmdstat_incr", "cmdstat_mget", "cmdstat_get"}
+    assert [(r.status_code, r["X-RateLimit-Limit"], r["X-RateLimit-Remaining"]) for r in answers] == [
+        (201, "3", "1"),
+        (201, "3", "0"),
+        (429, "3", "0"),
+    ]
+    assert answers[-1]["Retry-After"] == "30"
+    assert client.ttl(next(iter(client.scan_iter("*orders*")))) in range(30, 62)
 
 
 @pytest.mark.parametrize(
