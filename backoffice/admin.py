@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -56,11 +58,24 @@ class StaffGroupAdmin(SafeChangelistMixin, GroupAdmin):
     """Django's group admin, with malformed selections and lookups answered, not a 500."""
 
 
+class CaseInsensitiveUsernameChangeForm(UserChangeForm):
+    """Django's change form refuses a username taken in another case, as its add form does:
+    usernames are unique in any case (accounts/migrations/0003), and the index's refusal would
+    otherwise surface as a 500 when a user is renamed."""
+
+    def clean_username(self):
+        username = self.cleaned_data.get("username")
+        if username and User.objects.filter(username__iexact=username).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("A user with that username already exists.", code="unique")
+        return username
+
+
 @admin.register(User)
 class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
     """Django's user admin plus the user's money on one page: USD balance, holdings at
     market price and recent orders, read-only, with links to the ledgers."""
 
+    form = CaseInsensitiveUsernameChangeForm
     change_form_template = "admin/auth/user/change_form.html"
     inlines = (ApiKeyInline,)  # the user's API keys, read-only; revoked from the API keys list
     list_display = (
