@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections, router, transaction
 from django.utils import timezone
@@ -242,10 +243,11 @@ _FIRST_ACTIVITY_SQL = """
 
 # One statement: the bucket closes from generate_series; cash and quantities per bucket from
 # the ledgers (one grouped scan of the user's rows each) accumulated by window sums; then
-# each non-zero holding at each close priced by a LATERAL probe of the price index; rounded
+# each non-zero holding at each close valued at the last price recorded before it, rounded
 # half even to the cent per holding. The first bucket (b0 - step) closes when the period
-# opens: its value is base_value.
-_HISTORY_SQL = """
+# opens: its value is base_value. Two ways to find those prices (_PRICES_BY_PROBE,
+# _PRICES_BY_SCAN) share the ledger part before them and the totals after them.
+_LEDGER_SQL = """
 WITH buckets AS (
     -- An integer series, not a timestamp one: PostgreSQL knows how many rows it makes.
     SELECT %(first)s::timestamptz + i * %(step)s AS b, %(first)s::timestamptz + (i + 1) * %(step)s AS closes
@@ -262,7 +264,9 @@ opening_cash AS (
     SELECT coalesce(sum(amount), 0) AS amount FROM balances_cashtransaction
     WHERE user_id = %(user_id)s AND created_at < %(first)s
 ),
-moves AS (
+-- Every row before the period falls in the bucket before it (the base), so one running sum
+-- per asset over the buckets gives the quantity at each close. Materialized: read per asset.
+moves AS MATERIALIZED (
     SELECT asset_id, greatest(date_bin(%(step)s, created_at, %(first)s), %(first)s::timestamptz - %(step)s) AS b,
            sum(CASE WHEN transaction_type = 'SELL' THEN -quantity ELSE quantity END) AS quantity
     FROM balances_assettransaction
@@ -270,20 +274,22 @@ moves AS (
     GROUP BY 1, 2
 ),
 held AS (
-    SELECT DISTINCT asset_id FROM balances_assettransaction
-    WHERE user_id = %(user_id)s AND status = 'COMPLETED' AND created_at < %(end)s
+    SELECT DISTINCT asset_id FROM moves
 ),
+"""
+
+# Long buckets: each (bucket, held asset) probes the price index for the last record before
+# the close, one index descent per point, whatever the records in between.
+_PRICES_BY_PROBE = """
 holdings AS (
-    -- Every row before the period falls in the bucket before it (the base), so one running
-    -- sum per asset gives the quantity at each close.
     SELECT k.b, k.closes, a.asset_id,
            sum(coalesce(m.quantity, 0)) OVER (PARTITION BY a.asset_id ORDER BY k.b) AS quantity
     FROM buckets k
     CROSS JOIN held a
     LEFT JOIN moves m ON m.asset_id = a.asset_id AND m.b = k.b
 ),
-valued AS (
-    SELECT h.b, abs(h.quantity * p.price) * 100 AS cents, sign(h.quantity) AS sign
+valued AS MATERIALIZED (
+    SELECT h.b, h.quantity * p.price AS v, round(h.quantity * p.price, 2) AS r
     FROM holdings h
     CROSS JOIN LATERAL (
         SELECT r.price FROM assets_pricerecord r
@@ -292,15 +298,53 @@ valued AS (
     ) p
     WHERE h.quantity <> 0
 ),
+"""
+
+# Short buckets, where a probe per point costs more than reading every record: per held
+# asset, one range scan of its records in the period keeps the last of each bucket, one
+# probe finds the last before the period (the base's), and buckets without a record carry
+# the last known price forward: count(price) numbers each run of buckets that starts with a
+# priced one, and first_value takes that price across the run.
+_PRICES_BY_SCAN = """
+valued AS MATERIALIZED (
+    SELECT h.b, h.quantity * h.price AS v, round(h.quantity * h.price, 2) AS r
+    FROM held a
+    CROSS JOIN LATERAL (
+        SELECT b, quantity, first_value(price) OVER (PARTITION BY run ORDER BY b) AS price
+        FROM (
+            SELECT k.b, p.price, sum(coalesce(m.quantity, 0)) OVER w AS quantity, count(p.price) OVER w AS run
+            FROM buckets k
+            LEFT JOIN moves m ON m.asset_id = a.asset_id AND m.b = k.b
+            LEFT JOIN (
+                SELECT %(first)s::timestamptz - %(step)s AS b, (
+                    SELECT r.price FROM assets_pricerecord r
+                    WHERE r.asset_id = a.asset_id AND r.as_of < %(first)s
+                    ORDER BY r.as_of DESC LIMIT 1
+                ) AS price
+                UNION ALL
+                (
+                    SELECT DISTINCT ON (1) date_bin(%(step)s, r.as_of, %(first)s), r.price
+                    FROM assets_pricerecord r
+                    WHERE r.asset_id = a.asset_id AND r.as_of >= %(first)s AND r.as_of < %(end)s
+                    ORDER BY 1, r.as_of DESC
+                )
+            ) p ON p.b = k.b
+            WINDOW w AS (ORDER BY k.b)
+        ) running
+    ) h
+    WHERE h.quantity <> 0 AND h.price IS NOT NULL
+),
+"""
+
+# Half even to the cent per holding: round() breaks ties away from zero, so a tie (v exactly
+# half a cent from r) that landed on an odd cent steps back towards zero. valued is
+# materialized so that v and r are computed once per row, not once per use here.
+_TOTALS_SQL = """
 market AS (
-    SELECT b, sum(sign * (floor(cents) + CASE
-        WHEN cents - floor(cents) > 0.5 THEN 1
-        WHEN cents - floor(cents) = 0.5 THEN mod(floor(cents), 2)
-        ELSE 0 END) / 100) AS value
+    SELECT b, sum(CASE WHEN abs(v - r) = 0.005 AND mod(r, 0.02) <> 0 THEN r - sign(v) * 0.01 ELSE r END) AS value
     FROM valued GROUP BY b
 )
-SELECT k.b,
-       o.amount + sum(coalesce(c.amount, 0)) OVER w + coalesce(m.value, 0) AS equity,
+SELECT o.amount + sum(coalesce(c.amount, 0)) OVER w + coalesce(m.value, 0) AS equity,
        sum(coalesce(c.flow, 0)) OVER w AS flow
 FROM buckets k CROSS JOIN opening_cash o
 LEFT JOIN cash c ON c.b = k.b
@@ -308,6 +352,19 @@ LEFT JOIN market m ON m.b = k.b
 WINDOW w AS (ORDER BY k.b)
 ORDER BY k.b
 """
+HISTORY_BY_PROBE_SQL = _LEDGER_SQL + _PRICES_BY_PROBE + _TOTALS_SQL
+HISTORY_BY_SCAN_SQL = _LEDGER_SQL + _PRICES_BY_SCAN + _TOTALS_SQL
+# Measured on a week of minute records (docs/PERFORMANCE.md): the scan wins clearly at one
+# record per bucket, breaks even near five, and loses beyond.
+SCAN_MAX_RECORDS_PER_BUCKET = 5
+
+
+def history_sql(timeframe: Timeframe) -> str:
+    """The history statement for ``timeframe``'s buckets: scan the price records when a
+    bucket holds few of them (at most one per PRICE_RECORD_SECONDS), probe otherwise."""
+    records = timeframe.step.total_seconds() / settings.PRICE_RECORD_SECONDS
+    return HISTORY_BY_SCAN_SQL if records <= SCAN_MAX_RECORDS_PER_BUCKET else HISTORY_BY_PROBE_SQL
+
 
 _PCT = Decimal("0.0001")
 
@@ -362,18 +419,19 @@ def get_portfolio_history(
     # LOCAL ends with the transaction, so nothing leaks to a pooled (PgBouncer) connection.
     with transaction.atomic(using=alias), connections[alias].cursor() as db:
         db.execute("SET LOCAL jit = off")
-        db.execute(_HISTORY_SQL, params)
+        db.execute(history_sql(timeframe), params)
         rows = db.fetchall()
     # Every term is whole cents already (the ledgers', and the rounded holdings'):
-    # quantizing only trims the scale PostgreSQL's division left.
-    (_, base_value, _), points = rows[0], rows[1:]
+    # quantizing only trims the scale PostgreSQL's arithmetic left. One row per bucket in
+    # order, the base first: the bucket starts are computed here, not parsed from the rows.
+    (base_value, _), points = rows[0], rows[1:]
     base_value = base_value.quantize(CENT)
     timestamps, equity, profit_loss, pct, flows = [], [], [], [], []
-    for bucket, value, flow in points:
+    for i, (value, flow) in enumerate(points):
         value, flow = value.quantize(CENT), flow.quantize(CENT)
         pnl = value - base_value - flow
         invested = base_value + flow
-        timestamps.append(bucket)
+        timestamps.append(first + i * timeframe.step)
         equity.append(value)
         profit_loss.append(pnl)
         pct.append((pnl * 100 / invested).quantize(_PCT) if invested > ZERO else None)

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from accounts.services import issue_token
 from assets.models import Asset, PriceRecord
 from assets.selectors import Timeframe, bucket_start
+from balances import history as history_module
 from balances.history import MAX_POINTS, Period, get_portfolio_history
 from balances.models import AssetTransaction, CashTransaction
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
@@ -310,6 +311,33 @@ def test_a_price_recorded_at_a_buckets_close_belongs_to_the_next_bucket(make_use
     assert history.equity[-2:] == [Decimal("10000.00"), Decimal("10100.00")]
 
 
+@pytest.mark.parametrize("timeframe", [Timeframe.MIN_1, Timeframe.MIN_5, Timeframe.HOUR_1])
+def test_the_last_price_before_the_period_values_its_start_and_carries_over_empty_buckets(
+    make_user, btc, set_price, timeframe
+):
+    # given 1 BTC bought at 100, then 200 recorded within the bucket before the day's period
+    # opens, then nothing until 150 at 06:00:10
+    first = bucket_start(END - Period.DAY_1.length, timeframe) + timeframe.step
+    with at(first - timedelta(days=1)):
+        alice = make_user("alice")
+        set_price("BTC", "100")
+        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("1"))
+    with at(first - timedelta(seconds=30)):
+        set_price("BTC", "200")
+    with at(datetime(2026, 3, 2, 6, 0, 10, tzinfo=UTC)):
+        set_price("BTC", "150")
+
+    # when
+    history = get_portfolio_history(user=alice, period=Period.DAY_1, timeframe=timeframe, end=END)
+
+    # then 9,900 cash and BTC at 200 from the start, at 150 from the 06:00 bucket on
+    equity = dict(zip(history.timestamp, history.equity, strict=True))
+    assert history.timestamp[0] == first
+    assert history.base_value == Decimal("10100.00")
+    assert equity[first] == equity[datetime(2026, 3, 2, 5, tzinfo=UTC)] == Decimal("10100.00")
+    assert equity[datetime(2026, 3, 2, 6, tzinfo=UTC)] == equity[END] == Decimal("10050.00")
+
+
 # --- the property: any history equals its brute-force recomputation -----------------------
 
 _counter = itertools.count()
@@ -327,46 +355,23 @@ EVENTS = st.lists(
 )
 
 
-@settings(
-    max_examples=50,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    derandomize=True,
-)
-@given(
-    events=EVENTS,
-    # from minutes over a day to days over a week
-    shape=st.sampled_from(
-        [
-            (Period.DAY_1, Timeframe.MIN_1),
-            (Period.DAY_1, Timeframe.MIN_5),
-            (Period.DAY_1, Timeframe.MIN_15),
-            (Period.WEEK_1, Timeframe.MIN_15),
-            (Period.DAY_1, Timeframe.HOUR_1),
-            (Period.WEEK_1, Timeframe.HOUR_1),
-            (Period.WEEK_1, Timeframe.DAY_1),
-        ]
-    ),
-    end_hours=st.integers(min_value=12, max_value=40),
-)
-def test_any_history_equals_its_brute_force_recomputation(make_user, staff_user, set_price, events, shape, end_hours):
-    # given a fresh user and two fresh assets (examples share the test's transaction), and a
-    # random day and a half of deposits, withdrawals, market buys and sells at random prices,
-    # adjustments and price records, written through the services at their instants
+def random_ledger(events, *, make_user, staff_user, set_price):
+    """A fresh user and two fresh assets (examples share the test's transaction), and a
+    random day and a half of deposits, withdrawals, market buys and sells at random prices,
+    adjustments and price records, written through the services at their instants."""
     n = next(_counter)
-    start = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
     assets = [
         Asset.objects.create(asset_id=f"PA{n}", name="a", quantity_decimals=3, reference_price=Decimal("123.45")),
         Asset.objects.create(asset_id=f"PB{n}", name="b", quantity_decimals=6, reference_price=Decimal("0.987654")),
     ]
     cache.clear()
-    with at(start):
+    with at(START):
         user = make_user(f"prop{n}")
         for asset in assets:
             set_price(asset.asset_id, str(asset.reference_price))
     for offset, kind, which, scale, move in sorted(events, key=lambda e: e[0]):
         asset = assets[which]
-        with at(start + timedelta(seconds=offset)):
+        with at(START + timedelta(seconds=offset)):
             cache.clear()  # every event's own fresh quote
             price = (asset.reference_price * move).quantize(Decimal("0.000001"))
             set_price(asset.asset_id, str(price))
@@ -384,10 +389,39 @@ def test_any_history_equals_its_brute_force_recomputation(make_user, staff_user,
                     adjust_asset_balance(user=user, asset=asset, quantity=quantity, reason="r", actor=staff_user)
             except DomainError:
                 pass  # refused: nothing moved, which the history must show too
+    return user
+
+
+START = datetime(2026, 3, 1, 6, 0, tzinfo=UTC)
+PROPERTY_SETTINGS = settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=True,
+)
+# from minutes over a day to days over a week
+SHAPES = st.sampled_from(
+    [
+        (Period.DAY_1, Timeframe.MIN_1),
+        (Period.DAY_1, Timeframe.MIN_5),
+        (Period.DAY_1, Timeframe.MIN_15),
+        (Period.WEEK_1, Timeframe.MIN_15),
+        (Period.DAY_1, Timeframe.HOUR_1),
+        (Period.WEEK_1, Timeframe.HOUR_1),
+        (Period.WEEK_1, Timeframe.DAY_1),
+    ]
+)
+
+
+@PROPERTY_SETTINGS
+@given(events=EVENTS, shape=SHAPES, end_hours=st.integers(min_value=12, max_value=40))
+def test_any_history_equals_its_brute_force_recomputation(make_user, staff_user, set_price, events, shape, end_hours):
+    # given
+    user = random_ledger(events, make_user=make_user, staff_user=staff_user, set_price=set_price)
 
     # when the history ends somewhere in (or after) them, and starts before or among them
     period, timeframe = shape
-    end = start + timedelta(hours=end_hours)
+    end = START + timedelta(hours=end_hours)
     history = get_portfolio_history(user=user, period=period, timeframe=timeframe, end=end)
 
     # then
@@ -396,3 +430,38 @@ def test_any_history_equals_its_brute_force_recomputation(make_user, staff_user,
     assert history.timestamp[-1] == bucket_start(end, timeframe)
     assert as_dict(history) == brute_force(user, first=first, last=history.timestamp[-1], step=step)
     assert reconcile_ledger() == []
+
+
+@PROPERTY_SETTINGS
+@given(events=EVENTS, shape=SHAPES, end_hours=st.integers(min_value=12, max_value=40))
+def test_scanning_the_prices_gives_the_history_probing_them_gives(
+    make_user, staff_user, set_price, monkeypatch, events, shape, end_hours
+):
+    # given (each timeframe is answered by one of the two; here both answer every one)
+    user = random_ledger(events, make_user=make_user, staff_user=staff_user, set_price=set_price)
+    period, timeframe = shape
+    end = START + timedelta(hours=end_hours)
+
+    # when
+    histories = []
+    for sql in (history_module.HISTORY_BY_SCAN_SQL, history_module.HISTORY_BY_PROBE_SQL):
+        monkeypatch.setattr(history_module, "history_sql", lambda timeframe, sql=sql: sql)
+        histories.append(get_portfolio_history(user=user, period=period, timeframe=timeframe, end=end))
+
+    # then
+    scanned, probed = histories
+    assert scanned == probed
+
+
+def test_minutes_scan_the_prices_and_longer_buckets_probe_them(settings):
+    # given the default recording window, one minute
+    settings.PRICE_RECORD_SECONDS = 60
+
+    # then up to five records a bucket are read, beyond that probed
+    assert [history_module.history_sql(timeframe) is history_module.HISTORY_BY_SCAN_SQL for timeframe in Timeframe] == [
+        True,  # 1Min
+        True,  # 5Min
+        False,  # 15Min
+        False,  # 1H
+        False,  # 1D
+    ]
