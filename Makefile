@@ -32,14 +32,16 @@ clean:
 	rm -rf $(VENV) .data
 
 # Load test (scripts/bench/run.py, docs/PERFORMANCE.md): gunicorn + wrk vs pgbench on the same
-# PostgreSQL, portfolio and history latency, process_orders fills/s. BENCH_QUICK=1 for a smoke run.
+# PostgreSQL, portfolio and history latency, portfolio history per period against 100 ms p50,
+# process_orders fills/s. BENCH_QUICK=1 for a smoke run, BENCH_PHASES=portfolio_history for one phase.
 bench: install
 	$(PY) scripts/bench/run.py
 
 # Portfolio history, activities and market bars for a user with 10,000 fills and 30 days of
 # minute prices (scripts/bench/portfolio_history.py): p50/p95 and the SQL statements of each.
+# The data set is built once and reused while unchanged (ARGS=--rebuild to build it anew).
 bench-history: install
-	$(PY) scripts/bench/portfolio_history.py
+	$(PY) scripts/bench/portfolio_history.py $(ARGS)
 
 # Everyday commands without activating the virtualenv (each is `.venv/bin/python manage.py ...`).
 demo: install  ## demo users with holdings, orders and a week of history

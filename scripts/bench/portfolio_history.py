@@ -272,15 +272,18 @@ def main() -> None:
 
         return call
 
-    def history_case(period, timeframe, *, selector: bool) -> tuple[str, object]:
+    def history_case(period, timeframe, *, selector: bool) -> tuple[str, object, dict]:
         points = len(get_portfolio_history(user=user, period=period, timeframe=timeframe, end=end).timestamp)
         label = f"portfolio/history {period.value} {timeframe.value} ({points} points)"
+        case = {"period": period.value, "timeframe": timeframe.value, "points": points}
         if selector:
-            return f"{label} selector", lambda: get_portfolio_history(
-                user=user, period=period, timeframe=timeframe, end=end
+            return (
+                f"{label} selector",
+                lambda: get_portfolio_history(user=user, period=period, timeframe=timeframe, end=end),
+                case,
             )
         query = {"period": period.value, "timeframe": timeframe.value, "date_end": end.isoformat()}
-        return f"{label} HTTP", http("/api/v1/portfolio/history/", **query)
+        return f"{label} HTTP", http("/api/v1/portfolio/history/", **query), case
 
     cases = []
     if args.periods:
@@ -298,18 +301,23 @@ def main() -> None:
             cases.append(history_case(period, timeframe, selector=False))
         deep = get_activities(user=user, page_size=5000)[-1].activity_id
         cases += [
-            ("activities first page (50) HTTP", http("/api/v1/activities/")),
-            ("activities DEPOSIT only HTTP", http("/api/v1/activities/", activity_type="DEPOSIT")),
-            ("activities page 100 deep selector", lambda: get_activities(user=user, page_token=deep, page_size=50)),
+            ("activities first page (50) HTTP", http("/api/v1/activities/"), {}),
+            ("activities DEPOSIT only HTTP", http("/api/v1/activities/", activity_type="DEPOSIT"), {}),
+            (
+                "activities page 100 deep selector",
+                lambda: get_activities(user=user, page_token=deep, page_size=50),
+                {},
+            ),
             (
                 "market/bars BH0 1H 30 days HTTP",
                 http("/api/v1/market/bars/", asset_id="BH0", timeframe="1H", limit=1000),
+                {},
             ),
-            ("market/latest 5 assets HTTP", http("/api/v1/market/latest/", asset_id="BH0,BH1,BH2,BH3,BH4")),
+            ("market/latest 5 assets HTTP", http("/api/v1/market/latest/", asset_id="BH0,BH1,BH2,BH3,BH4"), {}),
         ]
     results = {}
-    for name, fn in cases:
-        results[name] = row = measure(fn, args.runs)
+    for name, fn, case in cases:
+        results[name] = row = {**case, **measure(fn, args.runs)}
         print(
             f"{name:62} p50 {row['p50_ms']:7.2f} ms  p95 {row['p95_ms']:7.2f} ms  "
             f"max {row['max_ms']:7.2f} ms  {row['queries']} queries"

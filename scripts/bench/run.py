@@ -17,7 +17,12 @@ What it does, in order (docs/PERFORMANCE.md explains the method and the results)
    Then one more wrk run under py-spy for a profile.
 5. ``process_resting_orders`` fills per second with 10 thousand crossed resting limit BUYs,
    with one process and with two at once.
-6. ``manage.py reconcile_ledger`` on the bench database.
+6. Portfolio history at the size the issue names (10,000 fills, 30 days of minute prices):
+   each period at its default timeframe and 1D in minutes through the endpoint, p50 / p95 and
+   the query count against the 100 ms p50 target, by ``portfolio_history.py --periods`` in a
+   child process (its own database ``portfolio_history_bench``, reused while its data set is
+   unchanged; this process's Django is bound to ``portfolio_bench``).
+7. ``manage.py reconcile_ledger`` on the bench database (when a phase used it).
 
 Results: a table on stdout, ``bench-results/latest.json`` and ``bench-results/latest.md``.
 
@@ -30,7 +35,8 @@ BENCH_LAT_RUNS (3), BENCH_LATENCY_CONFIG ("sync:2", used for portfolio and histo
 BENCH_HISTORY_ROWS (1000000), BENCH_RESTING_ORDERS (10000), BENCH_REDIS_URL
 (redis://127.0.0.1:6379/9; that Redis database is flushed), BENCH_PORT (8765),
 BENCH_PROFILE (1: profile with py-spy when it is installed), BENCH_PHASES (all of
-"portfolio,history,orders,fills"), PGBENCH (path of pgbench).
+"portfolio,history,portfolio_history,orders,fills"), BENCH_HISTORY_RUNS (50 runs per portfolio
+history case), BENCH_HISTORY_DB (portfolio_history_bench), PGBENCH (path of pgbench).
 """
 
 # ruff: noqa: S603  (the bench runs its own fixed commands: gunicorn, wrk, pgbench, py-spy, manage.py)
@@ -92,7 +98,10 @@ CACHES = os.environ.get("BENCH_CACHES", "redis,locmem")
 LATENCY_CONFIG = os.environ.get("BENCH_LATENCY_CONFIG", "sync:2")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 PROFILE = os.environ.get("BENCH_PROFILE", "1") not in ("", "0", "false")
-PHASES = set(os.environ.get("BENCH_PHASES", "portfolio,history,orders,fills").split(","))
+PHASES = set(os.environ.get("BENCH_PHASES", "portfolio,history,portfolio_history,orders,fills").split(","))
+# The phases that run on portfolio_bench and its bench users; portfolio_history has its own database.
+BENCH_DB_PHASES = {"portfolio", "history", "orders", "fills"}
+PORTFOLIO_HISTORY_RUNS = env_int("BENCH_HISTORY_RUNS", 50, 15)
 
 ORDER_ASSET = "BTC"
 ORDER_QTY = Decimal("0.0001")
@@ -739,6 +748,30 @@ def phase_history(cache_url: str) -> dict:
     return out
 
 
+def phase_portfolio_history() -> dict:
+    """``portfolio_history.py --periods`` (the standalone ``make bench-history``) in a child:
+    its data set, its timing and its cases; here only the verdict against the target."""
+    import portfolio_history
+
+    log("portfolio_history: each period at its default timeframe, 10,000 fills, 30 days of minute prices")
+    out = RESULTS_DIR / "tmp" / "portfolio_history.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, portfolio_history.__file__, "--periods", "--runs", str(PORTFOLIO_HISTORY_RUNS)]
+    env = dict(os.environ, DATABASE_URL=os.environ["BENCH_DATABASE_URL"])  # the server; it names its database
+    subprocess.run([*command, "--json", str(out)], env=env, check=True, cwd=ROOT)
+    result = json.loads(out.read_text())
+    cases = {name: row for name, row in result.items() if isinstance(row, dict)}
+    for row in cases.values():
+        row["pass"] = row["p50_ms"] < portfolio_history.TARGET_P50_MS
+    return {
+        "target_p50_ms": portfolio_history.TARGET_P50_MS,
+        "database": portfolio_history.DB_NAME,
+        "data": result["data"],
+        "runs": result["runs"],
+        "cases": list(cases.values()),
+    }
+
+
 def phase_orders(srv: dict, users: list[tuple[int, str]], redis_ok: bool) -> dict:
     all_tokens = write_tokens([t for _, t in users], "users.txt")
     hot_uid, hot_token = users[0]
@@ -1176,6 +1209,21 @@ def render_markdown(res: dict) -> str:
             )
         worst = max(h["ratios_p50"].values())
         L.append(f"\nWorst p50 ratio large/small: {worst:.2f}x (target < 2x: {'PASS' if worst < 2 else 'FAIL'})\n")
+    if "portfolio_history" in ph:
+        h = ph["portfolio_history"]
+        L.append(
+            "## Portfolio history (GET /api/v1/portfolio/history/ in process, Django test client; one user with "
+            f"10,000 fills and 30 days of minute prices; {h['runs']} runs each)\n"
+        )
+        L.append(f"Data set: {h['database']}, {h['data']}. `make bench-history` runs the same alone.\n")
+        L.append(f"| period | timeframe | points | p50 ms | p95 ms | SQL queries | p50 < {h['target_p50_ms']} ms |")
+        L.append("|---|---|---|---|---|---|---|")
+        for r in h["cases"]:
+            L.append(
+                f"| {r['period']} | {r['timeframe']} | {r['points']} | {fmt(r['p50_ms'], 2)} | {fmt(r['p95_ms'], 2)} | "
+                f"{r['queries']} | {'PASS' if r['pass'] else 'FAIL'} |"
+            )
+        L.append("")
     if "fills" in ph:
         f = ph["fills"]
         L.append(f"## process_resting_orders ({RESTING_ORDERS:,} crossed resting limit BUYs)\n")
@@ -1226,6 +1274,7 @@ def main() -> None:
     }
     RESULTS["command"] = (
         ("BENCH_QUICK=1 " if QUICK else "")
+        + (f"BENCH_PHASES={os.environ['BENCH_PHASES']} " if os.environ.get("BENCH_PHASES") else "")
         + "make bench"
         + ("" if srv["embedded"] else f"  (DATABASE_URL on {srv['host']}:{srv['port']})")
     )
@@ -1234,18 +1283,22 @@ def main() -> None:
         f"(PostgreSQL {RESULTS['machine']['postgres']['server_version']}); wrk {WRK}; pgbench {PGBENCH}"
     )
 
-    recreate_database(srv)
-    manage("migrate", "--no-input", "-v", "0")
-    log(manage("seed_assets").stdout.strip().splitlines()[-1])
-    flush_redis(redis_ok)
-    setup_django(main_cache)
-    log(f"creating {N_USERS} bench users with tokens and 10,000,000 USD each")
-    users = create_users(N_USERS, "bench", top_up=Decimal("10000000.00"))
+    bench_db = bool(PHASES & BENCH_DB_PHASES)
+    if bench_db:
+        recreate_database(srv)
+        manage("migrate", "--no-input", "-v", "0")
+        log(manage("seed_assets").stdout.strip().splitlines()[-1])
+        flush_redis(redis_ok)
+        setup_django(main_cache)
+        log(f"creating {N_USERS} bench users with tokens and 10,000,000 USD each")
+        users = create_users(N_USERS, "bench", top_up=Decimal("10000000.00"))
 
     if "portfolio" in PHASES:
         RESULTS["phases"]["portfolio"] = phase_portfolio(main_cache)
     if "history" in PHASES:
         RESULTS["phases"]["history"] = phase_history(main_cache)
+    if "portfolio_history" in PHASES:
+        RESULTS["phases"]["portfolio_history"] = phase_portfolio_history()
     if "orders" in PHASES:
         from django.db import connection
 
@@ -1256,8 +1309,9 @@ def main() -> None:
     if "fills" in PHASES:
         RESULTS["phases"]["fills"] = phase_fills(users, main_cache)
 
-    rec = manage("reconcile_ledger", check=False)
-    RESULTS["reconcile"] = {"ok": rec.returncode == 0, "output": (rec.stdout + rec.stderr).strip()[-2000:]}
+    if bench_db:
+        rec = manage("reconcile_ledger", check=False)
+        RESULTS["reconcile"] = {"ok": rec.returncode == 0, "output": (rec.stdout + rec.stderr).strip()[-2000:]}
     RESULTS["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     RESULTS["elapsed_seconds"] = time.monotonic() - started
     (RESULTS_DIR / "latest.json").write_text(json.dumps(RESULTS, indent=2, default=str) + "\n")
@@ -1266,7 +1320,7 @@ def main() -> None:
     shutil.rmtree(RESULTS_DIR / "tmp", ignore_errors=True)
     print("\n" + md)
     log(f"done in {RESULTS['elapsed_seconds'] / 60:.1f} min; bench-results/latest.json and latest.md written")
-    if not RESULTS["reconcile"]["ok"]:
+    if not RESULTS.get("reconcile", {"ok": True})["ok"]:
         raise SystemExit("reconcile_ledger failed on the bench database")
 
 
