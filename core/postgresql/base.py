@@ -4,7 +4,7 @@
 on a reused connection, so that a request after a database restart reconnects instead of
 failing. Under load that is a round trip per request, a third of a market order's, spent
 asking a connection that answered a moment ago. Here the check runs only when the connection
-has been idle for ``DATABASE_HEALTH_CHECK_IDLE_SECONDS`` (1 s by default): a restart takes
+has not been used for ``DATABASE_HEALTH_CHECK_IDLE_SECONDS`` (1 s by default): a restart takes
 longer than that, and a connection that broke under a request (the request answered 503) is
 closed when that request ends, as Django always did. What is given up: a connection whose last
 request succeeded less than a second before the database went away and came back is not
@@ -20,19 +20,20 @@ from django.db.backends.postgresql import base
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    _last_request_ended = 0.0  # time.monotonic() when a request last released this connection
+    _last_used = 0.0  # time.monotonic() when a cursor was last taken on this connection
 
     def close_if_health_check_failed(self):
+        # Django calls this before each cursor, and at most once a request does it ping.
         if (
             self.connection is not None
             and not self.health_check_done
-            and time.monotonic() - self._last_request_ended < settings.DATABASE_HEALTH_CHECK_IDLE_SECONDS
+            and time.monotonic() - self._last_used < settings.DATABASE_HEALTH_CHECK_IDLE_SECONDS
         ):
             self.health_check_done = True
             return
         super().close_if_health_check_failed()
 
-    def close_if_unusable_or_obsolete(self):
-        # Called at the start and at the end of each request (Django's request signals).
-        super().close_if_unusable_or_obsolete()
-        self._last_request_ended = time.monotonic() if self.connection is not None else 0.0
+    def _cursor(self, name=None):
+        cursor = super()._cursor(name)
+        self._last_used = time.monotonic()
+        return cursor

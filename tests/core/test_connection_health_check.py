@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
@@ -12,9 +13,8 @@ from tests.processes import ROOT, python_env
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _between_requests():
+def _request_ends_or_starts():
     # What Django's request_finished and request_started signals do with the connection.
-    connection.close_if_unusable_or_obsolete()
     connection.close_if_unusable_or_obsolete()
 
 
@@ -33,7 +33,8 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(settings, pings):
     settings.DATABASE_HEALTH_CHECK_IDLE_SECONDS = 60
 
     # when the next request comes at once
-    _between_requests()
+    _request_ends_or_starts()
+    _request_ends_or_starts()
     with connection.cursor() as cursor:
         cursor.execute("SELECT 2")
 
@@ -42,9 +43,13 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(settings, pings):
 
 
 def test_an_idle_connection_that_the_database_dropped_is_replaced_before_the_request(settings, pings):
-    # given a connection idle for longer than the setting, whose backend the database ended
-    settings.DATABASE_HEALTH_CHECK_IDLE_SECONDS = 0
-    _between_requests()
+    # given a connection unused for longer than the setting, whose backend the database ended
+    settings.DATABASE_HEALTH_CHECK_IDLE_SECONDS = 0.05
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    _request_ends_or_starts()
+    time.sleep(0.1)
+    _request_ends_or_starts()
     backend = connection.connection.info.backend_pid
     with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
         other.execute("SELECT pg_terminate_backend(%s)", [backend])
