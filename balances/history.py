@@ -354,7 +354,7 @@ ORDER BY k.b
 """
 HISTORY_BY_PROBE_SQL = _LEDGER_SQL + _PRICES_BY_PROBE + _TOTALS_SQL
 HISTORY_BY_SCAN_SQL = _LEDGER_SQL + _PRICES_BY_SCAN + _TOTALS_SQL
-# Measured on a week of minute records (docs/PERFORMANCE.md): the scan wins clearly at one
+# Measured on 30 days of minute records (docs/PERFORMANCE.md): the scan wins clearly at one
 # record per bucket, breaks even near five, and loses beyond.
 SCAN_MAX_RECORDS_PER_BUCKET = 5
 
