@@ -21,6 +21,7 @@ from alpaca_compat.views import AlpacaView, Timestamp, comma_list
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
 from assets.selectors import Bar, Timeframe, bucket_start, get_assets, get_bars, get_latest_prices
+from core.api.serializers import ShallowFieldsSerializer
 
 MAX_SYMBOLS = 100
 DEFAULT_BARS, MAX_BARS = 1000, 10_000
@@ -39,7 +40,7 @@ TIMEFRAMES = {
 }
 
 
-class SymbolsQuery(serializers.Serializer):
+class SymbolsQuery(ShallowFieldsSerializer):
     symbols = serializers.CharField()
 
 
@@ -120,7 +121,7 @@ class LatestBarsView(MarketDataView):
         return Response({"bars": {pair_symbol(a): bar_json(bar) for a, bar in bars.items() if bar is not None}})
 
 
-class BarsQuery(serializers.Serializer):
+class BarsQuery(ShallowFieldsSerializer):
     symbols = serializers.CharField()
     timeframe = serializers.ChoiceField(list(TIMEFRAMES))
     start = Timestamp(required=False)

@@ -20,6 +20,7 @@ from assets.selectors import Timeframe, get_assets
 from balances.history import Activity, ActivityType, Period, get_activities, get_portfolio_history
 from balances.selectors import calculate_portfolio_value, get_holdings, value_holdings
 from core.api.replicas import ReplicaReadMixin
+from core.api.serializers import ShallowFieldsSerializer
 from core.api.throttles import UserAndOrderThrottle
 from core.exceptions import DomainError
 from orders import selectors as order_selectors
@@ -40,7 +41,7 @@ def _price(**kwargs):
     return serializers.DecimalField(max_digits=30, decimal_places=12, required=False, allow_null=True, **kwargs)
 
 
-class SubmitOrder(serializers.Serializer):
+class SubmitOrder(ShallowFieldsSerializer):
     """alpaca-py's OrderRequest fields (alpaca/trading/requests.py)."""
 
     symbol = serializers.CharField(max_length=64)
@@ -126,7 +127,7 @@ def _place_kwargs(data: dict) -> dict:
     }
 
 
-class ListOrders(serializers.Serializer):
+class ListOrders(ShallowFieldsSerializer):
     status = serializers.ChoiceField(["open", "closed", "all"], required=False, default="open")
     limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=50)
     after = Timestamp(required=False)
@@ -175,7 +176,7 @@ class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from 
         return Response(results, status=status.HTTP_207_MULTI_STATUS)
 
 
-class ReplaceOrder(serializers.Serializer):
+class ReplaceOrder(ShallowFieldsSerializer):
     """alpaca-py's ReplaceOrderRequest fields."""
 
     qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False, allow_null=True)
@@ -220,7 +221,7 @@ class OrderView(AlpacaView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ByClientOrderId(serializers.Serializer):
+class ByClientOrderId(ShallowFieldsSerializer):
     client_order_id = serializers.CharField(max_length=128)
     nested = serializers.BooleanField(required=False)
 
@@ -253,7 +254,7 @@ def _position_missing(symbol: str) -> errors.AlpacaError:
     return errors.not_found("position does not exist")
 
 
-class ClosePosition(serializers.Serializer):
+class ClosePosition(ShallowFieldsSerializer):
     qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False)
     percentage = serializers.DecimalField(max_digits=9, decimal_places=6, required=False)
 
@@ -329,7 +330,7 @@ class AccountView(AlpacaView):
         return Response(render.account_json(request.user, calculate_portfolio_value(user=request.user)))
 
 
-class ListAssets(serializers.Serializer):
+class ListAssets(ShallowFieldsSerializer):
     status = serializers.ChoiceField(["active", "inactive"], required=False)
     asset_class = serializers.CharField(required=False)
     exchange = serializers.CharField(required=False)
@@ -377,7 +378,7 @@ ACTIVITY_TYPES = {"FILL": ActivityType.FILL, "CSD": ActivityType.DEPOSIT, "CSW":
 ALPACA_ACTIVITY_TYPE = {value: key for key, value in ACTIVITY_TYPES.items()}
 
 
-class ListActivities(serializers.Serializer):
+class ListActivities(ShallowFieldsSerializer):
     activity_types = serializers.CharField(required=False)
     activity_type = serializers.CharField(required=False)
     category = serializers.ChoiceField(["trade_activity", "non_trade_activity"], required=False)
@@ -453,7 +454,7 @@ PERIODS = {period.value: period for period in Period}
 HISTORY_TIMEFRAMES = {timeframe.value: timeframe for timeframe in Timeframe}
 
 
-class PortfolioHistoryQuery(serializers.Serializer):
+class PortfolioHistoryQuery(ShallowFieldsSerializer):
     period = serializers.ChoiceField(list(PERIODS), required=False, default="1M")
     timeframe = serializers.ChoiceField(list(HISTORY_TIMEFRAMES), required=False)
     date_end = serializers.DateField(required=False)

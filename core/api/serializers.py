@@ -19,10 +19,9 @@ UNKNOWN_FIELD = "unknown_field"
 _FORM_PLUMBING = frozenset({"csrfmiddlewaretoken"})
 
 
-class InputSerializer(serializers.Serializer):
-    """A request body. A field it does not declare is refused, never dropped (SPEC section
-    10): ``{"limit_price": "0.01"}`` once placed a market order because the misspelt limit
-    was ignored. The error's code is ``unknown_field`` and its details name each one."""
+class ShallowFieldsSerializer(serializers.Serializer):
+    """A serializer whose instances copy the declared fields shallowly (the base of every
+    input serializer, Alpaca's included)."""
 
     def get_fields(self):
         # DRF deep-copies every declared field for every instance, which re-runs each field's
@@ -34,6 +33,12 @@ class InputSerializer(serializers.Serializer):
             name: copy.deepcopy(field) if _holds_fields(field) else copy.copy(field)
             for name, field in self._declared_fields.items()
         }
+
+
+class InputSerializer(ShallowFieldsSerializer):
+    """A request body. A field it does not declare is refused, never dropped (SPEC section
+    10): ``{"limit_price": "0.01"}`` once placed a market order because the misspelt limit
+    was ignored. The error's code is ``unknown_field`` and its details name each one."""
 
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
