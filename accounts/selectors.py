@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.utils.crypto import constant_time_compare
@@ -17,6 +18,15 @@ KEY_ID_MAX_LENGTH = ApiKey._meta.get_field("key_id").max_length
 # whose password changed must stop working at once, not after a replica's lag.
 _TOKEN_WITH_USER = RowWithRelated(Token, "user", "m.key = %s")
 _ACTIVE_KEY_WITH_USER = RowWithRelated(ApiKey, "user", "m.key_id = %s AND m.revoked_at IS NULL")
+
+
+def username_taken(*, username: str, excluding: AbstractBaseUser | None = None) -> bool:
+    """Whether another user has this name in any case: usernames are unique in any case (the
+    index of accounts/migrations/0003 decides races; this answers a form before it gets there)."""
+    users = get_user_model().objects.filter(username__iexact=username)
+    if excluding is not None:
+        users = users.exclude(pk=excluding.pk)
+    return users.exists()
 
 
 def get_token_with_user(*, key: str) -> Token | None:

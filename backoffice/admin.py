@@ -20,6 +20,7 @@ from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
 from accounts.admin import ApiKeyInline
+from accounts.selectors import username_taken
 from balances.admin import ADJUST_PERMISSION
 from balances.equity_chart import equity_chart_svg
 from balances.models import UsdBalance
@@ -65,7 +66,7 @@ class CaseInsensitiveUsernameChangeForm(UserChangeForm):
 
     def clean_username(self):
         username = self.cleaned_data.get("username")
-        if username and User.objects.filter(username__iexact=username).exclude(pk=self.instance.pk).exists():
+        if username and username_taken(username=username, excluding=self.instance):
             raise forms.ValidationError("A user with that username already exists.", code="unique")
         return username
 
