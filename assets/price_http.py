@@ -25,6 +25,7 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
 
 import requests
 import urllib3
@@ -88,51 +89,54 @@ def get_within_deadline(
     Up to ``retries`` more tries after a network error or a status of RETRY_STATUSES, with
     backoff, while time is left. ``label`` names the provider in error messages.
     """
-    deadline = time.monotonic() + deadline_seconds
-    gave_up = threading.Event()
-    future: Future[bytes] = _executor().submit(
-        _get_with_retries,
+    call = _Call(
         url,
         params=params,
         headers=headers,
-        deadline=deadline,
+        deadline=time.monotonic() + deadline_seconds,
         timeout_seconds=timeout_seconds,
         retries=retries,
         label=label,
-        gave_up=gave_up,
     )
+    future: Future[bytes] = _executor().submit(_get_with_retries, call)
     try:
-        return future.result(timeout=max(0.0, deadline - time.monotonic()))
+        return future.result(timeout=max(0.0, call.deadline - time.monotonic()))
     except FutureTimeout:
-        gave_up.set()
+        call.gave_up.set()
         raise ProviderError(f"{label} gave no complete answer within {deadline_seconds:g} s.") from None
 
 
-def _get_with_retries(
-    url: str,
-    *,
-    params: dict[str, str],
-    headers: dict[str, str],
-    deadline: float,
-    timeout_seconds: float,
-    retries: int,
-    label: str,
-    gave_up: threading.Event,
-) -> bytes:
-    attempts = retries + 1
+@dataclass(frozen=True)
+class _Call:
+    """One call as the worker thread sees it: what to ask, and when to stop. ``gave_up`` is set
+    by the caller when it stops waiting, so the worker stops too."""
+
+    url: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    deadline: float  # time.monotonic()
+    timeout_seconds: float
+    retries: int
+    label: str
+    gave_up: threading.Event = field(default_factory=threading.Event)
+
+
+def _get_with_retries(call: _Call) -> bytes:
+    label = call.label
+    attempts = call.retries + 1
     for attempt in range(attempts):
         last = attempt == attempts - 1
-        left = deadline - time.monotonic()
-        if left <= 0 or gave_up.is_set():
+        left = call.deadline - time.monotonic()
+        if left <= 0 or call.gave_up.is_set():
             raise ProviderError(f"{label}: out of time after {attempt} attempt(s).")
-        timeout = min(timeout_seconds, left)
+        timeout = min(call.timeout_seconds, left)
         delay = BACKOFF_BASE_SECONDS * 2**attempt
         try:
             with _thread_session().get(
-                url, params=params, headers=headers, timeout=(timeout, timeout), stream=True
+                call.url, params=call.params, headers=call.headers, timeout=(timeout, timeout), stream=True
             ) as response:
                 if response.status_code == 200:
-                    return _read_body(response, deadline=deadline, gave_up=gave_up, label=label)
+                    return _read_body(response, call)
                 if response.status_code not in RETRY_STATUSES:
                     raise ProviderError(f"{label} answered HTTP {response.status_code}.")
                 if last:
@@ -151,26 +155,26 @@ def _get_with_retries(
                 raise ProviderError(f"{label} unreachable after {attempts} attempt(s): {exc}") from exc
         except requests.RequestException as exc:
             raise ProviderError(f"{label} request failed: {exc}") from exc
-        if time.monotonic() + delay >= deadline:
+        if time.monotonic() + delay >= call.deadline:
             raise ProviderError(f"{label}: no time left to retry after {attempt + 1} attempt(s).")
-        gave_up.wait(delay)
+        call.gave_up.wait(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _read_body(response: requests.Response, *, deadline: float, gave_up: threading.Event, label: str) -> bytes:
+def _read_body(response: requests.Response, call: _Call) -> bytes:
     # read1 returns what one recv brought instead of waiting for a whole chunk, so a server
     # dripping bytes is caught at its first byte past the deadline.
     chunks: list[bytes] = []
     size = 0
     while True:
-        if time.monotonic() > deadline or gave_up.is_set():
-            raise ProviderError(f"{label} answered too slowly ({size} bytes by the deadline).")
+        if time.monotonic() > call.deadline or call.gave_up.is_set():
+            raise ProviderError(f"{call.label} answered too slowly ({size} bytes by the deadline).")
         chunk = response.raw.read1(READ_CHUNK_BYTES, decode_content=True)
         if not chunk:
             return b"".join(chunks)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise ProviderError(f"{label} answered more than {MAX_BODY_BYTES} bytes.")
+            raise ProviderError(f"{call.label} answered more than {MAX_BODY_BYTES} bytes.")
         chunks.append(chunk)
 
 
