@@ -1,0 +1,63 @@
+"""core.postgresql's prepared cursor: the statements of every market order are planned once
+per connection, and behind PgBouncer in transaction pooling nothing is prepared."""
+
+from decimal import Decimal as D
+
+import pytest
+from django.db import connection
+
+from balances.services import deposit
+from orders.models import Order
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORDER = {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.01"}
+
+
+def _runs_of_prepared_statements() -> dict[str, int]:
+    """This connection's prepared statements, named by what they do, with how often each ran."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+        rows = cursor.fetchall()
+    names = {"WITH debit AS": "market buy", 'FROM "authtoken_token"': "token lookup"}
+
+    def name_of(statement: str) -> str:
+        return next((name for text, name in names.items() if text in statement), statement)
+
+    return {name_of(statement): runs for statement, runs in rows}
+
+
+@pytest.fixture
+def funded(user, btc, set_price):
+    set_price("BTC", "50000")
+    deposit(user=user, amount=D("10000.00"))
+    # prepare_threshold is set when a connection opens: each test starts on a new one
+    connection.close()
+    yield
+    connection.close()
+
+
+def test_each_order_runs_the_prepared_buy_and_token_lookup_planned_once(funded, auth_client, user):
+    # when three orders go through the whole stack on one connection
+    for _ in range(3):
+        response = auth_client.post("/api/v1/orders/", ORDER, format="json")
+        assert response.status_code == 201, response.content
+
+    # then each statement was prepared once and run three times
+    assert _runs_of_prepared_statements() == {"market buy": 3, "token lookup": 3}
+    assert Order.objects.filter(user=user, status=Order.Status.COMPLETED).count() == 3
+
+
+def test_behind_pgbouncer_in_transaction_pooling_nothing_is_prepared(funded, settings, auth_client, user):
+    # given a prepared statement would be left on one server connection and looked for on another
+    settings.DATABASE_POOLING = "transaction"
+    connection.close()
+
+    # when
+    for _ in range(2):
+        response = auth_client.post("/api/v1/orders/", ORDER, format="json")
+        assert response.status_code == 201, response.content
+
+    # then the parameters are still bound on the server, and nothing is prepared
+    assert _runs_of_prepared_statements() == {}
+    assert Order.objects.filter(user=user, status=Order.Status.COMPLETED).count() == 2
