@@ -3,13 +3,14 @@
 - ``service``: exactly the SQL statements the service sends for one market order, captured
   from the code (a real ``POST /api/v1/orders/`` through the whole Django stack, recorded with
   ``connection.execute_wrapper``), not written out here. Every statement runs as the service
-  runs it (autocommit, client-side binding, so pgbench's simple protocol). The ratio of the
-  HTTP rate to this one is the framework's tax: everything the service spends that is not
-  the database's own work.
+  runs it: autocommit, and prepared once per connection (the service's token lookup and buy
+  go through ``core.postgresql``'s prepared cursor), so pgbench's prepared protocol. The ratio
+  of the HTTP rate to this one is the framework's tax: everything the service spends that is
+  not the database's own work.
 - ``lean``: the same five writes (debit USD, upsert the holding, insert the order and the two
   ledger rows) as one statement on tables with only the keys and checks they need, no
-  indexes for history lists, no constraint beyond a non-negative balance. The ratio to this
-  one is the distance to what the database could do at best.
+  indexes for history lists, no constraint beyond a non-negative balance, prepared too. The
+  ratio to this one is the distance to what the database could do at best.
 
 Parameters of the captured statements become pgbench expressions by value: the user's id
 becomes ``:uid``, the user's token key is read by it (``BENCH_TOKEN_SQL``), a fresh UUID
@@ -112,7 +113,7 @@ WITH debit AS (
     UPDATE lean_usd SET balance = balance - :cost WHERE user_id = :uid AND balance >= :cost RETURNING balance
 ), holding AS (
     INSERT INTO lean_holding AS h (user_id, asset_id, quantity, avg_price)
-    SELECT :uid, ':asset', :qty, :price FROM debit
+    SELECT :uid, :asset, :qty, :price FROM debit
     ON CONFLICT (user_id, asset_id) DO UPDATE SET
         avg_price = round((h.quantity * h.avg_price + EXCLUDED.quantity * EXCLUDED.avg_price)
                           / (h.quantity + EXCLUDED.quantity), 12),
@@ -120,13 +121,13 @@ WITH debit AS (
     RETURNING 1
 ), placed AS (
     INSERT INTO lean_order (order_id, user_id, asset_id, quantity, price, cost, created_at)
-    SELECT gen_random_uuid(), :uid, ':asset', :qty, :price, :cost, now() FROM holding RETURNING order_id
+    SELECT gen_random_uuid(), :uid, :asset, :qty, :price, :cost, now() FROM holding RETURNING order_id
 ), cash AS (
     INSERT INTO lean_cash (user_id, amount, balance_after, order_id, created_at)
-    SELECT :uid, -:cost, debit.balance, placed.order_id, now() FROM debit, placed
+    SELECT :uid, -:cost::numeric, debit.balance, placed.order_id, now() FROM debit, placed
 )
 INSERT INTO lean_asset_tx (user_id, asset_id, quantity, price, order_id, created_at)
-SELECT :uid, ':asset', :qty, :price, placed.order_id, now() FROM placed;
+SELECT :uid, :asset, :qty, :price, placed.order_id, now() FROM placed;
 """
 
 

@@ -367,7 +367,7 @@ def run_pgbench(srv: dict, script_text: str, *, minuid: int, maxuid: int, durati
             PGBENCH,
             "-n",
             "-M",
-            "simple",
+            "prepared",  # as the service sends its order's statements (core/postgresql)
             "-c",
             str(CONNECTIONS),
             "-j",
