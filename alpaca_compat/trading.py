@@ -141,6 +141,7 @@ class ListOrders(ShallowFieldsSerializer):
 class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from a replica
     throttle_classes = [UserAndOrderThrottle]
     throttle_scope = "orders"
+    order_placing_methods = ("POST", "DELETE")  # place, cancel all
 
     def post(self, request):
         kwargs = _place_kwargs(self.parse(SubmitOrder, request.data))
@@ -188,6 +189,10 @@ class ReplaceOrder(ShallowFieldsSerializer):
 
 
 class OrderView(AlpacaView):
+    throttle_classes = [UserAndOrderThrottle]
+    throttle_scope = "orders"
+    order_placing_methods = ("PATCH", "DELETE")  # replace (places the new order), cancel
+
     def order(self, order_id: str) -> Order:
         order = order_selectors.get_order_for_user(user=self.request.user, order_id=order_id)
         if order is None or order.user_id != self.request.user.pk:
@@ -260,6 +265,10 @@ class ClosePosition(ShallowFieldsSerializer):
 
 
 class PositionsView(AlpacaView):
+    throttle_classes = [UserAndOrderThrottle]
+    throttle_scope = "orders"
+    order_placing_methods = ("DELETE",)  # closing positions sells them at market
+
     def get(self, request):
         return Response([render.position_json(value) for value in value_holdings(get_holdings(user=request.user))])
 
@@ -297,6 +306,10 @@ class PositionsView(AlpacaView):
 
 
 class PositionView(AlpacaView):
+    throttle_classes = [UserAndOrderThrottle]
+    throttle_scope = "orders"
+    order_placing_methods = ("DELETE",)
+
     def holding(self, symbol: str):
         asset = resolve_asset(symbol, missing=_position_missing)
         self.asset_id = asset.asset_id  # names the currency in insufficient-balance messages

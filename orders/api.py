@@ -173,6 +173,7 @@ class OrderViewSet(
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
     throttle_classes = [UserAndOrderThrottle]
     throttle_scope = "orders"
+    order_placing_methods = ("POST", "PATCH")  # a replace places the new order
 
     def get_queryset(self):
         user = self.target_user()

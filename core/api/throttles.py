@@ -154,10 +154,14 @@ class ScopedThrottle(FixedWindowMixin, ScopedRateThrottle):
 
 
 class OrderPlacementThrottle(ScopedThrottle):
-    """THROTTLE_ORDER_RATE applies to placing orders; reads only count against the user rate."""
+    """THROTTLE_ORDER_RATE applies to the requests that change orders (place, replace, cancel,
+    close a position): the methods a view lists in ``order_placing_methods``, POST unless it
+    says otherwise (Alpaca replaces with PATCH, cancels and closes with DELETE). Reads only
+    count against the user rate."""
 
     def windows(self, request, view):
-        return super().windows(request, view) if request.method == "POST" else []
+        placing = getattr(view, "order_placing_methods", ("POST",))
+        return super().windows(request, view) if request.method in placing else []
 
 
 class UserAndOrderThrottle(UserThrottle):
