@@ -81,6 +81,7 @@ DURATION = env_int("BENCH_DURATION", 12, 3)
 RUNS = env_int("BENCH_RUNS", 3, 1)
 CONNECTIONS = env_int("BENCH_CONNECTIONS", 16)
 WRK_THREADS = env_int("BENCH_WRK_THREADS", 2)
+P99_TARGET_MS = 50.0  # the tail a configuration must keep to be chosen by the sweep (issue 14)
 SWEEP_DURATION = env_int("BENCH_SWEEP_DURATION", 8, 3)
 LAT_CONNECTIONS = env_int("BENCH_LAT_CONNECTIONS", 4)
 LAT_DURATION = env_int("BENCH_LAT_DURATION", 4, 2)
@@ -807,7 +808,11 @@ def phase_orders(srv: dict, users: list[tuple[int, str]], redis_ok: bool) -> dic
                 f"p99 {r['p99_ms']:6.1f} ms  errors {r['errors']}"
             )
     ok = [s for s in sweep if s["errors"] == 0] or sweep
-    best = max(ok, key=lambda s: s["orders_per_s"])
+    # Production runs the fastest configuration that keeps the tail under the target (issue 14:
+    # p99 < 50 ms at 16 connections), not the fastest outright: gthread's tail is often twice
+    # sync's for a few percent more orders/s. Without one under the target, the fastest.
+    within_tail = [s for s in ok if s["p99_ms"] < P99_TARGET_MS] or ok
+    best = max(within_tail, key=lambda s: s["orders_per_s"])
     log(f"orders: best is {best['config']} with {best['cache']}; {RUNS} alternating runs of {DURATION} s")
 
     # The anchors (scripts/bench/anchors.py): the service's own statements, captured now from a
