@@ -76,7 +76,7 @@ def get_holdings(*, user: AbstractBaseUser, asset_id: str | None = None) -> list
     asset_filter = ""
     if asset_id is not None:
         asset_filter, params = "AND b.asset_id = %s", [user.pk, asset_id]
-    with connection.cursor() as cursor:
+    with connection.prepared_cursor() as cursor:  # read on every portfolio, account and position request
         cursor.execute(_HOLDINGS_SQL.format(asset_filter=asset_filter), params)
         rows = cursor.fetchall()
     split = len(_ASSET_COLUMNS)

@@ -1,5 +1,5 @@
-"""core.postgresql's prepared cursor: the statements of every market order are planned once
-per connection, and behind PgBouncer in transaction pooling nothing is prepared."""
+"""core.postgresql's prepared cursor: the statements of every market order and portfolio read
+are planned once per connection, and behind PgBouncer in transaction pooling nothing is prepared."""
 
 from decimal import Decimal as D
 
@@ -19,7 +19,11 @@ def _runs_of_prepared_statements() -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
         rows = cursor.fetchall()
-    names = {"WITH debit AS": "market buy", 'FROM "authtoken_token"': "token lookup"}
+    names = {
+        "WITH debit AS": "market buy",
+        'FROM "authtoken_token"': "token lookup",
+        "FROM balances_assetbalance b JOIN assets_asset": "holdings",
+    }
 
     def name_of(statement: str) -> str:
         return next((name for text, name in names.items() if text in statement), statement)
@@ -37,14 +41,18 @@ def funded(user, btc, set_price):
     connection.close()
 
 
-def test_each_order_runs_the_prepared_buy_and_token_lookup_planned_once(funded, auth_client, user):
+def test_the_statements_of_every_order_and_portfolio_are_planned_once_per_connection(funded, auth_client, user):
     # when three orders go through the whole stack on one connection
     for _ in range(3):
         response = auth_client.post("/api/v1/orders/", ORDER, format="json")
         assert response.status_code == 201, response.content
 
-    # then each statement was prepared once and run three times
-    assert _runs_of_prepared_statements() == {"market buy": 3, "token lookup": 3}
+    # and the portfolio is read twice
+    for _ in range(2):
+        assert auth_client.get("/api/v1/portfolio/").status_code == 200
+
+    # then each statement was prepared once and run each time
+    assert _runs_of_prepared_statements() == {"market buy": 3, "token lookup": 5, "holdings": 2}
     assert Order.objects.filter(user=user, status=Order.Status.COMPLETED).count() == 3
 
 
