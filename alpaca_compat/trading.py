@@ -21,7 +21,6 @@ from balances.history import Activity, ActivityType, Period, get_activities, get
 from balances.selectors import calculate_portfolio_value, get_holdings, value_holdings
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import ShallowFieldsSerializer
-from core.api.throttles import UserAndOrderThrottle
 from core.exceptions import DomainError
 from orders import selectors as order_selectors
 from orders import services as order_services
@@ -139,8 +138,6 @@ class ListOrders(ShallowFieldsSerializer):
 
 
 class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from a replica
-    throttle_classes = [UserAndOrderThrottle]
-    throttle_scope = "orders"
     order_placing_methods = ("POST", "DELETE")  # place, cancel all
 
     def post(self, request):
@@ -189,8 +186,6 @@ class ReplaceOrder(ShallowFieldsSerializer):
 
 
 class OrderView(AlpacaView):
-    throttle_classes = [UserAndOrderThrottle]
-    throttle_scope = "orders"
     order_placing_methods = ("PATCH", "DELETE")  # replace (places the new order), cancel
 
     def order(self, order_id: str) -> Order:
@@ -265,8 +260,6 @@ class ClosePosition(ShallowFieldsSerializer):
 
 
 class PositionsView(AlpacaView):
-    throttle_classes = [UserAndOrderThrottle]
-    throttle_scope = "orders"
     order_placing_methods = ("DELETE",)  # closing positions sells them at market
 
     def get(self, request):
@@ -306,8 +299,6 @@ class PositionsView(AlpacaView):
 
 
 class PositionView(AlpacaView):
-    throttle_classes = [UserAndOrderThrottle]
-    throttle_scope = "orders"
     order_placing_methods = ("DELETE",)
 
     def holding(self, symbol: str):

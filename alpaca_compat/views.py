@@ -19,7 +19,7 @@ from alpaca_compat.symbols import asset_id_for
 from assets.models import Asset
 from assets.selectors import get_asset
 from core.api.defaults import DecimalJSONParser
-from core.api.throttles import UserThrottle
+from core.api.throttles import UserAndOrderThrottle
 
 
 class AlpacaView(APIView):
@@ -27,7 +27,11 @@ class AlpacaView(APIView):
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer]
     parser_classes = [DecimalJSONParser]
-    throttle_classes = [UserThrottle]
+    # THROTTLE_USER_RATE on every request, THROTTLE_ORDER_RATE on top for the methods a view
+    # lists in order_placing_methods (those that place, replace, cancel or close).
+    throttle_classes = [UserAndOrderThrottle]
+    throttle_scope = "orders"
+    order_placing_methods: tuple[str, ...] = ()
     schema = None
 
     def get_exception_handler(self):

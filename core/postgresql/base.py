@@ -12,9 +12,9 @@ request succeeded less than a second before the database went away and came back
 asked, and its next request answers 503 once.
 
 ``prepared_cursor()`` is for the few fixed statements of the hot paths (the one-statement
-market buy, the token and API-key lookups, the holdings of a portfolio). Django's cursors bind parameters on the client:
-psycopg quotes every parameter into the text, and PostgreSQL parses and plans the whole
-statement again on each call. Planning the market buy's five-table CTE costs the server more
+market buy, the token and API-key lookups, the holdings of a portfolio). Django's cursors bind
+parameters on the client: psycopg quotes every parameter into the text, and PostgreSQL parses
+and plans the whole statement again on each call. Planning the market buy's five-table CTE costs the server more
 than executing it (pgbench: 1.5-1.9x the transactions per second when prepared). This cursor
 sends the parameters apart from the text and prepares the statement once per connection. It
 is still Django's cursor wrapper, so errors are Django's, and query counting and execute
