@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
+from django.db import IntegrityError
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from rest_framework.authtoken.admin import TokenAdmin
@@ -25,7 +26,9 @@ from balances.admin import ADJUST_PERMISSION
 from balances.equity_chart import equity_chart_svg
 from balances.models import UsdBalance
 from balances.selectors import get_holdings, value_holdings
+from balances.services import USERNAME_INDEXES
 from core.admin import SafeChangelistMixin, admin_changelist_url, plain_decimal
+from core.sql import violated_constraint
 from orders.selectors import get_orders_by_user
 
 RECENT_ORDERS = 10
@@ -110,6 +113,18 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
     def get_inlines(self, request, obj):
         # Not on the "add user" page: a new user has no keys, and the form would expect the inline's data.
         return self.inlines if obj is not None else ()
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # The form's name check reads committed rows only: another rename or add of the same
+        # name in another case, committed while this save waited on the index behind it,
+        # passes the check and breaks the index. Run once more, the check sees that name
+        # and the page says "already exists", where the IntegrityError was a 500.
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except IntegrityError as error:
+            if violated_constraint(error) not in USERNAME_INDEXES:
+                raise
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         balance_id = None
