@@ -23,6 +23,8 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from core.per_key import PerKey
+
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
@@ -112,19 +114,9 @@ class CircuitBreaker:
             )
 
 
-_breakers: dict[str, CircuitBreaker] = {}
-_breakers_lock = threading.Lock()
-
-
-def breaker_for(provider_name: str) -> CircuitBreaker:
-    with _breakers_lock:
-        breaker = _breakers.get(provider_name)
-        if breaker is None:
-            breaker = _breakers[provider_name] = CircuitBreaker()
-        return breaker
+breaker_for: PerKey[CircuitBreaker] = PerKey(lambda provider_name: CircuitBreaker())
 
 
 def reset_breakers() -> None:
     """Forget every provider's history in this process (tests, and after a configuration change)."""
-    with _breakers_lock:
-        _breakers.clear()
+    breaker_for.clear()

@@ -6,7 +6,7 @@ balances and assets, so they live above them, in a module of their own.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from django import forms
 from django.contrib import admin
@@ -184,13 +184,10 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
     @admin.display(description="holdings")
     def holdings_panel(self, user) -> str:
         valued = value_holdings(get_holdings(user=user))
-        ledger = admin_changelist_url("balances_assettransaction", user=user.pk)
-        if not valued:
-            return format_html('No holdings. <a href="{}">asset ledger</a>', ledger)
         return panel_table(
             "holdings",
             ["asset", "quantity", "held", "average price", "current price", "market value", "unrealized P&L"],
-            (
+            [
                 (
                     v.holding.asset_id,
                     plain_decimal(v.holding.quantity),
@@ -201,20 +198,18 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
                     v.unrealized_pnl if v.unrealized_pnl is not None else "-",
                 )
                 for v in valued
-            ),
-            footer=format_html('<p><a href="{}">asset ledger</a></p>', ledger),
+            ],
+            none="No holdings.",
+            link=("asset ledger", admin_changelist_url("balances_assettransaction", user=user.pk)),
         )
 
     @admin.display(description="recent orders")
     def recent_orders_panel(self, user) -> str:
-        orders = list(get_orders_by_user(user=user)[:RECENT_ORDERS])
-        all_orders = admin_changelist_url("orders_order", user=user.pk)
-        if not orders:
-            return format_html('No orders. <a href="{}">orders</a>', all_orders)
+        orders = get_orders_by_user(user=user)[:RECENT_ORDERS]
         return panel_table(
             "recent-orders",
             ["order", "created", "side", "quantity", "limit", "status", "total USD"],
-            (
+            [
                 (
                     format_html(
                         '<a href="{}">{}</a>', reverse("admin:orders_order_change", args=[order.pk]), str(order.pk)[:8]
@@ -227,16 +222,25 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
                     order.total_amount if order.total_amount is not None else "-",
                 )
                 for order in orders
-            ),
-            footer=format_html('<p><a href="{}">all orders</a></p>', all_orders),
+            ],
+            none="No orders.",
+            link=("all orders", admin_changelist_url("orders_order", user=user.pk)),
         )
 
 
-def panel_table(table_id: str, headers: Sequence[str], rows: Iterable[Sequence], *, footer: str) -> str:
+def panel_table(
+    table_id: str, headers: Sequence[str], rows: Sequence[Sequence], *, none: str, link: tuple[str, str]
+) -> str:
     """A table of the user's page: a header row, then a row each, every cell escaped (pass
-    ``format_html`` output for a link), then ``footer``."""
+    ``format_html`` output for a link), then ``link`` (its text and URL) to the whole list;
+    without rows, ``none`` and the link."""
+    text, url = link
+    if not rows:
+        return format_html('{} <a href="{}">{}</a>', none, url, text)
     head = format_html_join("", "<th>{}</th>", ((header,) for header in headers))
     body = format_html_join(
         "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((cell,) for cell in row)),) for row in rows)
     )
-    return format_html('<table id="{}"><tr>{}</tr>{}</table>{}', table_id, head, body, footer)
+    return format_html(
+        '<table id="{}"><tr>{}</tr>{}</table><p><a href="{}">{}</a></p>', table_id, head, body, url, text
+    )

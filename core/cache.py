@@ -30,6 +30,8 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis.commands.core import Script
 from redis.exceptions import RedisError
 
+from core.per_key import PerKey
+
 logger = logging.getLogger(__name__)
 
 OUTAGE_RETRY_SECONDS = 1.0
@@ -82,16 +84,7 @@ class Outage:
             self.error = None
 
 
-_outages: dict[str, Outage] = {}
-_outages_lock = threading.Lock()
-
-
-def _outage_for(server: str) -> Outage:
-    with _outages_lock:
-        outage = _outages.get(server)
-        if outage is None:
-            outage = _outages[server] = Outage(server)
-        return outage
+_outage_for: PerKey[Outage] = PerKey(Outage)
 
 
 # Client methods that never talk to the server: neither skipped nor taken as a sign of recovery.
@@ -151,9 +144,8 @@ class FailOpenRedisCache(RedisCache):
 
 def forget_outages() -> None:
     """Forget what this process learned of every cache server (tests)."""
-    with _outages_lock:
-        for outage in _outages.values():
-            outage.reset()
+    for outage in _outage_for.values():
+        outage.reset()
 
 
 # --- Counters -------------------------------------------------------------------------------
