@@ -1,8 +1,11 @@
 """Accounts over HTTP: registration and tokens, the USD balance and its movements, holdings,
 the two ledgers and the portfolio. Views parse, call one service or selector, and render."""
 
+from collections.abc import Callable
+
 from django.contrib.auth import authenticate, get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
@@ -275,26 +278,32 @@ class AssetTransactionFilter(filters.FilterSet):
         return queryset.filter(asset_id=value.upper())
 
 
-class CashTransactionViewSet(ReplicaReadMixin, OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class _LedgerViewSet(ReplicaReadMixin, OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """A ledger's rows for the user (or, for staff, ``?username=``), as ``selector`` orders them.
+    ``queryset`` is there for the schema only."""
+
+    selector: Callable[..., QuerySet]
+
+    def get_queryset(self):
+        return self.selector(user=self.target_user())
+
+
+class CashTransactionViewSet(_LedgerViewSet):
     """The USD ledger, newest first. `?transaction_type=DEPOSIT|WITHDRAWAL|BUY|SELL|ADJUSTMENT`."""
 
     serializer_class = CashTransactionSerializer
-    queryset = CashTransaction.objects.none()  # for the schema; get_queryset scopes to the user
+    queryset = CashTransaction.objects.none()
     filterset_class = CashTransactionFilter
-
-    def get_queryset(self):
-        return selectors.get_cash_transactions(user=self.target_user())
+    selector = staticmethod(selectors.get_cash_transactions)
 
 
-class AssetTransactionViewSet(ReplicaReadMixin, OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+class AssetTransactionViewSet(_LedgerViewSet):
     """Asset transactions, newest first. `?asset_id=BTC`, `?transaction_type=BUY|SELL|ADJUSTMENT`."""
 
     serializer_class = AssetTransactionSerializer
-    queryset = AssetTransaction.objects.none()  # for the schema; get_queryset scopes to the user
+    queryset = AssetTransaction.objects.none()
     filterset_class = AssetTransactionFilter
-
-    def get_queryset(self):
-        return selectors.get_asset_transactions(user=self.target_user())
+    selector = staticmethod(selectors.get_asset_transactions)
 
 
 class AssetBalanceViewSet(OwnerScopedMixin, viewsets.ViewSet):
