@@ -32,7 +32,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from assets.models import Asset
-from core.money import PRICE_DECIMALS, PRICE_MAX_DIGITS, ZERO
+from core.money import PRICE, ZERO
 
 if TYPE_CHECKING:
     from assets.prices import Quote
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 RECORDED_KEY = "prices:recorded:{asset_id}:{slot}"
 # A price the column cannot hold (18 integer digits) is not recorded rather than failing
 # the request that fetched it.
-_PRICE_LIMIT = Decimal(10) ** (PRICE_MAX_DIGITS - PRICE_DECIMALS)
+_PRICE_LIMIT = Decimal(10) ** PRICE.integer_digits
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _INSERT_SQL = """

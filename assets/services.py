@@ -14,7 +14,7 @@ from django.utils import timezone
 from assets.models import Asset
 from assets.selectors import forget_assets
 from core.exceptions import InvalidRequest
-from core.money import PRICE_DECIMALS, PRICE_MAX_DIGITS, decimal_places
+from core.money import PRICE, decimal_places
 
 BUNDLED_ASSETS_FILE = Path(__file__).resolve().parent / "data" / "assets.json"
 
@@ -168,10 +168,10 @@ def _reference_price(value: object) -> Decimal:
         raise ValueError("must be a decimal number")
     if not price.is_finite() or price <= 0:
         raise ValueError("must be a positive number")
-    if decimal_places(price) > PRICE_DECIMALS:
-        raise ValueError(f"has more than {PRICE_DECIMALS} decimal places")
-    if price.adjusted() >= PRICE_MAX_DIGITS - PRICE_DECIMALS:
-        raise ValueError(f"has more than {PRICE_MAX_DIGITS - PRICE_DECIMALS} digits before the point")
+    if decimal_places(price) > PRICE.decimals:
+        raise ValueError(f"has more than {PRICE.decimals} decimal places")
+    if not PRICE.fits_integer_part(price):
+        raise ValueError(f"has more than {PRICE.integer_digits} digits before the point")
     return price
 
 

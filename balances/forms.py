@@ -11,7 +11,7 @@ from uuid import uuid4
 from django import forms
 
 from assets.models import Asset
-from core.money import QUANTITY_DECIMALS, QUANTITY_MAX_DIGITS, USD_DECIMALS, USD_MAX_DIGITS, decimal_places
+from core.money import QUANTITY, USD, Precision, decimal_places
 
 REASON_HELP = "Why the balance changes. Stored on the ledger row with your username; the user's history shows it."
 
@@ -38,9 +38,9 @@ def new_submission_key() -> str:
 class NonZeroDecimalField(forms.DecimalField):
     """A signed change: any decimal the column holds but zero, which would change nothing."""
 
-    def __init__(self, *, what: str, **kwargs) -> None:
+    def __init__(self, precision: Precision, *, what: str, **kwargs) -> None:
         self.what = what
-        super().__init__(**kwargs)
+        super().__init__(max_digits=precision.max_digits, decimal_places=precision.decimals, **kwargs)
 
     def clean(self, value):
         value = super().clean(value)
@@ -53,9 +53,8 @@ class UsdAdjustmentForm(_AdjustmentForm):
     field_order = ["amount", "reason"]
 
     amount = NonZeroDecimalField(
+        USD,
         what="amount",
-        max_digits=USD_MAX_DIGITS,
-        decimal_places=USD_DECIMALS,
         help_text="USD, signed: positive credits the user, negative debits (never more than available).",
     )
 
@@ -65,9 +64,8 @@ class AssetAdjustmentForm(_AdjustmentForm):
 
     asset = forms.ModelChoiceField(queryset=Asset.objects.order_by("asset_id"))
     quantity = NonZeroDecimalField(
+        QUANTITY,
         what="quantity",
-        max_digits=QUANTITY_MAX_DIGITS,
-        decimal_places=QUANTITY_DECIMALS,
         help_text="Signed: positive adds to the holding, negative takes away (never more than the unheld quantity).",
     )
 

@@ -24,12 +24,7 @@ from assets.models import Asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from core.exceptions import BalanceLimitExceeded, Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
-from core.money import (
-    EXACT,
-    USD_DECIMALS,
-    ZERO,
-    decimal_places,
-)
+from core.money import EXACT, USD, ZERO, decimal_places
 from core.sql import violated_constraint
 
 User = get_user_model()
@@ -120,8 +115,10 @@ def _move_cash(
     # USD columns hold cents: PostgreSQL would round a sub-cent amount on its own, the
     # balance and its ledger row differently (withdrawing 0.005 stored -0.01 in the ledger
     # but left the balance at 10000.00), or store 0.00 and break the sign constraint.
-    if decimal_places(amount) > USD_DECIMALS:
-        raise InvalidRequest("USD amounts are in whole cents.", details={"amount": ["At most 2 decimal places."]})
+    if decimal_places(amount) > USD.decimals:
+        raise InvalidRequest(
+            "USD amounts are in whole cents.", details={"amount": [f"At most {USD.decimals} decimal places."]}
+        )
     with transaction.atomic(durable=True):
         balance = usd_balance_for_update(user_id=user.pk)
         if client_reference is not None:

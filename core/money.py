@@ -5,26 +5,54 @@ quantity times the price rounded UP to the cent, a sell pays it rounded DOWN, so
 never pays out a fraction of a cent it did not receive.
 """
 
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Context, Decimal
 
 from django.db import models
 
-QUANTITY_MAX_DIGITS = 38
-QUANTITY_DECIMALS = 18
-PRICE_MAX_DIGITS = 30
-PRICE_DECIMALS = 12
-USD_MAX_DIGITS = 20
-USD_DECIMALS = 2
+
+@dataclass(frozen=True)
+class Precision:
+    """A kind of number's ``numeric(max_digits, decimals)``: its columns, API and form
+    fields, the checks that keep a value inside the column and their messages are all built
+    from one of the three below, so a precision changes in one line (and a migration)."""
+
+    max_digits: int
+    decimals: int
+
+    @property
+    def integer_digits(self) -> int:
+        return self.max_digits - self.decimals
+
+    @property
+    def step(self) -> Decimal:
+        return Decimal(1).scaleb(-self.decimals)
+
+    @property
+    def sql_type(self) -> str:
+        return f"numeric({self.max_digits}, {self.decimals})"
+
+    def fits_integer_part(self, value: Decimal) -> bool:
+        return value.adjusted() < self.integer_digits
+
+    def fits(self, value: Decimal) -> bool:
+        """The column holds ``value`` as it is: PostgreSQL would round more decimals
+        silently, and refuse more integer digits with an error."""
+        return decimal_places(value) <= self.decimals and self.fits_integer_part(value)
+
+
+QUANTITY = Precision(max_digits=38, decimals=18)
+PRICE = Precision(max_digits=30, decimals=12)
+USD = Precision(max_digits=20, decimals=2)
 
 # Quantities have up to 38 significant digits and quantity x price up to 68, but Decimal's
 # default context keeps 28 and rounds silently, before to_cents_up/down see the value
 # (10000000000.000000000000000001 x 0.0000000001 cost 1.00 instead of 1.01; adding
 # 10000000000.000000000000000001 to 0 lost its last digit). Arithmetic on quantities and on
 # what they are worth runs in this context, where it is exact.
-EXACT = Context(prec=QUANTITY_MAX_DIGITS + PRICE_MAX_DIGITS + 2)
+EXACT = Context(prec=QUANTITY.max_digits + PRICE.max_digits + 2)
 
-CENT = Decimal("0.01")
-PRICE_STEP = Decimal(1).scaleb(-PRICE_DECIMALS)
+CENT = USD.step
 ZERO = Decimal("0")
 
 
@@ -43,7 +71,7 @@ def to_cents_down(value: Decimal) -> Decimal:
 
 def to_price(value: Decimal) -> Decimal:
     """A price or average price at the stored precision (12 places), rounded half-even."""
-    return value.quantize(PRICE_STEP)
+    return value.quantize(PRICE.step)
 
 
 def decimal_places(value: Decimal) -> int:
@@ -67,12 +95,12 @@ def to_cents(value: Decimal) -> Decimal:
 
 
 def usd_field(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=USD_MAX_DIGITS, decimal_places=USD_DECIMALS, **kwargs)
+    return models.DecimalField(max_digits=USD.max_digits, decimal_places=USD.decimals, **kwargs)
 
 
 def quantity_field(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMALS, **kwargs)
+    return models.DecimalField(max_digits=QUANTITY.max_digits, decimal_places=QUANTITY.decimals, **kwargs)
 
 
 def price_field(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMALS, **kwargs)
+    return models.DecimalField(max_digits=PRICE.max_digits, decimal_places=PRICE.decimals, **kwargs)

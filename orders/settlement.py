@@ -30,7 +30,7 @@ from balances.lock_objects import asset_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.services import apply_cash_locked, check_balance_limit_locked, update_asset_balance
 from core.exceptions import InsufficientAsset, InsufficientFunds, OrderNoLongerPending
-from core.money import EXACT, PRICE_DECIMALS, PRICE_MAX_DIGITS, ZERO, to_cents, to_cents_down, to_cents_up, value_of
+from core.money import EXACT, PRICE, ZERO, to_cents, to_cents_down, to_cents_up, value_of
 from core.sql import insert_sql
 from orders.lock_objects import transition_pending
 from orders.models import Order
@@ -90,11 +90,10 @@ def add_bought_quantity_sql(*, source: str = "", cost: str, **values: str) -> st
     quantity, last_transaction_at, created_at, updated_at. PostgreSQL's numeric arithmetic
     is exact; round() rounds half away from zero."""
     quantity = values["quantity"]
-    price_type = f"numeric({PRICE_MAX_DIGITS}, {PRICE_DECIMALS})"
     values = {
         "held_quantity": "0",
-        # The cast gives the division 12 decimals whatever the literals' own scales.
-        "average_purchase_price": f"round(({cost})::{price_type} / ({quantity}), {PRICE_DECIMALS})",
+        # The cast gives the division the price's decimals whatever the literals' own scales.
+        "average_purchase_price": f"round(({cost})::{PRICE.sql_type} / ({quantity}), {PRICE.decimals})",
         "total_bought": quantity,
         "total_sold": "0",
         **values,
@@ -102,7 +101,7 @@ def add_bought_quantity_sql(*, source: str = "", cost: str, **values: str) -> st
     return f"""{insert_sql(AssetBalance, alias="b", source=source, **values)}
     ON CONFLICT (user_id, asset_id) DO UPDATE SET
         average_purchase_price = round(
-            (b.quantity * b.average_purchase_price + ({cost})) / (b.quantity + EXCLUDED.quantity), {PRICE_DECIMALS}
+            (b.quantity * b.average_purchase_price + ({cost})) / (b.quantity + EXCLUDED.quantity), {PRICE.decimals}
         ),
         quantity = b.quantity + EXCLUDED.quantity,
         total_bought = b.total_bought + EXCLUDED.quantity,

@@ -13,17 +13,7 @@ from django.conf import settings
 from assets.models import Asset
 from assets.selectors import get_asset
 from core.exceptions import Conflict, DomainError, InvalidRequest
-from core.money import (
-    PRICE_DECIMALS,
-    PRICE_MAX_DIGITS,
-    QUANTITY_DECIMALS,
-    QUANTITY_MAX_DIGITS,
-    USD_DECIMALS,
-    USD_MAX_DIGITS,
-    decimal_places,
-    to_cents,
-    value_of,
-)
+from core.money import PRICE, QUANTITY, USD, decimal_places, to_cents, value_of
 from orders.models import Order, kind_of
 
 
@@ -111,10 +101,12 @@ def validate_quantity(quantity: Decimal, *, asset: Asset, field: str = "quantity
             f"{asset.asset_id} quantities have at most {asset.quantity_decimals} decimals.",
             details={field: [f"At most {asset.quantity_decimals} decimal places."]},
         )
-    # A quantity with more than 20 integer digits would be refused only when storing the
-    # order, as a 500 instead of a 400.
-    if quantity.adjusted() >= QUANTITY_MAX_DIGITS - QUANTITY_DECIMALS:
-        raise InvalidRequest("Quantity is too large.", details={field: ["At most 20 digits before the point."]})
+    # A quantity with more integer digits than the column holds would be refused only when
+    # storing the order, as a 500 instead of a 400.
+    if not QUANTITY.fits_integer_part(quantity):
+        raise InvalidRequest(
+            "Quantity is too large.", details={field: [f"At most {QUANTITY.integer_digits} digits before the point."]}
+        )
 
 
 def _validate_notional_amount(request: OrderRequest) -> None:
@@ -123,14 +115,10 @@ def _validate_notional_amount(request: OrderRequest) -> None:
         raise InvalidRequest(
             "Only market orders take a notional.", details={"notional": ["Market orders only: no order or stop price."]}
         )
-    if (
-        not notional.is_finite()
-        or notional <= 0
-        or decimal_places(notional) > USD_DECIMALS
-        or notional.adjusted() >= USD_MAX_DIGITS - USD_DECIMALS
-    ):
+    if not notional.is_finite() or notional <= 0 or not USD.fits(notional):
         raise InvalidRequest(
-            "notional is a positive USD amount in cents.", details={"notional": ["Positive, at most 2 decimals."]}
+            "notional is a positive USD amount in cents.",
+            details={"notional": [f"Positive, at most {USD.decimals} decimals."]},
         )
     if notional < settings.MIN_ORDER_NOTIONAL:
         raise InvalidRequest(
@@ -147,10 +135,12 @@ def _validate_price(field: str, price: Decimal | None) -> None:
         return
     if not price.is_finite() or price <= 0:
         raise InvalidRequest(f"{field} must be positive.", details={field: ["Must be positive."]})
-    if decimal_places(price) > PRICE_DECIMALS or price.adjusted() >= PRICE_MAX_DIGITS - PRICE_DECIMALS:
+    if not PRICE.fits(price):
         raise InvalidRequest(
-            f"{field} does not fit 18 digits before and {PRICE_DECIMALS} after the point.",
-            details={field: [f"At most {PRICE_DECIMALS} decimal places and 18 digits before the point."]},
+            f"{field} does not fit {PRICE.integer_digits} digits before and {PRICE.decimals} after the point.",
+            details={
+                field: [f"At most {PRICE.decimals} decimal places and {PRICE.integer_digits} digits before the point."]
+            },
         )
 
 

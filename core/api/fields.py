@@ -21,14 +21,7 @@ from decimal import Decimal
 from django.utils import timezone as dj_timezone
 from rest_framework import serializers
 
-from core.money import (
-    PRICE_DECIMALS,
-    PRICE_MAX_DIGITS,
-    QUANTITY_DECIMALS,
-    QUANTITY_MAX_DIGITS,
-    USD_DECIMALS,
-    USD_MAX_DIGITS,
-)
+from core.money import PRICE, QUANTITY, USD, Precision
 
 # re.ASCII: \d is [0-9] only (without it, it also matches Arabic-Indic and full-width digits).
 STRICT_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z", re.ASCII)
@@ -44,9 +37,9 @@ class StrictDecimalField(serializers.DecimalField):
 
     default_error_messages = {"not_plain": NOT_A_PLAIN_NUMBER}
 
-    def __init__(self, *, trim: bool, **kwargs) -> None:
+    def __init__(self, precision: Precision, *, trim: bool, **kwargs) -> None:
         self.trim = trim
-        super().__init__(**kwargs)
+        super().__init__(max_digits=precision.max_digits, decimal_places=precision.decimals, **kwargs)
 
     def to_internal_value(self, data):
         # bool is an int in Python: true would be 1.
@@ -67,22 +60,22 @@ class StrictDecimalField(serializers.DecimalField):
 
 def UsdField(**kwargs) -> StrictDecimalField:
     """USD: cents, written with exactly two decimals."""
-    return StrictDecimalField(max_digits=USD_MAX_DIGITS, decimal_places=USD_DECIMALS, trim=False, **kwargs)
+    return StrictDecimalField(USD, trim=False, **kwargs)
 
 
 def QuantityField(**kwargs) -> StrictDecimalField:
     """An asset quantity: up to 18 decimals, written without trailing zeros."""
-    return StrictDecimalField(max_digits=QUANTITY_MAX_DIGITS, decimal_places=QUANTITY_DECIMALS, trim=True, **kwargs)
+    return StrictDecimalField(QUANTITY, trim=True, **kwargs)
 
 
 def PriceField(**kwargs) -> StrictDecimalField:
     """A USD price per unit: up to 12 decimals, written without trailing zeros."""
-    return StrictDecimalField(max_digits=PRICE_MAX_DIGITS, decimal_places=PRICE_DECIMALS, trim=True, **kwargs)
+    return StrictDecimalField(PRICE, trim=True, **kwargs)
 
 
 def PercentField(**kwargs) -> StrictDecimalField:
     """A percentage with two decimals, like USD."""
-    return StrictDecimalField(max_digits=USD_MAX_DIGITS, decimal_places=2, trim=False, **kwargs)
+    return StrictDecimalField(USD, trim=False, **kwargs)
 
 
 class EnumField(serializers.ChoiceField):
