@@ -101,6 +101,12 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", defa
 DATABASE_HEALTH_CHECK_IDLE_SECONDS = env.float("DATABASE_HEALTH_CHECK_IDLE_SECONDS", default=1.0)
 # Locks must end when the service returns, not after the response is rendered.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# A database that never answers a new connection (a host gone from the network, a frozen
+# server) is a 503 after this many seconds, not a request held for psycopg's own 130 s, past
+# gunicorn's worker timeout. libpq's minimum is 2.
+DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

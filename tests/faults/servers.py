@@ -43,7 +43,7 @@ class AppServer:
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
 
-    def start(self, *, workers: int = 3) -> AppServer:
+    def start(self, *, workers: int = 3, health_timeout: float = 1) -> AppServer:
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self.process = subprocess.Popen(
             [
@@ -62,7 +62,7 @@ class AppServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {self.log_text()[-2000:]}")
             try:
-                return requests.get(f"{self.url}/api/v1/health/", timeout=1).status_code in (200, 503)
+                return requests.get(f"{self.url}/api/v1/health/", timeout=health_timeout).status_code in (200, 503)
             except requests.RequestException:
                 return False
 
