@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from assets.prices import Quote
 
 RECORDED_KEY = "prices:recorded:{asset_id}:{slot}"
-# A price the column cannot hold (18 integer digits) is not recorded rather than failing
+# A price the column cannot hold (more integer digits than PRICE has) is not recorded rather than failing
 # the request that fetched it.
 _PRICE_LIMIT = Decimal(10) ** PRICE.integer_digits
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,6 +7,7 @@ never pays out a fraction of a cent it did not receive.
 
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Context, Decimal
+from functools import cached_property
 
 from django.db import models
 
@@ -24,7 +25,7 @@ class Precision:
     def integer_digits(self) -> int:
         return self.max_digits - self.decimals
 
-    @property
+    @cached_property  # quantizes every fill's average price: made once, not per call
     def step(self) -> Decimal:
         return Decimal(1).scaleb(-self.decimals)
 
