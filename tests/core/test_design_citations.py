@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DESIGN = ROOT / "docs" / "DESIGN.md"
-# A citation names the file, then one or more quoted section titles: DESIGN.md, "A" (or "A" and "B").
+# A citation names the file, then one or more quoted section titles, joined by commas, "and" or "or".
 CITATION = re.compile(r'DESIGN\.md,?\s+((?:"[^"\n]+"(?:,?\s*(?:and|or)?\s*)?)+)')
 TITLE = re.compile(r'"([^"\n]+)"')
 
