@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.conf import settings
@@ -554,7 +554,73 @@ class ProcessReport:
     filled: int = 0
     expired: int = 0
     skipped: int = 0  # lost a race, triggered without filling (stop-limit), or could not be filled
-    failed: int = 0  # raised an error of its own: logged and left PENDING for the next pass
+    failed: int = 0  # raised an error of its own: left PENDING for the next pass
+    failures_logged: int = 0  # of those, how many this pass logged (see FailingOrders)
+
+
+FAILING_ORDER_LOG_INTERVAL = timedelta(minutes=1)
+MAX_FAILING_ORDERS = 10_000
+
+
+@dataclass
+class _Failing:
+    since: datetime
+    count: int
+    logged_at: datetime
+
+
+class FailingOrders:
+    """The orders that raised an error of their own in process_orders (a value that overflows
+    a column, a bug their data triggers), so that such an order, skipped on every pass, is
+    not logged on every pass: its first failure is logged with the traceback, then one line
+    at most every FAILING_ORDER_LOG_INTERVAL saying how often it failed since. (A poison
+    order once wrote a 67-line traceback every 2 s, for as long as it stayed PENDING.)
+
+    One per process_orders process, kept across passes. Its memory is bounded: an order is
+    forgotten once it is no longer PENDING (``forget_settled``, after each pass), and at most
+    MAX_FAILING_ORDERS are kept, the oldest forgotten first (logged again in full if it
+    fails again)."""
+
+    def __init__(self) -> None:
+        self._orders: dict[object, _Failing] = {}
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def failed(self, order_id, error: BaseException) -> bool:
+        """Record a failure of ``order_id`` (call it from the ``except`` block, for the
+        traceback); True when it was logged."""
+        now = timezone.now()
+        known = self._orders.get(order_id)
+        if known is None:
+            if len(self._orders) >= MAX_FAILING_ORDERS:
+                del self._orders[next(iter(self._orders))]
+            self._orders[order_id] = _Failing(since=now, count=1, logged_at=now)
+            logger.exception("process_orders: order %s could not be processed; skipped, it stays PENDING", order_id)
+            return True
+        known.count += 1
+        if now - known.logged_at < FAILING_ORDER_LOG_INTERVAL:
+            return False
+        known.logged_at = now
+        first_line = next(iter(str(error).strip().splitlines()), "")
+        logger.warning(
+            "process_orders: order %s failed %d times since %s (%s: %s); still skipped, it stays PENDING",
+            order_id,
+            known.count,
+            known.since.isoformat(timespec="seconds"),
+            error.__class__.__name__,
+            first_line,
+        )
+        return True
+
+    def forget_settled(self) -> None:
+        """Forget the orders that are no longer PENDING (filled, cancelled, expired): one query."""
+        if not self._orders:
+            return
+        pending = set(
+            Order.objects.filter(pk__in=list(self._orders), status=Order.Status.PENDING).values_list("pk", flat=True)
+        )
+        self._orders = {order_id: known for order_id, known in self._orders.items() if order_id in pending}
 
 
 def fill_resting_order(*, order_id, quote: Quote) -> bool:
@@ -601,36 +667,40 @@ DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
 
 
 @contextmanager
-def _one_order(order_id, report: ProcessReport):
+def _one_order(order_id, report: ProcessReport, failing: FailingOrders):
     """Keep one order's failure from stopping everyone else's fills.
 
     A value that overflows a column (DataError), a constraint it breaks or a bug its data
     triggers is that order's problem: its own transaction has rolled back, so it is logged
-    with its id, stays PENDING, and the pass goes on. Catching every exception is deliberate
-    here; only a lost database connection ends the pass.
+    with its id (``failing`` says how often), stays PENDING, and the pass goes on. Catching
+    every exception is deliberate here; only a lost database connection ends the pass.
     """
     try:
         yield
     except DATABASE_UNREACHABLE:
         raise
-    except Exception:
+    except Exception as error:
         report.failed += 1
-        logger.exception("process_orders: order %s could not be processed; skipped, it stays PENDING", order_id)
+        report.failures_logged += failing.failed(order_id, error)
 
 
-def process_resting_orders(*, now: datetime | None = None, progress=None) -> ProcessReport:
+def process_resting_orders(
+    *, now: datetime | None = None, progress=None, failing: FailingOrders | None = None
+) -> ProcessReport:
     """Expire PENDING orders past ``expires_at``, then fill (or trigger) those the market
-    price crosses or reaches.
+    price crosses or reaches. ``failing`` remembers, across the passes of one process, the
+    orders that raise errors of their own, so each is logged once a minute at most.
 
     Safe to run in several processes at once: every transition is a compare-and-swap on
     ``status = 'PENDING'`` taken under the owner's user lock, so an order is filled or
     expired exactly once. Prices are fetched once per run, before any lock.
     """
     now = now or timezone.now()
+    failing = failing if failing is not None else FailingOrders()
     report = ProcessReport()
     expired = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=now).select_related("asset")
     for order in expired.iterator():
-        with _one_order(order.order_id, report):
+        with _one_order(order.order_id, report, failing):
             try:
                 expire_order(order=order)
                 report.expired += 1
@@ -648,11 +718,12 @@ def process_resting_orders(*, now: datetime | None = None, progress=None) -> Pro
             for order_id in pending_order_ids_crossed(
                 asset_id=asset.asset_id, order_type=order_type, price=quote.price
             ):
-                with _one_order(order_id, report):
+                with _one_order(order_id, report, failing):
                     if fill_resting_order(order_id=order_id, quote=quote):
                         report.filled += 1
                     else:
                         report.skipped += 1
                 if progress is not None:
                     progress(report)
+    failing.forget_settled()
     return report
