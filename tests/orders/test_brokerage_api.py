@@ -214,6 +214,21 @@ def test_cancel_all_lists_what_it_cancelled_and_leaves_other_users_alone(auth_cl
     assert post(auth_client, f"{ORDERS}cancel-all/").json() == []
 
 
+def test_cancel_all_answers_the_time_each_order_was_cancelled(auth_client, user, market):
+    # given
+    placed = [
+        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D(p)).order
+        for p in ("40000", "41000")
+    ]
+
+    # when
+    answered = post(auth_client, f"{ORDERS}cancel-all/").json()
+
+    # then: each answer is the order as it reads afterwards, updated after it was created
+    assert answered == [auth_client.get(f"{ORDERS}{order.pk}/").json() for order in placed]
+    assert all(order["updated_at"] > order["created_at"] for order in answered)
+
+
 # --- closing positions ---------------------------------------------------------------------
 
 
