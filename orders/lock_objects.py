@@ -60,8 +60,8 @@ def claim_pending_order(*, order_id) -> Order | None:
 
 def release_client_order_id(order: Order) -> bool:
     """Free the client_order_id of an order refused for want of a price, so the retry that
-    asks for it is placed (README, "The API in short": a transient refusal does not burn a
-    client_order_id).
+    asks for it is placed: a transient refusal does not burn a client_order_id
+    (docs/DESIGN.md, "How an order flows").
 
     Only rows written before transient refusals stopped storing anything hold one: such an
     order FAILED on arrival, moved nothing, and its 503 was not a final answer. The row

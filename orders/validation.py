@@ -189,9 +189,9 @@ def held_by_transient_refusal(order: Order) -> bool:
 
 def replay_or_conflict(*, user_id: int, client_order_id: str, request: OrderRequest) -> Order | None:
     """The original order for a repeated client_order_id, or Conflict if its parameters differ.
-    An order that FAILED on arrival is answered as it was the first time (README, "The API in
-    short"): its stored error's code, message and details, so a 422 replays as such. A
-    transient refusal (503) stores no order, so it never replays: the retry is placed."""
+    An order that FAILED on arrival is answered as it was the first time: its stored error's
+    code, message and details, so a 422 replays as such. A transient refusal (503) stores no
+    order, so it never replays: the retry is placed (docs/DESIGN.md, "How an order flows")."""
     existing = Order.objects.filter(user_id=user_id, client_order_id=client_order_id).first()
     if existing is not None and held_by_transient_refusal(existing):
         release_client_order_id(existing)
