@@ -151,6 +151,8 @@ def exception_handler(exc, context):
     elif isinstance(exc, DomainError):
         view = context.get("view")
         http_status, payload = domain_answer(exc, asset_id=getattr(view, "asset_id", None))
+        if exc.retry_after is not None:  # a transient refusal: the same request may then succeed
+            headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, drf_exceptions.ValidationError):
         http_status, payload = status.HTTP_422_UNPROCESSABLE_ENTITY, body(INVALID, _validation_message(exc.detail))
     else:

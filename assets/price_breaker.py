@@ -99,6 +99,17 @@ class CircuitBreaker:
             self._last_failure_at = timezone.now()
             self._last_error = f"{error} (seen by another server process)"
 
+    def seconds_until_probe(self) -> float:
+        """How long until ``allow`` lets a caller ask the provider again: 0 while closed, the
+        rest of the open period, or of a half-open probe's time. A refused caller's Retry-After."""
+        now = time.monotonic()
+        with self._lock:
+            if self._state == OPEN:
+                return max(0.0, settings.PRICE_BREAKER_RESET_SECONDS - (now - self._opened_at))
+            if self._state == HALF_OPEN:
+                return max(0.0, 2 * settings.PRICE_DEADLINE_SECONDS - (now - self._probe_started_at))
+            return 0.0
+
     @property
     def closed(self) -> bool:
         return self._state == CLOSED

@@ -224,16 +224,30 @@ def _plausible(fetched: dict[str, Quote]) -> dict[str, Quote]:
 
 
 def get_trade_quote(asset: Asset) -> Quote:
-    """A price fit to trade on: fresh, from the provider or the cache; raises PriceUnavailable."""
+    """A price fit to trade on: fresh, from the provider or the cache; raises PriceUnavailable,
+    with the seconds after which a retry may find one (``retry_after_seconds``)."""
     quote = get_quotes([asset]).get(asset.asset_id)
     if quote is None:
-        raise PriceUnavailable(f"No price is available for {asset.asset_id}.", details={"asset_id": asset.asset_id})
+        raise PriceUnavailable(
+            f"No price is available for {asset.asset_id}.",
+            details={"asset_id": asset.asset_id},
+            retry_after=retry_after_seconds(),
+        )
     if quote.stale:
         raise PriceUnavailable(
             f"The price of {asset.asset_id} is out of date (as of {quote.as_of.isoformat()}); trading is paused.",
             details={"asset_id": asset.asset_id},
+            retry_after=retry_after_seconds(),
         )
     return quote
+
+
+def retry_after_seconds() -> int:
+    """When a request refused for want of a price may succeed: once this process's circuit
+    breaker lets the provider be asked again, or, while it is closed (one failed call, a
+    refused quote), after PriceUnavailable's short default."""
+    wait = breaker_for(get_provider().name).seconds_until_probe()
+    return math.ceil(wait) if wait > 0 else PriceUnavailable.retry_after
 
 
 # --- simulated provider ----------------------------------------------------------------

@@ -132,7 +132,7 @@ def _move_cash(
         if amount < 0 and balance.available < -amount:
             raise InsufficientFunds(
                 "Not enough available USD.",
-                details={"available": str(balance.available), "requested": str(-amount)},
+                details={"available": balance.available, "requested": -amount},
             )
         check_balance_limit_locked(balance=balance, amount=amount)
         row = apply_cash_locked(
@@ -235,9 +235,9 @@ def check_balance_limit_locked(*, balance: UsdBalance, amount: Decimal) -> None:
         raise BalanceLimitExceeded(
             f"A USD balance is at most {settings.MAX_USD_BALANCE}.",
             details={
-                "current_balance": str(balance.current_balance),
-                "credit": str(amount),
-                "limit": str(settings.MAX_USD_BALANCE),
+                "current_balance": balance.current_balance,
+                "credit": amount,
+                "limit": settings.MAX_USD_BALANCE,
             },
         )
 
@@ -348,7 +348,7 @@ def adjust_asset_balance(
         if quantity < 0 and available < -quantity:
             raise InsufficientAsset(
                 f"Not enough unheld {asset.asset_id}.",
-                details={"available": str(available), "requested": str(-quantity)},
+                details={"available": available, "requested": -quantity},
             )
         now = timezone.now()
         update_asset_balance(holding=holding, user_id=user.pk, asset=asset, quantity=quantity, price=None, at=now)

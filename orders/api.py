@@ -105,6 +105,14 @@ class ReplaceOrderSerializer(InputSerializer):
     time_in_force = EnumField(choices=Order.TimeInForce.choices, required=False)
     client_order_id = serializers.RegexField(r"^[\x21-\x7e]{1,64}\Z", required=False)
 
+    def to_representation(self, instance):
+        """The browsable API's PATCH form, pre-filled from the order: the values it has, so
+        that sending the form with one of them changed replaces just that. Never a null (a
+        null is refused, so the form sent back with nulls in it was a 400), nor the order's
+        client_order_id (it stays the old order's; the new one takes a new key or none)."""
+        shown = super().to_representation(instance)
+        return {name: value for name, value in shown.items() if value is not None and name != "client_order_id"}
+
 
 OPEN, CLOSED = "open", "closed"
 

@@ -56,3 +56,21 @@ def claim_pending_order(*, order_id) -> Order | None:
         .filter(claimed=True)
         .first()
     )
+
+
+def release_client_order_id(order: Order) -> bool:
+    """Free the client_order_id of an order refused for want of a price, so the retry that
+    asks for it is placed: a transient refusal does not burn a client_order_id
+    (docs/DESIGN.md, "How an order flows").
+
+    Only rows written before transient refusals stopped storing anything hold one: such an
+    order FAILED on arrival, moved nothing, and its 503 was not a final answer. The row
+    stays for support, its key moved into ``failure_details``. Done when a request asks for
+    the key rather than by a data migration: the rows are few, and the key is needed only
+    then. A compare-and-swap on the key: two retries racing free it once, and the unique
+    index then lets one of them place it. False when another request freed it first."""
+    details = {**order.failure_details, "client_order_id": order.client_order_id}
+    freed = Order.objects.filter(pk=order.pk, client_order_id=order.client_order_id).update(
+        client_order_id=None, failure_details=details, updated_at=timezone.now()
+    )
+    return freed == 1

@@ -72,7 +72,9 @@ class Order(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     failure_reason = models.CharField(max_length=255, blank=True, default="")
     # What the request that placed a FAILED order was answered (the error's code and details),
-    # so that a repeated client_order_id answers the same 422 or 503 (SPEC section 10).
+    # so that a repeated client_order_id answers the same 422 (docs/DESIGN.md, "How an order
+    # flows").
+    # A 503 stores no order; rows of 503s stored before give up their key to the retry.
     failure_code = models.CharField(max_length=32, blank=True, default="")
     failure_details = models.JSONField(blank=True, default=dict)
     client_order_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL = no key, unique when set

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 
 from django.conf import settings
@@ -37,10 +37,14 @@ from core.exceptions import (
     OrderNoLongerPending,
     OrderNotCancellable,
     PositionNotFound,
-    PriceUnavailable,
 )
 from core.money import EXACT, ZERO, to_cents_up, value_of
-from orders.lock_objects import claim_pending_order, pending_order_ids_crossed, transition_pending
+from orders.lock_objects import (
+    claim_pending_order,
+    pending_order_ids_crossed,
+    release_client_order_id,
+    transition_pending,
+)
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
 from orders.settlement import (
     durable_statement,
@@ -51,6 +55,7 @@ from orders.settlement import (
 )
 from orders.validation import (
     OrderRequest,
+    held_by_transient_refusal,
     quantity_for_notional,
     replay_or_conflict,
     tradable_asset,
@@ -142,13 +147,14 @@ def place_order(
     quantity is notional / price rounded down to the asset's step).
 
     Validates (400, nothing stored) and fetches a fresh price (before any lock). An order
-    that fills at that price (a stop whose stop is reached counts as triggered) fills now: a
-    BUY by the single-statement ``execute_buy_order``, a SELL under the user lock. One that
-    does not rests with a hold (``gtc``), or ends CANCELLED (``ioc``/``fok``). Raises
-    InvalidRequest, Conflict (client_order_id reused with other parameters), PriceUnavailable
-    for a notional order without a price (nothing stored: its quantity is unknown), and
-    OrderFailed wrapping PriceUnavailable, InsufficientFunds or InsufficientAsset: those
-    orders are stored FAILED with their reason and nothing moves.
+    that fills at that price (a stop whose stop is reached counts as triggered, and is
+    stored as the stop it is, with its ``triggered_at``) fills now: a BUY by the
+    single-statement ``execute_buy_order``, a SELL under the user lock. One that does not
+    rests with a hold (``gtc``), or ends CANCELLED (``ioc``/``fok``). Raises InvalidRequest,
+    Conflict (client_order_id reused with other parameters), PriceUnavailable (no fresh
+    price: transient, so nothing is stored and the client_order_id stays free for the
+    retry), and OrderFailed wrapping InsufficientFunds, InsufficientAsset or
+    BalanceLimitExceeded: those orders are stored FAILED with their answer, and nothing moves.
     """
     now = timezone.now()
     request = OrderRequest(
@@ -168,16 +174,12 @@ def place_order(
             return PlacedOrder(existing, created=False)
     if quantity is not None and request.kind != Order.Kind.MARKET:
         validate_value(quantity=quantity, price=order_price or stop_price)
-    try:
-        quote: Quote | None = get_trade_quote(request.asset)
-        price_error = None
-    except PriceUnavailable as error:
-        if notional is not None:
-            raise
-        quote, price_error = None, error
+    # No fresh price is a transient refusal (503 with Retry-After): it stores nothing, so the
+    # same request, client_order_id and all, is placed once the price is back.
+    quote = get_trade_quote(request.asset)
     if notional is not None:
         quantity = quantity_for_notional(notional=notional, price=quote.price, asset=request.asset)
-    elif quote is not None and request.kind == Order.Kind.MARKET:
+    elif request.kind == Order.Kind.MARKET:
         validate_value(quantity=quantity, price=quote.price)
 
     order = request.to_order(
@@ -189,27 +191,32 @@ def place_order(
         created_at=now,
         expires_at=expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )
-    if quote is not None:
-        _trigger_if_reached(order, price=quote.price, now=now)
-    fills_now = quote is not None and fills_at(order, quote.price)
+    _trigger_if_reached(order, price=quote.price, now=now)
+    fills_now = fills_at(order, quote.price)
     if fills_now and order_type == Order.Type.BUY:
         return _place_filled_buy(order, quote=quote, now=now, request=request)
 
     try:
-        return _place_locked(order, quote=quote, price_error=price_error, fills_now=fills_now, request=request, now=now)
+        return _place_locked(order, quote=quote, fills_now=fills_now, request=request, now=now)
     except IntegrityError as error:
         # A failing market BUY stores its FAILED order without the user lock, so it can take
         # the client_order_id between our check under the lock and our insert (2 in 1,250
         # racing requests): answer as the replay or the conflict it is.
         if client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
             raise
-        existing = replay_or_conflict(user_id=user.pk, client_order_id=client_order_id, request=request)
-        return PlacedOrder(existing, created=False)
+        return _replay_after_losing_the_key(order, request=request, error=error)
 
 
-def _place_locked(
-    order: Order, *, quote: Quote | None, price_error, fills_now: bool, request: OrderRequest, now: datetime
-) -> PlacedOrder:
+def _replay_after_losing_the_key(order: Order, *, request: OrderRequest, error: IntegrityError) -> PlacedOrder:
+    """The answer for a request whose insert lost the client_order_id's unique index to a
+    concurrent one: that order's replay, or Conflict."""
+    existing = replay_or_conflict(user_id=order.user_id, client_order_id=order.client_order_id, request=request)
+    if existing is None:  # the winner's row is gone: cannot happen, orders are never deleted
+        raise error
+    return PlacedOrder(existing, created=False)
+
+
+def _place_locked(order: Order, *, quote: Quote, fills_now: bool, request: OrderRequest, now: datetime) -> PlacedOrder:
     """Under the user lock: fill a SELL the price fills, rest an order it does not (or end an
     ioc/fok one), or store a refused one FAILED."""
     failure: DomainError | None = None
@@ -223,8 +230,6 @@ def _place_locked(
                 return PlacedOrder(existing, created=False)
         # No savepoint needed: every check below raises before its flow writes anything.
         try:
-            if price_error is not None:
-                raise price_error
             if fills_now:
                 order = execute_sell_order(order=order, usd=usd, quote=quote, now=now)
             elif request.may_rest:
@@ -232,7 +237,7 @@ def _place_locked(
             else:
                 reason = f"Not filled at once ({order.time_in_force})."
                 _store_ended(order, status=Order.Status.CANCELLED, reason=reason)
-        except (InsufficientFunds, InsufficientAsset, PriceUnavailable, BalanceLimitExceeded) as error:
+        except (InsufficientFunds, InsufficientAsset, BalanceLimitExceeded) as error:
             failure = error
             _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
     if failure is not None:
@@ -262,8 +267,7 @@ def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, request: Ord
         # statement rolled back whole. Answer like a replay (or a conflict).
         if order.client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
             raise
-        existing = replay_or_conflict(user_id=order.user_id, client_order_id=order.client_order_id, request=request)
-        return PlacedOrder(existing, created=False)
+        return _replay_after_losing_the_key(order, request=request, error=error)
     return PlacedOrder(order, created=True)
 
 
@@ -275,7 +279,7 @@ def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
         if usd.available < hold:
             raise InsufficientFunds(
                 "Not enough available USD to hold for this order.",
-                details={"available": str(usd.available), "required": str(hold)},
+                details={"available": usd.available, "required": hold},
             )
         order.held_amount = hold
         order.save(force_insert=True)
@@ -290,9 +294,7 @@ def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
 def _require_unheld(holding: AssetBalance | None, *, asset_id: str, quantity: Decimal, released: Decimal = ZERO):
     unheld = (holding.available_quantity if holding else ZERO) + released
     if unheld < quantity:
-        raise InsufficientAsset(
-            f"Not enough {asset_id}.", details={"available": str(unheld), "required": str(quantity)}
-        )
+        raise InsufficientAsset(f"Not enough {asset_id}.", details={"available": unheld, "required": quantity})
 
 
 def _store_ended(order: Order, *, status: str, reason: str, error: DomainError | None = None) -> None:
@@ -376,28 +378,41 @@ def replace_order(
             raise OrderNoLongerPending(
                 f"The order was {old.status.lower()} first.", details={"order_id": str(old.pk), "status": old.status}
             )
-        if client_order_id is not None and Order.objects.filter(user_id=old.user_id, client_order_id=client_order_id):
-            raise Conflict("client_order_id is already used.", details={"client_order_id": client_order_id})
+        if client_order_id is not None:
+            _require_free_client_order_id(user_id=old.user_id, client_order_id=client_order_id)
         if new.order_type == Order.Type.BUY:
             new.held_amount = buy_hold(new)
             if usd.available + old.held_amount < new.held_amount:
                 raise InsufficientFunds(
                     "Not enough available USD to hold for the new order.",
-                    details={"available": str(usd.available + old.held_amount), "required": str(new.held_amount)},
+                    details={"available": usd.available + old.held_amount, "required": new.held_amount},
                 )
         else:
             _require_unheld(holding, asset_id=new.asset_id, quantity=new.quantity, released=old.quantity)
         new.save(force_insert=True)
+        replaced = {"replaced_by": new, "held_amount": ZERO, "updated_at": now}
         transition_pending(
-            order_id=old.pk, to_status=Order.Status.REPLACED, replaced_by=new, held_amount=ZERO, updated_at=now
+            order_id=old.pk, to_status=Order.Status.REPLACED, **replaced
         )  # cannot miss: every transition of this user's orders holds the user lock we hold
         if new.order_type == Order.Type.BUY:
             change_hold_locked(balance=usd, held_change=new.held_amount - old.held_amount)
         else:
             change_held_quantity_locked(holding=holding, change=new.quantity - old.quantity)
         _act_on_replacement_locked(new, usd=usd, quote=quote, now=now)
+    order.status = Order.Status.REPLACED  # the caller's copy of the old order, as stored
+    for field, value in replaced.items():
+        setattr(order, field, value)
     new.refresh_from_db()
     return new
+
+
+def _require_free_client_order_id(*, user_id: int, client_order_id: str) -> None:
+    """Conflict unless no order holds ``client_order_id``, or only one refused for want of a
+    price, which gives it up (``release_client_order_id``)."""
+    holder = Order.objects.filter(user_id=user_id, client_order_id=client_order_id).first()
+    if holder is None or (held_by_transient_refusal(holder) and release_client_order_id(holder)):
+        return
+    raise Conflict("client_order_id is already used.", details={"client_order_id": client_order_id})
 
 
 def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now: datetime) -> None:
@@ -415,12 +430,13 @@ def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now
 
 def _end_pending_locked(order: Order, *, usd: UsdBalance, to_status: str, reason: str = "", code: str = "") -> None:
     """Move a PENDING order to CANCELLED, EXPIRED or FAILED by compare-and-swap and release
-    its hold. The caller holds the user lock. Raises OrderNotCancellable if it was not
-    PENDING."""
+    its hold. The caller holds the user lock. ``order`` is left as stored (its status and
+    ``updated_at`` too), so a caller may answer with it without reading it again. Raises
+    OrderNotCancellable if it was not PENDING."""
     holding = None
     if order.order_type == Order.Type.SELL:  # lock order: the user, the holding, then the order
         holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
-    ended = {"held_amount": ZERO, "failure_reason": reason, "failure_code": code}
+    ended = {"held_amount": ZERO, "failure_reason": reason, "failure_code": code, "updated_at": timezone.now()}
     if not transition_pending(order_id=order.pk, to_status=to_status, **ended):
         status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
         raise OrderNotCancellable(
@@ -431,7 +447,9 @@ def _end_pending_locked(order: Order, *, usd: UsdBalance, to_status: str, reason
         change_hold_locked(balance=usd, held_change=-order.held_amount)
     else:
         change_held_quantity_locked(holding=holding, change=-order.quantity)
-    order.status, order.held_amount, order.failure_reason = to_status, ZERO, reason
+    order.status = to_status
+    for field, value in ended.items():
+        setattr(order, field, value)
 
 
 def _close_pending(*, order: Order, to_status: str) -> Order:
@@ -508,7 +526,7 @@ def close_position(
     if quantity <= 0 or quantity > available:
         raise InsufficientAsset(
             f"Not enough unheld {asset.asset_id} to close.",
-            details={"available": str(available), "required": str(quantity)},
+            details={"available": available, "required": quantity},
         )
     return place_order(
         user=user,
@@ -554,7 +572,73 @@ class ProcessReport:
     filled: int = 0
     expired: int = 0
     skipped: int = 0  # lost a race, triggered without filling (stop-limit), or could not be filled
-    failed: int = 0  # raised an error of its own: logged and left PENDING for the next pass
+    failed: int = 0  # raised an error of its own: left PENDING for the next pass
+    failures_logged: int = 0  # of those, how many this pass logged (see FailingOrders)
+
+
+FAILING_ORDER_LOG_INTERVAL = timedelta(minutes=1)
+MAX_FAILING_ORDERS = 10_000
+
+
+@dataclass
+class _Failing:
+    since: datetime
+    count: int
+    logged_at: datetime
+
+
+class FailingOrders:
+    """The orders that raised an error of their own in process_orders (a value that overflows
+    a column, a bug their data triggers), so that such an order, skipped on every pass, is
+    not logged on every pass: its first failure is logged with the traceback, then one line
+    at most every FAILING_ORDER_LOG_INTERVAL saying how often it failed since. (A poison
+    order once wrote a 67-line traceback every 2 s, for as long as it stayed PENDING.)
+
+    One per process_orders process, kept across passes. Its memory is bounded: an order is
+    forgotten once it is no longer PENDING (``forget_settled``, after each pass), and at most
+    MAX_FAILING_ORDERS are kept, the oldest forgotten first (logged again in full if it
+    fails again)."""
+
+    def __init__(self) -> None:
+        self._orders: dict[object, _Failing] = {}
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def failed(self, order_id, error: BaseException) -> bool:
+        """Record a failure of ``order_id`` (call it from the ``except`` block, for the
+        traceback); True when it was logged."""
+        now = timezone.now()
+        known = self._orders.get(order_id)
+        if known is None:
+            if len(self._orders) >= MAX_FAILING_ORDERS:
+                del self._orders[next(iter(self._orders))]
+            self._orders[order_id] = _Failing(since=now, count=1, logged_at=now)
+            logger.exception("process_orders: order %s could not be processed; skipped, it stays PENDING", order_id)
+            return True
+        known.count += 1
+        if now - known.logged_at < FAILING_ORDER_LOG_INTERVAL:
+            return False
+        known.logged_at = now
+        first_line = next(iter(str(error).strip().splitlines()), "")
+        logger.warning(
+            "process_orders: order %s failed %d times since %s (%s: %s); still skipped, it stays PENDING",
+            order_id,
+            known.count,
+            known.since.isoformat(timespec="seconds"),
+            error.__class__.__name__,
+            first_line,
+        )
+        return True
+
+    def forget_settled(self) -> None:
+        """Forget the orders that are no longer PENDING (filled, cancelled, expired): one query."""
+        if not self._orders:
+            return
+        pending = set(
+            Order.objects.filter(pk__in=list(self._orders), status=Order.Status.PENDING).values_list("pk", flat=True)
+        )
+        self._orders = {order_id: known for order_id, known in self._orders.items() if order_id in pending}
 
 
 def fill_resting_order(*, order_id, quote: Quote) -> bool:
@@ -575,9 +659,10 @@ def fill_resting_order(*, order_id, quote: Quote) -> bool:
         usd = usd_balance_for_update(user_id=order.user_id)
         now = timezone.now()
         if triggers:
-            if not Order.objects.filter(pk=order.pk, status=Order.Status.PENDING).update(triggered_at=now):
+            triggered = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING)
+            if not triggered.update(triggered_at=now, updated_at=now):  # update() skips auto_now
                 return False
-            order.triggered_at = now
+            order.triggered_at = order.updated_at = now
             if not fills_at(order, quote.price):
                 return False  # a stop-limit now waiting for its limit
         fill = fill_resting_buy_locked if order.order_type == Order.Type.BUY else fill_resting_sell_locked
@@ -601,36 +686,40 @@ DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
 
 
 @contextmanager
-def _one_order(order_id, report: ProcessReport):
+def _one_order(order_id, report: ProcessReport, failing: FailingOrders):
     """Keep one order's failure from stopping everyone else's fills.
 
     A value that overflows a column (DataError), a constraint it breaks or a bug its data
     triggers is that order's problem: its own transaction has rolled back, so it is logged
-    with its id, stays PENDING, and the pass goes on. Catching every exception is deliberate
-    here; only a lost database connection ends the pass.
+    with its id (``failing`` says how often), stays PENDING, and the pass goes on. Catching
+    every exception is deliberate here; only a lost database connection ends the pass.
     """
     try:
         yield
     except DATABASE_UNREACHABLE:
         raise
-    except Exception:
+    except Exception as error:
         report.failed += 1
-        logger.exception("process_orders: order %s could not be processed; skipped, it stays PENDING", order_id)
+        report.failures_logged += failing.failed(order_id, error)
 
 
-def process_resting_orders(*, now: datetime | None = None, progress=None) -> ProcessReport:
+def process_resting_orders(
+    *, now: datetime | None = None, progress=None, failing: FailingOrders | None = None
+) -> ProcessReport:
     """Expire PENDING orders past ``expires_at``, then fill (or trigger) those the market
-    price crosses or reaches.
+    price crosses or reaches. ``failing`` remembers, across the passes of one process, the
+    orders that raise errors of their own, so each is logged once a minute at most.
 
     Safe to run in several processes at once: every transition is a compare-and-swap on
     ``status = 'PENDING'`` taken under the owner's user lock, so an order is filled or
     expired exactly once. Prices are fetched once per run, before any lock.
     """
     now = now or timezone.now()
+    failing = failing if failing is not None else FailingOrders()
     report = ProcessReport()
     expired = Order.objects.filter(status=Order.Status.PENDING, expires_at__lte=now).select_related("asset")
     for order in expired.iterator():
-        with _one_order(order.order_id, report):
+        with _one_order(order.order_id, report, failing):
             try:
                 expire_order(order=order)
                 report.expired += 1
@@ -648,11 +737,12 @@ def process_resting_orders(*, now: datetime | None = None, progress=None) -> Pro
             for order_id in pending_order_ids_crossed(
                 asset_id=asset.asset_id, order_type=order_type, price=quote.price
             ):
-                with _one_order(order_id, report):
+                with _one_order(order_id, report, failing):
                     if fill_resting_order(order_id=order_id, quote=quote):
                         report.filled += 1
                     else:
                         report.skipped += 1
                 if progress is not None:
                     progress(report)
+    failing.forget_settled()
     return report

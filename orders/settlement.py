@@ -138,6 +138,9 @@ _PLACED_SQL = order_insert_sql(
     order_id="%(order_id)s",
     order_type=f"'{Order.Type.BUY}'",
     order_price="%(order_price)s",
+    # A stop the price triggered on arrival is stored as the stop it was answered as.
+    stop_price="%(stop_price)s",
+    triggered_at="%(triggered_at)s",
     total_amount="%(cost)s",
     executed_price="%(price)s",
     status=f"'{Order.Status.COMPLETED}'",
@@ -208,6 +211,8 @@ def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetim
         "order_id": order.order_id,
         "quantity": order.quantity,
         "order_price": order.order_price,
+        "stop_price": order.stop_price,
+        "triggered_at": order.triggered_at,
         "price": quote.price,
         "cost": cost,
         "debit": -cost,
@@ -236,9 +241,7 @@ def execute_buy_order(*, order: Order, quote: Quote, now: datetime) -> Order:
         filled = cursor.fetchone() is not None
     if not filled:
         balance, held = UsdBalance.objects.filter(user_id=order.user_id).values_list("current_balance", "held").get()
-        raise InsufficientFunds(
-            "Not enough available USD.", details={"available": str(balance - held), "required": str(cost)}
-        )
+        raise InsufficientFunds("Not enough available USD.", details={"available": balance - held, "required": cost})
     _set_filled(order, executed_price=quote.price, total_amount=cost, now=now)
     return _as_stored(order)
 
@@ -251,9 +254,7 @@ def fill_resting_buy_locked(*, order: Order, usd: UsdBalance, quote: Quote, now:
     cost = to_cents_up(value_of(order.quantity, quote.price))
     released = order.held_amount
     if usd.available + released < cost:  # cannot happen while cost <= hold; kept as a guard
-        raise InsufficientFunds(
-            "Not enough available USD.", details={"available": str(usd.available), "required": str(cost)}
-        )
+        raise InsufficientFunds("Not enough available USD.", details={"available": usd.available, "required": cost})
     _complete_pending(order, executed_price=quote.price, total_amount=cost, now=now)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -284,7 +285,7 @@ def execute_sell_order(*, order: Order, usd: UsdBalance, quote: Quote, now: date
     unheld = holding.available_quantity if holding else ZERO
     if unheld < order.quantity:
         raise InsufficientAsset(
-            f"Not enough {order.asset_id}.", details={"available": str(unheld), "required": str(order.quantity)}
+            f"Not enough {order.asset_id}.", details={"available": unheld, "required": order.quantity}
         )
     proceeds = to_cents_down(value_of(order.quantity, quote.price))
     check_balance_limit_locked(balance=usd, amount=proceeds)  # before anything is written

@@ -12,8 +12,9 @@ from django.conf import settings
 
 from assets.models import Asset
 from assets.selectors import get_asset
-from core.exceptions import Conflict, DomainError, InvalidRequest
-from core.money import PRICE, QUANTITY, USD, decimal_places, to_cents, value_of
+from core.exceptions import Conflict, DomainError, InvalidRequest, PriceUnavailable
+from core.money import PRICE, QUANTITY, USD, decimal_places, plain, to_cents, value_of
+from orders.lock_objects import release_client_order_id
 from orders.models import Order, kind_of
 
 
@@ -173,18 +174,28 @@ def quantity_for_notional(*, notional: Decimal, price: Decimal, asset: Asset) ->
     quantity = (notional / price).quantize(step, rounding=ROUND_DOWN) if price > 0 else Decimal(0)
     if quantity <= 0:
         raise InvalidRequest(
-            f"{notional} USD buys less than one step of {asset.asset_id}.",
-            details={"notional": [f"Less than {step} {asset.asset_id} at {price}."]},
+            f"{to_cents(notional)} USD buys less than one step of {asset.asset_id}.",
+            details={"notional": [f"Less than {plain(step)} {asset.asset_id} at {plain(price)}."]},
         )
     validate_value(quantity=quantity, price=price, field="notional")
     return quantity
 
 
+def held_by_transient_refusal(order: Order) -> bool:
+    """An order stored FAILED for want of a price (before such refusals stopped storing
+    anything): it answered a 503, which a retry must not replay."""
+    return order.status == Order.Status.FAILED and order.failure_code == PriceUnavailable.code
+
+
 def replay_or_conflict(*, user_id: int, client_order_id: str, request: OrderRequest) -> Order | None:
     """The original order for a repeated client_order_id, or Conflict if its parameters differ.
-    An order that FAILED is answered as it was the first time (SPEC section 10): its stored
-    error's code, message and details, so a 503 or a 422 replays as such."""
+    An order that FAILED on arrival is answered as it was the first time: its stored error's
+    code, message and details, so a 422 replays as such. A transient refusal (503) stores no
+    order, so it never replays: the retry is placed (docs/DESIGN.md, "How an order flows")."""
     existing = Order.objects.filter(user_id=user_id, client_order_id=client_order_id).first()
+    if existing is not None and held_by_transient_refusal(existing):
+        release_client_order_id(existing)
+        existing = None
     if existing is None:
         return None
     expires_at = request.expires_at
@@ -205,7 +216,10 @@ def replay_or_conflict(*, user_id: int, client_order_id: str, request: OrderRequ
             "client_order_id was already used for a different order.",
             details={"client_order_id": client_order_id, "order_id": str(existing.order_id)},
         )
-    if existing.status == Order.Status.FAILED and existing.failure_code:
+    # failure_details holds the answer of an order refused on arrival (never empty: it names
+    # the order). One that rested first (201) and failed later in process_orders has none:
+    # its replay is the order, as for any order that rested.
+    if existing.status == Order.Status.FAILED and existing.failure_code and existing.failure_details:
         failure = DomainError(existing.failure_reason, details=existing.failure_details)
         failure.code = existing.failure_code
         raise failure

@@ -82,7 +82,9 @@ def exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: map any known exception to the one error shape."""
     if isinstance(exc, DomainError):
         set_rollback()
-        return Response(error_body(exc.code, exc.message, exc.details), status=DOMAIN_STATUS.get(exc.code, 400))
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+        body = error_body(exc.code, exc.message, exc.details)
+        return Response(body, status=DOMAIN_STATUS.get(exc.code, 400), headers=headers)
     if isinstance(exc, DATABASE_UNAVAILABLE):
         return database_unavailable(context["request"], exc)
     if isinstance(exc, Http404):

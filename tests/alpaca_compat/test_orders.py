@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 from alpaca.common.exceptions import APIError
 from alpaca.trading.enums import OrderClass, OrderSide, OrderStatus, OrderType, QueryOrderStatus, TimeInForce
-from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest
+from alpaca.trading.requests import GetOrdersRequest, LimitOrderRequest, MarketOrderRequest, StopOrderRequest
 
+from alpaca_compat import render
 from alpaca_compat.symbols import asset_uuid
 from balances.models import AssetBalance, CashTransaction, UsdBalance
 from orders.models import Order
@@ -315,3 +316,95 @@ def test_another_users_order_is_404(trading, user, other_user, btc, set_price):
     )
     assert cancel_error.value.status_code == 404
     assert CashTransaction.objects.filter(user=user).count() == 1  # the opening deposit only
+
+
+# --- transient refusals and replays ------------------------------------------------------
+
+
+def test_a_price_outage_is_alpacas_503_with_retry_after_and_the_retry_is_placed_once(
+    trading, user, btc, coingecko_server
+):
+    # given a provider answering 500 to every try of the first request
+    coingecko_server.fail_next(500, times=3)
+    request = MarketOrderRequest(
+        symbol="BTC/USD", qty=0.01, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, client_order_id="bot-7"
+    )
+    with pytest.raises(APIError) as refused:
+        trading.submit_order(request)
+    # when: the bot sends the same order once the provider is back, and once more
+    coingecko_server.set_price("bitcoin", "50000")
+    placed = trading.submit_order(request)
+    again = trading.submit_order(request)
+
+    # then: the 503 kept Alpaca's shape, said when to retry and burnt no client_order_id
+    assert (refused.value.status_code, refused.value.code) == (503, 50310000)
+    assert refused.value.response.headers["Retry-After"] == "2"
+    assert (placed.status, placed.client_order_id) == (OrderStatus.FILLED, "bot-7")
+    assert again.id == placed.id
+    assert Order.objects.get().client_order_id == "bot-7"
+    assert UsdBalance.objects.get(user=user).current_balance == Decimal("9500.00")
+
+
+def test_a_stop_triggered_on_arrival_is_stored_as_a_stop_and_its_retry_replays(trading, user, btc, set_price):
+    # given: the market (50000) is already above the stop
+    set_price("BTC", "50000")
+    request = StopOrderRequest(
+        symbol="BTC/USD",
+        qty=0.01,
+        side=OrderSide.BUY,
+        time_in_force=TimeInForce.GTC,
+        stop_price=49000,
+        client_order_id="stop-1",
+    )
+
+    # when
+    placed = trading.submit_order(request)
+    again = trading.submit_order(request)
+
+    # then: the retry answers the same order (not 422 "client_order_id must be unique"), and
+    # the order reads back as the stop it was answered as
+    assert (placed.status, placed.type, placed.stop_price) == (OrderStatus.FILLED, OrderType.STOP, "49000")
+    assert again.id == placed.id
+    shown = trading.get_order_by_id(placed.id)
+    assert (shown.type, shown.order_type, shown.stop_price, shown.filled_avg_price) == (
+        OrderType.STOP,
+        OrderType.STOP,
+        "49000",
+        "50000",
+    )
+    assert Order.objects.get().triggered_at is not None
+    assert CashTransaction.objects.filter(user=user).count() == 2
+
+
+def test_cancel_all_answers_the_time_each_order_was_cancelled(trading, user, btc, set_price):
+    # given
+    set_price("BTC", "50000")
+    resting = trading.submit_order(
+        LimitOrderRequest(symbol="BTC/USD", qty=0.01, side="buy", time_in_force="gtc", limit_price=45000)
+    )
+
+    # when
+    [answer] = trading.cancel_orders()
+
+    # then: the answer's times are those the order reads back with, after its creation
+    shown = trading.get_order_by_id(resting.id).model_dump(mode="json")
+    assert answer.body["status"] == "canceled"
+    assert (answer.body["canceled_at"], answer.body["updated_at"]) == (shown["canceled_at"], shown["updated_at"])
+    assert answer.body["updated_at"] > answer.body["created_at"]
+    assert render.iso(Order.objects.get().updated_at) == answer.body["updated_at"]
+
+
+def test_an_error_message_writes_its_numbers_plainly(trading, user, make_asset, set_price):
+    # given an asset traded in whole units, dearer than the notional asked for
+    make_asset("WHOLE", quantity_decimals=0)
+    set_price("WHOLE", "50000")
+
+    # when
+    with pytest.raises(APIError) as refused:
+        trading.submit_order(
+            MarketOrderRequest(symbol="WHOLE/USD", notional=100, side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
+        )
+
+    # then
+    assert (refused.value.status_code, refused.value.code) == (422, 40010000)
+    assert refused.value.message == "100.00 USD buys less than one step of WHOLE."

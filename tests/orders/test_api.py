@@ -58,17 +58,45 @@ def test_sell_without_holding_is_422_insufficient_asset(auth_client, btc_at_50k)
     assert error_code(response) == "insufficient_asset"
 
 
-def test_price_unavailable_is_503_and_nothing_moves(auth_client, user, btc, settings):
+def test_insufficient_errors_write_quantities_plainly_and_usd_with_cents(auth_client, user, btc_at_50k):
+    # given 0.01 BTC held (read back from its column: 0.010000000000000000), then all of it
+    # held by a resting SELL (0E-18 left)
+    buy = {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.01"}
+    auth_client.post(ORDERS, buy, format="json")
+    sell_more = auth_client.post(ORDERS, {**buy, "order_type": "SELL", "quantity": "0.02"}, format="json")
+    auth_client.post(ORDERS, {**buy, "order_type": "SELL", "order_price": "60000"}, format="json")
+    # when
+    sell_held = auth_client.post(ORDERS, {**buy, "order_type": "SELL"}, format="json")
+    close_held = auth_client.post("/api/v1/asset-balances/BTC/close/", {}, format="json")
+    buy_more = auth_client.post(ORDERS, {**buy, "quantity": "1"}, format="json")
+    # then
+    details = [answer.json()["error"]["details"] for answer in (sell_more, sell_held, close_held, buy_more)]
+    assert [{k: v for k, v in d.items() if k != "order_id"} for d in details] == [
+        {"available": "0.01", "required": "0.02"},
+        {"available": "0", "required": "0.01"},
+        {"available": "0", "required": "0"},
+        {"available": "9500.00", "required": "50000.00"},
+    ]
+    assert [error_code(answer) for answer in (sell_more, sell_held, close_held, buy_more)] == [
+        "insufficient_asset",
+        "insufficient_asset",
+        "insufficient_asset",
+        "insufficient_funds",
+    ]
+
+
+def test_price_unavailable_is_503_with_retry_after_and_nothing_is_stored(auth_client, user, btc, settings):
     # given a provider that cannot be reached and no cached price
     settings.PRICE_PROVIDER = "coingecko"
     settings.COINGECKO_API_URL = "http://127.0.0.1:9"
     settings.COINGECKO_RETRIES = 0
     # when
     response = auth_client.post(ORDERS, {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.01"}, format="json")
-    # then
+    # then: a transient refusal, not an order
     assert response.status_code == 503
     assert error_code(response) == "price_unavailable"
-    assert Order.objects.get(user=user).status == Order.Status.FAILED
+    assert response["Retry-After"] == "2"
+    assert not Order.objects.exists()
     assert UsdBalance.objects.get(user=user).current_balance == Decimal("10000.00")
 
 

@@ -4,9 +4,12 @@ the cost basis from the USD actually paid. Exact amounts, and nothing moved on f
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from balances.models import AssetBalance, UsdBalance
 from balances.selectors import calculate_portfolio_value
@@ -156,10 +159,11 @@ def test_a_stop_limit_triggers_at_its_stop_then_waits_for_its_limit(user, market
     set_price("BTC", "56000")
     assert process_resting_orders().filled == 0
 
-    # then it is a limit order now
+    # then it is a limit order now, changed when it triggered
     stop_limit.refresh_from_db()
     assert (stop_limit.status, stop_limit.held_amount) == ("PENDING", D("540.00"))
     assert stop_limit.triggered_at is not None
+    assert stop_limit.updated_at == stop_limit.triggered_at
 
     # when the market comes back below the stop, to the limit
     set_price("BTC", "53000")
@@ -357,6 +361,49 @@ def test_replace_needs_something_to_change(user, market):
         replace_order(order=old)
 
 
+def test_replace_leaves_the_callers_old_order_as_it_is_stored(user, market, set_price):
+    # given
+    old = order(user, "BUY", "0.01", order_price=D("40000"))
+
+    # when
+    with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=False):
+        set_price("BTC", "50000")
+        new = replace_order(order=old, order_price=D("39000"))
+
+    # then: the instance the caller holds says what the row says
+    stored = Order.objects.get(pk=old.pk)
+    assert (old.status, old.replaced_by_id, old.held_amount, old.updated_at) == (
+        stored.status,
+        stored.replaced_by_id,
+        stored.held_amount,
+        stored.updated_at,
+    )
+    assert (old.status, old.replaced_by_id, old.updated_at) == ("REPLACED", new.pk, new.created_at)
+
+
+def test_replace_with_the_key_of_an_order_refused_for_want_of_a_price_takes_it(user, btc_at_50k):
+    # given the row a 503 used to store, holding the key
+    refused = Order.objects.create(
+        user=user,
+        asset=btc_at_50k,
+        order_type="BUY",
+        quantity=D("0.01"),
+        status="FAILED",
+        failure_code="price_unavailable",
+        failure_details={"asset_id": "BTC"},
+        client_order_id="k-1",
+    )
+    old = order(user, "BUY", "0.01", order_price=D("40000"))
+
+    # when
+    new = replace_order(order=old, order_price=D("39000"), client_order_id="k-1")
+
+    # then
+    refused.refresh_from_db()
+    assert (new.client_order_id, refused.client_order_id) == ("k-1", None)
+    assert refused.failure_details == {"asset_id": "BTC", "client_order_id": "k-1"}
+
+
 # --- cancel all ---------------------------------------------------------------------------
 
 
@@ -379,6 +426,23 @@ def test_cancel_all_cancels_every_pending_order_and_releases_every_hold(user, ho
     assert usd(user) == (D("5000.00"), D("0.00"))
     assert holding(user) == (D("0.1"), D("0"))
     assert reconcile_ledger() == []
+
+
+def test_cancel_all_answers_each_order_as_it_is_stored(user, holds_btc):
+    # given orders placed five minutes before they are cancelled
+    placed = [order(user, "BUY", "0.01", order_price=D("40000")), order(user, "SELL", "0.05", stop_price=D("40000"))]
+
+    # when
+    with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=False):
+        cancelled = cancel_all_orders(user=user)
+        now = timezone.now()
+
+    # then: what is answered is what is stored, to the microsecond
+    stored = {o.pk: o for o in Order.objects.filter(pk__in=[o.pk for o in placed])}
+    fields = ("status", "held_amount", "failure_reason", "failure_code", "updated_at")
+    for answered in cancelled:
+        assert [getattr(answered, f) for f in fields] == [getattr(stored[answered.pk], f) for f in fields]
+        assert (answered.status, answered.updated_at) == ("CANCELLED", now)
 
 
 def test_cancel_all_leaves_other_users_alone(user, other_user, market):
@@ -470,10 +534,11 @@ def test_close_all_reports_an_asset_it_could_not_sell_and_sells_the_others(user,
     # when
     _cancelled, closed = close_all_positions(user=user)
 
-    # then BTC sold; ETH not, with the reason and its FAILED order
+    # then BTC sold; ETH not, with the reason and no order (a transient refusal stores none)
     assert (closed[0].asset_id, closed[0].order.status, closed[0].error) == ("BTC", "COMPLETED", None)
-    assert (closed[1].asset_id, closed[1].order.status, closed[1].error.code) == ("ETH", "FAILED", "price_unavailable")
+    assert (closed[1].asset_id, closed[1].order, closed[1].error.code) == ("ETH", None, "price_unavailable")
     assert holding(user, "ETH") == (D("1"), D("0"))
+    assert not Order.objects.filter(user=user, asset_id="ETH", order_type="SELL").exists()
 
 
 # --- cost basis ---------------------------------------------------------------------------

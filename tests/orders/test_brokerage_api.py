@@ -4,6 +4,9 @@ user's object is 404, bad input is a 4xx in the error shape, and nothing moves o
 
 from __future__ import annotations
 
+import html
+import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -163,6 +166,32 @@ def test_patch_beyond_the_balance_is_422(auth_client, user, market):
     assert usd(user) == (D("10000.00"), D("400.00"))
 
 
+def test_the_browsable_patch_form_sent_back_with_one_change_replaces_the_order(api_client, user, market):
+    # given a stop loss with a client_order_id, and its page in the browser (a session login)
+    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+    old = place_order(
+        user=user, asset_id="BTC", order_type="SELL", quantity=D("0.01"), stop_price=D("45000"), client_order_id="s-2"
+    ).order
+    api_client.force_login(user)
+    page = api_client.get(f"{ORDERS}{old.pk}/", HTTP_ACCEPT="text/html").content.decode()
+    prefilled = json.loads(html.unescape(re.search(r'<textarea name="_content"[^>]*>(.*?)</textarea>', page, re.S)[1]))
+
+    # when: only the stop price is changed, and the form sent with the PATCH button
+    response = api_client.patch(f"{ORDERS}{old.pk}/", {**prefilled, "stop_price": "44000"}, format="json")
+
+    # then: the form held the order's values and no nulls, and the replace kept the rest
+    assert prefilled == {"quantity": "0.01", "stop_price": "45000", "time_in_force": "gtc"}
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert (body["replaces"], body["kind"], body["stop_price"], body["quantity"], body["client_order_id"]) == (
+        str(old.pk),
+        "stop",
+        "44000",
+        "0.01",
+        None,
+    )
+
+
 # --- cancel all ---------------------------------------------------------------------------
 
 
@@ -183,6 +212,21 @@ def test_cancel_all_lists_what_it_cancelled_and_leaves_other_users_alone(auth_cl
     theirs.refresh_from_db()
     assert theirs.status == "PENDING"
     assert post(auth_client, f"{ORDERS}cancel-all/").json() == []
+
+
+def test_cancel_all_answers_the_time_each_order_was_cancelled(auth_client, user, market):
+    # given
+    placed = [
+        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D(p)).order
+        for p in ("40000", "41000")
+    ]
+
+    # when
+    answered = post(auth_client, f"{ORDERS}cancel-all/").json()
+
+    # then: each answer is the order as it reads afterwards, updated after it was created
+    assert answered == [auth_client.get(f"{ORDERS}{order.pk}/").json() for order in placed]
+    assert all(order["updated_at"] > order["created_at"] for order in answered)
 
 
 # --- closing positions ---------------------------------------------------------------------

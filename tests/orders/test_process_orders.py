@@ -7,16 +7,20 @@ import io
 import logging
 import signal
 import subprocess
+import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.core.management import call_command
 from django.db import connection
+from django.utils import timezone
 
 from balances.models import AssetBalance, UsdBalance
 from orders.models import Order
-from orders.services import place_order
+from orders.services import FailingOrders, cancel_order, place_order, process_resting_orders
 from tests.processes import PYTHON, ROOT, OwnRedis, database_url, free_port, python_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -118,3 +122,73 @@ def test_an_unreachable_redis_does_not_end_the_processor_and_it_fills_once_redis
     assert filled
     assert processor.returncode == 0, err
     assert "filled 1, expired 0, skipped 0 in " in out
+
+
+def test_a_poison_order_is_logged_once_with_its_traceback_not_on_every_pass(
+    make_user, btc, coingecko_server, processor_env
+):
+    # given a resting BUY that raises on every pass (its fill overflows the holding)
+    alice = make_user("alice")
+    doomed = resting_buy(alice, "0.01", "45000")
+    AssetBalance.objects.create(user=alice, asset=btc, quantity=MAX_QUANTITY)
+    coingecko_server.set_price("bitcoin", "44000.01")
+    processor = subprocess.Popen(
+        [PYTHON, "manage.py", "process_orders", "--interval", "0.1", "-v", "2"],
+        cwd=ROOT,
+        env=processor_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # when: it runs ten passes
+    passes = []
+    reader = threading.Thread(target=lambda: passes.extend(line for line in processor.stdout if "filled" in line))
+    reader.start()
+    try:
+        wait_for(lambda: len(passes) >= 10, timeout=30, interval=0.1, what="ten passes")
+    finally:
+        processor.send_signal(signal.SIGTERM)
+        _, err = processor.communicate(timeout=15)
+        reader.join(timeout=5)
+
+    # then: one traceback, no repeat within the minute, and the order still PENDING
+    assert all(line.startswith("filled 0, expired 0, skipped 0, failed 1 in ") for line in passes), passes
+    logged = [line for line in err.splitlines() if line.startswith("process_orders")]
+    assert logged == [f"process_orders: order {doomed.pk} could not be processed; skipped, it stays PENDING"], err
+    assert err.count("django.db.utils.DataError: numeric field overflow") == 1, err
+    assert Order.objects.get(pk=doomed.pk).status == "PENDING"
+
+
+def test_a_poison_order_is_logged_again_once_a_minute_with_a_count_and_forgotten_once_settled(
+    make_user, btc, set_price, caplog
+):
+    # given a resting BUY that raises on every pass
+    alice = make_user("alice")
+    doomed = resting_buy(alice, "0.01", "45000")
+    AssetBalance.objects.create(user=alice, asset=btc, quantity=MAX_QUANTITY)
+    failing = FailingOrders()
+    start = timezone.now().replace(microsecond=0)
+    with time_machine.travel(start, tick=False) as clock:
+        set_price("BTC", "44000.01")
+
+        def passes(count: int) -> list[str]:
+            caplog.clear()
+            for _ in range(count):
+                set_price("BTC", "44000.01")  # fresh at the travelled time
+                assert process_resting_orders(failing=failing).failed == 1
+                clock.shift(timedelta(seconds=20))
+            return [record.getMessage() for record in caplog.records if record.name == "orders.services"]
+
+        # when: passes every 20 s for a minute and a half, then the order is cancelled
+        with caplog.at_level(logging.WARNING, logger="orders.services"):
+            first, later = passes(3), passes(2)
+            cancel_order(order=doomed)
+            process_resting_orders(failing=failing)
+
+    # then: the first failure in full, then one line a minute with the count since
+    assert first == [f"process_orders: order {doomed.pk} could not be processed; skipped, it stays PENDING"]
+    assert later == [
+        f"process_orders: order {doomed.pk} failed 4 times since {start.isoformat()} "
+        "(DataError: numeric field overflow); still skipped, it stays PENDING"
+    ]
+    assert len(failing) == 0

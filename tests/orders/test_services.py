@@ -16,7 +16,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from core.exceptions import Conflict, InvalidRequest, OrderNotCancellable
+from core.exceptions import Conflict, InvalidRequest, OrderNotCancellable, PriceUnavailable
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import OrderFailed, cancel_order, place_order, process_resting_orders
@@ -508,22 +508,23 @@ def test_trailing_zeros_do_not_count_as_decimals(user, market):
 
 
 @pytest.mark.parametrize("order_price", [None, D("40000")], ids=["market", "limit"])
-def test_a_stale_price_fails_the_order_and_moves_nothing(user, btc, set_price, settings, money_snapshot, order_price):
+def test_a_stale_price_refuses_the_order_stores_nothing_and_moves_nothing(
+    user, btc, set_price, settings, money_snapshot, order_price
+):
     # given: the last price is one second older than a trade may use
     set_price("BTC", "50000", as_of=timezone.now() - timedelta(seconds=settings.PRICE_MAX_AGE_SECONDS + 1))
     before = money_snapshot(user)
 
-    # when / then
-    with pytest.raises(OrderFailed) as excinfo:
+    # when / then: a transient refusal, with when to retry
+    with pytest.raises(PriceUnavailable) as excinfo:
         buy(user, "0.01", order_price=order_price)
-    assert excinfo.value.code == "price_unavailable"
-    order = Order.objects.get(pk=excinfo.value.order.pk)
-    assert order.status == "FAILED"
-    assert order.failure_reason.startswith("The price of BTC is out of date")
+    assert excinfo.value.message.startswith("The price of BTC is out of date")
+    assert excinfo.value.retry_after == 2
+    assert not Order.objects.exists()
     assert money_snapshot(user) == before
 
 
-def test_a_missing_price_fails_the_order_and_moves_nothing(user, btc, settings, money_snapshot):
+def test_a_missing_price_refuses_the_order_stores_nothing_and_moves_nothing(user, btc, settings, money_snapshot):
     # given: CoinGecko is unreachable and no price was ever seen
     settings.PRICE_PROVIDER = "coingecko"
     settings.COINGECKO_API_URL = "http://127.0.0.1:9"
@@ -531,11 +532,10 @@ def test_a_missing_price_fails_the_order_and_moves_nothing(user, btc, settings, 
     before = money_snapshot(user)
 
     # when / then
-    with pytest.raises(OrderFailed) as excinfo:
+    with pytest.raises(PriceUnavailable) as excinfo:
         buy(user, "0.01")
-    assert excinfo.value.code == "price_unavailable"
-    order = Order.objects.get(pk=excinfo.value.order.pk)
-    assert (order.status, order.failure_reason) == ("FAILED", "No price is available for BTC.")
+    assert (excinfo.value.message, excinfo.value.retry_after) == ("No price is available for BTC.", 2)
+    assert not Order.objects.exists()
     assert money_snapshot(user) == before
 
 

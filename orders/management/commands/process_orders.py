@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections, connections
 
 from assets.price_history import record_market_prices
-from orders.services import DATABASE_UNREACHABLE, process_resting_orders
+from orders.services import DATABASE_UNREACHABLE, FailingOrders, process_resting_orders
 
 logger = logging.getLogger("orders.process_orders")
 
@@ -33,6 +33,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, once: bool, interval: float, max_backoff: float, verbosity: int, **options):
         self.stopping = False
+        self.failing = FailingOrders()  # kept across passes: a poison order is logged once a minute
 
         def stop(signum, frame):
             self.stopping = True
@@ -58,7 +59,8 @@ class Command(BaseCommand):
                 if failures:
                     logger.warning("process_orders: recovered after %d failed passes", failures)
                     failures = 0
-                if once or verbosity > 1 or report.filled or report.expired or report.failed:
+                # A pass whose only news is an order failing again, unlogged, prints nothing.
+                if once or verbosity > 1 or report.filled or report.expired or report.failures_logged:
                     failed = f", failed {report.failed}" if report.failed else ""
                     self.stdout.write(
                         f"filled {report.filled}, expired {report.expired}, skipped {report.skipped}{failed} "
@@ -76,7 +78,7 @@ class Command(BaseCommand):
         close_old_connections()
         progress = self._progress if verbosity > 1 else None
         record_market_prices()  # the price history of every active asset (SPEC 11)
-        return process_resting_orders(progress=progress)
+        return process_resting_orders(progress=progress, failing=self.failing)
 
     @staticmethod
     def _backoff(failures: int, max_backoff: float) -> float:
