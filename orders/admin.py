@@ -2,7 +2,8 @@
 
 Orders are read-only here; the one thing staff do to them is cancel PENDING ones, and
 that goes through ``orders.services.cancel_order`` (user lock, hold released, CAS on the
-status). The user page, which shows orders and balances together, is backoffice/admin.py.
+status), which records the staff member on the order as its actor. The user page, which
+shows orders and balances together, is backoffice/admin.py.
 """
 
 from __future__ import annotations
@@ -53,7 +54,21 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
     actions = ("cancel_pending_orders",)
     list_per_page = 50
     fieldsets = (
-        (None, {"fields": ("order_id", "user", "asset", "order_type", "status", "failure_reason", "client_order_id")}),
+        (
+            None,
+            {
+                "fields": (
+                    "order_id",
+                    "user",
+                    "asset",
+                    "order_type",
+                    "status",
+                    "actor",
+                    "failure_reason",
+                    "client_order_id",
+                )
+            },
+        ),
         ("Placed through", {"fields": ("placed_via", "api_key")}),
         (
             "Amounts",
@@ -97,7 +112,7 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
         cancelled, refused = [], []
         for order in queryset.order_by("created_at"):
             try:
-                cancel_order(order=order)
+                cancel_order(order=order, actor=request.user)
             except DomainError as error:
                 refused.append(f"{str(order.pk)[:8]} ({error.details.get('status', error.message)})")
             else:

@@ -17,6 +17,11 @@ from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import UserAndOrderThrottle
 from orders import selectors, services
 from orders.models import KIND_FILTERS, Order
+from orders.selectors import OTHER_USERS_ORDER_PERMISSIONS, OrderAccess
+
+# What each action on one order does with it: on another user's order, staff need the
+# matching back-office permission, or the order is a 404 (orders.selectors.get_order_for_user).
+ORDER_ACCESS = {"cancel": OrderAccess.CANCEL, "partial_update": OrderAccess.REPLACE}
 
 
 class OrderSerializer(ReadSerializer):
@@ -37,6 +42,11 @@ class OrderSerializer(ReadSerializer):
     time_in_force = EnumField(choices=Order.TimeInForce.choices, read_only=True)
     replaces = serializers.UUIDField(source="replaces_id", read_only=True, allow_null=True)
     replaced_by = serializers.UUIDField(source="replaced_by_id", read_only=True, allow_null=True)
+    by_back_office = serializers.BooleanField(
+        read_only=True,
+        help_text="True when back-office staff cancelled or replaced this order for its owner (the staff member is on "
+        "the order's back-office page).",
+    )
     status = EnumField(choices=Order.Status.choices, read_only=True)
     failure_reason = serializers.CharField(read_only=True)
     client_order_id = serializers.CharField(read_only=True, allow_null=True)
@@ -169,7 +179,7 @@ class OrderCursorPagination(NewestFirstCursorPagination):
 class OrderViewSet(
     ReplicaReadMixin, OwnerScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
-    """Your orders, newest first. Staff may add `?username=`."""
+    """Your orders, newest first. Back-office staff may add `?username=`."""
 
     replica_actions = frozenset({"list"})  # one order, placing and cancelling: the primary
 
@@ -202,10 +212,15 @@ class OrderViewSet(
         return OrderSerializer
 
     def get_object(self):
-        order = selectors.get_order_for_user(user=self.request.user, order_id=self.kwargs["order_id"])
+        access = ORDER_ACCESS.get(self.action, OrderAccess.VIEW)
+        order = selectors.get_order_for_user(user=self.request.user, order_id=self.kwargs["order_id"], access=access)
         if order is None:
             raise exceptions.NotFound("No such order.")
         return order
+
+    def actor_for(self, owner_id: int):
+        """The staff member acting on another user's orders, recorded on them; None for the owner."""
+        return self.request.user if owner_id != self.request.user.pk else None
 
     @extend_schema(
         request=PlaceOrderSerializer,
@@ -265,7 +280,8 @@ class OrderViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request, order_id=None):
         """Cancel a PENDING order and release its hold; 409 if it is no longer pending."""
-        order = services.cancel_order(order=self.get_object())
+        order = self.get_object()
+        order = services.cancel_order(order=order, actor=self.actor_for(order.user_id))
         return Response(ORDER_FORMAT.to_representation(order))
 
     @extend_schema(
@@ -281,14 +297,17 @@ class OrderViewSet(
         it. 409 if the order was filled, cancelled or replaced first."""
         data = ReplaceOrderSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        new = services.replace_order(order=self.get_object(), **data.validated_data)
+        order = self.get_object()
+        new = services.replace_order(order=order, actor=self.actor_for(order.user_id), **data.validated_data)
         return Response(ORDER_FORMAT.to_representation(new))
 
     @extend_schema(request=None, responses={200: OrderSerializer(many=True)})
     @action(detail=False, methods=["post"], url_path="cancel-all", pagination_class=None, filter_backends=[])
     def cancel_all(self, request):
-        """Cancel every PENDING order of yours and release their holds; lists them."""
-        cancelled = services.cancel_all_orders(user=request.user)
+        """Cancel every PENDING order of yours and release their holds; lists them. Back-office
+        staff with the cancel permission may add `?username=`."""
+        user = self.target_user(permission=OTHER_USERS_ORDER_PERMISSIONS[OrderAccess.CANCEL])
+        cancelled = services.cancel_all_orders(user=user, actor=self.actor_for(user.pk))
         return Response([ORDER_FORMAT.to_representation(order) for order in cancelled])
 
 

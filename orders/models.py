@@ -92,9 +92,24 @@ class Order(models.Model):
     api_key = models.ForeignKey(
         "accounts.ApiKey", null=True, blank=True, on_delete=models.PROTECT, related_name="orders", db_index=False
     )
+    # Back-office staff who cancelled or replaced the order on the user's behalf (the API with
+    # a back-office permission, or the admin's cancel action); empty when the user or the
+    # engine ended it. No index, as for api_key: support reads it on one order at a time.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        verbose_name="back-office actor",
+        help_text="The staff member who cancelled or replaced it on the user's behalf.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-order_id"]
+        # Granted to Operations (migration 0008); cancel_order comes from balances.0002.
+        permissions = [("replace_order", "Can replace pending orders on a user's behalf")]
         indexes = [
             # get_orders_by_user and get_orders_by_user_and_asset, newest first.
             models.Index(fields=["user", "-created_at"], name="order_user_newest"),
@@ -149,6 +164,11 @@ class Order(models.Model):
     @property
     def kind(self) -> str:
         return kind_of(order_price=self.order_price, stop_price=self.stop_price)
+
+    @property
+    def by_back_office(self) -> bool:
+        """Whether back-office staff cancelled or replaced it (``actor``), read without a query."""
+        return self.actor_id is not None
 
 
 def kind_of(*, order_price, stop_price) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
@@ -27,16 +28,42 @@ def get_orders_by_user_and_asset(*, user: AbstractBaseUser, asset_id: str) -> Qu
     return Order.objects.filter(user=user, asset_id=asset_id).order_by("-created_at")
 
 
-def get_order_for_user(*, user: AbstractBaseUser, order_id) -> Order | None:
-    """One order if ``user`` owns it (staff may see any); None otherwise, so the API answers 404."""
+class OrderAccess(StrEnum):
+    """What a request does with one order; on another user's order each needs the admin's
+    permission for it (docs/DESIGN.md, "Permissions")."""
+
+    VIEW = "view"
+    CANCEL = "cancel"
+    REPLACE = "replace"
+
+
+# Support holds view and cancel, Operations all three, a superuser every permission.
+OTHER_USERS_ORDER_PERMISSIONS = {
+    OrderAccess.VIEW: "orders.view_order",
+    OrderAccess.CANCEL: "orders.cancel_order",
+    OrderAccess.REPLACE: "orders.replace_order",
+}
+
+
+def may_act_on_other_users_orders(user: AbstractBaseUser, access: OrderAccess) -> bool:
+    """The admin's rule: active staff holding the permission for ``access`` (through the
+    Support or Operations group, or as a superuser). ``is_staff`` alone grants nothing."""
+    return user.is_active and user.is_staff and user.has_perm(OTHER_USERS_ORDER_PERMISSIONS[access])
+
+
+def get_order_for_user(*, user: AbstractBaseUser, order_id, access: OrderAccess = OrderAccess.VIEW) -> Order | None:
+    """One order, its asset and user loaded (one query), if ``user`` owns it or may act on
+    other users' orders for ``access``; None otherwise, so the API answers 404 and never says
+    whether the order exists. The permission is read (Django's ``has_perm``: two queries, none
+    for a superuser) only for an order that is someone else's."""
     try:
         order_id = uuid.UUID(str(order_id))
     except ValueError:
         return None
-    queryset = Order.objects.select_related("asset", "user")
-    if not user.is_staff:
-        queryset = queryset.filter(user=user)
-    return queryset.filter(pk=order_id).first()
+    order = Order.objects.select_related("asset", "user").filter(pk=order_id).first()
+    if order is None or order.user_id == user.pk:
+        return order
+    return order if may_act_on_other_users_orders(user, access) else None
 
 
 # --- Reconciliation -----------------------------------------------------------------

@@ -324,6 +324,7 @@ def replace_order(
     client_order_id: str | None = None,
     placed_via: str | None = None,
     api_key=None,
+    actor: AbstractBaseUser | None = None,
 ) -> Order:
     """Replace a PENDING order with a new one that takes the given fields and keeps the
     others (SPEC 11): in one transaction, the old order ends REPLACED with ``replaced_by``,
@@ -333,7 +334,8 @@ def replace_order(
     swaps the old order's status. Raises InvalidRequest, PriceUnavailable,
     InsufficientFunds/InsufficientAsset (the new hold does not fit: nothing changes),
     Conflict (client_order_id taken) and OrderNoLongerPending (it was filled, cancelled or
-    replaced first: 409)."""
+    replaced first: 409). ``actor``: the back-office staff member replacing it for the
+    user, recorded on the old order (the caller checks who may)."""
     if all(value is None for value in (quantity, order_price, stop_price, time_in_force, client_order_id)):
         raise InvalidRequest("Nothing to replace.", details={"quantity": ["Give at least one field to change."]})
     if order.status != Order.Status.PENDING:
@@ -391,6 +393,8 @@ def replace_order(
             _require_unheld(holding, asset_id=new.asset_id, quantity=new.quantity, released=old.quantity)
         new.save(force_insert=True)
         replaced = {"replaced_by": new, "held_amount": ZERO, "updated_at": now}
+        if actor is not None:
+            replaced["actor"] = actor
         transition_pending(
             order_id=old.pk, to_status=Order.Status.REPLACED, **replaced
         )  # cannot miss: every transition of this user's orders holds the user lock we hold
@@ -428,15 +432,19 @@ def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now
 # --- Cancelling and expiring ---------------------------------------------------------
 
 
-def _end_pending_locked(order: Order, *, usd: UsdBalance, to_status: str, reason: str = "", code: str = "") -> None:
+def _end_pending_locked(
+    order: Order, *, usd: UsdBalance, to_status: str, reason: str = "", code: str = "", actor=None
+) -> None:
     """Move a PENDING order to CANCELLED, EXPIRED or FAILED by compare-and-swap and release
-    its hold. The caller holds the user lock. ``order`` is left as stored (its status and
-    ``updated_at`` too), so a caller may answer with it without reading it again. Raises
-    OrderNotCancellable if it was not PENDING."""
+    its hold, recording ``actor`` (back-office staff) when given. The caller holds the user
+    lock. ``order`` is left as stored (its status and ``updated_at`` too), so a caller may
+    answer with it without reading it again. Raises OrderNotCancellable if it was not PENDING."""
     holding = None
     if order.order_type == Order.Type.SELL:  # lock order: the user, the holding, then the order
         holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
     ended = {"held_amount": ZERO, "failure_reason": reason, "failure_code": code, "updated_at": timezone.now()}
+    if actor is not None:
+        ended["actor"] = actor
     if not transition_pending(order_id=order.pk, to_status=to_status, **ended):
         status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
         raise OrderNotCancellable(
@@ -452,32 +460,35 @@ def _end_pending_locked(order: Order, *, usd: UsdBalance, to_status: str, reason
         setattr(order, field, value)
 
 
-def _close_pending(*, order: Order, to_status: str) -> Order:
+def _close_pending(*, order: Order, to_status: str, actor=None) -> Order:
     """Move a PENDING order to CANCELLED or EXPIRED and release its hold. Takes the owner's
     user lock, then the holding (SELL), then swaps the order's status. Raises
     OrderNotCancellable when it is no longer PENDING."""
     with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=order.user_id)
         fresh = Order.objects.select_related("asset").get(pk=order.pk)
-        _end_pending_locked(fresh, usd=usd, to_status=to_status)
+        _end_pending_locked(fresh, usd=usd, to_status=to_status, actor=actor)
     order.refresh_from_db()
     return order
 
 
-def cancel_order(*, order: Order) -> Order:
-    """Cancel a PENDING order (owner or staff; the caller checks who may). See _close_pending."""
-    return _close_pending(order=order, to_status=Order.Status.CANCELLED)
+def cancel_order(*, order: Order, actor: AbstractBaseUser | None = None) -> Order:
+    """Cancel a PENDING order (owner or staff; the caller checks who may). ``actor``: the
+    back-office staff member cancelling it for the user, recorded on the order. See
+    _close_pending."""
+    return _close_pending(order=order, to_status=Order.Status.CANCELLED, actor=actor)
 
 
 def expire_order(*, order: Order) -> Order:
     return _close_pending(order=order, to_status=Order.Status.EXPIRED)
 
 
-def cancel_all_orders(*, user: AbstractBaseUser) -> list[Order]:
+def cancel_all_orders(*, user: AbstractBaseUser, actor: AbstractBaseUser | None = None) -> list[Order]:
     """Cancel every PENDING order of ``user`` and release their holds, in one transaction
     under the user lock (then the holdings of the SELLs, by asset). Every transition of this
     user's orders takes the user lock, so the orders read under it are the ones cancelled,
-    each by compare-and-swap. Returns them, oldest first."""
+    each by compare-and-swap, with ``actor`` (back-office staff acting for the user) recorded
+    on each. Returns them, oldest first."""
     with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=user.pk)
         pending = list(
@@ -486,7 +497,7 @@ def cancel_all_orders(*, user: AbstractBaseUser) -> list[Order]:
             .order_by("asset_id", "created_at")
         )
         for order in pending:
-            _end_pending_locked(order, usd=usd, to_status=Order.Status.CANCELLED)
+            _end_pending_locked(order, usd=usd, to_status=Order.Status.CANCELLED, actor=actor)
     return sorted(pending, key=lambda order: order.created_at)
 
 

@@ -59,6 +59,7 @@ def order_insert_sql(*, source: str = "", **values: str) -> str:
         "replaced_by_id": "NULL",
         "placed_via": f"'{Order.PlacedVia.API}'",
         "api_key_id": "NULL",
+        "actor_id": "NULL",
     }
     return insert_sql(Order, source=source, **{**defaults, **values})
 

@@ -204,12 +204,14 @@ class OwnerScopedMixin:
     """Views whose data belongs to one user: the requester, or for back-office staff the user
     named by ``?username=``. Anyone else's data is 404, never 403 (SPEC section 6)."""
 
-    def target_user(self):
+    def target_user(self, permission: str | None = None):
+        """The user whose data the request reads, or acts on: for another user's, staff need
+        ``permission`` too when given (the admin's permission for that action)."""
         request = self.request
         username = request.query_params.get("username")
         if not username or username == request.user.get_username():
             return request.user
-        if not may_read_other_users(request.user):
+        if not may_read_other_users(request.user) or (permission and not request.user.has_perm(permission)):
             raise drf_exceptions.NotFound("No such user.")
         user = get_user_model().objects.filter(username=username).first()
         if user is None:

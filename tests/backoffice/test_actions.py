@@ -53,6 +53,21 @@ def test_cancel_action_cancels_pending_order_and_releases_the_hold(support_clien
     assert any("Cancelled 1 order(s)" in m for m in _messages(response))
 
 
+def test_cancel_action_records_the_staff_member_on_the_order_and_its_page_shows_them(
+    support_client, support_user, resting_buy
+):
+    # when
+    _cancel(support_client, resting_buy)
+
+    # then
+    resting_buy.refresh_from_db()
+    assert (resting_buy.status, resting_buy.actor) == (Order.Status.CANCELLED, support_user)
+    page = support_client.get(reverse("admin:orders_order_change", args=[resting_buy.pk])).content.decode()
+    user_link = reverse("admin:auth_user_change", args=[support_user.pk])
+    assert "<label>Back-office actor:</label>" in page
+    assert f'<div class="readonly"><a href="{user_link}">sue_support</a></div>' in page
+
+
 def test_cancel_action_refuses_a_completed_order_and_moves_nothing(support_client, completed_buy, resting_buy):
     # given
     usd = UsdBalance.objects.get(user=completed_buy.user)

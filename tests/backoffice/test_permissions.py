@@ -47,12 +47,13 @@ def test_migration_gives_support_view_everything_and_cancel(staff_groups):
     }
 
 
-def test_migration_gives_operations_support_plus_assets_and_adjustments(staff_groups):
+def test_migration_gives_operations_support_plus_assets_adjustments_and_replacing_orders(staff_groups):
     assert _perms(staff_groups["Operations"]) == _perms(staff_groups["Support"]) | {
         "assets.add_asset",
         "assets.change_asset",
         "balances.adjust_balance",
         "accounts.revoke_apikey",
+        "orders.replace_order",
     }
 
 
