@@ -209,3 +209,24 @@ def test_the_order_detail_checks_the_permission_only_for_another_users_order(
     # a superuser holds every permission without a query
     with django_assert_num_queries(2):
         assert superuser.get(url).status_code == 200
+
+
+def test_cancel_all_for_another_user_reads_nothing_per_order(as_role, carol, btc_at_50k, django_assert_num_queries):
+    # given
+    _support, support = as_role("support")
+    support.post(f"{ORDERS}cancel-all/?username=carol")
+
+    def rest(count: int) -> None:
+        for i in range(count):
+            place_order(
+                user=carol, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal(1000 + i)
+            )
+
+    # then token + user, the back-office group, the permissions (2), carol; then savepoint, the
+    # user lock, the pending orders, per order an UPDATE of it and of the hold, release
+    rest(1)
+    with django_assert_num_queries(11):
+        assert len(support.post(f"{ORDERS}cancel-all/?username=carol").json()) == 1
+    rest(3)
+    with django_assert_num_queries(15):
+        assert len(support.post(f"{ORDERS}cancel-all/?username=carol").json()) == 3
