@@ -10,8 +10,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 
-from accounts.selectors import get_api_key_for_credentials, get_token_with_user
-from accounts.tokens import token_matches_password
+from accounts.selectors import find_api_key, get_token_with_user
+from accounts.tokens import key_matches_password, token_matches_password
 from core.api.authentication import TokenAuthentication
 
 KEY_ID_HEADER = "HTTP_APCA_API_KEY_ID"
@@ -40,7 +40,7 @@ class PasswordBoundTokenAuthentication(TokenAuthentication):
 class ApiKeyAuthentication(BaseAuthentication):
     """The ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY`` headers, as Alpaca's clients send
     them. A request without the key id header is left to the other classes; one with a bad,
-    revoked or half-given key is a 401."""
+    revoked or half-given key, or one ended by a password change, is a 401."""
 
     def authenticate(self, request):
         key_id = request.META.get(KEY_ID_HEADER)
@@ -49,9 +49,13 @@ class ApiKeyAuthentication(BaseAuthentication):
         secret = request.META.get(SECRET_HEADER)
         if not key_id or not secret:
             raise exceptions.AuthenticationFailed("Send both APCA-API-KEY-ID and APCA-API-SECRET-KEY.")
-        api_key = get_api_key_for_credentials(key_id=key_id, secret=secret)
+        api_key = find_api_key(key_id=key_id, secret=secret)
         if api_key is None or not api_key.user.is_active:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+        if not key_matches_password(api_key.password_fingerprint, api_key.user):
+            raise exceptions.AuthenticationFailed(
+                "This API key ended when the password was changed; create a new one at api-keys/ with your token."
+            )
         return api_key.user, api_key
 
     def authenticate_header(self, request):

@@ -20,7 +20,7 @@ from django.utils.html import format_html, format_html_join
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
-from accounts.admin import ApiKeyInline
+from accounts.admin import ApiKeyInline, KeepApiKeysPasswordChangeForm
 from accounts.selectors import username_taken
 from balances.admin import ADJUST_PERMISSION
 from balances.equity_chart import equity_chart_svg
@@ -81,6 +81,9 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
 
     form = CaseInsensitiveUsernameChangeForm
     change_form_template = "admin/auth/user/change_form.html"
+    # The password form says whether the user's API keys end with the old password.
+    change_password_form = KeepApiKeysPasswordChangeForm
+    change_user_password_template = "admin/auth/user/change_password_keep_keys.html"
     inlines = (ApiKeyInline,)  # the user's API keys, read-only; revoked from the API keys list
     list_display = (
         "username",

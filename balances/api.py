@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.permissions import ReadOnlyForApiKeys
 from accounts.services import issue_token
 from balances import selectors, services
 from balances.models import AssetTransaction, CashTransaction
@@ -209,6 +210,8 @@ class BalanceView(OwnerScopedMixin, APIView):
 class _CashMovementView(generics.GenericAPIView):
     # A GenericAPIView with its serializer so that the browsable API shows a form (and
     # OPTIONS describes the fields), not only a raw box.
+    permission_classes = [ReadOnlyForApiKeys]
+    refused_to_api_keys = "deposit or withdraw cash"
     serializer_class = CashMovementRequestSerializer
     pagination_class = None
     filter_backends: list = []
@@ -243,14 +246,15 @@ def _cash_movement_schema(*domain_errors: int, example: dict):
 
 @_cash_movement_schema(409, example={"amount": "500.00"})
 class DepositView(_CashMovementView):
-    """Add USD. A repeated client_reference with the same amount returns the original (200)."""
+    """Add USD. A repeated client_reference with the same amount returns the original (200).
+    Needs your token or a session, never an API key."""
 
     service = staticmethod(services.deposit)
 
 
 @_cash_movement_schema(409, 422, example={"amount": "25.00"})
 class WithdrawView(_CashMovementView):
-    """Take out USD, never more than available."""
+    """Take out USD, never more than available. Needs your token or a session, never an API key."""
 
     service = staticmethod(services.withdraw)
 

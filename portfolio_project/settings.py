@@ -157,6 +157,10 @@ if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
         }
     )
 
+# Django's ModelBackend, except that a login that upgrades the password's hash keeps the
+# user's API keys bound to it (accounts/backends.py).
+AUTHENTICATION_BACKENDS = ["accounts.backends.PasswordBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from accounts.api import ApiKeyViewSet, LogoutView
+from accounts.api import ApiKeyViewSet, ChangePasswordView, LogoutView
 from alpaca_compat import urls as alpaca_urls
 from assets.api import AssetViewSet
 from assets.market_api import MarketBarsView, MarketLatestView
@@ -39,6 +39,7 @@ api_v1 = [
     path("auth/register/", RegisterView.as_view(), name="register"),
     path("auth/token/", TokenView.as_view(), name="token"),
     path("auth/logout/", LogoutView.as_view(), name="logout"),
+    path("auth/password/", ChangePasswordView.as_view(), name="change-password"),
     path("balance/", BalanceView.as_view(), name="balance"),
     path("balance/deposit/", DepositView.as_view(), name="deposit"),
     path("balance/withdraw/", WithdrawView.as_view(), name="withdraw"),

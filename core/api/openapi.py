@@ -47,7 +47,8 @@ class ErrorSerializer(serializers.Serializer):
 ERROR_DESCRIPTIONS = {
     400: "validation_error, unknown_field or malformed_request: the request is not valid.",
     401: "not_authenticated: no or invalid credentials.",
-    403: "permission_denied: e.g. a session login without a CSRF token.",
+    403: "permission_denied: e.g. a session login without a CSRF token, or an API key where only a token or a "
+    "session may act (API keys, logout, password, deposits and withdrawals).",
     404: "not_found: no such object (or not yours), no such user, or an invalid cursor.",
     409: "conflict: an idempotency key reused with other parameters, or a state that no longer allows this.",
     413: "request_too_large: the body is larger than the server accepts.",

@@ -172,15 +172,6 @@ def test_creating_a_key_past_the_cap_is_409_and_makes_nothing(auth_client, user)
     assert ApiKey.objects.filter(user=user).count() == MAX_ACTIVE_KEYS
 
 
-def test_a_key_survives_a_password_change(new_key, user):
-    # given
-    user.set_password("another-long-passphrase-43")
-    user.save()
-
-    # then API keys stay until revoked (SPEC section 10)
-    assert with_key(new_key["key_id"], new_key["secret_key"]).get(BALANCE).status_code == 200
-
-
 def test_a_key_of_a_deactivated_user_is_refused(new_key, user):
     User.objects.filter(pk=user.pk).update(is_active=False)
     assert with_key(new_key["key_id"], new_key["secret_key"]).get(BALANCE).status_code == 401

@@ -40,7 +40,9 @@ def test_no_row_is_none(db):
 def test_the_where_clause_takes_several_parameters_and_conditions(user):
     # given
     lookup = RowWithRelated(ApiKey, "user", "m.key_id = %s AND r.username = %s AND m.revoked_at IS NULL")
-    ApiKey.objects.create(user=user, key_id="PKTEST0000000000", secret_hash="x" * 64, name="bot")
+    ApiKey.objects.create(
+        user=user, key_id="PKTEST0000000000", secret_hash="x" * 64, password_fingerprint="f" * 64, name="bot"
+    )
 
     # then
     assert lookup.get("PKTEST0000000000", user.username).user == user
