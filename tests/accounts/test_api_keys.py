@@ -198,3 +198,16 @@ def test_the_secret_hash_column_holds_only_sha256_hex(user):
 def test_an_empty_name_is_refused_by_the_database(user):
     with pytest.raises(IntegrityError):
         ApiKey.objects.create(key_id="PKTEST", user=user, name="", secret_hash="0" * 64)
+
+
+def test_a_session_login_creates_a_key(user):
+    # given the browsable API's session
+    client = APIClient()
+    client.force_login(user)
+
+    # when
+    response = client.post(KEYS, {"name": "from the browser"}, format="json")
+
+    # then
+    assert response.status_code == 201
+    assert with_key(response.json()["key_id"], response.json()["secret_key"]).get(BALANCE).status_code == 200
