@@ -1,4 +1,4 @@
-"""Logging out, changing the password and API keys over HTTP (SPEC sections 10 and 11).
+"""Logging out, changing the password and API keys over HTTP (docs/DESIGN.md, "Permissions").
 What changes credentials takes the user's token or a session, never an API key
 (accounts/permissions.py)."""
 
