@@ -4,7 +4,8 @@
 
 Runs each authentication class N times (default 5000) on one user against the configured
 PostgreSQL and prints the median and mean microseconds per call, then the CPU-only part of each
-check (the HMAC of a bound token, the SHA-256 of a key's secret). Its user, ``auth-cost-bench``,
+check (the HMAC of a bound token, the SHA-256 of a key's secret, the HMAC binding a key to the
+password). Its user, ``auth-cost-bench``,
 stays in the database for the next run (a user's ledger rows cannot be deleted).
 """
 
@@ -30,7 +31,7 @@ from rest_framework.request import Request  # noqa: E402
 
 from accounts.authentication import ApiKeyAuthentication, PasswordBoundTokenAuthentication  # noqa: E402
 from accounts.services import create_api_key, hash_secret, issue_token, revoke_api_keys  # noqa: E402
-from accounts.tokens import token_matches_password  # noqa: E402
+from accounts.tokens import key_matches_password, token_matches_password  # noqa: E402
 
 BENCH_USER = "auth-cost-bench"
 
@@ -61,6 +62,7 @@ def main(n: int) -> None:
         ("ApiKeyAuthentication", lambda: ApiKeyAuthentication().authenticate(key_request)),
         ("  CPU only: token HMAC check", lambda: token_matches_password(token, user)),
         ("  CPU only: key SHA-256", lambda: hash_secret(key.secret_key)),
+        ("  CPU only: key password HMAC", lambda: key_matches_password(key.api_key.password_fingerprint, user)),
     ]
     for _name, call in rows:  # warm the connection and the code paths
         timed(call, 200)
