@@ -75,3 +75,25 @@ def test_the_user_pages_recent_orders_show_each_orders_kind_and_prices(support_c
         ["SELL BTC", "stop", "0.01", "-", "45000", "PENDING"],
         ["BUY BTC", "market", "0.02", "-", "-", "COMPLETED"],
     ]
+
+
+def test_the_balance_pages_say_stop_orders_hold_too(support_client, make_user, btc, set_price):
+    # given a stop BUY holding USD and a stop SELL holding BTC
+    set_price("BTC", "50000")
+    trader = make_user("trader")
+    place_order(user=trader, asset_id="BTC", order_type="BUY", quantity=Decimal("0.02"))
+    place_order(user=trader, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), stop_price=Decimal("60000"))
+    place_order(user=trader, asset_id="BTC", order_type="SELL", quantity=Decimal("0.01"), stop_price=Decimal("45000"))
+    usd = trader.usd_balance
+    holding = trader.asset_balances.get(asset_id="BTC")
+
+    # when
+    usd_page = support_client.get(reverse("admin:balances_usdbalance_change", args=[usd.pk])).content.decode()
+    asset_page = support_client.get(reverse("admin:balances_assetbalance_change", args=[holding.pk])).content.decode()
+
+    # then the holds are explained by the orders that make them
+    usd.refresh_from_db()
+    assert usd.held == Decimal("630.00")  # 0.01 x 60000 x 1.05
+    assert "Reserved by open BUY limit, stop and stop-limit orders." in usd_page
+    assert "Reserved by open SELL limit, stop and stop-limit orders." in asset_page
+    assert ("BUY limit orders." in usd_page, "SELL limit orders." in asset_page) == (False, False)
