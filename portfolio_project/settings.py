@@ -241,6 +241,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_SCHEMA_CLASS": "core.api.openapi.ErrorDocumentingAutoSchema",
+    # The browsable API's page descriptions: an action's own docstring, inline code as code.
+    "VIEW_DESCRIPTION_FUNCTION": "core.api.descriptions.view_description",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     # Throttles key anonymous clients on core.api.throttles.client_address (TRUSTED_PROXY_COUNT);
     # 0 also keeps DRF's own get_ident, should anything call it, off the forgeable header.
@@ -273,6 +275,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.openapi.require_a_digit_in_decimal_patterns",
+        "core.api.openapi.put_the_token_scheme_first",
     ],
 }
 

@@ -383,9 +383,23 @@ def test_swagger_try_it_out_works_with_the_key_pasted_as_it_is(browser, live_ser
     # when it is pasted, bare, into Swagger UI's Authorize dialog and GET balance/ is tried out
     page.goto(f"{live_server.url}/api/v1/docs/")
     page.click("button.authorize")
+    # (the dialog offers the README's token first, and each scheme says when to use it)
+    schemes = page.locator(".auth-container")
+    schemes.first.wait_for()
+    names = [text.split()[0] for text in schemes.locator("h4").all_inner_texts()]
+    assert names == ["tokenAuth", "apiKeyId", "apiSecretKey", "cookieAuth"]
+    says = [text.lower() for text in schemes.all_inner_texts()]
+    assert ["use this one" in says[0], "for programs" in says[1], "api key" in says[2], "browsable api" in says[3]] == [
+        True,
+        True,
+        True,
+        True,
+    ]
+    page.locator(".modal-ux-content").evaluate("element => element.scrollTo(0, 0)")
+    page.locator(".modal-ux").screenshot(path=str(SCREENSHOTS / "api-03-swagger-authorize-dialog.png"))
     page.fill("#auth-bearer-value", key)
     page.click(".auth-container:has(#auth-bearer-value) button[type=submit]")
-    _shot(page, "api-03-swagger-authorized")
+    _shot(page, "api-04-swagger-authorized")
     page.click("button.btn-done >> nth=0")
     block = page.locator(".opblock:has(.opblock-summary-path[data-path='/api/v1/balance/'])")
     block.locator(".opblock-summary").click()
@@ -395,6 +409,6 @@ def test_swagger_try_it_out_works_with_the_key_pasted_as_it_is(browser, live_ser
     # then the live answer is alice's balance, 200
     status = block.locator(".live-responses-table tbody .response-col_status").first
     status.wait_for()
-    _shot(page, "api-04-swagger-try-it-out")
+    _shot(page, "api-05-swagger-try-it-out")
     assert status.inner_text().strip() == "200"
     assert '"current_balance": "10000.00"' in block.locator(".live-responses-table .microlight").first.inner_text()
