@@ -33,12 +33,15 @@ def render_equity_chart(history: PortfolioHistory, *, caption: str) -> SafeStrin
     if not equity:
         return format_html('<p class="equity-summary">{}: no history, the account opened after it.</p>', caption)
     low, high = min(equity), max(equity)
-    span = float(high - low) or 1.0
+    span = float(high - low)
     inner_w, inner_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_TOP - PAD_BOTTOM
+
+    def y(value) -> float:  # a flat history is drawn across the middle
+        return PAD_TOP + inner_h * ((1 - float(value - low) / span) if span else 0.5)
+
     drawn = equity if len(equity) > 1 else equity * 2
     points = " ".join(
-        f"{PAD_LEFT + inner_w * i / (len(drawn) - 1):.1f},{PAD_TOP + inner_h * (1 - float(value - low) / span):.1f}"
-        for i, value in enumerate(drawn)
+        f"{PAD_LEFT + inner_w * i / (len(drawn) - 1):.1f},{y(value):.1f}" for i, value in enumerate(drawn)
     )
     first_at, last_at = admin_time(history.timestamp[0]), admin_time(history.timestamp[-1])
     change = history.profit_loss[-1]
