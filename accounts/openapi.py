@@ -9,6 +9,18 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
 
     def get_security_definition(self, auto_schema):
         return [
-            {"type": "apiKey", "in": "header", "name": "APCA-API-KEY-ID"},
-            {"type": "apiKey", "in": "header", "name": "APCA-API-SECRET-KEY"},
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "APCA-API-KEY-ID",
+                "description": "For programs (Alpaca's SDKs, bots) with an API key from `POST api-keys/`: "
+                "its key_id, together with apiSecretKey. An API key trades and reads; it cannot manage "
+                "keys, sessions or credentials.",
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "APCA-API-SECRET-KEY",
+                "description": "The API key's secret_key, shown once when the key was made; together with apiKeyId.",
+            },
         ]

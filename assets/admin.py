@@ -12,7 +12,7 @@ from django.utils.html import format_html
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
 from assets.services import set_tradable
-from core.admin import SafeChangelistMixin, decimal_column, plain_decimal
+from core.admin import SafeChangelistMixin, admin_time, decimal_column, plain_decimal
 
 
 class QuotedChangeList(ChangeList):
@@ -51,7 +51,7 @@ class QuotedListMixin:
         quote = self.quote_of(obj)
         if quote is None:
             return "unavailable"
-        title = f"{quote.source}, as of {quote.as_of.isoformat()}"
+        title = f"{quote.source}, as of {admin_time(quote.as_of)}"
         if quote.stale:
             return format_html('<span title="{}">{} <strong>(stale)</strong></span>', title, plain_decimal(quote.price))
         return format_html('<span title="{}">{}</span>', title, plain_decimal(quote.price))

@@ -27,7 +27,7 @@ from balances.equity_chart import equity_chart_svg
 from balances.models import UsdBalance
 from balances.selectors import get_holdings, value_holdings
 from balances.services import USERNAME_INDEXES
-from core.admin import SafeChangelistMixin, admin_changelist_url, plain_decimal
+from core.admin import SafeChangelistMixin, admin_changelist_url, admin_time, plain_decimal
 from core.sql import violated_constraint
 from orders.selectors import get_orders_by_user
 
@@ -175,7 +175,7 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
             balance.current_balance,
             balance.held,
             balance.available,
-            balance.updated_at.isoformat(timespec="seconds"),
+            admin_time(balance.updated_at),
             reverse("admin:balances_usdbalance_change", args=[balance.pk]),
             admin_changelist_url("balances_cashtransaction", user=user.pk),
         )
@@ -211,16 +211,18 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
         orders = get_orders_by_user(user=user)[:RECENT_ORDERS]
         return panel_table(
             "recent-orders",
-            ["order", "created", "side", "quantity", "limit", "status", "total USD"],
+            ["order", "created", "side", "kind", "quantity", "limit price", "stop price", "status", "total USD"],
             [
                 (
                     format_html(
                         '<a href="{}">{}</a>', reverse("admin:orders_order_change", args=[order.pk]), str(order.pk)[:8]
                     ),
-                    order.created_at.isoformat(timespec="seconds"),
+                    admin_time(order.created_at),
                     f"{order.order_type} {order.asset_id}",
+                    order.kind,
                     plain_decimal(order.quantity),
-                    plain_decimal(order.order_price) if order.is_limit else "market",
+                    plain_decimal(order.order_price),
+                    plain_decimal(order.stop_price),
                     order.status,
                     order.total_amount if order.total_amount is not None else "-",
                 )

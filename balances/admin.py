@@ -33,7 +33,7 @@ from core.admin import (
     SafeChangelistMixin,
     UuidSearchMixin,
     admin_changelist_url,
-    compact_time,
+    admin_time,
     decimal_column,
     plain_decimal,
     user_column,
@@ -142,7 +142,7 @@ class LedgerAdmin(UuidSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="created", ordering="created_at")
     def created_display(self, obj) -> str:
-        return compact_time(obj.created_at)
+        return admin_time(obj.created_at)
 
     @admin.display(description="type", ordering="transaction_type")
     def type_display(self, obj) -> str:
@@ -424,7 +424,7 @@ class UsdBalanceAdmin(ReadOnlyAdmin):
     def _already_recorded(self, request: HttpRequest, row) -> None:
         self.message_user(
             request,
-            f"This form was already submitted: the adjustment of {row.created_at:%Y-%m-%d %H:%M:%S} UTC is "
+            f"This form was already submitted: the adjustment of {admin_time(row.created_at)} is "
             "recorded once and nothing more was changed.",
             messages.WARNING,
         )

@@ -20,7 +20,7 @@ class UsdBalance(models.Model):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usd_balance")
     current_balance = usd_field(default=0)
-    held = usd_field(default=0, help_text="Reserved by open BUY limit orders.")
+    held = usd_field(default=0, help_text="Reserved by open BUY limit, stop and stop-limit orders.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -45,7 +45,7 @@ class AssetBalance(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="asset_balances")
     asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, related_name="balances")
     quantity = quantity_field(default=0)
-    held_quantity = quantity_field(default=0, help_text="Reserved by open SELL limit orders.")
+    held_quantity = quantity_field(default=0, help_text="Reserved by open SELL limit, stop and stop-limit orders.")
     average_purchase_price = price_field(default=0)
     total_bought = quantity_field(default=0)
     total_sold = quantity_field(default=0)

@@ -15,7 +15,7 @@ Django sends the user back to the list with a message. A bad lookup gets Django'
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -24,6 +24,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.html import format_html
 
 from core import replicas
@@ -72,10 +73,11 @@ def user_link(user_id: int, username: str) -> str:
     return format_html('<a href="{}">{}</a>', reverse("admin:auth_user_change", args=[user_id]), username)
 
 
-def compact_time(value: datetime | None) -> str:
-    """A list's timestamp in UTC to the second, "2026-11-27 18:09:28": shorter than Django's
-    "Nov. 27, 2026, 6:09 p.m." and exact enough to tell fills apart."""
-    return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+def admin_time(value: datetime | None) -> str:
+    """A time as the back office writes every time, "2026-11-27 18:09:28 UTC": Django's
+    DATETIME_FORMAT (core/formats/), so that a time a page writes by hand reads like the
+    readonly fields and list columns Django writes; "-" for none, as Django's empty value."""
+    return "-" if value is None else formats.date_format(timezone.localtime(value), "DATETIME_FORMAT")
 
 
 def plain_decimal(value: Decimal | None) -> str:

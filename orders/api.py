@@ -33,8 +33,10 @@ class OrderSerializer(ReadSerializer):
     order_price = PriceField(read_only=True, allow_null=True)
     executed_price = PriceField(read_only=True, allow_null=True)
     total_amount = UsdField(read_only=True, allow_null=True)
-    held_amount = UsdField(read_only=True, help_text="USD reserved while a BUY limit order rests.")
-    held_quantity = QuantityField(read_only=True, help_text="Quantity reserved while a SELL limit order rests.")
+    held_amount = UsdField(read_only=True, help_text="USD reserved while a BUY limit, stop or stop-limit order rests.")
+    held_quantity = QuantityField(
+        read_only=True, help_text="Quantity reserved while a SELL limit, stop or stop-limit order rests."
+    )
     kind = EnumField(choices=Order.Kind.choices, read_only=True, help_text="From the prices given.")
     stop_price = PriceField(read_only=True, allow_null=True)
     triggered_at = TimestampField(read_only=True, allow_null=True, help_text="When the market reached the stop.")
@@ -210,6 +212,12 @@ class OrderViewSet(
         if method == "PATCH" and self.detail:
             return ReplaceOrderSerializer
         return OrderSerializer
+
+    def retrieve(self, request, *args, **kwargs):
+        """One of your orders, by its `order_id`: its kind, prices, time in force, status,
+        hold and fill. `PATCH` replaces it and `POST .../cancel/` cancels it while it is
+        PENDING. Another user's order is 404."""
+        return super().retrieve(request, *args, **kwargs)
 
     def get_object(self):
         access = ORDER_ACCESS.get(self.action, OrderAccess.VIEW)

@@ -172,6 +172,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The back office writes every time one way, "2026-11-27 18:09:28 UTC" (core/formats/).
+FORMAT_MODULE_PATH = ["core.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".data" / "static"
@@ -243,6 +245,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_SCHEMA_CLASS": "core.api.openapi.ErrorDocumentingAutoSchema",
+    # The browsable API's page descriptions: an action's own docstring, inline code as code.
+    "VIEW_DESCRIPTION_FUNCTION": "core.api.descriptions.view_description",
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     # Throttles key anonymous clients on core.api.throttles.client_address (TRUSTED_PROXY_COUNT);
     # 0 also keeps DRF's own get_ident, should anything call it, off the forgeable header.
@@ -275,6 +279,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.api.openapi.require_a_digit_in_decimal_patterns",
+        "core.api.openapi.put_the_token_scheme_first",
     ],
 }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse
@@ -202,9 +203,46 @@ class TokenScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             # Markdown: in a code span, Swagger UI shows <key> instead of dropping it as a tag.
-            "description": "Paste the key from `auth/token/` or `auth/register/` as it is. Programs may send "
-            "`Authorization: Token <key>` or `Authorization: Bearer <key>`.",
+            "description": "**Use this one** to try the API here: paste the token from `auth/token/` or "
+            "`auth/register/` as it is, without `Token ` before it. It is the README's "
+            "`Authorization: Token <key>`; Swagger UI sends it as `Authorization: Bearer <key>`, "
+            "which the API takes alike.",
         }
+
+
+class SessionScheme(OpenApiAuthenticationExtension):
+    """drf-spectacular's session scheme (priority -1) with a description: nothing to type, and
+    only for the browsable API."""
+
+    target_class = "rest_framework.authentication.SessionAuthentication"
+    name = "cookieAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": settings.SESSION_COOKIE_NAME,
+            "description": "Only for the browsable API (`/api/v1/`): after you log in at `/api-auth/login/`, "
+            "the browser sends this cookie by itself, and writes need the page's CSRF token. "
+            "Nothing to enter here; in Swagger UI use tokenAuth.",
+        }
+
+
+# The order of Swagger UI's "Authorize" dialog: the README's token first, then API keys for
+# programs, then the browsable API's session (drf-spectacular sorts them by name).
+SECURITY_SCHEME_ORDER = ("tokenAuth", "apiKeyId", "apiSecretKey", "cookieAuth")
+
+
+def put_the_token_scheme_first(result, generator, request, public):
+    """SPECTACULAR_SETTINGS POSTPROCESSING_HOOKS entry: the security schemes in
+    SECURITY_SCHEME_ORDER (any other after them, as generated)."""
+    schemes = result.get("components", {}).get("securitySchemes")
+    if schemes:
+        rank = {name: index for index, name in enumerate(SECURITY_SCHEME_ORDER)}
+        result["components"]["securitySchemes"] = dict(
+            sorted(schemes.items(), key=lambda item: rank.get(item[0], len(rank)))
+        )
+    return result
 
 
 # Examples by decimal places: Swagger UI made up "-331605500823993" from the pattern.

@@ -135,11 +135,11 @@ def test_portfolio_history_is_the_ledgers_valued_at_the_recorded_prices(make_use
     with time_machine.travel(datetime(2026, 3, 2, 12, 50, tzinfo=UTC), tick=False):
         history = trading.get_portfolio_history(GetPortfolioHistoryRequest(period="1D", timeframe="1H"))
 
-    # then: 24 hourly points; nothing before the user existed, then cash 5,000 + 0.1 x 55,000
+    # then: the history starts when the account did, in the 12:00 bucket, from its opening
+    # 10,000.00; at 12:00's close cash 5,000 + 0.1 x 55,000
     assert history.timeframe == "1H"
-    assert len(history.timestamp) == 24
-    assert history.timestamp[-1] == int(datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp())
-    assert history.equity[-2:] == [0.0, 10500.0]
-    assert history.profit_loss[-1] == 500.0
-    assert history.profit_loss_pct[-1] == 0.05
-    assert history.base_value == 0.0
+    assert history.timestamp == [int(datetime(2026, 3, 2, 12, tzinfo=UTC).timestamp())]
+    assert history.equity == [10500.0]
+    assert history.profit_loss == [500.0]
+    assert history.profit_loss_pct == [0.05]
+    assert history.base_value == 10000.0

@@ -1,8 +1,9 @@
-"""What a support agent sees of SPEC 11's orders: the kind, the stop price and trigger, time
-in force, notional, and the replace chain as links both ways."""
+"""What a support agent sees of the brokerage orders: the kind, the stop price and trigger,
+time in force, notional, and the replace chain as links both ways."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -38,5 +39,61 @@ def test_an_order_page_shows_its_kind_stop_and_replace_chain(support_client, mak
         f'replaced by <a href="{reverse("admin:orders_order_change", args=[new.pk])}">{str(new.pk)[:8]}</a>' in old_page
     )
     assert f'replaces <a href="{reverse("admin:orders_order_change", args=[old.pk])}">{str(old.pk)[:8]}</a>' in new_page
-    # the list shows the kind (the stop price is on the order's page: the list fits 1,400 px)
+    # the list shows the kind and both prices of each
     assert listing.count("stop_limit") == 2
+    assert re.findall(r'<td class="field-stop_price_display">([^<]*)</td>', listing) == ["62000", "60000"]
+    assert re.findall(r'<td class="field-order_price_display">([^<]*)</td>', listing) == ["63000", "61000"]
+
+
+def test_the_user_pages_recent_orders_show_each_orders_kind_and_prices(support_client, make_user, btc, set_price):
+    # given a stop SELL and a limit BUY
+    set_price("BTC", "50000")
+    trader = make_user("trader")
+    place_order(user=trader, asset_id="BTC", order_type="BUY", quantity=Decimal("0.02"))
+    place_order(user=trader, asset_id="BTC", order_type="SELL", quantity=Decimal("0.01"), stop_price=Decimal("45000"))
+    place_order(user=trader, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000"))
+
+    # when
+    page = support_client.get(reverse("admin:auth_user_change", args=[trader.pk])).content.decode()
+
+    # then the stop is a stop at 45000, not a "market" order
+    table = re.search(r'<table id="recent-orders">.*?</table>', page, re.S).group(0)
+    rows = [re.findall(r"<t[hd]>(.*?)</t[hd]>", row) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)]
+    assert rows[0] == [
+        "order",
+        "created",
+        "side",
+        "kind",
+        "quantity",
+        "limit price",
+        "stop price",
+        "status",
+        "total USD",
+    ]
+    assert [row[2:8] for row in rows[1:]] == [
+        ["BUY BTC", "limit", "0.01", "1000", "-", "PENDING"],
+        ["SELL BTC", "stop", "0.01", "-", "45000", "PENDING"],
+        ["BUY BTC", "market", "0.02", "-", "-", "COMPLETED"],
+    ]
+
+
+def test_the_balance_pages_say_stop_orders_hold_too(support_client, make_user, btc, set_price):
+    # given a stop BUY holding USD and a stop SELL holding BTC
+    set_price("BTC", "50000")
+    trader = make_user("trader")
+    place_order(user=trader, asset_id="BTC", order_type="BUY", quantity=Decimal("0.02"))
+    place_order(user=trader, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), stop_price=Decimal("60000"))
+    place_order(user=trader, asset_id="BTC", order_type="SELL", quantity=Decimal("0.01"), stop_price=Decimal("45000"))
+    usd = trader.usd_balance
+    holding = trader.asset_balances.get(asset_id="BTC")
+
+    # when
+    usd_page = support_client.get(reverse("admin:balances_usdbalance_change", args=[usd.pk])).content.decode()
+    asset_page = support_client.get(reverse("admin:balances_assetbalance_change", args=[holding.pk])).content.decode()
+
+    # then the holds are explained by the orders that make them
+    usd.refresh_from_db()
+    assert usd.held == Decimal("630.00")  # 0.01 x 60000 x 1.05
+    assert "Reserved by open BUY limit, stop and stop-limit orders." in usd_page
+    assert "Reserved by open SELL limit, stop and stop-limit orders." in asset_page
+    assert ("BUY limit orders." in usd_page, "SELL limit orders." in asset_page) == (False, False)

@@ -1,4 +1,5 @@
-"""The user page's equity chart: an inline SVG of the last week, drawn on the server."""
+"""The user page's equity chart: an inline SVG of the last week (since the account opened,
+if later), drawn on the server."""
 
 from __future__ import annotations
 
@@ -9,29 +10,52 @@ from decimal import Decimal
 import time_machine
 from django.urls import reverse
 
-from assets.selectors import Timeframe
+from assets.selectors import Timeframe, bucket_start
 from balances.equity_chart import HEIGHT, PAD_BOTTOM, PAD_TOP, render_equity_chart
 from balances.history import Period, PortfolioHistory
 from balances.services import deposit
+from core.admin import admin_time
 
 
-def test_the_user_page_shows_a_week_of_equity_as_inline_svg(support_client, customer):
-    # given carol (opened now with 10,000.00) had deposited 1,000.00 three days ago
+def test_the_user_page_shows_the_equity_since_the_account_opened_as_inline_svg(support_client, make_user):
+    # given dana, opened three days ago with 10,000.00, deposited 1,000.00 two days ago
     now = datetime.now(tz=UTC)
-    with time_machine.travel(now - timedelta(days=3), tick=False):
-        deposit(user=customer, amount=Decimal("1000.00"))
+    opened = now - timedelta(days=3)
+    with time_machine.travel(opened, tick=False):
+        dana = make_user("dana")
+    with time_machine.travel(now - timedelta(days=2), tick=False):
+        deposit(user=dana, amount=Decimal("1000.00"))
 
-    # when
-    page = support_client.get(reverse("admin:auth_user_change", args=[customer.pk])).content.decode()
+    # when (at the same instant: an hour turning meanwhile would add a point)
+    with time_machine.travel(now, tick=False):
+        page = support_client.get(reverse("admin:auth_user_change", args=[dana.pk])).content.decode()
 
-    # then a week of hours, no script and nothing fetched from elsewhere
+    # then hours from the one she opened in to this one (none before), no script and
+    # nothing fetched from elsewhere
     svg = re.search(r'<svg id="equity-chart".*?</svg>', page, re.S).group(0)
     points = re.search(r'points="([^"]+)"', svg).group(1).split()
-    assert len(points) == 7 * 24
+    assert len(points) == 3 * 24 + 1
     assert "<script" not in svg
     assert re.findall(r'(?:href|src)="', svg) == []
-    assert "now <b>11000.00</b> USD, low 0.00, high 11000.00" in page
+    assert f">{admin_time(bucket_start(opened, Timeframe.HOUR_1))}</text>" in svg
+    assert "now <b>11000.00</b> USD, low 10000.00, high 11000.00" in page
     assert "P&amp;L <span" in page
+
+
+def test_a_new_accounts_chart_is_flat_at_its_opening_deposit(support_client, make_user):
+    # given carol, opened now with 10,000.00
+    now = datetime.now(tz=UTC)
+    with time_machine.travel(now, tick=False):
+        carol = make_user("carol")
+
+        # when
+        page = support_client.get(reverse("admin:auth_user_change", args=[carol.pk])).content.decode()
+
+    # then one bucket, drawn across, and no zero before it
+    points = re.search(r'<polyline[^>]* points="([^"]+)"', page).group(1).split()
+    assert len(points) == 2
+    assert len({point.split(",")[1] for point in points}) == 1
+    assert "now <b>10000.00</b> USD, low 10000.00, high 10000.00" in page
 
 
 def test_the_line_spans_the_chart_from_the_lowest_to_the_highest_value():

@@ -11,6 +11,7 @@ import pytest
 import time_machine
 from django.core.cache import cache
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +22,7 @@ from assets.models import Asset, PriceRecord
 from assets.selectors import Timeframe, bucket_start
 from balances import history as history_module
 from balances.history import MAX_POINTS, Period, get_portfolio_history
-from balances.models import AssetTransaction, CashTransaction
+from balances.models import AssetTransaction, CashTransaction, UsdBalance
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
 from core.exceptions import DomainError
 from core.money import ZERO, to_cents
@@ -48,7 +49,10 @@ def client_for(user) -> APIClient:
 
 def brute_force(user, *, first: datetime, last: datetime, step: timedelta) -> dict:
     """The history recomputed the slow, obvious way: for each bucket's close, every ledger
-    row before it summed in Python, each holding priced at the last record before it."""
+    row before it summed in Python, each holding priced at the last record before it.
+    ``first`` is the period's first bucket; an account opened later (its first ledger row,
+    or its balance's creation while it has none) starts in the bucket it opened in, from its
+    value just after it opened."""
     cash_rows = list(CashTransaction.objects.filter(user=user).values_list("created_at", "amount", "transaction_type"))
     asset_rows = list(
         AssetTransaction.objects.filter(user=user, status="COMPLETED").values_list(
@@ -56,31 +60,48 @@ def brute_force(user, *, first: datetime, last: datetime, step: timedelta) -> di
         )
     )
     prices = list(PriceRecord.objects.values_list("asset_id", "as_of", "price"))
+    first_rows = [row[0] for row in cash_rows + asset_rows]
+    opened = min(first_rows) if first_rows else UsdBalance.objects.get(user=user).created_at
 
-    def value_at(close: datetime) -> Decimal:
-        cash = sum((amount for when, amount, _ in cash_rows if when < close), ZERO)
+    def value_at(moment: datetime, *, inclusive: bool = False) -> Decimal:
+        def by(when: datetime) -> bool:
+            return when <= moment if inclusive else when < moment
+
+        cash = sum((amount for when, amount, _ in cash_rows if by(when)), ZERO)
         quantities: dict[str, Decimal] = {}
         for when, asset_id, kind, quantity in asset_rows:
-            if when < close:
+            if by(when):
                 quantities[asset_id] = quantities.get(asset_id, ZERO) + (-quantity if kind == "SELL" else quantity)
         market = ZERO
         for asset_id, quantity in quantities.items():
-            seen = [(as_of, price) for a, as_of, price in prices if a == asset_id and as_of < close]
+            seen = [(as_of, price) for a, as_of, price in prices if a == asset_id and by(as_of)]
             if quantity and seen:
                 market += to_cents(quantity * max(seen)[1])
         return cash + market
+
+    if opened >= first:
+        while first + step <= opened:
+            first += step  # no bucket before the one the account opened in
+        base = value_at(opened, inclusive=True)
+        flow_starts = opened  # the cash it opened with is in the base
+        counted = lambda when: when > flow_starts  # noqa: E731
+    else:
+        base = value_at(first)
+        flow_starts = first
+        counted = lambda when: when >= flow_starts  # noqa: E731
+    if first > last:
+        base = ZERO  # opened after the period: nothing to show
 
     def flows_until(close: datetime) -> Decimal:
         return sum(
             (
                 amount
                 for when, amount, kind in cash_rows
-                if first <= when < close and kind in ("DEPOSIT", "WITHDRAWAL", "ADJUSTMENT")
+                if counted(when) and when < close and kind in ("DEPOSIT", "WITHDRAWAL", "ADJUSTMENT")
             ),
             ZERO,
         )
 
-    base = value_at(first)
     timestamps, equity, profit_loss, pct = [], [], [], []
     bucket = first
     while bucket <= last:
@@ -92,6 +113,11 @@ def brute_force(user, *, first: datetime, last: datetime, step: timedelta) -> di
         pct.append((pnl * 100 / (base + flows)).quantize(Decimal("0.0001")) if base + flows > 0 else None)
         bucket += step
     return {"timestamp": timestamps, "equity": equity, "profit_loss": profit_loss, "pct": pct, "base": base}
+
+
+def period_first(period: Period, timeframe: Timeframe, end: datetime) -> datetime:
+    """The first bucket of ``period`` up to ``end``, before any account's opening is applied."""
+    return bucket_start(end, timeframe) - timeframe.step * (period.length // timeframe.step - 1)
 
 
 def as_dict(history) -> dict:
@@ -129,27 +155,94 @@ def two_days(make_user, btc, eth, set_price):
     return alice
 
 
-def test_daily_history_values_each_day_at_its_close(two_days):
+def test_daily_history_starts_on_the_day_the_account_opened_from_its_opening_deposit(two_days):
     # when the week to 2026-03-03 00:00 in days
     response = client_for(two_days).get(HISTORY, {"period": "1W", "timeframe": "1D", "date_end": END.isoformat()})
 
-    # then five days of nothing, then 10,000 - 1,000 + 10 x 110; then 9,000 + 500 + 450 + 5 x 90
+    # then no day before 2026-03-01 (alice did not exist), and the base is her 10,000.00:
+    # 10,000 - 1,000 + 10 x 110; then 9,000 + 500 + 450 + 5 x 90
     assert response.status_code == 200
     assert response.json() == {
-        "timestamp": [f"2026-02-{d}T00:00:00Z" for d in (25, 26, 27, 28)]
-        + ["2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z", "2026-03-03T00:00:00Z"],
-        "equity": ["0.00", "0.00", "0.00", "0.00", "10100.00", "10400.00", "10400.00"],
-        "profit_loss": ["0.00", "0.00", "0.00", "0.00", "100.00", "-100.00", "-100.00"],
-        "profit_loss_pct": [None, None, None, None, "1.00", "-0.95", "-0.95"],
-        "cash_flow": ["0.00", "0.00", "0.00", "0.00", "10000.00", "10500.00", "10500.00"],
-        "base_value": "0.00",
+        "timestamp": ["2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z", "2026-03-03T00:00:00Z"],
+        "equity": ["10100.00", "10400.00", "10400.00"],
+        "profit_loss": ["100.00", "-100.00", "-100.00"],
+        "profit_loss_pct": ["1.00", "-0.95", "-0.95"],
+        "cash_flow": ["0.00", "500.00", "500.00"],
+        "base_value": "10000.00",
         "timeframe": "1D",
         "period": "1W",
     }
 
 
+def test_hourly_history_starts_in_the_hour_the_account_opened(two_days):
+    # when 1D of hours to 2026-03-01 14:00, i.e. from 2026-02-28 15:00; alice opened at 10:00
+    body = client_for(two_days).get(HISTORY, {"period": "1D", "timeframe": "1H", "date_end": "2026-03-01T14:00:00Z"})
+
+    # then 10:00 to 14:00, from 10,000.00; BTC at 110 counts from the 14:00 bucket's close
+    body = body.json()
+    assert body["timestamp"] == [f"2026-03-01T{hour}:00:00Z" for hour in (10, 11, 12, 13, 14)]
+    assert body["equity"] == ["10000.00", "10000.00", "10000.00", "10000.00", "10100.00"]
+    assert (body["base_value"], body["cash_flow"][-1], body["profit_loss"][-1]) == ("10000.00", "0.00", "100.00")
+
+
+def test_a_history_that_ends_before_the_account_opened_is_empty(two_days):
+    # when the day before alice opened
+    body = client_for(two_days).get(HISTORY, {"period": "1D", "timeframe": "1H", "date_end": "2026-02-28T12:00:00Z"})
+
+    # then
+    assert body.json() == {
+        "timestamp": [],
+        "equity": [],
+        "profit_loss": [],
+        "profit_loss_pct": [],
+        "cash_flow": [],
+        "base_value": "0.00",
+        "timeframe": "1H",
+        "period": "1D",
+    }
+
+
+def test_an_account_opened_with_a_holding_starts_from_its_value_then(make_user, staff_user, btc, set_price, settings):
+    # given bob, opened without cash at 2026-03-02 10:00; at 10:20 staff gives him 2 BTC,
+    # recorded at 100 that instant; BTC 150 at 10:40
+    settings.INITIAL_USD_BALANCE = Decimal("0")
+    with at(datetime(2026, 3, 2, 10, tzinfo=UTC)):
+        bob = make_user("bob")
+    with at(datetime(2026, 3, 2, 10, 20, tzinfo=UTC)):
+        set_price("BTC", "100")
+        adjust_asset_balance(user=bob, asset=btc, quantity=Decimal("2"), reason="migrated", actor=staff_user)
+    with at(datetime(2026, 3, 2, 10, 40, tzinfo=UTC)):
+        set_price("BTC", "150")
+
+    # when
+    history = get_portfolio_history(user=bob, period=Period.DAY_1, timeframe=Timeframe.HOUR_1, end=END)
+
+    # then it starts with the holding (his first ledger row) at 2 x 100, and gains 100
+    assert history.timestamp[0] == datetime(2026, 3, 2, 10, tzinfo=UTC)
+    assert history.base_value == Decimal("200.00")
+    assert (history.equity[0], history.profit_loss[0], history.profit_loss_pct[0]) == (
+        Decimal("300.00"),
+        Decimal("100.00"),
+        Decimal("50.0000"),
+    )
+
+
+def test_an_account_without_ledger_rows_starts_when_its_balance_opened(make_user, settings):
+    # given carol, opened without cash on 2026-03-01 at 10:00
+    settings.INITIAL_USD_BALANCE = Decimal("0")
+    with at(datetime(2026, 3, 1, 10, tzinfo=UTC)):
+        carol = make_user("carol")
+
+    # when
+    history = get_portfolio_history(user=carol, period=Period.WEEK_1, timeframe=Timeframe.DAY_1, end=END)
+
+    # then
+    assert history.timestamp == [datetime(2026, 3, day, tzinfo=UTC) for day in (1, 2, 3)]
+    assert (history.equity, history.base_value) == ([Decimal("0.00")] * 3, Decimal("0.00"))
+
+
 def test_hourly_history_starts_from_the_value_when_the_period_opens(two_days):
-    # when 1D of hours to 2026-03-02 13:00, i.e. from 2026-03-01 14:00
+    # when 1D of hours to 2026-03-02 13:00, i.e. from 2026-03-01 14:00 (alice opened before)
     body = client_for(two_days).get(HISTORY, {"period": "1D", "timeframe": "1H", "date_end": "2026-03-02T13:00:00Z"})
 
     # then the base is the value at 14:00 (BTC still 100), the first close 15:00 (BTC 110)
@@ -213,7 +306,7 @@ def test_the_history_is_one_statement_after_authentication(two_days, period, tim
         'SELECT m."key",',
         "SAVEPOINT",
         "SET LOCAL",
-        "WITH buckets",
+        "WITH opened",
         "RELEASE SAVEPOINT",
     ]
 
@@ -222,7 +315,13 @@ def test_period_all_costs_one_more_query_for_where_to_start(two_days):
     client = client_for(two_days)
     with CaptureQueriesContext(connection) as captured:
         assert client.get(HISTORY, {"period": "all"}).status_code == 200
-    assert statements(captured)[1:] == ["SELECT least(", "SAVEPOINT", "SET LOCAL", "WITH buckets", "RELEASE SAVEPOINT"]
+    assert statements(captured)[1:] == [
+        "SELECT coalesce(",
+        "SAVEPOINT",
+        "SET LOCAL",
+        "WITH opened",
+        "RELEASE SAVEPOINT",
+    ]
 
 
 def test_defaults_are_a_month_of_days(two_days):
@@ -269,8 +368,10 @@ def test_bad_input_is_a_400_in_the_error_shape(two_days, params, field):
     assert list(response.json()["error"]["details"]) == [field]
 
 
-def test_a_week_of_minutes_is_the_most_points_allowed(two_days):
-    history = get_portfolio_history(user=two_days, period=Period.WEEK_1, timeframe=Timeframe.MIN_1, end=END)
+def test_a_week_of_minutes_is_the_most_points_allowed(make_user):
+    with at(END - timedelta(days=8)):
+        old_hand = make_user("old_hand")
+    history = get_portfolio_history(user=old_hand, period=Period.WEEK_1, timeframe=Timeframe.MIN_1, end=END)
     assert len(history.timestamp) == MAX_POINTS
 
 
@@ -355,17 +456,18 @@ EVENTS = st.lists(
 )
 
 
-def random_ledger(events, *, make_user, staff_user, set_price):
-    """A fresh user and two fresh assets (examples share the test's transaction), and a
-    random day and a half of deposits, withdrawals, market buys and sells at random prices,
-    adjustments and price records, written through the services at their instants."""
+def random_ledger(events, *, make_user, staff_user, set_price, initial=Decimal("10000.00")):
+    """A fresh user (opened at START with ``initial`` USD) and two fresh assets (examples
+    share the test's transaction), and a random day and a half of deposits, withdrawals,
+    market buys and sells at random prices, adjustments and price records, written through
+    the services at their instants."""
     n = next(_counter)
     assets = [
         Asset.objects.create(asset_id=f"PA{n}", name="a", quantity_decimals=3, reference_price=Decimal("123.45")),
         Asset.objects.create(asset_id=f"PB{n}", name="b", quantity_decimals=6, reference_price=Decimal("0.987654")),
     ]
     cache.clear()
-    with at(START):
+    with at(START), override_settings(INITIAL_USD_BALANCE=initial):
         user = make_user(f"prop{n}")
         for asset in assets:
             set_price(asset.asset_id, str(asset.reference_price))
@@ -413,11 +515,19 @@ SHAPES = st.sampled_from(
 )
 
 
+# An account opened with the usual deposit, or with nothing: then it opens with whatever
+# its first event writes (a deposit, a buy refused for want of cash writes nothing, an
+# asset adjustment valued at the price recorded that instant), at a random minute.
+OPENINGS = st.sampled_from([Decimal("10000.00"), Decimal("0")])
+
+
 @PROPERTY_SETTINGS
-@given(events=EVENTS, shape=SHAPES, end_hours=st.integers(min_value=12, max_value=40))
-def test_any_history_equals_its_brute_force_recomputation(make_user, staff_user, set_price, events, shape, end_hours):
+@given(events=EVENTS, shape=SHAPES, end_hours=st.integers(min_value=12, max_value=40), initial=OPENINGS)
+def test_any_history_equals_its_brute_force_recomputation(
+    make_user, staff_user, set_price, events, shape, end_hours, initial
+):
     # given
-    user = random_ledger(events, make_user=make_user, staff_user=staff_user, set_price=set_price)
+    user = random_ledger(events, make_user=make_user, staff_user=staff_user, set_price=set_price, initial=initial)
 
     # when the history ends somewhere in (or after) them, and starts before or among them
     period, timeframe = shape
@@ -425,10 +535,11 @@ def test_any_history_equals_its_brute_force_recomputation(make_user, staff_user,
     history = get_portfolio_history(user=user, period=period, timeframe=timeframe, end=end)
 
     # then
-    step = timeframe.step
-    first = history.timestamp[0]
-    assert history.timestamp[-1] == bucket_start(end, timeframe)
-    assert as_dict(history) == brute_force(user, first=first, last=history.timestamp[-1], step=step)
+    last = bucket_start(end, timeframe)
+    assert history.timestamp[-1] == last
+    assert as_dict(history) == brute_force(
+        user, first=period_first(period, timeframe, end), last=last, step=timeframe.step
+    )
     assert reconcile_ledger() == []
 
 
