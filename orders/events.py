@@ -1,0 +1,212 @@
+"""What happened to an order, announced to every process as a plain domain event
+(docs/DESIGN.md, "Domain events").
+
+The engine calls ``announce(OrderEvent(...))`` inside the transaction that made the change:
+the event is a ``pg_notify`` on ``order_events`` (``core.notify``), so it leaves when that
+transaction commits, in commit order, and never when it rolls back. The one-statement market
+buy cannot call Python between its writes and its commit: it puts ``order_event_sql(...)``
+into the statement itself, which builds the same JSON from the inserted row.
+
+An event is a fact in the engine's words (``fill``, ``canceled``, ...) with the order's row
+as it was at that moment; nothing here knows a wire format. The streams (alpaca_compat)
+render it for their clients without reading the database again.
+
+Payload (JSON, decimals as strings, times ISO 8601 in UTC)::
+
+    {"event": "fill", "user_id": 7, "at": "2026-11-27T17:52:05.123456Z",
+     "order": {"order_id": "...", "user_id": 7, "asset_id": "BTC", "quantity": "0.01", ...},
+     "fill_quantity": "0.01", "fill_price": "63389.3", "position_quantity": "0.03",
+     "execution_id": "1234"}
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection, models
+
+from core.notify import decimal_sql, decimal_text, notify, parse_decimal, parse_time, time_sql, time_text
+from orders.models import Order
+
+ORDER_EVENTS = "order_events"
+
+
+class Event:
+    """The events, as the streams name them too."""
+
+    NEW = "new"  # an order rests (PENDING)
+    FILL = "fill"
+    PARTIAL_FILL = "partial_fill"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REPLACED = "replaced"  # the old order of a replace; its successor announces its own event
+    REJECTED = "rejected"  # stored FAILED
+
+    ALL = (NEW, FILL, PARTIAL_FILL, CANCELED, EXPIRED, REPLACED, REJECTED)
+    FILLS = (FILL, PARTIAL_FILL)
+
+
+# The replay store of a FAILED order's HTTP answer (any JSON, unbounded) is not the order's
+# state: it stays out of events, which must fit NOTIFY's 8000 bytes.
+_LEFT_OUT = {"failure_details"}
+_FIELDS = [field for field in Order._meta.concrete_fields if field.attname not in _LEFT_OUT]
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    event: str
+    user_id: int
+    order: dict  # order_snapshot(): the row's columns at that moment, by attname, JSON values
+    at: datetime
+    # Set on fills only.
+    fill_quantity: Decimal | None = None
+    fill_price: Decimal | None = None
+    position_quantity: Decimal | None = None  # the holding's quantity after the fill
+    execution_id: str | None = None  # a stable id of the fill: its asset ledger row's id
+
+    def __post_init__(self) -> None:
+        if self.event not in Event.ALL:
+            raise ValueError(f"Unknown order event {self.event!r}.")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "event": self.event,
+                "user_id": self.user_id,
+                "at": time_text(self.at),
+                "order": self.order,
+                "fill_quantity": decimal_text(self.fill_quantity),
+                "fill_price": decimal_text(self.fill_price),
+                "position_quantity": decimal_text(self.position_quantity),
+                "execution_id": self.execution_id,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> OrderEvent:
+        """Raises ValueError (and its subclasses), KeyError or TypeError on a payload that is
+        not an order event."""
+        data = json.loads(text)
+        return cls(
+            event=data["event"],
+            user_id=int(data["user_id"]),
+            order=dict(data["order"]),
+            at=parse_time(data["at"]),
+            fill_quantity=parse_decimal(data["fill_quantity"]),
+            fill_price=parse_decimal(data["fill_price"]),
+            position_quantity=parse_decimal(data["position_quantity"]),
+            execution_id=data["execution_id"],
+        )
+
+
+def order_event(event: str, order: Order, *, at: datetime, fill=None) -> OrderEvent:
+    """The event of ``order`` as it is now (its instance must hold what was just written).
+    ``fill`` is ``(quantity, price, position quantity, execution id)`` for fills."""
+    quantity, price, position, execution_id = fill if fill is not None else (None, None, None, None)
+    return OrderEvent(
+        event=event,
+        user_id=order.user_id,
+        order=order_snapshot(order),
+        at=at,
+        fill_quantity=quantity,
+        fill_price=price,
+        position_quantity=position,
+        execution_id=None if execution_id is None else str(execution_id),
+    )
+
+
+def announce(*events: OrderEvent) -> None:
+    """Send the events, in this order, in the caller's transaction (one statement): they
+    leave at its commit, after the events of every transaction that committed before it.
+    Outside a transaction they leave at once."""
+    notify(ORDER_EVENTS, [event.to_json() for event in events])
+
+
+# --- The order's row, as JSON and back ----------------------------------------------------
+
+
+def _value(field: models.Field, value):
+    if value is None:
+        return None
+    if isinstance(field, models.DecimalField):
+        return decimal_text(value)
+    if isinstance(field, models.DateTimeField):
+        return time_text(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def order_snapshot(order: Order) -> dict:
+    """The order's columns (by attname) as JSON values, failure_details left out."""
+    return {field.attname: _value(field, getattr(order, field.attname)) for field in _FIELDS}
+
+
+def _parsed(field: models.Field, value):
+    if value is None:
+        return None
+    if isinstance(field, models.DecimalField):
+        return Decimal(value)
+    if isinstance(field, models.DateTimeField):
+        return parse_time(value)
+    return field.to_python(value)
+
+
+def order_from_snapshot(snapshot: dict) -> Order:
+    """An unsaved ``Order`` holding the snapshot's values, as if loaded from its row (no query)."""
+    names = [field.attname for field in _FIELDS]
+    return Order.from_db(connection.alias, names, [_parsed(field, snapshot.get(field.attname)) for field in _FIELDS])
+
+
+# --- The same event from SQL, for the one-statement market buy ----------------------------
+
+
+def _column_sql(field: models.Field, row: str) -> str:
+    column = f"{row}.{connection.ops.quote_name(field.column)}"
+    if isinstance(field, models.DecimalField):
+        return decimal_sql(column)
+    if isinstance(field, models.DateTimeField):
+        return time_sql(column)
+    return column
+
+
+def order_event_sql(
+    *,
+    event: str,
+    row: str,
+    at: str,
+    fill_quantity: str | None = None,
+    fill_price: str | None = None,
+    position_quantity: str | None = None,
+    execution_id: str | None = None,
+) -> str:
+    """``pg_notify('order_events', <the event as JSON>)`` as an SQL expression, for a statement
+    that writes the order itself: ``row`` is a relation of that statement holding the order's
+    row with every column (``placed`` of ``INSERT ... RETURNING *``), and the other arguments
+    are SQL expressions (``placed.filled_at``, ``holding.quantity``, ``asset_row.id``). The
+    JSON is ``OrderEvent.to_json()``'s for the same values (tests/orders/test_events.py)."""
+    if event not in Event.ALL:
+        raise ValueError(f"Unknown order event {event!r}.")
+    columns = ", ".join(f"{_column_sql(field, row)} AS {field.attname}" for field in _FIELDS)
+
+    def optional(expression: str | None, as_sql) -> str:
+        return "NULL::text" if expression is None else as_sql(expression)
+
+    payload = (
+        "json_build_object("
+        f"'event', '{event}', "
+        f"'user_id', {row}.user_id, "
+        f"'at', {time_sql(at)}, "
+        f"'order', (SELECT row_to_json(o) FROM (SELECT {columns}) o), "
+        f"'fill_quantity', {optional(fill_quantity, decimal_sql)}, "
+        f"'fill_price', {optional(fill_price, decimal_sql)}, "
+        f"'position_quantity', {optional(position_quantity, decimal_sql)}, "
+        f"'execution_id', {optional(execution_id, lambda e: f'({e})::text')})"
+    )
+    return f"pg_notify('{ORDER_EVENTS}', {payload}::text)"
