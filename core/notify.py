@@ -75,5 +75,6 @@ def decimal_sql(expression: str) -> str:
 
 
 def time_sql(expression: str) -> str:
-    """``time_text`` in SQL, whatever the session's TimeZone."""
-    return f"""to_char(({expression})::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+    """``time_text`` in SQL, whatever the session's TimeZone. The colons are quoted literals
+    (``":"``), so that no ``:name`` in the text reads as a variable to pgbench or psql."""
+    return f"""to_char(({expression})::timestamptz AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":"MI":"SS.US"Z"')"""

@@ -2,10 +2,20 @@
 (docs/DESIGN.md, "Domain events").
 
 The engine calls ``announce(OrderEvent(...))`` inside the transaction that made the change:
-the event is a ``pg_notify`` on ``order_events`` (``core.notify``), so it leaves when that
-transaction commits, in commit order, and never when it rolls back. The one-statement market
-buy cannot call Python between its writes and its commit: it puts ``order_event_sql(...)``
-into the statement itself, which builds the same JSON from the inserted row.
+the event becomes a row of the outbox (``OrderEventRecord``), so it exists exactly when that
+transaction commits and never when it rolls back. The one-statement market buy cannot call
+Python between its writes and its commit: it puts ``order_event_insert_sql(...)`` into the
+statement itself, which builds the same JSON from the inserted row.
+
+Why not NOTIFY: PostgreSQL serialises the commits of notifying transactions, WAL flush
+included, on one global lock, so a NOTIFY in every order's transaction caps the whole service
+at one commit per disk flush (pgbench, scripts/bench/notify_cost.py: about 200 market buys a
+second on the bench machine, against 600 to 900 without it). An outbox row costs an INSERT.
+
+Readers (the streams' hubs) poll the outbox with ``NEW_EVENTS_SQL`` and an ``EventFeed``:
+every committed event once, and an account's events in commit order, because every
+transaction that writes an account's event holds that account's user lock (docs/DESIGN.md,
+"Lock order"), so its row's id is larger than the ids of the events committed before it.
 
 An event is a fact in the engine's words (``fill``, ``canceled``, ...) with the order's row
 as it was at that moment; nothing here knows a wire format. The streams (alpaca_compat)
@@ -29,10 +39,10 @@ from decimal import Decimal
 
 from django.db import connection, models
 
-from core.notify import decimal_sql, decimal_text, notify, parse_decimal, parse_time, time_sql, time_text
-from orders.models import Order
+from core.notify import decimal_sql, decimal_text, parse_decimal, parse_time, time_sql, time_text
+from orders.models import Order, OrderEventRecord
 
-ORDER_EVENTS = "order_events"
+OUTBOX = OrderEventRecord._meta.db_table
 
 
 class Event:
@@ -121,11 +131,63 @@ def order_event(event: str, order: Order, *, at: datetime, fill=None) -> OrderEv
     )
 
 
+_ANNOUNCE_SQL = f"""
+    INSERT INTO {OUTBOX} (payload)
+    SELECT p.payload FROM unnest(%s::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY p.n
+"""
+
+
 def announce(*events: OrderEvent) -> None:
-    """Send the events, in this order, in the caller's transaction (one statement): they
-    leave at its commit, after the events of every transaction that committed before it.
-    Outside a transaction they leave at once."""
-    notify(ORDER_EVENTS, [event.to_json() for event in events])
+    """Record the events, in this order, in the caller's transaction (one statement): readers
+    see them once it commits, after the events of every transaction of the account that
+    committed before it. Outside a transaction they are committed at once."""
+    if not events:
+        return
+    with connection.prepared_cursor() as cursor:  # prepared: the engine sends it with every change
+        cursor.execute(_ANNOUNCE_SQL, [[event.to_json() for event in events]])
+
+
+# --- Reading the outbox ------------------------------------------------------------------
+
+# The oldest transaction still running (every older one has committed or rolled back), and
+# the events written since ``since``: one statement, one snapshot.
+NEW_EVENTS_SQL = f"""
+    SELECT h.horizon::text, e.id, e.txid::text, e.payload
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon) h
+    LEFT JOIN {OUTBOX} e ON e.txid >= %(since)s::xid8
+    ORDER BY e.id
+"""
+HORIZON_SQL = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+# Events written before ``before`` (a horizon some minutes old): read by every reader by now.
+FORGET_SQL = f"DELETE FROM {OUTBOX} WHERE txid < %(before)s::xid8"
+
+
+class EventFeed:
+    """What one reader has read of the outbox. Feed it the rows of ``NEW_EVENTS_SQL`` with
+    ``since=feed.since``; it answers the payloads not read before, in id order.
+
+    A row can only appear behind the ones read so far if its transaction was still running,
+    so the transaction id (txid) of the oldest running transaction (the horizon) is where the
+    next read starts; rows at or past it already read are remembered until the horizon passes
+    them. A long-running writing transaction holds the horizon back: reads then cover more
+    rows, but miss none."""
+
+    def __init__(self, horizon: str | int) -> None:
+        self.since = int(horizon)
+        self._read: dict[int, int] = {}  # id -> txid of the rows read at or past the horizon
+
+    def new(self, rows) -> list[str]:
+        payloads = []
+        horizon = self.since
+        for horizon_text, row_id, txid, payload in rows:
+            horizon = int(horizon_text)
+            if row_id is None or row_id in self._read:
+                continue
+            self._read[row_id] = int(txid)
+            payloads.append(payload)
+        self.since = max(self.since, horizon)
+        self._read = {row_id: txid for row_id, txid in self._read.items() if txid >= self.since}
+        return payloads
 
 
 # --- The order's row, as JSON and back ----------------------------------------------------
@@ -176,7 +238,7 @@ def _column_sql(field: models.Field, row: str) -> str:
     return column
 
 
-def order_event_sql(
+def order_event_json_sql(
     *,
     event: str,
     row: str,
@@ -186,11 +248,11 @@ def order_event_sql(
     position_quantity: str | None = None,
     execution_id: str | None = None,
 ) -> str:
-    """``pg_notify('order_events', <the event as JSON>)`` as an SQL expression, for a statement
-    that writes the order itself: ``row`` is a relation of that statement holding the order's
-    row with every column (``placed`` of ``INSERT ... RETURNING *``), and the other arguments
-    are SQL expressions (``placed.filled_at``, ``holding.quantity``, ``asset_row.id``). The
-    JSON is ``OrderEvent.to_json()``'s for the same values (tests/orders/test_events.py)."""
+    """The event as a JSON expression, for a statement that writes the order itself: ``row``
+    is a relation of that statement holding the order's row with every column (``placed`` of
+    ``INSERT ... RETURNING *``), and the other arguments are SQL expressions
+    (``placed.filled_at``, ``holding.quantity``, ``asset_row.id``). Its JSON is
+    ``OrderEvent.to_json()``'s for the same values (tests/orders/test_events.py)."""
     if event not in Event.ALL:
         raise ValueError(f"Unknown order event {event!r}.")
     columns = ", ".join(f"{_column_sql(field, row)} AS {field.attname}" for field in _FIELDS)
@@ -198,7 +260,7 @@ def order_event_sql(
     def optional(expression: str | None, as_sql) -> str:
         return "NULL::text" if expression is None else as_sql(expression)
 
-    payload = (
+    return (
         "json_build_object("
         f"'event', '{event}', "
         f"'user_id', {row}.user_id, "
@@ -209,4 +271,10 @@ def order_event_sql(
         f"'position_quantity', {optional(position_quantity, decimal_sql)}, "
         f"'execution_id', {optional(execution_id, lambda e: f'({e})::text')})"
     )
-    return f"pg_notify('{ORDER_EVENTS}', {payload}::text)"
+
+
+def order_event_insert_sql(*, source: str, **event: str | None) -> str:
+    """``INSERT INTO <the outbox> (payload) SELECT <the event's JSON> <source>``: a step of
+    the one-statement market buy, e.g. ``event AS (<this>)`` with ``source="FROM placed,
+    holding, asset_row"``. ``event`` as ``order_event_json_sql``'s arguments."""
+    return f"INSERT INTO {OUTBOX} (payload) SELECT {order_event_json_sql(**event)}::text {source}"

@@ -4,6 +4,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from core.money import plain, price_field, quantity_field, usd_field
@@ -184,3 +185,20 @@ KIND_FILTERS = {
     Order.Kind.STOP: Q(order_price__isnull=True, stop_price__isnull=False),
     Order.Kind.STOP_LIMIT: Q(order_price__isnull=False, stop_price__isnull=False),
 }
+
+
+class OrderEventRecord(models.Model):
+    """An order event on its way to the streams (orders/events.py): written in the transaction
+    that changed the order, so it exists exactly when that change committed; each server
+    process's stream hub reads the new ones. Also in the table, added by its migration as
+    Django has no field for it: ``txid`` (xid8), the writing transaction's id, by which a
+    reader knows which rows can no longer appear behind the ones it has read. UNLOGGED: an
+    event is worth nothing after a crash (streams reconnect and clients re-read their orders),
+    so it costs no WAL. Rows are deleted a few minutes after they were written."""
+
+    id = models.BigAutoField(primary_key=True)
+    payload = models.TextField()  # OrderEvent.to_json()
+    created_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"order event {self.id}"

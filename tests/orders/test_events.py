@@ -1,9 +1,12 @@
-"""Order events leave through PostgreSQL's NOTIFY: at commit, in commit order, never on a
-rollback, and the one-statement market buy's SQL writes the same JSON as Python does."""
+"""Order events go through the outbox: a reader sees each once its transaction commits, an
+account's in commit order, none of a rolled-back transaction, none missed behind a later
+one; and the one-statement market buy's SQL writes the same JSON as Python does."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,18 +15,22 @@ import psycopg
 import pytest
 from django.db import connection, transaction
 
-from core.notify import MAX_PAYLOAD_BYTES
+from balances.models import UsdBalance
 from orders.events import (
-    ORDER_EVENTS,
+    FORGET_SQL,
+    HORIZON_SQL,
+    NEW_EVENTS_SQL,
     Event,
+    EventFeed,
     OrderEvent,
     announce,
     order_event,
-    order_event_sql,
+    order_event_insert_sql,
+    order_event_json_sql,
     order_from_snapshot,
     order_snapshot,
 )
-from orders.models import Order
+from orders.models import Order, OrderEventRecord
 from orders.settlement import order_insert_sql
 from tests.processes import database_url
 
@@ -32,17 +39,32 @@ pytestmark = pytest.mark.django_db(transaction=True)
 AT = datetime(2026, 11, 27, 17, 52, 5, 123456, tzinfo=UTC)
 
 
+class Reader:
+    """A session of its own reading the outbox, as each streams' hub does."""
+
+    def __init__(self) -> None:
+        self.conn = psycopg.connect(database_url(connection.settings_dict), autocommit=True)
+        self.feed = EventFeed(self.conn.execute(HORIZON_SQL).fetchone()[0])
+
+    def read(self) -> list[dict]:
+        rows = self.conn.execute(NEW_EVENTS_SQL, {"since": str(self.feed.since)}).fetchall()
+        return [json.loads(payload) for payload in self.feed.new(rows)]
+
+
 @pytest.fixture
 def listener():
-    """A session of its own LISTENing on order_events, as the streams' hub does."""
-    conn = psycopg.connect(database_url(connection.settings_dict), autocommit=True)
-    conn.execute(f"LISTEN {ORDER_EVENTS}")
-    yield conn
-    conn.close()
+    reader = Reader()
+    yield reader
+    reader.conn.close()
 
 
-def received(conn, *, wait: float = 0.5) -> list[dict]:
-    return [json.loads(n.payload) for n in conn.notifies(timeout=wait)]
+def received(reader: Reader, *, wait: float = 0) -> list[dict]:
+    return reader.read()
+
+
+def session() -> psycopg.Connection:
+    """A session of another process."""
+    return psycopg.connect(database_url(connection.settings_dict))
 
 
 def a_resting_order(user, btc, **fields) -> Order:
@@ -66,7 +88,7 @@ def test_an_event_leaves_when_its_transaction_commits_and_not_before(user, btc, 
     # when
     with transaction.atomic():
         announce(order_event(Event.NEW, order, at=AT))
-        before_commit = received(listener, wait=0.2)
+        before_commit = received(listener)
     after_commit = received(listener)
     # then
     assert before_commit == []
@@ -118,21 +140,68 @@ def test_several_events_of_one_transaction_leave_in_the_order_announced(user, bt
     ]
 
 
-def test_events_of_interleaved_transactions_leave_in_commit_order(user, btc, listener):
-    # given: two sessions of their own, as two processes would be
+def test_an_accounts_events_are_read_in_the_order_its_transactions_committed(user, btc, listener):
+    # given: two sessions (two processes) acting on one account, each under its user lock
     order = a_resting_order(user, btc)
-    first = psycopg.connect(database_url(connection.settings_dict))
-    second = psycopg.connect(database_url(connection.settings_dict))
     payload = order_event(Event.NEW, order, at=AT).to_json()
-    # when: the first announces first but commits last
-    first.execute("SELECT pg_notify(%s, %s)", [ORDER_EVENTS, payload.replace('"new"', '"canceled"', 1)])
-    second.execute("SELECT pg_notify(%s, %s)", [ORDER_EVENTS, payload.replace('"new"', '"expired"', 1)])
-    second.commit()
+    first, second = session(), session()
+    lock = f"SELECT 1 FROM {UsdBalance._meta.db_table} WHERE user_id = %s FOR NO KEY UPDATE"
+    first.execute(lock, [user.pk])
+    first.execute(f"INSERT INTO {OrderEventRecord._meta.db_table} (payload) VALUES (%s)", [payload])
+    # when: the second waits for the lock, then writes and commits after the first
+    waiting = threading.Thread(
+        target=lambda: (
+            second.execute(lock, [user.pk]),
+            second.execute(
+                f"INSERT INTO {OrderEventRecord._meta.db_table} (payload) VALUES (%s)",
+                [payload.replace('"new"', '"canceled"', 1)],
+            ),
+            second.commit(),
+        )
+    )
+    waiting.start()
+    time.sleep(0.2)  # the second is blocked on the lock
+    seen_while_open = received(listener)
     first.commit()
+    waiting.join(timeout=10)
+    # then
+    assert seen_while_open == []
+    assert [e["event"] for e in received(listener)] == ["new", "canceled"]
     first.close()
     second.close()
+
+
+def test_an_event_committed_behind_a_later_one_is_not_missed(user, other_user, btc, listener):
+    # given: another account's transaction writes first (a smaller id) and commits last
+    order = a_resting_order(user, btc)
+    slow, fast = session(), session()
+    table = OrderEventRecord._meta.db_table
+    slow.execute(f"INSERT INTO {table} (payload) VALUES (%s)", [order_event(Event.NEW, order, at=AT).to_json()])
+    fast.execute(f"INSERT INTO {table} (payload) VALUES (%s)", [order_event(Event.EXPIRED, order, at=AT).to_json()])
+    fast.commit()
+    # when
+    first_read = [e["event"] for e in received(listener)]
+    slow.commit()
+    second_read = [e["event"] for e in received(listener)]
+    third_read = received(listener)
     # then
-    assert [e["event"] for e in received(listener)] == ["expired", "canceled"]
+    assert (first_read, second_read, third_read) == (["expired"], ["new"], [])
+    slow.close()
+    fast.close()
+
+
+def test_events_older_than_a_horizon_are_forgotten(user, btc, listener):
+    # given
+    order = a_resting_order(user, btc)
+    announce(order_event(Event.NEW, order, at=AT))
+    announce(order_event(Event.CANCELED, order, at=AT))
+    table = OrderEventRecord._meta.db_table
+    # the hub forgets below a horizon minutes old: here, the later event's transaction
+    (later,) = listener.conn.execute(f"SELECT txid::text FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
+    # when
+    listener.conn.execute(FORGET_SQL, {"before": later})
+    # then
+    assert [json.loads(r.payload)["event"] for r in OrderEventRecord.objects.all()] == ["canceled"]
 
 
 def test_an_event_round_trips_through_json_with_the_order_as_it_was(user, btc):
@@ -168,14 +237,14 @@ def test_an_unknown_event_is_refused():
     with pytest.raises(ValueError, match="Unknown order event 'filled'"):
         OrderEvent(event="filled", user_id=1, order={}, at=AT)
     with pytest.raises(ValueError, match="Unknown order event 'filled'"):
-        order_event_sql(event="filled", row="placed", at="placed.filled_at")
+        order_event_json_sql(event="filled", row="placed", at="placed.filled_at")
 
 
 # --- the market buy's SQL path ----------------------------------------------------------
 
 
 def _insert_and_notify_sql(**event) -> str:
-    """An INSERT of an order that announces it from its inserted row, as MARKET_BUY_SQL will."""
+    """An INSERT of an order that records its event from the inserted row, as MARKET_BUY_SQL will."""
     insert = order_insert_sql(
         user_id="%(user_id)s",
         asset_id="%(asset_id)s",
@@ -200,8 +269,9 @@ def _insert_and_notify_sql(**event) -> str:
         stop_price="%(stop_price)s",
         triggered_at="%(at)s",
     )
-    notify = order_event_sql(row="placed", **event)
-    return f"WITH placed AS ({insert} RETURNING *) SELECT {notify} FROM placed"
+    return (
+        f"WITH placed AS ({insert} RETURNING *) {order_event_insert_sql(row='placed', source='FROM placed', **event)}"
+    )
 
 
 def _market_buy_values(user, **overrides) -> dict:
@@ -251,7 +321,7 @@ def test_the_market_buy_sql_announces_the_same_json_as_python(user, btc, listene
     assert (from_python["fill_quantity"], from_python["execution_id"]) == ("0.01", "4242")
 
 
-def test_the_longest_order_event_fits_postgresqls_payload_limit_on_both_paths(user, btc, listener):
+def test_the_longest_order_event_stays_small_on_both_paths(user, btc, listener):
     # given: every column at its longest, text that JSON escapes at 6 bytes a character
     longest_text = "\u0001" * 255
     values = _market_buy_values(
@@ -282,9 +352,8 @@ def test_the_longest_order_event_fits_postgresqls_payload_limit_on_both_paths(us
     order.api_key_id = "k" * 20
     fill = (order.quantity, order.executed_price, order.quantity, 9223372036854775807)
     python_payload = order_event(Event.PARTIAL_FILL, order, at=order.filled_at, fill=fill).to_json()
-    sql_payloads = [n.payload for n in listener.notifies(timeout=0.5)]
-    # then
+    sql_payloads = [r.payload for r in OrderEventRecord.objects.all()]
+    # then: under half of what NOTIFY would carry (8000 bytes), were events ever sent that way
     assert len(sql_payloads) == 1
-    assert len(sql_payloads[0].encode()) < MAX_PAYLOAD_BYTES
-    assert len(python_payload.encode()) < MAX_PAYLOAD_BYTES
-    assert len(python_payload.encode()) < 4000  # half the limit: room for columns yet to come
+    assert len(sql_payloads[0].encode()) < 4000
+    assert len(python_payload.encode()) < 4000
