@@ -182,3 +182,51 @@ def get_bars(
     with _read_cursor() as cursor:
         cursor.execute(_BARS_SQL.format(after=after_sql), params)
         return [Bar(*row) for row in cursor.fetchall()]
+
+
+# The bars a market data stream publishes when a minute closes (alpaca_compat/streams): the
+# minute bars of the last two minutes (the one that just closed, and the one before, which a
+# late recording may have changed) and each asset's bar of the day so far. One query however
+# many clients are subscribed. ``{assets}`` limits the assets, or not.
+_CLOSING_BARS_SQL = """
+    SELECT asset_id, date_bin(%(minute)s, as_of, %(origin)s) AS bucket,
+           (array_agg(price ORDER BY as_of, id))[1], max(price), min(price),
+           (array_agg(price ORDER BY as_of DESC, id DESC))[1], count(*), false AS daily
+    FROM assets_pricerecord
+    WHERE as_of >= %(minutes_start)s AND as_of < %(end)s {assets}
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT asset_id, %(day_start)s, (array_agg(price ORDER BY as_of, id))[1], max(price), min(price),
+           (array_agg(price ORDER BY as_of DESC, id DESC))[1], count(*), true
+    FROM assets_pricerecord
+    WHERE as_of >= %(day_start)s AND as_of < %(end)s {assets}
+    GROUP BY 1
+    ORDER BY 8, 1, 2
+"""
+
+
+def get_closing_bars(*, end: datetime, asset_ids: Sequence[str] | None = None) -> tuple[list[Bar], list[Bar]]:
+    """For a minute ending at ``end``: the 1Min bars of [end - 2 min, end) and the 1D bars of
+    end's UTC day up to ``end`` (the day of end - 1 min, when end is midnight), of
+    ``asset_ids`` (every asset when None), by asset then time. One query."""
+    minute = Timeframe.MIN_1.step
+    params = {
+        "minute": minute,
+        "origin": BUCKET_ORIGIN,
+        "minutes_start": end - 2 * minute,
+        "day_start": bucket_start(end - minute, Timeframe.DAY_1),
+        "end": end,
+    }
+    assets = ""
+    if asset_ids is not None:
+        if not asset_ids:
+            return [], []
+        assets = "AND asset_id = ANY(%(asset_ids)s)"
+        params["asset_ids"] = list(asset_ids)
+    minutes: list[Bar] = []
+    days: list[Bar] = []
+    with _read_cursor() as cursor:
+        cursor.execute(_CLOSING_BARS_SQL.format(assets=assets), params)
+        for *row, daily in cursor.fetchall():
+            (days if daily else minutes).append(Bar(*row))
+    return minutes, days

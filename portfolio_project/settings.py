@@ -79,6 +79,7 @@ TEMPLATES = [
 ]
 
 WSGI_APPLICATION = "portfolio_project.wsgi.application"
+ASGI_APPLICATION = "portfolio_project.asgi.application"
 
 # --- Database: PostgreSQL only (SPEC section 2) ---
 if env.str("DATABASE_URL", default=""):
@@ -217,6 +218,27 @@ MAX_PLAUSIBLE_PRICE = Decimal(env.str("MAX_PLAUSIBLE_PRICE", default="100000000"
 # the retention, `prune_price_history` thins it to one price per asset and day.
 PRICE_RECORD_SECONDS = max(1, env.int("PRICE_RECORD_SECONDS", default=60))
 PRICE_HISTORY_RETENTION_DAYS = max(1, env.int("PRICE_HISTORY_RETENTION_DAYS", default=30))
+
+# --- Streams: trade updates and market data over WebSocket (docs/DESIGN.md, "Streams") ---
+# Where each server process reads events (and LISTENs for prices): the primary. Empty: the database of
+# DATABASE_URL, which is right unless DATABASE_URL goes through PgBouncer in transaction
+# pooling (where LISTEN does not work): then set this to the primary.
+STREAM_DATABASE_URL = env.str("STREAM_DATABASE_URL", default="")
+# Limits, Alpaca's where Alpaca has one: connections of one key to one stream (per server
+# process), symbols one market data connection may subscribe, the largest message a client
+# may send (its frames joined), seconds to authenticate after connecting, and the messages
+# that may wait for one client before it is dropped as too slow.
+STREAM_CONNECTIONS_PER_KEY = env.int("STREAM_CONNECTIONS_PER_KEY", default=1)
+STREAM_SYMBOLS_PER_CONNECTION = env.int("STREAM_SYMBOLS_PER_CONNECTION", default=100)
+STREAM_MAX_MESSAGE_BYTES = env.int("STREAM_MAX_MESSAGE_BYTES", default=64 * 1024)
+STREAM_AUTH_TIMEOUT_SECONDS = env.float("STREAM_AUTH_TIMEOUT_SECONDS", default=10.0)
+STREAM_QUEUE_LENGTH = env.int("STREAM_QUEUE_LENGTH", default=1000)
+# How often each process reads new order events (the delay a trade update may add), and how
+# long they are kept for every process to read them.
+STREAM_POLL_SECONDS = env.float("STREAM_POLL_SECONDS", default=0.05)
+STREAM_EVENT_RETENTION_SECONDS = env.float("STREAM_EVENT_RETENTION_SECONDS", default=300.0)
+# A minute's bars are published this long after it closes, for its last price to be recorded.
+STREAM_BAR_DELAY_SECONDS = env.float("STREAM_BAR_DELAY_SECONDS", default=2.0)
 
 # --- Who the client is (SPEC section 10) ---
 # How many reverse proxies in front of the app append to X-Forwarded-For and may be believed.

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api import ApiKeyViewSet, ChangePasswordView, LogoutView
 from alpaca_compat import urls as alpaca_urls
+from alpaca_compat.streams import routing as alpaca_streams
 from assets.api import AssetViewSet
 from assets.market_api import MarketBarsView, MarketLatestView
 from balances.api import (
@@ -86,6 +87,9 @@ urlpatterns = [
     path("admin/login/", answer_throttled_login_with_429(admin.site.login)),
     path("admin/", admin.site.urls),
 ]
+
+# WebSocket routes (the streams), served by portfolio_project/asgi.py on the API's port.
+websocket_urlpatterns = alpaca_streams.websocket_urls
 
 handler400 = "core.api.errors.json_bad_request"
 handler404 = "core.api.errors.json_not_found"

@@ -1,0 +1,257 @@
+"""Trade updates at /stream: alpaca-py's TradingStream and alpaca-trade-api's JSON dialect
+receive every event of their account, each a valid alpaca-py TradeUpdate, in commit order."""
+
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager
+from decimal import Decimal
+
+import pytest
+from alpaca.trading.models import TradeUpdate
+from alpaca.trading.stream import TradingStream
+from django.db import transaction
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from accounts.services import issue_token
+from alpaca_compat import render
+from orders.events import Event, announce, order_event
+from orders.models import Order
+from orders.services import place_order
+from tests.alpaca_compat.streams import flows
+from tests.processes import wait_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+AUTH = "authenticate"
+LISTEN = {"action": "listen", "data": {"streams": ["trade_updates"]}}
+
+
+def authenticate(key: str, secret: str) -> str:
+    return json.dumps({"action": AUTH, "data": {"key_id": key, "secret_key": secret}})
+
+
+def recv_json(ws, timeout: float = 5) -> dict:
+    return json.loads(ws.recv(timeout=timeout))
+
+
+@contextmanager
+def listening_client(streams, key, secret, path="/stream"):
+    with connect(streams.url(path)) as ws:
+        ws.send(authenticate(key, secret))
+        assert recv_json(ws)["data"]["status"] == "authorized"
+        ws.send(json.dumps(LISTEN))
+        assert recv_json(ws) == {"stream": "listening", "data": {"streams": ["trade_updates"]}}
+        yield ws
+
+
+def test_alpaca_py_receives_every_event_of_its_account_each_a_valid_trade_update(
+    streams, user, other_user, make_key, btc_at_50k, server_errors
+):
+    # given
+    key, secret = make_key(user)
+    received: list[TradeUpdate] = []
+
+    async def on_update(update: TradeUpdate) -> None:
+        received.append(update)
+
+    stream = TradingStream(key, secret, paper=True, url_override=streams.url("/stream"))
+    stream.subscribe_trade_updates(on_update)
+    runner = threading.Thread(target=stream.run, daemon=True)
+    runner.start()
+    try:
+        wait_for(lambda: streams.trade_listeners(user.pk) == 1, timeout=10, what="alpaca-py to listen")
+        # when: every flow of the engine, and another account's order
+        flows.rest_limit_buy(other_user)
+        resting = flows.rest_limit_buy(user, client_order_id="rest-1")
+        bought = flows.market_buy(user, client_order_id="buy-1")
+        flows.cancel(resting)
+        expiring = flows.rest_limit_buy(user, client_order_id="rest-2")
+        flows.expire(expiring)
+        replaced = flows.rest_limit_buy(user, client_order_id="rest-3")
+        successor = flows.replace(replaced, price="41000")
+        flows.rejected_buy(user, quantity="1000")
+        wait_for(lambda: len(received) >= 9, timeout=10, what="nine trade updates")
+    finally:
+        stream.stop()
+        runner.join(timeout=10)
+    # then
+    assert [(u.event, u.order.status, str(u.order.id)) for u in received] == [
+        (Event.NEW, "new", str(resting.order_id)),
+        (Event.FILL, "filled", str(bought.order_id)),
+        (Event.CANCELED, "canceled", str(resting.order_id)),
+        (Event.NEW, "new", str(expiring.order_id)),
+        (Event.EXPIRED, "expired", str(expiring.order_id)),
+        (Event.NEW, "new", str(replaced.order_id)),
+        (Event.REPLACED, "replaced", str(replaced.order_id)),
+        (Event.NEW, "new", str(successor.order_id)),
+        (Event.REJECTED, "rejected", str(received[8].order.id)),
+    ]
+    fill = received[1]
+    assert (fill.price, fill.qty, fill.position_qty) == (50000.0, 0.01, 0.01)
+    assert (fill.order.filled_qty, fill.order.filled_avg_price) == ("0.01", "50000")
+    assert received[6].order.replaced_by == successor.order_id
+    assert [u.price for u in received if u.event != Event.FILL] == [None] * 8
+    assert server_errors() == []
+
+
+def test_a_plain_client_at_stream_slash_gets_the_order_as_get_v2_orders_shows_it_in_its_frame_type(
+    streams, user, make_key, btc_at_50k, server_errors
+):
+    # given: alpaca-trade-api's URL (base URL + /stream/), frames sent as binary
+    key, secret = make_key(user)
+    with connect(streams.url("/stream/")) as ws:
+        ws.send(authenticate(key, secret).encode())
+        authorized = ws.recv(timeout=5)
+        ws.send(json.dumps(LISTEN).encode())
+        listening = ws.recv(timeout=5)
+        # when
+        order = flows.market_buy(user, quantity="0.02")
+        update = ws.recv(timeout=5)
+    # then
+    assert isinstance(authorized, bytes)
+    assert isinstance(update, bytes)
+    assert json.loads(authorized) == {"stream": "authorization", "data": {"status": "authorized", "action": AUTH}}
+    assert json.loads(listening) == {"stream": "listening", "data": {"streams": ["trade_updates"]}}
+    message = json.loads(update)
+    stored = Order.objects.get(pk=order.pk)
+    assert message["stream"] == "trade_updates"
+    assert message["data"]["order"] == render.order_json(stored)
+    assert {k: message["data"][k] for k in ("event", "price", "qty", "position_qty", "timestamp")} == {
+        "event": "fill",
+        "price": "50000",
+        "qty": "0.02",
+        "position_qty": "0.02",
+        "timestamp": render.iso(stored.filled_at),
+    }
+    TradeUpdate(**message["data"])  # what alpaca-py does with it
+    assert server_errors() == []
+
+
+def test_the_other_ways_to_authenticate_work_and_an_empty_listen_stops_the_events(
+    streams, user, make_key, btc_at_50k, server_errors
+):
+    # given
+    key, secret = make_key(user)
+    token = issue_token(user=user).key
+    answers = []
+    for message in (
+        {"action": "auth", "key": key, "secret": secret},
+        {"action": AUTH, "data": {"oauth_token": token}},
+    ):
+        with connect(streams.url("/stream")) as ws:
+            ws.send(json.dumps(message))
+            answers.append(recv_json(ws)["data"]["status"])
+            ws.send(json.dumps({"action": "listen", "data": {"streams": []}}))
+            answers.append(recv_json(ws))
+            # when: an event after the empty listen
+            flows.rest_limit_buy(user)
+            with pytest.raises(TimeoutError):
+                ws.recv(timeout=0.5)
+    # then
+    assert answers == ["authorized", {"stream": "listening", "data": {"streams": []}}] * 2
+    assert server_errors() == []
+
+
+def test_bad_credentials_early_listens_and_malformed_messages_get_alpacas_answers(
+    streams, user, make_key, settings, server_errors
+):
+    # given
+    key, secret = make_key(user)
+    settings.STREAM_MAX_MESSAGE_BYTES = 1000
+    with connect(streams.url("/stream")) as ws:
+        # when
+        ws.send(json.dumps(LISTEN))
+        early = recv_json(ws)
+        ws.send(authenticate(key, "wrong secret"))
+        bad_key = recv_json(ws)
+        ws.send(json.dumps({"action": AUTH, "data": {"key_id": key, "secret_key": ["not", "text"]}}))
+        bad_type = recv_json(ws)
+        ws.send("{not json")
+        garbage = recv_json(ws)
+        ws.send(json.dumps([1, 2, 3]))
+        not_an_object = recv_json(ws)
+        ws.send(json.dumps({"action": "dance"}))
+        unknown = recv_json(ws)
+        ws.send(authenticate(key, secret))
+        good = recv_json(ws)
+        ws.send(json.dumps({"action": "listen", "data": {"streams": "trade_updates"}}))
+        bad_listen = recv_json(ws)
+        ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates", "account_updates"]}}))
+        partly = recv_json(ws)
+        ws.send("x" * 1001)
+        too_big = recv_json(ws)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    # then
+    unauthorized = {"status": "unauthorized", "action": AUTH, "message": "access key verification failed"}
+    assert early == {"stream": "authorization", "data": {"status": "unauthorized", "action": "listen"}}
+    assert bad_key == bad_type == {"stream": "authorization", "data": unauthorized}
+    assert garbage == not_an_object == {"action": "error", "data": {"error_message": "invalid syntax"}}
+    assert unknown == {"action": "error", "data": {"error_message": "unrecognized action"}}
+    assert good["data"]["status"] == "authorized"
+    assert bad_listen == {"action": "error", "data": {"error_message": "invalid syntax"}}
+    assert partly == {"stream": "listening", "data": {"streams": ["trade_updates"]}}
+    assert too_big == {"action": "error", "data": {"error_message": "message too big"}}
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1009, "message too big")
+    assert server_errors() == []
+
+
+def test_a_client_that_does_not_authenticate_in_time_is_closed(streams, settings, server_errors):
+    # given
+    settings.STREAM_AUTH_TIMEOUT_SECONDS = 0.3
+    with connect(streams.url("/stream")) as ws:
+        # when
+        answer = recv_json(ws)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    # then
+    assert answer == {"action": "error", "data": {"error_message": "auth timeout"}}
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "auth timeout")
+    assert server_errors() == []
+
+
+def test_a_key_has_one_connection_per_stream_by_default(streams, user, make_key, server_errors):
+    # given
+    key, secret = make_key(user)
+    with listening_client(streams, key, secret), connect(streams.url("/stream")) as second:
+        # when
+        second.send(authenticate(key, secret))
+        answer = recv_json(second)
+        with pytest.raises(ConnectionClosed) as closed:
+            second.recv(timeout=5)
+    # then
+    assert answer == {
+        "stream": "authorization",
+        "data": {"status": "unauthorized", "action": AUTH, "message": "connection limit exceeded"},
+    }
+    assert closed.value.rcvd.code == 1008
+    assert server_errors() == []
+
+
+def test_a_rolled_back_transaction_announces_nothing(streams, user, make_key, btc_at_50k, server_errors):
+    # given
+    key, secret = make_key(user)
+    order = place_order(
+        user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal(1000)
+    )
+    order = order.order
+
+    def cancel_then_fail() -> None:
+        with transaction.atomic():
+            announce(order_event(Event.CANCELED, order, at=order.updated_at))
+            raise RuntimeError("the flow failed")
+
+    with listening_client(streams, key, secret) as ws:
+        # when
+        with pytest.raises(RuntimeError):
+            cancel_then_fail()
+        flows.expire(order)
+        update = recv_json(ws)
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.3)
+    # then
+    assert update["data"]["event"] == "expired"
+    assert server_errors() == []
