@@ -29,6 +29,7 @@ class LiveStreams:
             lifespan="on",
             log_config=None,  # uvicorn's records reach the root logger, and the test's caplog
             log_level="info",
+            timeout_graceful_shutdown=2,  # a stalled test client must not hold the shutdown
         )
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()

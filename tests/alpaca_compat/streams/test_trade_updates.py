@@ -11,17 +11,21 @@ from decimal import Decimal
 import pytest
 from alpaca.trading.models import TradeUpdate
 from alpaca.trading.stream import TradingStream
-from django.db import transaction
+from django.db import connection, transaction
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from accounts.services import issue_token
 from alpaca_compat import render
-from orders.events import Event, announce, order_event
+from alpaca_compat.streams.hub import APPLICATION_NAME
+from balances.lock_objects import usd_balance_for_update
+from orders.events import Event, OrderEvent, announce, order_event
 from orders.models import Order
 from orders.services import place_order
 from tests.alpaca_compat.streams import flows
+from tests.alpaca_compat.streams.clients import StalledClient
 from tests.processes import wait_for
+from tests.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -254,4 +258,108 @@ def test_a_rolled_back_transaction_announces_nothing(streams, user, make_key, bt
             ws.recv(timeout=0.3)
     # then
     assert update["data"]["event"] == "expired"
+    assert server_errors() == []
+
+
+def test_an_accounts_events_arrive_in_commit_order_from_two_processes_committing_interleaved(
+    streams, user, make_key, btc_at_50k, server_errors
+):
+    # given: two processes (threads with connections of their own) acting on one account,
+    # each transaction under the user lock as the engine's are
+    key, secret = make_key(user)
+    order = flows.rest_limit_buy(user)
+    committed: list[str] = []
+    snapshot = order_event(Event.NEW, order, at=order.created_at)
+
+    def process(name: str) -> None:
+        for i in range(25):
+            with transaction.atomic():
+                usd_balance_for_update(user_id=user.pk)
+                label = f"{name}-{i}"
+                announce(OrderEvent(**{**vars(snapshot), "order": {**snapshot.order, "client_order_id": label}}))
+                committed.append(label)  # under the lock: the order of the commits
+
+    with listening_client(streams, key, secret) as ws:
+        # when
+        results = run_concurrently(lambda: process("a"), lambda: process("b"))
+        received = [recv_json(ws)["data"]["order"]["client_order_id"] for _ in range(50)]
+    # then
+    assert results == [None, None]
+    assert received == committed
+    assert sorted(received) == sorted([f"a-{i}" for i in range(25)] + [f"b-{i}" for i in range(25)])
+    assert server_errors() == []
+
+
+def read_until_closed(ws) -> tuple[list[dict], object]:
+    """Every message left, and the close frame the server sent."""
+    messages = []
+    try:
+        while True:
+            messages.append(json.loads(ws.recv(timeout=5)))
+    except ConnectionClosed as closed:
+        return messages, closed.rcvd
+
+
+def test_a_slow_client_is_dropped_with_407_while_a_fast_one_keeps_receiving(
+    streams, user, make_key, btc_at_50k, settings, server_errors
+):
+    # given: two connections of one account, one of which stops reading
+    settings.STREAM_QUEUE_LENGTH = 500
+    fast_key, fast_secret = make_key(user, "fast")
+    slow_key, slow_secret = make_key(user, "slow")
+    order = flows.rest_limit_buy(user, client_order_id="x" * 64)
+    event = order_event(Event.NEW, order, at=order.created_at)
+    per_round = 300
+    with listening_client(streams, fast_key, fast_secret) as fast:
+        slow = StalledClient(streams.url("/stream"), streams.port)
+        slow.send_text(authenticate(slow_key, slow_secret))
+        slow.send_text(json.dumps(LISTEN))
+        wait_for(lambda: streams.trade_listeners(user.pk) == 2, timeout=5, what="both to listen")
+        # when: bursts of events until the slow client's buffers (the kernel's: megabytes) and
+        # its queue are full
+        fast_received = []
+        while streams.trade_listeners(user.pk) == 2 and len(fast_received) < 40 * per_round:
+            with transaction.atomic():
+                announce(*[event] * per_round)
+            fast_received += [recv_json(fast) for _ in range(per_round)]
+        burst = len(fast_received)
+        texts, closed = slow.read_until_closed()
+        slow_received = [json.loads(text) for text in texts]
+    # then
+    assert len(fast_received) == burst
+    assert {m["data"]["event"] for m in fast_received} == {"new"}
+    assert slow_received[:2] == [
+        {"stream": "authorization", "data": {"status": "authorized", "action": AUTH}},
+        {"stream": "listening", "data": {"streams": ["trade_updates"]}},
+    ]
+    assert slow_received[-1] == {"action": "error", "data": {"error_message": "slow client"}}
+    assert 0 < len(slow_received) - 3 < burst
+    assert (closed.code, closed.reason) == (1008, "slow client")
+    assert server_errors() == []
+
+
+def test_when_the_hub_loses_the_database_trade_update_clients_are_closed_and_can_come_back(
+    streams, user, make_key, btc_at_50k, server_errors
+):
+    # given
+    key, secret = make_key(user)
+    with listening_client(streams, key, secret) as ws:
+        # when: the hub's session is cut (a restart, a failover)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s AND datname = current_database()",
+                [APPLICATION_NAME],
+            )
+        answer = recv_json(ws)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    streams.wait_until_live()
+    with listening_client(streams, key, secret) as again:
+        order = flows.rest_limit_buy(user)
+        update = recv_json(again)
+    # then
+    assert answer == {"action": "error", "data": {"error_message": "internal server error"}}
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "stream restarting")
+    assert (update["data"]["event"], update["data"]["order"]["id"]) == ("new", str(order.order_id))
     assert server_errors() == []

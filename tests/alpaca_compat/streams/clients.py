@@ -1,0 +1,52 @@
+"""A WebSocket client that reads only when told to (websockets' sans-I/O protocol over a
+plain socket with a tiny receive buffer): the slow client of the stream tests."""
+
+from __future__ import annotations
+
+import socket
+
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+
+class StalledClient:
+    def __init__(self, url: str, port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        self.sock.settimeout(5)
+        self.sock.connect(("127.0.0.1", port))
+        self.protocol = ClientProtocol(parse_uri(url))
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+        while not any(isinstance(event, Response) for event in self._receive()):
+            pass
+
+    def send_text(self, text: str) -> None:
+        self.protocol.send_text(text.encode())
+        self._flush()
+
+    def read_until_closed(self) -> tuple[list[str], Close | None]:
+        """Read at last: every message the server sent, and its close frame."""
+        messages: list[str] = []
+        while True:
+            for event in self._receive():
+                if isinstance(event, Frame) and event.opcode in (Opcode.TEXT, Opcode.BINARY):
+                    messages.append(event.data.decode())
+                elif isinstance(event, Frame) and event.opcode == Opcode.CLOSE:
+                    self.sock.close()
+                    return messages, Close.parse(event.data)
+
+    def _receive(self) -> list:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("the server closed the connection without a close frame")
+        self.protocol.receive_data(data)
+        self._flush()  # pongs, the close handshake
+        return self.protocol.events_received()
+
+    def _flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
