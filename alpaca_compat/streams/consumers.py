@@ -96,13 +96,20 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Queue what the server says first, if anything."""
 
     async def disconnect(self, code) -> None:
+        if not hasattr(self, "writer"):  # gone before it was accepted
+            return
+        self._leave()
+        for task in (self.writer, self.deadline):
+            task.cancel()
+
+    def _leave(self) -> None:
+        """Take nothing more from the hub, and free the key's connection slot at once: a
+        client told to go may reconnect before its old socket is gone."""
         self.closing = True
         self.hub.forget(self, self.identity.user_id if self.identity else None)
         if self.admitted:
             self.hub.release((self.kind, self.identity.credential))
             self.admitted = False
-        for task in (self.writer, self.deadline):
-            task.cancel()
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         if self.closing:
@@ -134,8 +141,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         """Send ``item``, then close: nothing the client sends is read any more."""
         if self.closing:
             return
-        self.closing = True
-        self.hub.forget(self, self.identity.user_id if self.identity else None)
+        self._leave()
         self.reply(item)
         self.reply(Close(code, reason))
 
@@ -160,8 +166,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
     def drop_slow_client(self) -> None:
         """The outbox is full: the client reads slower than events come. It is dropped with
         Alpaca's 407 (slow client); what it missed it reads again after reconnecting."""
-        self.closing = True
-        self.hub.forget(self, self.identity.user_id if self.identity else None)
+        self._leave()
         logger.warning("stream: dropping a slow %s client (%d messages waiting)", self.kind, self.outbox.limit)
         self.writer.cancel()
         asyncio.get_running_loop().create_task(self._last_words())

@@ -160,8 +160,9 @@ class Hub:
         while True:
             cursor = await conn.execute(NEW_EVENTS_SQL, {"since": str(feed.since)})
             payloads = feed.new(await cursor.fetchall())
-            for payload in payloads:
-                self._dispatch(ORDER_EVENTS, payload)
+            if self._trade or self._market["trades"]:  # else nobody here wants them: not even parsed
+                for payload in payloads:
+                    self._dispatch(ORDER_EVENTS, payload)
             now = time.monotonic()
             if not horizons or now - horizons[-1][0] >= FORGET_EVERY_SECONDS:
                 horizons.append((now, str(feed.since)))

@@ -1,4 +1,5 @@
-"""What announcing an order event with NOTIFY costs the one-statement market buy (pgbench).
+"""What announcing an order event costs the one-statement market buy, by NOTIFY or by the
+outbox (pgbench).
 
     DATABASE_URL=postgresql://postgres@127.0.0.1:5432/notify_bench .venv/bin/python scripts/bench/notify_cost.py
 
@@ -7,11 +8,13 @@ Creates (or empties) that database, migrates it, funds BENCH_USERS users, then r
 from ``orders.settlement``'s pieces and ``orders.events.order_event_sql``:
 
 - ``buy``: ``MARKET_BUY_SQL`` as it is;
-- ``buy-shaped``: the same writes in the shape the event needs (the order row returned whole,
-  the holding's quantity, the asset ledger row as a CTE), without the NOTIFY;
-- ``buy+notify``: that, with ``pg_notify('order_events', ...)`` from the inserted row, nobody
-  listening;
-- ``buy+notify+listener``: the same while a session LISTENs and reads every notification.
+- ``buy+notify``: the same writes in the shape an event needs (the order row returned whole,
+  the holding's quantity, the asset ledger row as a CTE), with ``pg_notify('order_events',
+  ...)`` of the event from the inserted row, nobody listening;
+- ``buy+notify+listener``: the same while a session LISTENs and reads every notification;
+- ``buy+outbox``: the same shape, the event written to the outbox (``orders.events``,
+  ``order_event_insert_sql``: UNLOGGED) instead of notified;
+- ``buy+outbox-logged``: the same into a logged copy of the outbox table.
 
 Each at 8 and 16 clients, unthrottled (the most the database does), RUNS times, interleaved,
 medians; then each at the service's rate (``-R`` BENCH_RATE, 650/s) for latency. PostgreSQL
@@ -64,7 +67,8 @@ PARAMS = {
 
 def scripts() -> dict[str, str]:
     from orders import settlement
-    from orders.events import Event, order_event_sql
+    from orders.events import Event, order_event_insert_sql, order_event_json_sql
+    from orders.models import OrderEventRecord
 
     shaped = f"""
 WITH debit AS (
@@ -85,31 +89,28 @@ WITH debit AS (
 )
 SELECT placed.order_id{{notify}} FROM placed, holding, asset_row
 """
-    notify = ", " + order_event_sql(
-        event=Event.FILL,
-        row="placed",
-        at="placed.filled_at",
-        fill_quantity="placed.quantity",
-        fill_price="placed.executed_price",
-        position_quantity="holding.quantity",
-        execution_id="asset_row.id",
-    )
+    event = {
+        "event": Event.FILL,
+        "row": "placed",
+        "at": "placed.filled_at",
+        "fill_quantity": "placed.quantity",
+        "fill_price": "placed.executed_price",
+        "position_quantity": "holding.quantity",
+        "execution_id": "asset_row.id",
+    }
+    notify = f", pg_notify('order_events', {order_event_json_sql(**event)}::text)"
+    # The outbox (orders.events): the event as a row, a step of the same statement.
+    outbox = order_event_insert_sql(source="FROM placed, holding, asset_row", **event)
+    base = shaped.replace("\nSELECT placed.order_id{notify} FROM placed, holding, asset_row\n", "")
+    with_outbox = base + f", event AS ({outbox})\nSELECT placed.order_id FROM placed"
+    logged_table = OrderEventRecord._meta.db_table
     variants = {
         "buy": settlement.MARKET_BUY_SQL,
-        "buy-shaped": shaped.replace("{notify}", ""),
         "buy+notify": shaped.replace("{notify}", notify),
+        "buy+notify+listener": shaped.replace("{notify}", notify),
+        "buy+outbox": with_outbox,
+        "buy+outbox-logged": with_outbox.replace(f"INSERT INTO {logged_table} ", "INSERT INTO bench_outbox "),
     }
-    variants["buy+notify+listener"] = variants["buy+notify"]
-    # The alternative: the event as a row of an outbox table, in the same statement.
-    payload = notify.removeprefix(", pg_notify('order_events', ").removesuffix("::text)")
-    outbox = f"""
-, event AS (
-    INSERT INTO {{table}} (user_id, payload) SELECT placed.user_id, {payload}::text FROM placed, holding, asset_row
-)
-SELECT placed.order_id FROM placed"""
-    base = shaped.replace("\nSELECT placed.order_id{notify} FROM placed, holding, asset_row\n", "")
-    variants["buy+outbox"] = base + outbox.replace("{table}", "bench_outbox")
-    variants["buy+outbox-unlogged"] = base + outbox.replace("{table}", "bench_outbox_unlogged")
     head = "\\set uid random(:minuid, :maxuid)\n"
     return {name: head + " ".join((sql % PARAMS).split()) + ";\n" for name, sql in variants.items()}
 
@@ -161,13 +162,8 @@ def prepare_database(url: str) -> tuple[int, int]:
         cur.execute(f"WITH u AS ({users} RETURNING id)\n{balances}", [USERS])
         cur.execute("SELECT min(id), max(id) FROM auth_user")
         lo, hi = cur.fetchone()
-        for table, kind in (("bench_outbox", ""), ("bench_outbox_unlogged", "UNLOGGED")):
-            cur.execute(
-                f"CREATE {kind} TABLE {table} (id bigserial PRIMARY KEY,"
-                " txid xid8 NOT NULL DEFAULT pg_current_xact_id(), user_id integer NOT NULL,"
-                " payload text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-            )
-            cur.execute(f"CREATE INDEX ON {table} (txid)")
+        # The outbox as a logged table, to see what UNLOGGED saves.
+        cur.execute("CREATE TABLE bench_outbox (LIKE orders_ordereventrecord INCLUDING ALL)")
         cur.execute("VACUUM ANALYZE")
     connection.close()
     return lo, hi

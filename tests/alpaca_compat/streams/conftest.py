@@ -64,6 +64,17 @@ class LiveStreams:
         hub = hub_module._hub
         return hub.trade_listeners(user_id) if hub is not None and hub.loop is self.loop else 0
 
+    def subscribers(self, channel: str) -> int:
+        """Connections subscribed to ``channel`` (any symbol) in the server's hub."""
+        hub = hub_module._hub
+        if hub is None or hub.loop is not self.loop:
+            return 0
+        return len(set().union(*hub._market[channel].values())) if hub._market[channel] else 0
+
+    def close_minute(self, end) -> None:
+        """The minute ending at ``end`` closes: the hub publishes its bars."""
+        self.call(lambda: self.hub.publish_bars(end))
+
     def call(self, make_coroutine: Callable, timeout: float = 10):
         """Run a coroutine on the server's loop (e.g. the close of a minute) and wait for it."""
         return asyncio.run_coroutine_threadsafe(make_coroutine(), self.loop).result(timeout)
