@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0006_order_api_key"),
+        ("orders", "0008_operations_replace_orders"),
     ]
 
     operations = [
