@@ -57,6 +57,8 @@ PARAMS = {
     "client_order_id": "NULL",
     "expires_at": "NULL",
     "notional": "NULL",
+    "stop_price": "NULL",
+    "triggered_at": "NULL",
     "time_in_force": "'gtc'",
     "placed_via": "'api'",
     "api_key_id": "NULL",
