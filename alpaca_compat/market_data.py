@@ -8,7 +8,8 @@ reads them as floats). Anyone may read market data, as on Alpaca; a key that is 
 from __future__ import annotations
 
 import base64
-import binascii
+import math
+import re
 from datetime import UTC, datetime, timedelta
 
 from rest_framework import serializers
@@ -16,12 +17,15 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from alpaca_compat import errors, render
-from alpaca_compat.symbols import asset_id_for, pair_symbol
+from alpaca_compat.symbols import asset_id_for, pair_hint, pair_symbol
 from alpaca_compat.views import AlpacaView, Timestamp, comma_list
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
 from assets.selectors import Bar, Timeframe, bucket_start, get_assets, get_bars, get_latest_prices
+from core.api.fields import StrictIntegerField
 from core.api.serializers import ShallowFieldsSerializer
+from core.api.throttles import MarketDataThrottle
+from core.api.times import InvalidTime, from_epoch_seconds
 
 MAX_SYMBOLS = 100
 DEFAULT_BARS, MAX_BARS = 1000, 10_000
@@ -45,7 +49,12 @@ class SymbolsQuery(ShallowFieldsSerializer):
 
 
 class MarketDataView(AlpacaView):
+    """Open without a key, as Alpaca's crypto data is; an anonymous caller also counts against
+    THROTTLE_ANON_MARKET_RATE per client address, and every request's work is bounded by its
+    ``limit`` (``assets.selectors.get_bars``), never by the range it names."""
+
     permission_classes = [AllowAny]
+    throttle_classes = [MarketDataThrottle]
     query_class = SymbolsQuery
 
     def params(self) -> dict:
@@ -61,7 +70,7 @@ class MarketDataView(AlpacaView):
         for symbol in symbols:
             asset_id = asset_id_for(symbol)
             if asset_id is None:
-                raise errors.AlpacaError(400, errors.INVALID_VALUE, f"invalid symbol: {symbol}")
+                raise errors.AlpacaError(400, errors.INVALID_VALUE, f"invalid symbol: {symbol}{pair_hint(symbol)}")
             asset_ids[asset_id] = symbol
         return get_assets(asset_ids=asset_ids)
 
@@ -104,7 +113,7 @@ def bar_json(bar: Bar) -> dict:
 
 
 def _bars_of(asset_id: str, timeframe: Timeframe, start: datetime, end: datetime) -> list[Bar]:
-    return get_bars(asset_ids=[asset_id], timeframe=timeframe, start=start, end=end, limit=MAX_BARS)
+    return get_bars(asset_ids=[asset_id], timeframe=timeframe, start=start, end=end, limit=MAX_BARS).bars
 
 
 def _latest_bar(asset_id: str, as_of: datetime) -> Bar | None:
@@ -126,27 +135,38 @@ class BarsQuery(ShallowFieldsSerializer):
     timeframe = serializers.ChoiceField(list(TIMEFRAMES))
     start = Timestamp(required=False)
     end = Timestamp(required=False)
-    limit = serializers.IntegerField(min_value=1, max_value=MAX_BARS, required=False, default=DEFAULT_BARS)
+    limit = StrictIntegerField(min_value=1, max_value=MAX_BARS, required=False, default=DEFAULT_BARS)
     page_token = serializers.CharField(required=False)
     sort = serializers.ChoiceField(["asc"], required=False)
     currency = serializers.ChoiceField(["USD"], required=False)
 
 
-def _page_token(bar: Bar) -> str:
-    return base64.urlsafe_b64encode(f"{bar.asset_id}|{bar.timestamp.timestamp():.0f}".encode()).decode()
+def _page_token(asset_id: str, bucket: datetime) -> str:
+    return base64.urlsafe_b64encode(f"{asset_id}|{math.floor(bucket.timestamp())}".encode()).decode()
+
+
+_TOKEN_ASSET = re.compile(r"[A-Z0-9]{1,16}", re.ASCII)
 
 
 def _after(token: str) -> tuple[str, datetime]:
+    """What ``_page_token`` wrote, read strictly: its time as every time in a query is
+    (``core.api.times``), so a forged one far in the future is a 400, not an OverflowError."""
     try:
-        asset_id, _, seconds = base64.urlsafe_b64decode(token.encode()).decode().partition("|")
-        return asset_id, datetime.fromtimestamp(int(seconds), tz=UTC)
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError, OSError):
-        raise errors.invalid("invalid page_token")
+        text = base64.b64decode(token, altchars=b"-_", validate=True).decode("ascii")
+        asset_id, bar, seconds = text.partition("|")
+        bucket = from_epoch_seconds(seconds)
+    except (ValueError, InvalidTime):  # not base64 of ASCII (binascii.Error, UnicodeDecodeError)
+        raise errors.bad_request("invalid page_token") from None
+    if not bar or _TOKEN_ASSET.fullmatch(asset_id) is None:
+        raise errors.bad_request("invalid page_token")
+    return asset_id, bucket
 
 
 class BarsView(MarketDataView):
     """OHLC bars of the recorded prices, by symbol then time; ``next_page_token`` continues
-    (alpaca-py follows it). Buckets without a recorded price have no bar, as on Alpaca."""
+    (alpaca-py follows it). Buckets without a recorded price have no bar, as on Alpaca. A page
+    does at most what ``limit`` buckets need (``assets.selectors.get_bars``), so it may hold
+    fewer bars than ``limit`` and still name a next page."""
 
     query_class = BarsQuery
 
@@ -158,21 +178,20 @@ class BarsView(MarketDataView):
         end = params.get("end") or now
         if end < start:
             raise errors.invalid("end should not be before start")
-        assets = self.assets()
-        limit = params["limit"]
-        bars = get_bars(
-            asset_ids=[asset.asset_id for asset in assets],
+        after = _after(params["page_token"]) if "page_token" in params else None
+        page = get_bars(
+            asset_ids=[asset.asset_id for asset in self.assets()],
             timeframe=timeframe,
             start=start,
             end=end,
-            limit=limit + 1,
-            after=_after(params["page_token"]) if "page_token" in params else None,
+            limit=params["limit"],
+            after=after,
         )
-        page, more = bars[:limit], len(bars) > limit
         grouped: dict[str, list[dict]] = {}
-        for bar in page:
+        for bar in page.bars:
             grouped.setdefault(pair_symbol(bar.asset_id), []).append(bar_json(bar))
-        return Response({"bars": grouped, "next_page_token": _page_token(page[-1]) if more else None})
+        token = _page_token(*page.next_after) if page.next_after else None
+        return Response({"bars": grouped, "next_page_token": token})
 
 
 class SnapshotsView(MarketDataView):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from assets.selectors import get_asset_ids
+from assets.selectors import get_asset, get_asset_ids
 
 # A fixed namespace: changing it would change every asset's id that programs may have stored.
 ASSET_NAMESPACE = uuid.UUID("6f1a3c52-9d0e-5b7a-8c4d-2e9f7a1b3c5d")
@@ -48,3 +48,12 @@ def asset_id_for(text: str) -> str | None:
     if upper.endswith(QUOTE_CURRENCY) and len(upper) > len(QUOTE_CURRENCY) and upper.isalnum():
         return upper[: -len(QUOTE_CURRENCY)]
     return None
+
+
+def pair_hint(text: str) -> str:
+    """`` (did you mean "BTC/USD"?)`` when ``text`` is an asset's bare id (Alpaca's crypto
+    symbols are pairs), else nothing: for the message that refuses it."""
+    upper = text.strip().upper()
+    if upper.isascii() and upper.isalnum() and len(upper) <= 16 and get_asset(upper) is not None:
+        return f' (did you mean "{pair_symbol(upper)}"?)'
+    return ""

@@ -14,14 +14,16 @@ from rest_framework.response import Response
 
 from alpaca_compat import errors, render
 from alpaca_compat.auth import api_key_of
-from alpaca_compat.symbols import asset_id_for, pair_symbol, position_symbol
-from alpaca_compat.views import AlpacaView, Timestamp, comma_list, resolve_asset
+from alpaca_compat.symbols import asset_id_for, pair_hint, pair_symbol, position_symbol
+from alpaca_compat.views import ActivityPageToken, AlpacaView, Day, Timestamp, comma_list, resolve_asset
 from assets.selectors import Timeframe, get_assets
 from balances.history import Activity, ActivityType, Period, get_activities, get_portfolio_history
 from balances.selectors import calculate_portfolio_value, get_holdings, value_holdings
+from core.api.fields import PriceField, QuantityField, StrictDecimalField, StrictIntegerField
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import ShallowFieldsSerializer
 from core.exceptions import DomainError
+from core.money import QUANTITY, Precision
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Order
@@ -30,22 +32,29 @@ OPEN = [Order.Status.PENDING]
 
 
 def _unknown_asset(symbol: str) -> errors.AlpacaError:
-    return errors.AlpacaError(status.HTTP_422_UNPROCESSABLE_ENTITY, errors.INVALID_VALUE, f'asset "{symbol}" not found')
+    message = f'asset "{symbol}" not found{pair_hint(symbol)}'
+    return errors.AlpacaError(status.HTTP_422_UNPROCESSABLE_ENTITY, errors.INVALID_VALUE, message)
 
 
 # --- Orders ---------------------------------------------------------------------------
 
 
+# Numbers as /api/v1 reads them (core.api.fields): ASCII digits, one point and sign, at most the
+# column's digits; alpaca-py sends floats as JSON numbers (alpaca_compat.views.AlpacaJSONParser).
 def _price(**kwargs):
-    return serializers.DecimalField(max_digits=30, decimal_places=12, required=False, allow_null=True, **kwargs)
+    return PriceField(required=False, allow_null=True, **kwargs)
+
+
+def _quantity(**kwargs):
+    return QuantityField(required=False, allow_null=True, **kwargs)
 
 
 class SubmitOrder(ShallowFieldsSerializer):
     """alpaca-py's OrderRequest fields (alpaca/trading/requests.py)."""
 
     symbol = serializers.CharField(max_length=64)
-    qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False, allow_null=True)
-    notional = serializers.DecimalField(max_digits=38, decimal_places=18, required=False, allow_null=True)
+    qty = _quantity()
+    notional = StrictDecimalField(QUANTITY, trim=True, required=False, allow_null=True)
     side = serializers.ChoiceField(["buy", "sell"], required=False, allow_null=True)
     type = serializers.ChoiceField(["market", "limit", "stop", "stop_limit", "trailing_stop"])
     time_in_force = serializers.ChoiceField(["day", "gtc", "opg", "cls", "ioc", "fok"])
@@ -128,7 +137,7 @@ def _place_kwargs(data: dict) -> dict:
 
 class ListOrders(ShallowFieldsSerializer):
     status = serializers.ChoiceField(["open", "closed", "all"], required=False, default="open")
-    limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=50)
+    limit = StrictIntegerField(min_value=1, max_value=500, required=False, default=50)
     after = Timestamp(required=False)
     until = Timestamp(required=False)
     direction = serializers.ChoiceField(["asc", "desc"], required=False, default="desc")
@@ -177,7 +186,7 @@ class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from 
 class ReplaceOrder(ShallowFieldsSerializer):
     """alpaca-py's ReplaceOrderRequest fields."""
 
-    qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False, allow_null=True)
+    qty = _quantity()
     time_in_force = serializers.ChoiceField(["day", "gtc", "opg", "cls", "ioc", "fok"], required=False, allow_null=True)
     limit_price = _price()
     stop_price = _price()
@@ -255,8 +264,8 @@ def _position_missing(symbol: str) -> errors.AlpacaError:
 
 
 class ClosePosition(ShallowFieldsSerializer):
-    qty = serializers.DecimalField(max_digits=38, decimal_places=18, required=False)
-    percentage = serializers.DecimalField(max_digits=9, decimal_places=6, required=False)
+    qty = QuantityField(required=False)
+    percentage = StrictDecimalField(Precision(max_digits=9, decimals=6), trim=True, required=False)
 
 
 class PositionsView(AlpacaView):
@@ -352,9 +361,13 @@ class AssetsView(AlpacaView):
         return Response([render.asset_json(asset) for asset in get_assets(is_active=is_active)])
 
 
+def _no_such_asset(symbol: str) -> errors.AlpacaError:
+    return errors.not_found(f"asset not found for {symbol}{pair_hint(symbol)}")
+
+
 class AssetView(AlpacaView):
     def get(self, request, symbol):
-        asset = resolve_asset(symbol, missing=lambda text: errors.not_found(f"asset not found for {text}"))
+        asset = resolve_asset(symbol, missing=_no_such_asset)
         return Response(render.asset_json(asset))
 
 
@@ -386,12 +399,12 @@ class ListActivities(ShallowFieldsSerializer):
     activity_types = serializers.CharField(required=False)
     activity_type = serializers.CharField(required=False)
     category = serializers.ChoiceField(["trade_activity", "non_trade_activity"], required=False)
-    date = serializers.DateField(required=False)
+    date = Day(required=False)
     after = Timestamp(required=False)
     until = Timestamp(required=False)
     direction = serializers.ChoiceField(["asc", "desc"], required=False, default="desc")
-    page_size = serializers.IntegerField(min_value=1, max_value=100, required=False, default=100)
-    page_token = serializers.CharField(required=False)
+    page_size = StrictIntegerField(min_value=1, max_value=100, required=False, default=100)
+    page_token = ActivityPageToken(required=False)
 
 
 def activity_json(user, activity: Activity) -> dict:
@@ -461,7 +474,7 @@ HISTORY_TIMEFRAMES = {timeframe.value: timeframe for timeframe in Timeframe}
 class PortfolioHistoryQuery(ShallowFieldsSerializer):
     period = serializers.ChoiceField(list(PERIODS), required=False, default="1M")
     timeframe = serializers.ChoiceField(list(HISTORY_TIMEFRAMES), required=False)
-    date_end = serializers.DateField(required=False)
+    date_end = Day(required=False)
     end = Timestamp(required=False)
     extended_hours = serializers.BooleanField(required=False)  # crypto has no extended hours: no effect
     intraday_reporting = serializers.ChoiceField(["market_hours", "extended_hours", "continuous"], required=False)

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 from django_filters import rest_framework as filters
 from rest_framework import mixins, serializers, viewsets
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
+from core.api.defaults import StrictCursorPagination
 from core.api.fields import PriceField, TimestampField
 from core.api.serializers import ReadSerializer
 
@@ -60,7 +60,7 @@ def _priced(assets: list[Asset]) -> list[AssetWithQuote]:
     return [AssetWithQuote(asset, quotes.get(asset.asset_id)) for asset in assets]
 
 
-class AssetPagination(CursorPagination):
+class AssetPagination(StrictCursorPagination):
     ordering = ("asset_id",)
     page_size = 100
     page_size_query_param = "page_size"

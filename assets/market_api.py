@@ -4,7 +4,7 @@ price of assets and OHLC bars. Views parse the query string, call one selector, 
 from __future__ import annotations
 
 import base64
-import binascii
+import re
 from datetime import datetime
 
 from django.utils import timezone
@@ -13,11 +13,12 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assets.selectors import Bar, Timeframe, get_asset_ids, get_bars, get_latest_prices
-from core.api.fields import EnumValueField, PriceField, TimestampField
+from assets.selectors import Timeframe, get_asset_ids, get_bars, get_latest_prices
+from core.api.fields import EnumValueField, InstantField, PriceField, StrictIntegerField, TimestampField
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer, parse_query
+from core.api.times import parse_instant
 
 MAX_ASSETS = 100
 DEFAULT_BARS = 1000
@@ -26,6 +27,9 @@ MAX_BARS = 10_000
 
 # Answered as `TimestampField` writes them, where a value is not a serializer's field.
 iso = TimestampField().to_representation
+
+
+_ASSET_ID = re.compile(r"[A-Z0-9]{1,16}", re.ASCII)
 
 
 class AssetIdsField(serializers.CharField):
@@ -98,33 +102,31 @@ class BarsQuerySerializer(InputSerializer):
     timeframe = EnumValueField(
         Timeframe, help_text="Bucket size: 1Min, 5Min, 15Min, 1H or 1D (buckets align to UTC midnight)."
     )
-    start = serializers.DateTimeField(
-        required=False, help_text="First instant, ISO 8601 (default: limit buckets before end)."
-    )
-    end = serializers.DateTimeField(required=False, help_text="Instant the bars end before, ISO 8601 (default: now).")
-    limit = serializers.IntegerField(
+    start = InstantField(required=False, help_text="First instant, ISO 8601 (default: limit buckets before end).")
+    end = InstantField(required=False, help_text="Instant the bars end before, ISO 8601 (default: now).")
+    limit = StrictIntegerField(
         required=False, default=DEFAULT_BARS, min_value=1, max_value=MAX_BARS, help_text="Bars per page."
     )
     page_token = serializers.CharField(required=False, max_length=200, help_text="next_page_token of the last page.")
 
     def validate_page_token(self, value: str) -> tuple[str, datetime]:
+        """``(asset id, bucket start)`` from a token ``_page_token`` wrote; the time is read as
+        every time in a query is (``core.api.times``), so a forged one far in the future is a
+        400, not an OverflowError when the next bucket is counted."""
         try:
-            asset_id, _, stamp = base64.urlsafe_b64decode(value.encode()).decode().partition("|")
-            bucket = datetime.fromisoformat(stamp)
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise serializers.ValidationError("Not a page token this endpoint gave.")
-        if bucket.tzinfo is None or not asset_id:
+            asset_id, bar, stamp = base64.b64decode(value, altchars=b"-_", validate=True).decode("ascii").partition("|")
+            bucket = parse_instant(stamp)
+        except ValueError:  # not base64 of ASCII (binascii.Error, UnicodeDecodeError), InvalidTime
+            raise serializers.ValidationError("Not a page token this endpoint gave.") from None
+        if not bar or _ASSET_ID.fullmatch(asset_id) is None:
             raise serializers.ValidationError("Not a page token this endpoint gave.")
         return asset_id, bucket
 
     def validate(self, attrs):
         end = attrs.get("end") or timezone.now()
         start = attrs.get("start")
-        if start is None:
-            try:
-                start = end - attrs["timeframe"].step * attrs["limit"]
-            except OverflowError:
-                raise serializers.ValidationError({"end": ["Too early to count limit buckets back from."]})
+        if start is None:  # in the calendar: times in queries leave room for it (core.api.times)
+            start = end - attrs["timeframe"].step * attrs["limit"]
         if start >= end:
             raise serializers.ValidationError({"start": ["start must be before end."]})
         return {**attrs, "start": start, "end": end}
@@ -152,8 +154,8 @@ BarsResponse = inline_serializer(
 )
 
 
-def _page_token(bar: Bar) -> str:
-    return base64.urlsafe_b64encode(f"{bar.asset_id}|{bar.timestamp.isoformat()}".encode()).decode()
+def _page_token(asset_id: str, bucket: datetime) -> str:
+    return base64.urlsafe_b64encode(f"{asset_id}|{bucket.isoformat()}".encode()).decode()
 
 
 class MarketBarsView(ReplicaReadMixin, APIView):
@@ -198,23 +200,20 @@ class MarketBarsView(ReplicaReadMixin, APIView):
     )
     def get(self, request):
         query = parse_query(BarsQuerySerializer, request)
-        limit = query["limit"]
-        bars = get_bars(
+        page = get_bars(
             asset_ids=query["asset_id"],
             timeframe=query["timeframe"],
             start=query["start"],
             end=query["end"],
-            limit=limit + 1,
+            limit=query["limit"],
             after=query.get("page_token"),
         )
-        more = len(bars) > limit
-        bars = bars[:limit]
         return Response(
             {
                 "timeframe": query["timeframe"].value,
                 "start": iso(query["start"]),
                 "end": iso(query["end"]),
-                "bars": BarSerializer(bars, many=True).data,
-                "next_page_token": _page_token(bars[-1]) if more else None,
+                "bars": BarSerializer(page.bars, many=True).data,
+                "next_page_token": _page_token(*page.next_after) if page.next_after else None,
             }
         )

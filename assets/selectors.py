@@ -138,19 +138,51 @@ def get_latest_prices(*, asset_ids: Sequence[str]) -> dict[str, LatestPrice]:
         return {row[0]: LatestPrice(*row) for row in cursor.fetchall()}
 
 
-_BARS_SQL = """
-    SELECT asset_id, date_bin(%(step)s, as_of, %(origin)s) AS bucket,
-           (array_agg(price ORDER BY as_of, id))[1], max(price), min(price),
-           (array_agg(price ORDER BY as_of DESC, id DESC))[1], count(*)
-    FROM assets_pricerecord
-    WHERE asset_id = ANY(%(asset_ids)s) AND as_of >= %(start)s AND as_of < %(end)s {after}
-    GROUP BY 1, 2
-    ORDER BY 1, 2
-    LIMIT %(limit)s
+# What one page of bars may cost, whatever range it names (README "Market data"): it covers at
+# most ``limit`` buckets of time in all, from the first recorded price at or after where it
+# starts, and reads at most BARS_MAX_RECORDS recorded prices. That is more than one bucket
+# can hold (a UTC day of one price a second, 86,400: the unique (asset, slot) index allows no
+# more), so every page that has a next one holds at least one whole bar.
+BARS_MAX_RECORDS = 100_000
+_TICK = timedelta(microseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class BarsPage:
+    bars: list[Bar]
+    # ``after`` for the next page: (asset id, a bucket start whose bucket this page finished);
+    # None when the range is done.
+    next_after: tuple[str, datetime] | None
+
+
+# One asset's bars from ``lo``: the first recorded price at or after it (one index probe)
+# places the window, which ends ``buckets`` buckets later or at ``end``; at most ``records``
+# prices of it are read, in time order. Each row carries the first bucket (the window's start).
+_ASSET_BARS_SQL = """
+    WITH first AS (
+        SELECT date_bin(%(step)s, as_of, %(origin)s) AS bucket FROM assets_pricerecord
+        WHERE asset_id = %(asset_id)s AND as_of >= %(lo)s AND as_of < %(end)s
+        ORDER BY as_of LIMIT 1
+    )
+    -- Open and close are the price of the least and greatest [time, id, price] (arrays compare
+    -- element by element): a bucket's first and last price without a sort per bucket.
+    -- Buckets as epoch seconds: loading a timestamptz costs psycopg ~20 times an integer, and a
+    -- page may hold 10,000 bars.
+    SELECT extract(epoch FROM first.bucket)::bigint,
+           extract(epoch FROM date_bin(%(step)s, r.as_of, %(origin)s))::bigint AS bar,
+           (min(ARRAY[extract(epoch FROM r.as_of), r.id, r.price]))[3], max(r.price), min(r.price),
+           (max(ARRAY[extract(epoch FROM r.as_of), r.id, r.price]))[3], count(*)
+    FROM first CROSS JOIN LATERAL (
+        -- Both bounds are index conditions: the scan starts at lo and stops at the window's end.
+        SELECT as_of, id, price FROM assets_pricerecord
+        WHERE asset_id = %(asset_id)s AND as_of >= %(lo)s
+          AND as_of < least(%(end)s, first.bucket + %(step)s * %(buckets)s)
+        ORDER BY as_of LIMIT %(records)s
+    ) r
+    GROUP BY first.bucket, 2
+    ORDER BY 2
 """
-# Keyset: the bars after (asset, bucket) in (asset, time) order. A later bucket of the same
-# asset starts one step after that bucket, so the condition is on rows, before grouping.
-_BARS_AFTER = "AND (asset_id > %(after_asset)s OR (asset_id = %(after_asset)s AND as_of >= %(after_next)s))"
 
 
 def get_bars(
@@ -161,27 +193,51 @@ def get_bars(
     end: datetime,
     limit: int = 1000,
     after: tuple[str, datetime] | None = None,
-) -> list[Bar]:
-    """OHLC bars of the recorded prices of ``asset_ids`` in [start, end), by asset then
-    time, at most ``limit``; ``after=(asset_id, bucket start)`` continues a previous page.
-    Buckets with no recorded price have no bar. One query, grouped in PostgreSQL."""
-    if not asset_ids:
-        return []
-    params = {
-        "step": timeframe.step,
-        "origin": BUCKET_ORIGIN,
-        "asset_ids": list(asset_ids),
-        "start": start,
-        "end": end,
-        "limit": limit,
-    }
-    after_sql = ""
+) -> BarsPage:
+    """One page of OHLC bars of the recorded prices of ``asset_ids`` in [start, end), by asset
+    (in id order) then time: at most ``limit`` bars, and only the work the page needs (see
+    BARS_MAX_RECORDS), never the whole range. ``after=(asset_id, bucket start)`` continues
+    after that bucket. Buckets with no recorded price have no bar. A query per asset the page
+    reaches (an index probe and one range scan each, grouped in PostgreSQL)."""
+    step = timeframe.step
+    assets = sorted(set(asset_ids))
     if after is not None:
-        after_sql = _BARS_AFTER
-        params.update(after_asset=after[0], after_next=bucket_start(after[1], timeframe) + timeframe.step)
+        assets = [asset_id for asset_id in assets if asset_id >= after[0]]
+    bars: list[Bar] = []
+    buckets_left, records_left = limit, BARS_MAX_RECORDS
     with _read_cursor() as cursor:
-        cursor.execute(_BARS_SQL.format(after=after_sql), params)
-        return [Bar(*row) for row in cursor.fetchall()]
+        for n, asset_id in enumerate(assets):
+            lo = start
+            if after is not None and asset_id == after[0]:
+                lo = max(start, bucket_start(after[1], timeframe) + step)
+            if lo >= end:
+                continue
+            params = {"asset_id": asset_id, "step": step, "origin": BUCKET_ORIGIN, "lo": lo, "end": end}
+            cursor.execute(_ASSET_BARS_SQL, {**params, "buckets": buckets_left, "records": records_left})
+            rows = cursor.fetchall()
+            if not rows:
+                continue  # nothing recorded in the range: this asset cost one index probe
+            read = sum(row[-1] for row in rows)
+            cut = read >= records_left
+            if cut:  # the last bucket may be missing some of its prices: the next page has it
+                rows = rows[:-1]
+                if not rows and not bars:  # a bucket holds more than a page reads (see above)
+                    cursor.execute(_ASSET_BARS_SQL, {**params, "buckets": 1, "records": None})
+                    rows = cursor.fetchall()
+            room = limit - len(bars)
+            bars += [Bar(asset_id, _EPOCH + timedelta(seconds=row[1]), *row[2:]) for row in rows[:room]]
+            if cut or len(rows) > room:  # continue after the last whole bar
+                return BarsPage(bars, (bars[-1].asset_id, bars[-1].timestamp))
+            first_bucket = _EPOCH + timedelta(seconds=rows[0][0])
+            window_end = first_bucket + step * buckets_left
+            if window_end < end:  # the page's time is spent inside this asset's range
+                return BarsPage(bars, (asset_id, window_end - step))
+            buckets_left -= (bucket_start(end - _TICK, timeframe) - first_bucket) // step + 1
+            records_left -= read
+            more_assets = n + 1 < len(assets)
+            if more_assets and (buckets_left <= 0 or len(bars) == limit):
+                return BarsPage(bars, (asset_id, end))  # this asset is done: the next one's turn
+    return BarsPage(bars, None)
 
 
 # The bars a market data stream publishes when a minute closes (alpaca_compat/streams): the

@@ -65,7 +65,8 @@ class Activity:
     balance_after: Decimal | None  # the USD balance after a cash movement
 
 
-_ACTIVITY_ID = re.compile(r"^(\d{20})::([AC])(\d{1,19})$")
+# ASCII digits only (re.ASCII), and \Z: "$" would let a trailing newline through.
+_ACTIVITY_ID = re.compile(r"(\d{20})::([AC])(\d{1,19})\Z", re.ASCII)
 
 
 def _activity_id(created_at: datetime, ledger: str, row_id: int) -> str:

@@ -10,12 +10,22 @@ from rest_framework.views import APIView
 
 from assets.market_api import AssetIdsField
 from assets.selectors import Timeframe
-from balances.history import ActivityType, Period, get_activities, get_portfolio_history
+from balances.history import ActivityType, Period, get_activities, get_portfolio_history, parse_activity_id
 from core.api.errors import OwnerScopedMixin
-from core.api.fields import EnumValueField, PercentField, PriceField, QuantityField, TimestampField, UsdField
+from core.api.fields import (
+    EnumValueField,
+    InstantField,
+    PercentField,
+    PriceField,
+    QuantityField,
+    StrictIntegerField,
+    TimestampField,
+    UsdField,
+)
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer, parse_query
+from core.exceptions import InvalidRequest
 
 MAX_PAGE_SIZE = 500
 
@@ -43,13 +53,20 @@ class ActivitiesQuerySerializer(InputSerializer):
     asset_id = AssetIdsField(
         required=False, max_length=2000, help_text="Only activities of these assets (one or a comma-separated list)."
     )
-    after = serializers.DateTimeField(required=False, help_text="Only activities after this instant (exclusive).")
-    until = serializers.DateTimeField(required=False, help_text="Only activities before this instant (exclusive).")
+    after = InstantField(required=False, help_text="Only activities after this instant (exclusive).")
+    until = InstantField(required=False, help_text="Only activities before this instant (exclusive).")
     direction = serializers.ChoiceField(choices=["desc", "asc"], default="desc", help_text="desc: newest first.")
-    page_size = serializers.IntegerField(required=False, default=50, min_value=1, max_value=MAX_PAGE_SIZE)
+    page_size = StrictIntegerField(required=False, default=50, min_value=1, max_value=MAX_PAGE_SIZE)
     page_token = serializers.CharField(
         required=False, max_length=64, help_text="The last activity_id of the previous page (the next link has it)."
     )
+
+    def validate_page_token(self, value: str) -> str:
+        try:
+            parse_activity_id(value)
+        except InvalidRequest as error:
+            raise serializers.ValidationError(error.message) from None
+        return value
 
     def validate(self, attrs):
         if "after" in attrs and "until" in attrs and attrs["after"] >= attrs["until"]:
@@ -162,7 +179,7 @@ class HistoryQuerySerializer(InputSerializer):
     timeframe = EnumValueField(
         Timeframe, required=False, help_text="1Min, 5Min, 15Min, 1H or 1D; default 1Min for 1D, 15Min for 1W, else 1D."
     )
-    date_end = serializers.DateTimeField(required=False, help_text="The history ends here (default now).")
+    date_end = InstantField(required=False, help_text="The history ends here (default now).")
 
 
 class PortfolioHistorySerializer(ReadSerializer):

@@ -277,6 +277,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "user": env.str("THROTTLE_USER_RATE", default="6000/min"),
         "orders": env.str("THROTTLE_ORDER_RATE", default="1200/min"),
+        # Market data without a key (/v1beta3/crypto/us/), per client address: tight, since
+        # anyone may ask (core/api/throttles.py).
+        "anon_market": env.str("THROTTLE_ANON_MARKET_RATE", default="60/min"),
         # Logins (API token, browsable API, admin) per client address and per username;
         # registrations per client address (core/api/throttles.py).
         "auth": env.str("THROTTLE_AUTH_RATE", default="20/min"),

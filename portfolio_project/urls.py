@@ -91,6 +91,8 @@ urlpatterns = [
 # WebSocket routes (the streams), served by portfolio_project/asgi.py on the API's port.
 websocket_urlpatterns = alpaca_streams.websocket_urls
 
-handler400 = "core.api.errors.json_bad_request"
-handler404 = "core.api.errors.json_not_found"
-handler500 = "core.api.errors.json_server_error"
+# Alpaca's shape under /v2/ and /v1beta3/, the API's error shape under /api/ (core.api.errors,
+# which these delegate to), Django's pages elsewhere.
+handler400 = "alpaca_compat.errors.handler400"
+handler404 = "alpaca_compat.errors.handler404"
+handler500 = "alpaca_compat.errors.handler500"

@@ -21,14 +21,17 @@ from decimal import Decimal
 from django.utils import timezone as dj_timezone
 from rest_framework import serializers
 
+from core.api.times import InvalidTime, parse_day, parse_instant
 from core.money import PRICE, QUANTITY, USD, Precision
 
 # re.ASCII: \d is [0-9] only (without it, it also matches Arabic-Indic and full-width digits).
 STRICT_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)\Z", re.ASCII)
+STRICT_INTEGER = re.compile(r"[+-]?\d+\Z", re.ASCII)
 NOT_A_PLAIN_NUMBER = (
     "Write a plain decimal number: ASCII digits with one optional point and sign "
     "(no exponent, separators, spaces or other digits)."
 )
+NOT_A_PLAIN_INTEGER = "Write a whole number in ASCII digits (no point, separators, spaces or other digits)."
 
 
 class StrictDecimalField(serializers.DecimalField):
@@ -116,3 +119,38 @@ class TimestampField(serializers.DateTimeField):
     def to_representation(self, value) -> str:
         text = value.astimezone(dj_timezone.get_default_timezone()).isoformat()
         return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A whole number, in the grammar of ``StrictDecimalField`` without the point: DRF's own
+    takes whatever ``int()`` does (``"1_0"``, ``" 12 "``, Arabic-Indic digits) and ``"1.0"``."""
+
+    default_error_messages = {"not_plain": NOT_A_PLAIN_INTEGER}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (str, int)):
+            self.fail("invalid")
+        if isinstance(data, str) and not STRICT_INTEGER.match(data):
+            self.fail("not_plain")
+        return super().to_internal_value(data)
+
+
+class InstantField(serializers.DateTimeField):
+    """A time in a query or body, read by ``core.api.times.parse_instant``: ISO 8601 in ASCII
+    digits, UTC unless it says otherwise, inside the range every endpoint can count from."""
+
+    def to_internal_value(self, value):
+        try:
+            return parse_instant(value)
+        except InvalidTime as error:
+            raise serializers.ValidationError(str(error), code="invalid") from None
+
+
+class DayField(serializers.DateField):
+    """A calendar date (``YYYY-MM-DD``), read by ``core.api.times.parse_day``."""
+
+    def to_internal_value(self, value):
+        try:
+            return parse_day(value)
+        except InvalidTime as error:
+            raise serializers.ValidationError(str(error), code="invalid") from None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
 
 from core.api.fields import canonical_choice
+from core.api.times import InvalidTime, parse_instant
 
 
 class _AnyCaseChoiceField(forms.ChoiceField):
@@ -27,17 +26,17 @@ class EnumFilter(filters.ChoiceFilter):
 
 class _UtcDateTimeField(IsoDateTimeField):
     def to_python(self, value):
-        value = super().to_python(value)
-        if value is None:
+        if value in self.empty_values:
             return None
         try:
-            return value.astimezone(UTC)
-        except OverflowError:
-            raise ValidationError("This time is out of range.", code="invalid") from None
+            return parse_instant(value)
+        except InvalidTime as error:
+            raise ValidationError(str(error), code="invalid") from None
 
 
 class TimestampFilter(filters.IsoDateTimeFilter):
-    """An ISO 8601 time, compared in UTC. PostgreSQL refuses offsets beyond +-15:59 that
-    Python takes (``+21:33`` was a 500), and a naive time is read as UTC."""
+    """An ISO 8601 time, read by ``core.api.times.parse_instant`` and compared in UTC.
+    PostgreSQL refuses offsets beyond +-15:59 that Python takes (``+21:33`` was a 500), and a
+    naive time is read as UTC."""
 
     field_class = _UtcDateTimeField

@@ -12,13 +12,19 @@ it is answered 400 here, once, rather than guarded in every lookup.
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.core.exceptions import SuspiciousOperation
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware import common as django_common
+from django.urls import get_resolver, get_urlconf
 
 from core.api.errors import DATABASE_UNAVAILABLE, database_unavailable, error_body
 
 NUL = "\x00"
 MESSAGE = "The request contains a NUL byte."
+
+
+class NulByteInRequest(SuspiciousOperation):
+    """What ``RejectNulBytesMiddleware`` hands the URLconf's handler400 outside /api/."""
 
 
 def _carries_nul(request: HttpRequest) -> bool:
@@ -36,7 +42,8 @@ class RejectNulBytesMiddleware:
         if _carries_nul(request):
             if request.path_info.startswith("/api/"):
                 return JsonResponse(error_body("malformed_request", MESSAGE), status=400)
-            return HttpResponseBadRequest(MESSAGE)
+            # Elsewhere as the URLconf's handler400 answers: Alpaca's shape under /v2, a page in the admin.
+            return get_resolver(get_urlconf()).resolve_error_handler(400)(request, NulByteInRequest(MESSAGE))
         return self.get_response(request)
 
 

@@ -46,11 +46,12 @@ class ErrorSerializer(serializers.Serializer):
 
 
 ERROR_DESCRIPTIONS = {
-    400: "validation_error, unknown_field or malformed_request: the request is not valid.",
+    400: "validation_error, unknown_field or malformed_request: the request is not valid (a malformed or "
+    "out-of-range time, cursor or number included).",
     401: "not_authenticated: no or invalid credentials.",
     403: "permission_denied: e.g. a session login without a CSRF token, or an API key where only a token or a "
     "session may act (API keys, logout, password, deposits and withdrawals).",
-    404: "not_found: no such object (or not yours), no such user, or an invalid cursor.",
+    404: "not_found: no such object (or not yours), or no such user.",
     409: "conflict: an idempotency key reused with other parameters, or a state that no longer allows this.",
     413: "request_too_large: the body is larger than the server accepts.",
     415: "unsupported_media_type: the request body's content type is not accepted.",
@@ -125,9 +126,9 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
 
 class ErrorDocumentingAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema plus the error responses DRF and this API answer on their own,
-    derived from each view's setup: 400 for bodies and filters, 401 where authentication is required,
-    403 for session-authenticated writes (CSRF), 404 for path parameters, per-user data (``?username=``)
-    and cursors, 415 for bodies, 429 where throttled. Domain errors (409, 422, 503) are declared per
+    derived from each view's setup: 400 for bodies, filters and cursors, 401 where authentication is
+    required, 403 for session-authenticated writes (CSRF), 404 for path parameters and per-user data
+    (``?username=``), 415 for bodies, 429 where throttled. Domain errors (409, 422, 503) are declared per
     operation with ``error_responses``."""
 
     def _get_response_bodies(self, direction="response"):
@@ -147,15 +148,15 @@ class ErrorDocumentingAutoSchema(AutoSchema):
         writes = self.method not in SAFE_METHODS
         has_body = writes and self.get_request_serializer() is not None
         codes = []
-        if has_body or self._get_filter_parameters():
+        paginated = self._is_list_view() and isinstance(self._get_paginator(), CursorPagination)
+        if has_body or self._get_filter_parameters() or paginated:
             codes.append(400)
         if not all(isinstance(permission, AllowAny) for permission in view.get_permissions()):
             codes.append(401)
             if writes and any(isinstance(auth, SessionAuthentication) for auth in view.get_authenticators()):
                 codes.append(403)
-        paginated = self._is_list_view() and isinstance(self._get_paginator(), CursorPagination)
         owner_scoped = isinstance(view, OwnerScopedMixin) and not writes  # ?username= of no such user
-        if "{" in self.path or owner_scoped or paginated:
+        if "{" in self.path or owner_scoped:
             codes.append(404)
         if has_body:
             codes += [413, 415]

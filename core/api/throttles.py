@@ -172,6 +172,27 @@ class UserAndOrderThrottle(UserThrottle):
         return super().windows(request, view) + OrderPlacementThrottle().windows(request, view)
 
 
+class AnonymousMarketDataThrottle(FixedWindowMixin, SimpleRateThrottle):
+    """THROTTLE_ANON_MARKET_RATE per client address for callers without a key: market data is
+    open to anyone, as Alpaca's crypto data is, so anonymous callers get a tight allowance of
+    their own, not the user rate every account has. Callers with a key are not counted here."""
+
+    scope = "anon_market"
+
+    def get_cache_key(self, request, view):
+        if request.user is not None and request.user.is_authenticated:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class MarketDataThrottle(UserThrottle):
+    """UserThrottle and, for anonymous callers, AnonymousMarketDataThrottle, counted in one
+    round trip to the cache."""
+
+    def windows(self, request, view):
+        return super().windows(request, view) + AnonymousMarketDataThrottle().windows(request, view)
+
+
 # --- Logins -------------------------------------------------------------------------------
 
 

