@@ -101,6 +101,21 @@ def test_the_longest_page_reads_at_most_limit_buckets_of_prices(api_client, reco
     assert body["next_page_token"] is not None
 
 
+def test_api_v1_bars_are_bounded_by_their_limit_the_same_way(auth_client, recorded_since_2000):
+    # given the same century-long request through /api/v1 (the same selector)
+    params = {"asset_id": ",".join(recorded_since_2000), "timeframe": "1D", "start": "2000-01-01", "end": "2100-01-01"}
+
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        response = auth_client.get("/api/v1/market/bars/", params)
+
+    # then
+    assert response.status_code == 200
+    assert len(response.json()["bars"]) == 1000
+    assert records_read(captured.captured_queries) == 1001
+    assert response.json()["next_page_token"] is not None
+
+
 @pytest.mark.parametrize(("timeframe", "limit"), [("1Min", 1), ("1Min", 3), ("5Min", 2), ("1H", 4), ("1Day", 1)])
 def test_following_the_pages_gives_every_bar_once_as_one_aggregate_of_the_range_would(
     market_data, btc, eth, make_asset, timeframe, limit
