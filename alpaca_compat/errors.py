@@ -181,7 +181,7 @@ def exception_handler(exc, context):
         elif isinstance(exc, PermissionDenied):
             exc = drf_exceptions.PermissionDenied()
         if not isinstance(exc, drf_exceptions.APIException):
-            return None  # a real bug: let Django log it and answer 500 (server_error below)
+            return None  # a real bug: let Django log it and answer 500 (handler500 below)
         match = next(((s, c) for cls, s, c in _DRF if isinstance(exc, cls)), None)
         http_status, code = match or (exc.status_code, exc.status_code * 100000 + 10000)
         message = "request is not authorized" if code == UNAUTHORIZED else str(exc.detail)

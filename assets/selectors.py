@@ -138,7 +138,7 @@ def get_latest_prices(*, asset_ids: Sequence[str]) -> dict[str, LatestPrice]:
         return {row[0]: LatestPrice(*row) for row in cursor.fetchall()}
 
 
-# What one page of bars may cost, whatever range it names (README "Market data"): it covers at
+# What one page of bars may cost, whatever range it names (docs/DESIGN.md, "Faults"): it covers at
 # most ``limit`` buckets of time in all, from the first recorded price at or after where it
 # starts, and reads at most BARS_MAX_RECORDS recorded prices. That is more than one bucket
 # can hold (a UTC day of one price a second, 86,400: the unique (asset, slot) index allows no

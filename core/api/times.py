@@ -1,4 +1,4 @@
-"""Dates and times in queries, read strictly, in one place for every API.
+"""Dates and times in queries, read strictly, in one place for every API (docs/DESIGN.md, "Input").
 
 A time in a query (``?after=``, ``?date_end=``, the instant inside a cursor or a page token)
 is ISO 8601 / RFC 3339 written with ASCII digits: ``2026-03-02T12:00:00Z``, an offset
