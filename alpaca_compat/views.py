@@ -6,15 +6,11 @@ API reference and alpaca-py's models, and the README says so.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.conf import settings
 from rest_framework import serializers
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
@@ -25,6 +21,7 @@ from alpaca_compat.symbols import asset_id_for
 from assets.models import Asset
 from assets.selectors import get_asset
 from balances.history import parse_activity_id
+from core.api.defaults import DecimalJSONParser
 from core.api.throttles import UserAndOrderThrottle
 from core.api.times import InvalidTime, parse_day, parse_instant
 from core.exceptions import InvalidRequest
@@ -37,31 +34,19 @@ from core.exceptions import InvalidRequest
 _SMALL_FLOAT = re.compile(r"-?[1-9](?:\.\d{1,17})?[eE]-\d{1,3}", re.ASCII)
 
 
-class AlpacaJSONParser(JSONParser):
-    """``core.api.defaults.DecimalJSONParser``'s rules (numbers straight to Decimal, no NaN or
-    Infinity), with one allowance for Alpaca's SDK: alpaca-py's order requests hold floats and
+class AlpacaJSONParser(DecimalJSONParser):
+    """``core.api.defaults.DecimalJSONParser`` (numbers straight to Decimal, no NaN or Infinity,
+    no exponent), with one allowance for Alpaca's SDK: alpaca-py's order requests hold floats and
     ``json.dumps`` writes one below 0.0001 with an exponent (``qty=0.00005`` arrives as
     ``5e-05``), which Alpaca takes. Such a number is read exactly as written; any other exponent
     is refused, and the fields then check the digits against the column as for /api/v1.
     Strings follow /api/v1's grammar unchanged (``core.api.fields``)."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        try:
-            text = stream.read().decode(encoding)
-            return json.loads(text, parse_float=_json_number, parse_constant=_not_a_number)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise ParseError(f"malformed JSON: {exc}") from None
-
-
-def _json_number(literal: str) -> Decimal:
-    if ("e" in literal or "E" in literal) and _SMALL_FLOAT.fullmatch(literal) is None:
-        raise ValueError(f"{literal} has an exponent; write numbers as plain decimals")
-    return Decimal(literal)
-
-
-def _not_a_number(name: str):
-    raise ValueError(f"{name} is not a number")
+    @staticmethod
+    def read_number(literal: str) -> Decimal:
+        if ("e" in literal or "E" in literal) and _SMALL_FLOAT.fullmatch(literal) is not None:
+            return Decimal(literal)
+        return DecimalJSONParser.read_number(literal)
 
 
 class AlpacaView(APIView):

@@ -99,12 +99,17 @@ class DecimalJSONParser(JSONParser):
     refused: numbers in input are plain decimals (SPEC section 10), as strings are
     (``core.api.fields``). JSON's grammar already allows only ASCII digits."""
 
+    @staticmethod
+    def read_number(literal: str) -> Decimal:
+        """A JSON number with a point or an exponent (integers are ints already)."""
+        return _plain_decimal(literal)
+
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = stream.read().decode(encoding)
-            return json.loads(text, parse_float=_plain_decimal, parse_constant=_refuse_constant)
+            return json.loads(text, parse_float=self.read_number, parse_constant=_refuse_constant)
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ParseError(f"Malformed JSON: {exc}")
 
