@@ -36,7 +36,9 @@ def test_an_orders_page_in_the_browsable_api_describes_that_order_with_its_code_
         "hold and fill. <code>PATCH</code> replaces it and <code>POST .../cancel/</code> cancels it while "
         "it is PENDING. Another user&#x27;s order is 404.</p>"
     )
-    assert _description(listing) == "<p>Your orders, newest first. Back-office staff may add <code>?username=</code>.</p>"
+    assert (
+        _description(listing) == "<p>Your orders, newest first. Back-office staff may add <code>?username=</code>.</p>"
+    )
 
 
 def test_the_openapi_document_describes_an_order_as_its_page_does(api_client):
