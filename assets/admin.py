@@ -81,6 +81,7 @@ class AssetAdmin(SafeChangelistMixin, QuotedListMixin, admin.ModelAdmin):
         "quantity_decimals",
         "coingecko_id",
         "reference_price",
+        "daily_volatility",
         "created_at",
         "updated_at",
     )

@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assets.selectors import Timeframe, get_asset_ids, get_bars, get_latest_prices
+from assets.selectors import Timeframe, get_asset_ids, get_bars, get_current_prices
 from core.api.fields import EnumValueField, InstantField, PriceField, StrictIntegerField, TimestampField
 from core.api.openapi import error_responses
 from core.api.replicas import ReplicaReadMixin
@@ -68,8 +68,9 @@ LatestResponse = inline_serializer("MarketLatest", {"prices": LatestPriceSeriali
 
 
 class MarketLatestView(ReplicaReadMixin, APIView):
-    """The last recorded price of each asset asked, and when it was observed. Assets with no
-    recorded price yet are left out. Reads the history only: it never waits on the provider."""
+    """The current price of each asset asked, and when it was observed: the price `assets/`
+    shows and orders trade on (or the last recorded one, if the history is newer). Assets
+    never priced are left out. Reads the database only: it never waits on the provider."""
 
     @extend_schema(
         parameters=[LatestQuerySerializer],
@@ -89,7 +90,7 @@ class MarketLatestView(ReplicaReadMixin, APIView):
     )
     def get(self, request):
         asset_ids = parse_query(LatestQuerySerializer, request)["asset_id"]
-        latest = get_latest_prices(asset_ids=asset_ids)
+        latest = get_current_prices(asset_ids=asset_ids)
         prices = [latest[asset_id] for asset_id in asset_ids if asset_id in latest]
         return Response({"prices": LatestPriceSerializer(prices, many=True).data})
 

@@ -1,30 +1,28 @@
-"""The stored price history (SPEC section 11): recording quotes, keeping the table bounded.
+"""The stored price history (docs/DESIGN.md, "Prices and the price guard"): recording
+quotes, keeping the table bounded, and the simulated market's past.
 
-Every quote the service fetches passes through ``assets.prices.store_quotes``, which hands
-it to ``record_quotes`` here. A row is written at most once per asset per
-``PRICE_RECORD_SECONDS`` window, and cheaply: a cache key per (asset, window) answers "already
-recorded" for every later quote of that window without touching the database, and the
-unique (asset, slot) constraint with ``ON CONFLICT DO NOTHING`` settles the race when two
-processes record the same window at once. So an order placed on a cached price costs no
-write here, and a fetch costs at most one INSERT for all its assets a minute.
-
-``process_orders`` calls ``record_market_prices`` every pass, so every active asset has a
-price a window while it runs, whether or not anybody trades it.
+Every quote the price guard accepts is handed to ``record_quotes`` here (by
+``assets.prices.refresh_quotes``, where fetched quotes are accepted; ``store_quotes`` too). A
+row is written at most once per asset per ``PRICE_RECORD_SECONDS`` window, and cheaply: a
+cache key per (asset, window) answers "already recorded" for every later quote of that window
+without touching the database, and the unique (asset, slot) constraint with ``ON CONFLICT DO
+NOTHING`` settles the race when two processes record the same window at once. So an order
+placed on a price fetched earlier costs no write here, and a fetch costs at most one INSERT
+for all its assets a minute.
 
 ``prune_price_history`` keeps the table bounded: rows older than
 ``PRICE_HISTORY_RETENTION_DAYS`` are thinned to the last price of each asset and UTC day, so
 a year of daily portfolio history still has a price for every day.
 
-Reads of the history (latest prices, bars) are selectors: ``assets.selectors``.
+Reads of the history (latest prices, bars) are selectors: ``assets.selectors``. This module
+imports neither ``assets.prices`` nor the guard: they call it, never the other way.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.cache import cache
@@ -32,10 +30,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from assets.models import Asset
+from assets.price_providers import SIMULATED_BUCKET_SECONDS, SimulatedProvider
+from assets.quotes import Quote
 from core.money import PRICE, ZERO
-
-if TYPE_CHECKING:
-    from assets.prices import Quote
 
 RECORDED_KEY = "prices:recorded:{asset_id}:{slot}"
 # A price the column cannot hold (more integer digits than PRICE has) is not recorded rather than failing
@@ -85,27 +82,6 @@ def record_quotes(quotes: Iterable[Quote]) -> int:
     # Remembered only after the INSERT: a failed write is retried by the next quote.
     cache.set_many(dict.fromkeys(todo, 1), seconds)
     return written
-
-
-# --- process_orders: a price a window for every active asset ---------------------------
-
-_next_market_record = 0.0
-
-
-def record_market_prices() -> None:
-    """Price every active asset (through the price cache) at most once a recording window
-    per process, so the history has every asset while ``process_orders`` runs, not only
-    those with resting orders. A provider that fails records nothing (``get_quotes``
-    falls back to last-known prices, which are never recorded again)."""
-    global _next_market_record
-    now = time.monotonic()
-    if now < _next_market_record:
-        return
-    _next_market_record = now + settings.PRICE_RECORD_SECONDS
-    # Imported here: assets.prices imports this module (store_quotes records through it).
-    from assets.prices import get_quotes
-
-    get_quotes(list(Asset.objects.filter(is_active=True)))
 
 
 # --- retention -------------------------------------------------------------------------
@@ -166,8 +142,6 @@ def backfill_simulated_prices(
     (PRICE_RECORD_SECONDS) from ``start`` to ``end``: its price is a function of time, so
     this is the history a running ``process_orders`` would have left. For ``seed_demo``;
     returns the rows written (windows already recorded are left alone)."""
-    from assets.prices import SIMULATED_BUCKET_SECONDS, Quote, SimulatedProvider
-
     step = step_seconds or settings.PRICE_RECORD_SECONDS
     provider = SimulatedProvider()
     quotes = []

@@ -1,4 +1,5 @@
-"""Reads of the asset inventory and of its recorded price history (market data)."""
+"""Reads of the asset inventory, of its current prices and of its recorded price history
+(market data)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,33 @@ _LATEST_SQL = """
         WHERE asset_id = a.asset_id ORDER BY as_of DESC, id DESC LIMIT 1
     ) r
 """
+
+
+# The newer of each asset's last good price (what orders trade on, written by the price guard
+# on every accepted fetch) and its last recorded one (a backfilled history may run later).
+_CURRENT_SQL = """
+    SELECT a.asset_id, r.price, r.as_of, r.source
+    FROM unnest(%s::text[]) AS a(asset_id)
+    CROSS JOIN LATERAL (
+        (SELECT price, as_of, source FROM assets_lastgoodprice WHERE asset_id = a.asset_id)
+        UNION ALL
+        (SELECT price, as_of, source FROM assets_pricerecord
+         WHERE asset_id = a.asset_id ORDER BY as_of DESC, id DESC LIMIT 1)
+        ORDER BY as_of DESC LIMIT 1
+    ) r
+"""
+
+
+def get_current_prices(*, asset_ids: Sequence[str]) -> dict[str, LatestPrice]:
+    """The current price of each of ``asset_ids`` that has one, as far as the database knows:
+    the newer of its last good price and its last recorded price. The same price ``assets/``
+    and the order just placed saw (the history keeps only the first price of each window).
+    One query, two index probes per asset."""
+    if not asset_ids:
+        return {}
+    with _read_cursor() as cursor:
+        cursor.execute(_CURRENT_SQL, [list(asset_ids)])
+        return {row[0]: LatestPrice(*row) for row in cursor.fetchall()}
 
 
 def get_latest_prices(*, asset_ids: Sequence[str]) -> dict[str, LatestPrice]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from django.db import transaction
 from django.utils import timezone
 
-from assets.models import Asset
+from assets.models import DAILY_VOLATILITY_DECIMALS, MAX_DAILY_VOLATILITY, Asset
 from assets.selectors import forget_assets
 from core.exceptions import InvalidRequest
 from core.money import PRICE, decimal_places
@@ -20,7 +20,7 @@ BUNDLED_ASSETS_FILE = Path(__file__).resolve().parent / "data" / "assets.json"
 
 ASSET_ID_RE = re.compile(r"^[A-Z0-9]{1,16}$")
 REQUIRED_COLUMNS = ("asset_id", "name", "reference_price")
-OPTIONAL_COLUMNS = ("coingecko_id", "quantity_decimals", "is_active")
+OPTIONAL_COLUMNS = ("coingecko_id", "quantity_decimals", "is_active", "daily_volatility")
 COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 TRUE_WORDS = {"true", "1", "yes", "y"}
 FALSE_WORDS = {"false", "0", "no", "n"}
@@ -175,6 +175,21 @@ def _reference_price(value: object) -> Decimal:
     return price
 
 
+def _daily_volatility(value: object) -> Decimal:
+    # As reference_price: text or an exact JSON number, never a float.
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise ValueError("must be a decimal number")
+    try:
+        volatility = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError("must be a decimal number")
+    if not volatility.is_finite() or not Decimal(0) <= volatility <= MAX_DAILY_VOLATILITY:
+        raise ValueError(f"must be a fraction from 0 to {MAX_DAILY_VOLATILITY} (0.03 is 3 % a day)")
+    if decimal_places(volatility) > DAILY_VOLATILITY_DECIMALS:
+        raise ValueError(f"has more than {DAILY_VOLATILITY_DECIMALS} decimal places")
+    return volatility
+
+
 def _quantity_decimals(value: object) -> int:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
@@ -197,5 +212,6 @@ CLEANERS = {
     "coingecko_id": _text(100),
     "reference_price": _reference_price,
     "quantity_decimals": _quantity_decimals,
+    "daily_volatility": _daily_volatility,
     "is_active": _is_active,
 }

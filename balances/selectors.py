@@ -31,6 +31,7 @@ class HeldAsset:
     quantity_decimals: int
     coingecko_id: str
     reference_price: Decimal
+    daily_volatility: Decimal
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,6 +211,13 @@ PRICE_DEADLINE_SECONDS = env.float("PRICE_DEADLINE_SECONDS", default=2.0)
 PRICE_BREAKER_FAILURES = env.int("PRICE_BREAKER_FAILURES", default=3)
 PRICE_BREAKER_RESET_SECONDS = env.float("PRICE_BREAKER_RESET_SECONDS", default=30.0)
 MAX_PRICE_JUMP = Decimal(env.str("MAX_PRICE_JUMP", default="0.5"))
+# A level further than MAX_PRICE_JUMP from the last good price becomes good only once the
+# provider has kept answering it for PRICE_CONFIRM_SECONDS across PRICE_CONFIRM_FETCHES fetches
+# spread over that time (assets/price_guard.py). 120 s and 3: CoinGecko refreshes a price about
+# once a minute, so three fetches a minute apart see three of its updates, not one glitch
+# served three times; a real move that large pauses the asset's trading for two minutes.
+PRICE_CONFIRM_SECONDS = max(1, env.int("PRICE_CONFIRM_SECONDS", default=120))
+PRICE_CONFIRM_FETCHES = max(2, env.int("PRICE_CONFIRM_FETCHES", default=3))
 MIN_PLAUSIBLE_PRICE = Decimal(env.str("MIN_PLAUSIBLE_PRICE", default="0.00000001"))
 MAX_PLAUSIBLE_PRICE = Decimal(env.str("MAX_PLAUSIBLE_PRICE", default="100000000"))
 

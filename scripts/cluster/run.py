@@ -213,14 +213,13 @@ class Driver:
         """A limit BUY below today's price that a later price of the simulated market crosses
         (its path is known ahead), so the processors have real fills to do."""
         from assets.models import Asset
-        from assets.prices import SIMULATED_BUCKET_SECONDS, SimulatedProvider
-        from core.money import to_price
+        from assets.price_providers import SIMULATED_BUCKET_SECONDS, SimulatedProvider
 
         asset = Asset.objects.get(asset_id="ETH")
         now = int(time.time()) // SIMULATED_BUCKET_SECONDS
 
         def price(bucket: int) -> Decimal:
-            return to_price(Decimal(asset.reference_price) * SimulatedProvider.multiplier("ETH", bucket))
+            return SimulatedProvider().price_at(asset, bucket)
 
         later = min(price(now + step) for step in (1, 2, 3))
         limit = later if later < price(now) else price(now) * Decimal("0.998")
@@ -335,8 +334,7 @@ def footprint(primary: nodes.Postgres, ledger: Ledger, wal_bytes) -> str:
 
 def drain_resting_orders(timeout: float = 20) -> tuple[float, int]:
     """Wait until no PENDING limit BUY is at or above the price the market has now."""
-    from assets.prices import SIMULATED_BUCKET_SECONDS, SimulatedProvider
-    from core.money import to_price
+    from assets.price_providers import SIMULATED_BUCKET_SECONDS, SimulatedProvider
     from orders.models import Order
 
     started = time.monotonic()
@@ -345,10 +343,7 @@ def drain_resting_orders(timeout: float = 20) -> tuple[float, int]:
         crossed = 0
         for order in Order.objects.filter(status="PENDING", order_type="BUY").select_related("asset"):
             # The processors quote prices up to PRICE_CACHE_SECONDS (1 s) old: last bucket too.
-            prices = [
-                to_price(Decimal(order.asset.reference_price) * SimulatedProvider.multiplier(order.asset_id, b))
-                for b in (bucket, bucket - 1)
-            ]
+            prices = [SimulatedProvider().price_at(order.asset, b) for b in (bucket, bucket - 1)]
             crossed += all(order.order_price >= p for p in prices)
         if crossed == 0 or time.monotonic() - started > timeout:
             return time.monotonic() - started, crossed

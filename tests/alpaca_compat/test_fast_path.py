@@ -43,10 +43,13 @@ def test_a_v2_market_buy_runs_the_same_queries_as_an_api_v1_one(db, btc, set_pri
         )
     )
 
-    # then: authentication, then the single statement that locks, debits, fills and writes the ledgers
-    assert len(v2_queries) == len(v1_queries) == 2
-    assert v2_queries[1].startswith("\nWITH debit AS (")
-    assert v1_queries[1].startswith("\nWITH debit AS (")
+    # then: authentication, the price (the last good one, read from the primary), then the
+    # single statement that locks, debits, fills and writes the ledgers
+    assert len(v2_queries) == len(v1_queries) == 3
+    assert v2_queries[1] == v1_queries[1]
+    assert v1_queries[1].startswith("SELECT asset_id, price, as_of, source, checked_at")
+    assert v2_queries[2].startswith("\nWITH debit AS (")
+    assert v1_queries[2].startswith("\nWITH debit AS (")
     assert list(Order.objects.values_list("placed_via", "api_key_id", "total_amount").order_by("created_at")) == [
         ("api", None, Decimal("50.00")),
         ("api", None, Decimal("50.00")),

@@ -16,7 +16,8 @@ from django.test.utils import CaptureQueriesContext
 
 from assets.models import PriceRecord
 from assets.price_history import backfill_simulated_prices, prune_price_history, record_quotes, slot_start
-from assets.prices import SIMULATED_BUCKET_SECONDS, Quote, SimulatedProvider, get_quotes, store_quotes
+from assets.price_providers import SIMULATED_BUCKET_SECONDS, SimulatedProvider
+from assets.prices import Quote, get_quotes, store_quotes
 
 T0 = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)  # a window boundary (and a UTC noon)
 
@@ -151,7 +152,7 @@ def test_an_order_on_a_cached_price_writes_no_price_history(user, btc, set_price
 @pytest.mark.django_db(transaction=True)  # the command manages its own connection, as in production
 def test_process_orders_records_every_active_asset_while_it_runs(settings, btc, eth, make_asset, monkeypatch):
     # given an asset nobody has an order for, and one suspended; no pass of this process yet
-    monkeypatch.setattr("assets.price_history._next_market_record", 0.0)
+    monkeypatch.setattr("assets.prices._next_market_refresh", 0.0)
     settings.PRICE_PROVIDER = "simulated"
     make_asset("DOGE", reference_price=Decimal("0.1"), is_active=False)
 

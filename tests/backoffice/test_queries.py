@@ -34,13 +34,14 @@ def add_traders(make_user, make_asset, operations_user):
 
 
 # Session, user, the page's counts and rows, and what the page shows beside them (filters'
-# choices, related rows in one query each): the same for 1 row as for 20.
+# choices, related rows in one query each, the last good prices of the page's assets in one):
+# the same for 1 row as for 20.
 QUERIES = {
     "admin:auth_user_changelist": 6,
-    "admin:assets_asset_changelist": 5,
+    "admin:assets_asset_changelist": 6,
     "admin:orders_order_changelist": 8,
     "admin:balances_usdbalance_changelist": 5,
-    "admin:balances_assetbalance_changelist": 6,
+    "admin:balances_assetbalance_changelist": 7,
     "admin:balances_cashtransaction_changelist": 7,
     "admin:balances_assettransaction_changelist": 9,
 }

@@ -213,7 +213,7 @@ def test_transactions_filter_by_asset_and_type(auth_client, user, btc, eth, set_
     assert [(r["asset_id"], r["transaction_type"], r["realized_pnl"]) for r in rows] == [("ETH", "SELL", "0.00")]
 
 
-@pytest.mark.parametrize(("path", "queries"), [("/api/v1/portfolio/", 3), ("/api/v1/asset-balances/", 2)])
+@pytest.mark.parametrize(("path", "queries"), [("/api/v1/portfolio/", 4), ("/api/v1/asset-balances/", 3)])
 def test_portfolio_and_holdings_cost_the_same_queries_for_1_and_50_assets(
     auth_client, user, path, queries, set_price, django_assert_num_queries
 ):
@@ -235,8 +235,8 @@ def test_portfolio_and_holdings_cost_the_same_queries_for_1_and_50_assets(
         body = auth_client.get(path).json()
         return len(body["asset_balances"] if isinstance(body, dict) else body)
 
-    # when / then: the token with its user, (the USD balance,) the holdings in one statement;
-    # prices come from the cache
+    # when / then: the token with its user, (the USD balance,) the holdings in one statement,
+    # their last good prices in one more
     hold(assets[0])
     with django_assert_num_queries(queries):
         assert holdings_shown() == 1

@@ -23,6 +23,7 @@ def _runs_of_prepared_statements() -> dict[str, int]:
         "WITH debit AS": "market buy",
         'FROM "authtoken_token"': "token lookup",
         "FROM balances_assetbalance b JOIN assets_asset": "holdings",
+        "FROM assets_lastgoodprice": "last good prices",
     }
 
     def name_of(statement: str) -> str:
@@ -52,7 +53,7 @@ def test_the_statements_of_every_order_and_portfolio_are_planned_once_per_connec
         assert auth_client.get("/api/v1/portfolio/").status_code == 200
 
     # then each statement was prepared once and run each time
-    assert _runs_of_prepared_statements() == {"market buy": 3, "token lookup": 5, "holdings": 2}
+    assert _runs_of_prepared_statements() == {"market buy": 3, "token lookup": 5, "holdings": 2, "last good prices": 5}
     assert Order.objects.filter(user=user, status=Order.Status.COMPLETED).count() == 3
 
 

@@ -175,14 +175,15 @@ def test_a_market_buy_is_one_statement_that_takes_the_user_lock_first(user, btc,
     with CaptureQueriesContext(connection) as captured:
         placed = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01")).order
 
-    # then: validation, then one statement (inside this test's transaction it also gets a savepoint)
+    # then: validation, the price (no lock), then one statement (inside this test's
+    # transaction it also gets a savepoint)
     statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    assert len(statements) == 2
-    assert shape(statements[0]) == "SELECT assets_asset"
-    # the second is the settlement's statement itself, with this order's values
+    assert len(statements) == 3
+    assert [shape(sql) for sql in statements[:2]] == ["SELECT assets_asset", "SELECT assets_lastgoodprice"]
+    # the third is the settlement's statement itself, with this order's values
     params = settlement.market_buy_params(placed, quote=quote, cost=placed.total_amount, now=placed.created_at)
     with connection.cursor() as cursor:
-        assert statements[1] == cursor.cursor.mogrify(settlement.MARKET_BUY_SQL, params)
+        assert statements[2] == cursor.cursor.mogrify(settlement.MARKET_BUY_SQL, params)
 
 
 def test_the_market_buy_takes_the_user_lock_first_and_chains_each_write_to_the_one_before():

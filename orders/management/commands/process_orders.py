@@ -7,7 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections, connections
 
-from assets.price_history import record_market_prices
+from assets.prices import refresh_market_prices
 from orders.services import DATABASE_UNREACHABLE, FailingOrders, process_resting_orders
 
 logger = logging.getLogger("orders.process_orders")
@@ -77,7 +77,7 @@ class Command(BaseCommand):
         # CONN_MAX_AGE before the pass instead of failing on it.
         close_old_connections()
         progress = self._progress if verbosity > 1 else None
-        record_market_prices()  # the price history of every active asset (SPEC 11)
+        refresh_market_prices()  # the price history of every active asset (SPEC 11)
         return process_resting_orders(progress=progress, failing=self.failing)
 
     @staticmethod

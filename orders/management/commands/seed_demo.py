@@ -28,7 +28,8 @@ from django.utils import timezone
 
 from assets.models import Asset
 from assets.price_history import backfill_simulated_prices
-from assets.prices import SimulatedProvider, get_trade_quote, store_quotes
+from assets.price_providers import SimulatedProvider
+from assets.prices import get_trade_quote, store_quotes
 from balances.services import deposit, register_user, withdraw
 from core.exceptions import DomainError
 from core.money import to_price
