@@ -46,8 +46,8 @@ def _fast_password_hasher(settings):
 def set_price(settings):
     """``set_price("BTC", "50000")``: the market price every trade sees until changed.
 
-    The quote goes into the price cache as if the provider had just answered; the cache
-    keeps it for an hour so that a slow test never falls back to the simulated market
+    The quote becomes the asset's last good price as if the provider had just answered, and
+    is reused for an hour so that a slow test never falls back to the simulated market
     halfway through."""
     settings.PRICE_CACHE_SECONDS = 3600
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -30,6 +32,29 @@ def test_latest_gives_each_assets_last_recorded_price(auth_client, btc_minutes, 
             {"asset_id": "ETH", "price": "2481.07", "as_of": "2026-03-02T12:00:05Z", "source": "test"},
             {"asset_id": "BTC", "price": "107.5", "as_of": "2026-03-02T12:10:00Z", "source": "test"},
         ]
+    }
+
+
+def test_latest_agrees_with_the_asset_and_the_trade_just_made(auth_client, user, btc, coingecko_server):
+    from orders.services import place_order
+
+    # given: BTC fetched at 12:00:05 (the minute's recorded price), then at 12:00:20
+    coingecko_server.set_price("bitcoin", "67000", updated_at=int(T0.timestamp()) + 5)
+    with time_machine.travel(T0 + timedelta(seconds=5), tick=False):
+        auth_client.get("/api/v1/assets/BTC/")
+    coingecko_server.set_price("bitcoin", "67100", updated_at=int(T0.timestamp()) + 20)
+
+    # when: a market buy at 12:00:20, then the asset and the latest price
+    with time_machine.travel(T0 + timedelta(seconds=20), tick=False):
+        order = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")).order
+        asset = auth_client.get("/api/v1/assets/BTC/").json()
+        latest = auth_client.get(LATEST, {"asset_id": "BTC"}).json()
+
+    # then: all three say 67100 as of 12:00:20 (the history still has 12:00:05 for the minute)
+    assert order.executed_price == Decimal("67100")
+    assert (asset["current_price"], asset["price_as_of"]) == ("67100", "2026-03-02T12:00:20Z")
+    assert latest == {
+        "prices": [{"asset_id": "BTC", "price": "67100", "as_of": "2026-03-02T12:00:20Z", "source": "coingecko"}]
     }
 
 

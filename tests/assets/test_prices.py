@@ -1,4 +1,5 @@
-"""Price providers and the price cache, against a real local CoinGecko (tests/price_server.py)."""
+"""Price providers and the reuse of fetched prices (PRICE_CACHE_SECONDS), against a real local
+CoinGecko (tests/price_server.py)."""
 
 from __future__ import annotations
 

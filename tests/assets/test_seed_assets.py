@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
 
 from assets.models import Asset
 from assets.services import BUNDLED_ASSETS_FILE, InvalidAssetRows, upsert_assets
@@ -54,6 +55,7 @@ def test_seeding_the_bundled_list_creates_every_asset(db):
     assert (btc.name, btc.coingecko_id, btc.quantity_decimals, btc.is_active) == ("Bitcoin", "bitcoin", 8, True)
     assert btc.reference_price == Decimal("65000.00")
     assert Asset.objects.get(pk="SHIB").reference_price == Decimal("0.000018")
+    assert (btc.daily_volatility, Asset.objects.get(pk="APT").daily_volatility) == (Decimal("0.03"), Decimal("0.065"))
 
 
 def test_seeding_twice_leaves_everything_unchanged(db):
@@ -212,6 +214,41 @@ def test_upsert_assets_treats_equal_decimals_as_unchanged(btc):
 
     # then
     assert (report.created, report.updated, report.unchanged) == ((), (), ("BTC",))
+
+
+def test_daily_volatility_is_optional_and_refused_outside_0_to_20_percent(db):
+    # when
+    report = upsert_assets(
+        [{"asset_id": "USDC", "name": "USD Coin", "reference_price": "1", "daily_volatility": "0.001"}]
+    )
+    with pytest.raises(InvalidAssetRows) as excinfo:
+        upsert_assets(
+            [
+                {"asset_id": "A", "name": "a", "reference_price": "1", "daily_volatility": "0.21"},
+                {"asset_id": "B", "name": "b", "reference_price": "1", "daily_volatility": "-0.01"},
+                {"asset_id": "C", "name": "c", "reference_price": "1", "daily_volatility": "0.00001"},
+                {"asset_id": "D", "name": "d", "reference_price": "1", "daily_volatility": 0.03},
+            ]
+        )
+
+    # then
+    assert report.created == ("USDC",)
+    assert Asset.objects.get(pk="USDC").daily_volatility == Decimal("0.001")
+    assert excinfo.value.errors == [
+        "row 1: daily_volatility '0.21' must be a fraction from 0 to 0.2 (0.03 is 3 % a day)",
+        "row 2: daily_volatility '-0.01' must be a fraction from 0 to 0.2 (0.03 is 3 % a day)",
+        "row 3: daily_volatility '0.00001' has more than 4 decimal places",
+        "row 4: daily_volatility 0.03 must be a decimal number",
+    ]
+    assert list(Asset.objects.values_list("asset_id", flat=True)) == ["USDC"]
+
+
+def test_an_asset_moves_at_most_20_percent_a_day_in_the_database(btc):
+    # when / then
+    for volatility in (Decimal("0.2001"), Decimal("-0.0001")):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Asset.objects.filter(pk="BTC").update(daily_volatility=volatility)
+    assert Asset.objects.get(pk="BTC").daily_volatility == Decimal("0.05")
 
 
 def test_upsert_assets_rejects_float_prices(db):

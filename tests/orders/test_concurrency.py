@@ -3,7 +3,7 @@ update and never fill an order twice, whichever process runs them), and the SQL 
 that makes it so: the user lock is taken before any write.
 
 Each thread has its own database connection, closed when the thread ends. Prices live in
-the process-local cache, which the threads share."""
+the database (each asset's last good price), which the threads share."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from assets.prices import get_trade_quote
 from balances.models import AssetBalance, CashTransaction, UsdBalance
 from core.exceptions import OrderNotCancellable
 from orders import settlement
@@ -168,8 +169,9 @@ def test_a_cancel_racing_a_fill_has_one_effect_never_both(make_user, btc, set_pr
 
 
 def test_a_market_buy_is_one_statement_that_takes_the_user_lock_first(user, btc, set_price):
-    # given
-    quote = set_price("BTC", "50000")
+    # given: the price as the order reads it (numeric(30, 12): 50000.000000000000)
+    set_price("BTC", "50000")
+    quote = get_trade_quote(btc)
 
     # when
     with CaptureQueriesContext(connection) as captured:

@@ -2,7 +2,8 @@
 
 Reads the bundled list (assets/data/assets.json) or a CSV (header row) or JSON (list of
 objects) file with the columns asset_id, name, reference_price and optionally
-coingecko_id, quantity_decimals, is_active. Writes nothing unless every row is valid.
+coingecko_id, quantity_decimals, is_active, daily_volatility (the simulated market's typical
+daily move, a fraction: 0.03 is 3 %). Writes nothing unless every row is valid.
 """
 
 from __future__ import annotations
