@@ -264,6 +264,7 @@ def test_identical_requests_racing_while_the_provider_flips_place_each_order_onc
     # and in each round it fails the first 0, 1 or 2 calls, whichever request makes them
     settings.PRICE_BREAKER_FAILURES = 1000
     settings.COINGECKO_RETRIES = 0
+    settings.PRICE_CACHE_SECONDS = 0  # the last good price is in the database: reuse it for no time
     coingecko_server.set_price("bitcoin", "50000")
     token = issue_token(user=user).key
 
