@@ -74,7 +74,9 @@ def test_an_order_that_cannot_be_filled_is_logged_and_skipped_and_the_others_fil
 @pytest.fixture
 def processor_env(coingecko_server):
     """The environment of a process_orders subprocess on this test's database, pricing
-    BTC from the local CoinGecko."""
+    BTC from the local CoinGecko, which it asks on every pass: the last good price is in the
+    database, and reused for PRICE_CACHE_SECONDS it would hide, on the first pass, a price
+    the test set just after this process fetched the previous one."""
     coingecko_server.set_price("bitcoin", "50000")
     return python_env(
         DATABASE_URL=database_url(connection.settings_dict),
@@ -82,7 +84,7 @@ def processor_env(coingecko_server):
         COINGECKO_API_URL=coingecko_server.url,
         COINGECKO_TIMEOUT_SECONDS="0.5",
         COINGECKO_RETRIES="0",
-        PRICE_CACHE_SECONDS="1",
+        PRICE_CACHE_SECONDS="0",
     )
 
 
