@@ -1,6 +1,7 @@
 """Each newly accepted market price, announced to every process (docs/DESIGN.md, "Domain events").
 
-Where quotes are accepted (``assets.prices``), ``announce_prices`` sends them on the
+Where quotes are accepted (``assets.prices.refresh_quotes``, once the price guard has judged
+a fetch, and ``store_quotes``), ``announce_prices`` sends them on the
 ``price_events`` channel with ``pg_notify`` (``core.notify``): at once when no transaction is
 open, at commit otherwise. The market data streams turn them into quotes. A quote's bid and
 ask are both its price today (no spread yet).
@@ -16,12 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
+from assets.quotes import Quote
 from core.notify import decimal_text, notify, parse_decimal, parse_time, time_text
-
-if TYPE_CHECKING:
-    from assets.prices import Quote
 
 PRICE_EVENTS = "price_events"
 

@@ -35,6 +35,7 @@ from django.utils import timezone
 from assets import price_guard, price_history
 from assets.models import Asset
 from assets.price_breaker import CLOSED, breaker_for
+from assets.price_events import announce_prices
 from assets.price_guard import GuardedPrice
 from assets.price_http import ProviderError
 from assets.price_providers import get_provider
@@ -113,7 +114,8 @@ def refresh_quotes(
     assets: Sequence[PricedAsset], *, known: Mapping[str, GuardedPrice], now: datetime
 ) -> dict[str, GuardedPrice]:
     """Ask the provider for ``assets`` (whose rows, read before, are ``known``), have the price
-    guard judge and store its answer, and record the quotes it accepted in the history.
+    guard judge and store its answer, record the quotes it accepted in the history and
+    announce them (``assets.price_events``).
     Returns the stored rows of the assets the provider answered readably and plausibly; the
     others (provider down or refused by the breaker, asset omitted, price implausible) are
     absent. Takes no lock across the provider call: the guard writes after it."""
@@ -122,19 +124,21 @@ def refresh_quotes(
         return {}
     stored, accepted = price_guard.accept(fetched, known=known, now=now)
     price_history.record_quotes(accepted)
+    announce_prices(accepted)  # to the market data streams of every process
     return stored
 
 
 def store_quotes(quotes: Iterable[Quote]) -> None:
     """Make ``quotes`` the last good prices as they are, as if the provider had just answered
-    them and the guard accepted them, and record them in the history: how ``seed_demo``,
-    the benchmarks and the tests set the market. The provider is asked again
+    them and the guard accepted them, record them in the history and announce them: how
+    ``seed_demo``, the benchmarks and the tests set the market. The provider is asked again
     PRICE_CACHE_SECONDS later."""
     quotes = list(quotes)
     if not quotes:
         return
     price_guard.store(quotes, now=timezone.now())
     price_history.record_quotes(quotes)
+    announce_prices(quotes)
 
 
 _next_market_refresh = 0.0

@@ -6,11 +6,13 @@ meanwhile, and what it remembers lives in PostgreSQL, whatever the cache does.""
 from __future__ import annotations
 
 import ast
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import pytest
 import time_machine
 from alpaca.common.exceptions import APIError
@@ -20,15 +22,17 @@ from alpaca.trading.requests import MarketOrderRequest
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from rest_framework.test import APIClient
+from rest_framework.throttling import SimpleRateThrottle
 
 import core.cache
 from accounts.services import create_api_key, issue_token
 from assets import price_guard
 from assets.models import LastGoodPrice, PriceRecord
+from assets.price_events import PRICE_EVENTS
 from assets.prices import Quote, get_quotes, get_trade_quote
 from balances.models import AssetBalance, UsdBalance
 from orders.models import Order
-from tests.processes import OwnRedis
+from tests.processes import OwnRedis, database_url
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 BUY_ONE_BTC = {"asset_id": "BTC", "order_type": "BUY", "quantity": "1"}
@@ -263,6 +267,28 @@ def test_eight_processes_fetching_at_the_same_instant_count_once(coingecko_serve
     assert guard_row() == (Decimal("67000"), Decimal("20000"), 2)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_prices_the_guard_accepts_are_announced_to_the_streams_and_those_it_holds_are_not(
+    coingecko_server, btc_good_at_67000
+):
+    # given: a process listening as the market data streams do
+    listener = psycopg.connect(database_url(connection.settings_dict), autocommit=True)
+    listener.execute(f"LISTEN {PRICE_EVENTS}")
+
+    # when: a glitch (held), a price near the last good one (accepted), the glitch again (held)
+    try:
+        for second, answer in [(11, "6.7"), (21, "67100"), (31, "6.7")]:
+            coingecko_server.set_price("bitcoin", answer)
+            with at(second):
+                get_quotes([btc_good_at_67000])
+        announced = [json.loads(n.payload) for n in listener.notifies(timeout=0.5)]
+    finally:
+        listener.close()
+
+    # then
+    assert [(event["price"], event["as_of"]) for event in announced] == [("67100", "2025-03-01T12:00:21.000000Z")]
+
+
 # --- through both APIs, whatever the reads and the cache ---------------------------------
 
 
@@ -299,9 +325,12 @@ def trader(user):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_crash_served_for_less_than_the_confirmation_time_never_fills_an_order_whatever_the_reads(
-    coingecko_server, btc_good_at_67000, cache_under_test, trader, live_server, user
+    coingecko_server, btc_good_at_67000, cache_under_test, trader, live_server, user, monkeypatch
 ):
-    # given: the provider now answers 6.7 (-99.99 %), stamped as it answers
+    # given: the provider now answers 6.7 (-99.99 %), stamped as it answers; anonymous reads
+    # as many as from many addresses (one address gets THROTTLE_ANON_MARKET_RATE)
+    rates = {**SimpleRateThrottle.THROTTLE_RATES, "anon_market": "1000000/min"}
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", rates)
     kind, redis = cache_under_test
     client, (key_id, secret) = trader
     alpaca = TradingClient(key_id, secret, paper=True, url_override=live_server.url)
@@ -390,7 +419,16 @@ def test_a_candidate_is_all_its_columns_or_none_and_a_price_is_positive(btc):
     assert LastGoodPrice.objects.count() == 1
 
 
-PRICE_MODULES = ["quotes", "price_http", "price_breaker", "price_providers", "price_guard", "price_history", "prices"]
+PRICE_MODULES = [
+    "quotes",
+    "price_http",
+    "price_breaker",
+    "price_providers",
+    "price_guard",
+    "price_history",
+    "price_events",
+    "prices",
+]
 
 
 def test_price_modules_import_each_other_one_way():

@@ -77,7 +77,7 @@ class Command(BaseCommand):
         # CONN_MAX_AGE before the pass instead of failing on it.
         close_old_connections()
         progress = self._progress if verbosity > 1 else None
-        refresh_market_prices()  # the price history of every active asset (SPEC 11)
+        refresh_market_prices()  # every active asset priced and recorded (docs/DESIGN.md, "Prices and the price guard")
         return process_resting_orders(progress=progress, failing=self.failing)
 
     @staticmethod
