@@ -390,9 +390,19 @@ class ClockView(AlpacaView):
 
 # --- Activities and portfolio history --------------------------------------------------
 
-# Alpaca's activity types over the feed of both ledgers (balances.history).
-ACTIVITY_TYPES = {"FILL": ActivityType.FILL, "CSD": ActivityType.DEPOSIT, "CSW": ActivityType.WITHDRAWAL}
-ALPACA_ACTIVITY_TYPE = {value: key for key, value in ACTIVITY_TYPES.items()}
+# Alpaca's activity types over the feed of both ledgers (balances.history). An account reset
+# is journal entries (JNLC: cash, JNLS: securities): book entries that move cash or positions
+# outside trading, which is what a reset does. Not CSD/CSW: a program summing deposits and
+# withdrawals (its net contributions, its P&L) would count a reset's cash as money moved in
+# or out; not FILL: nothing was sold, there is no price and no P&L.
+ACTIVITY_TYPES = {
+    "FILL": ActivityType.FILL,
+    "CSD": ActivityType.DEPOSIT,
+    "CSW": ActivityType.WITHDRAWAL,
+    "JNLC": ActivityType.RESET,
+    "JNLS": ActivityType.RESET,
+}
+RESET_LEDGERS = {"JNLC": "C", "JNLS": "A"}  # the cash row; the rows of the holdings taken out
 
 
 class ListActivities(ShallowFieldsSerializer):
@@ -411,8 +421,18 @@ def activity_json(user, activity: Activity) -> dict:
     base = {
         "id": activity.activity_id,  # Alpaca's "<time>::<id>" form; also the next page's page_token
         "account_id": str(render.account_id(user)),
-        "activity_type": ALPACA_ACTIVITY_TYPE[activity.activity_type],
+        "activity_type": alpaca_activity_type(activity),
     }
+    if activity.activity_type == ActivityType.RESET and activity.asset_id is not None:
+        return {
+            **base,
+            "date": activity.created_at.astimezone(UTC).date().isoformat(),
+            "net_amount": "0",
+            "description": activity.note,
+            "status": "executed",
+            "symbol": pair_symbol(activity.asset_id),
+            "qty": render.plain(activity.quantity),
+        }
     if activity.activity_type == ActivityType.FILL:
         qty = render.plain(activity.quantity)
         return {
@@ -437,8 +457,17 @@ def activity_json(user, activity: Activity) -> dict:
     }
 
 
+def alpaca_activity_type(activity: Activity) -> str:
+    if activity.activity_type == ActivityType.RESET:
+        return "JNLS" if activity.asset_id is not None else "JNLC"
+    return {ActivityType.FILL: "FILL", ActivityType.DEPOSIT: "CSD", ActivityType.WITHDRAWAL: "CSW"}[
+        activity.activity_type
+    ]
+
+
 class ActivitiesView(ReplicaReadMixin, AlpacaView):
-    """FILL, CSD and CSW activities; other Alpaca types (dividends, fees, ...) never happen here."""
+    """FILL, CSD, CSW, and a reset's JNLC and JNLS activities; other Alpaca types (dividends,
+    fees, ...) never happen here."""
 
     def get(self, request, activity_type: str | None = None):
         params = self.query(ListActivities)
@@ -448,9 +477,10 @@ class ActivitiesView(ReplicaReadMixin, AlpacaView):
             names = [name for name in names if name == "FILL"]
         elif params.get("category") == "non_trade_activity":
             names = [name for name in names if name != "FILL"]
-        kinds = [ACTIVITY_TYPES[name] for name in names if name in ACTIVITY_TYPES]
+        kinds = list(dict.fromkeys(ACTIVITY_TYPES[name] for name in names if name in ACTIVITY_TYPES))
         if not kinds:
             return Response([])
+        reset_ledgers = "".join(RESET_LEDGERS[name] for name in names if name in RESET_LEDGERS)
         after, until = params.get("after"), params.get("until")
         if "date" in params:
             day = datetime.combine(params["date"], datetime.min.time(), tzinfo=UTC)
@@ -463,6 +493,7 @@ class ActivitiesView(ReplicaReadMixin, AlpacaView):
             page_token=params.get("page_token"),
             page_size=params["page_size"],
             newest_first=params["direction"] == "desc",
+            reset_ledgers=reset_ledgers,
         )
         return Response([activity_json(request.user, activity) for activity in activities])
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
-from django.urls import reverse
+from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
@@ -24,14 +27,20 @@ from accounts.admin import ApiKeyInline, KeepApiKeysPasswordChangeForm
 from accounts.selectors import username_taken
 from balances.admin import ADJUST_PERMISSION
 from balances.equity_chart import equity_chart_svg
-from balances.models import UsdBalance
+from balances.forms import AccountResetForm
+from balances.models import AccountReset, UsdBalance
 from balances.selectors import get_holdings, value_holdings
 from balances.services import USERNAME_INDEXES
 from core.admin import SafeChangelistMixin, admin_changelist_url, admin_time, plain_decimal
+from core.exceptions import Conflict, DomainError
 from core.sql import violated_constraint
+from orders.models import Order
 from orders.selectors import get_orders_by_user
+from orders.services import reset_account
 
 RECENT_ORDERS = 10
+RECENT_RESETS = 5
+RESET_PERMISSION = "balances.reset_account"
 
 User = get_user_model()
 
@@ -95,7 +104,13 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
         "date_joined",
     )
     list_select_related = ("usd_balance",)
-    money_fields = ("usd_balance_panel", "holdings_panel", "equity_chart_panel", "recent_orders_panel")
+    money_fields = (
+        "usd_balance_panel",
+        "holdings_panel",
+        "equity_chart_panel",
+        "recent_orders_panel",
+        "resets_panel",
+    )
     readonly_fields = money_fields
     fieldsets = (
         UserAdmin.fieldsets[0],
@@ -136,9 +151,86 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
         extra_context = {
             **(extra_context or {}),
             "can_adjust": request.user.has_perm(ADJUST_PERMISSION),
+            "can_reset": request.user.has_perm(RESET_PERMISSION),
             "usd_balance_id": balance_id,
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- resetting the paper account (Operations) ---
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/reset-account/",
+                self.admin_site.admin_view(self.reset_account_view),
+                name="auth_user_reset_account",
+            ),
+            *super().get_urls(),
+        ]
+
+    def reset_account_view(self, request: HttpRequest, object_id: str):
+        """The reset form of a user's paper account; on a valid submit, the reset (through
+        ``orders.services.reset_account``, the staff member as its actor) and back to the
+        user's page. The form's one-time key is the reset's client_reference: a second submit
+        of one form resets once."""
+        if not request.user.has_perm(RESET_PERMISSION):
+            raise PermissionDenied
+        user = self.get_object(request, object_id)  # None for a malformed or unknown id
+        if user is None:
+            raise Http404("No such user.")
+        form = AccountResetForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = reset_account(
+                    user=user,
+                    cash=data["cash"],
+                    client_reference=data["submission_key"],
+                    actor=request.user,
+                    reason=data["reason"],
+                )
+            except Conflict:
+                self.message_user(
+                    request,
+                    "That form was already used for a reset to another amount, so nothing was changed. "
+                    "Check the user's resets, then fill in this new form.",
+                    messages.ERROR,
+                )
+                return HttpResponseRedirect(request.get_full_path())
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self._reset_done(request, user, result)
+                return HttpResponseRedirect(reverse("admin:auth_user_change", args=[user.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Reset the paper account of {user.username}",
+            "form": form,
+            "account": user,
+            "balance": self._balance(user),
+            "holdings": get_holdings(user=user),
+            "open_orders": Order.objects.filter(user=user, status=Order.Status.PENDING).count(),
+            "user_url": reverse("admin:auth_user_change", args=[user.pk]),
+        }
+        return TemplateResponse(request, "admin/auth/user/reset_account.html", context)
+
+    def _reset_done(self, request: HttpRequest, user, result) -> None:
+        reset = result.reset
+        if not result.created:
+            self.message_user(
+                request,
+                f"This form was already submitted: the reset of {admin_time(reset.created_at)} is recorded once "
+                "and nothing more was changed.",
+                messages.WARNING,
+            )
+            return
+        self.message_user(
+            request,
+            f"Reset {user.username}'s account: cash {reset.cash}, {len(reset.cancelled_orders)} open orders "
+            f"cancelled, {len(reset.positions)} holdings taken out.",
+            messages.SUCCESS,
+        )
 
     @staticmethod
     def _balance(user) -> UsdBalance | None:
@@ -206,6 +298,10 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
             link=("asset ledger", admin_changelist_url("balances_assettransaction", user=user.pk)),
         )
 
+    @admin.display(description="account resets")
+    def resets_panel(self, user) -> str:
+        return _resets_panel(user)
+
     @admin.display(description="recent orders")
     def recent_orders_panel(self, user) -> str:
         orders = get_orders_by_user(user=user)[:RECENT_ORDERS]
@@ -231,6 +327,27 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
             none="No orders.",
             link=("all orders", admin_changelist_url("orders_order", user=user.pk)),
         )
+
+
+def _resets_panel(user) -> str:
+    resets = AccountReset.objects.filter(user=user).select_related("actor")[:RECENT_RESETS]
+    return panel_table(
+        "account-resets",
+        ["reset", "cash", "orders cancelled", "holdings taken out", "by staff", "reason"],
+        [
+            (
+                admin_time(reset.created_at),
+                reset.cash,
+                len(reset.cancelled_orders),
+                ", ".join(f"{p['quantity']} {p['asset_id']}" for p in reset.positions) or "-",
+                reset.actor.username if reset.actor_id else "-",
+                reset.reason or "-",
+            )
+            for reset in resets
+        ],
+        none="Never reset.",
+        link=("all resets", admin_changelist_url("balances_accountreset", user=user.pk)),
+    )
 
 
 def panel_table(

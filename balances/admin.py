@@ -25,7 +25,7 @@ from django.utils.html import format_html
 
 from assets.admin import QuotedListMixin
 from balances.forms import AssetAdjustmentForm, UsdAdjustmentForm
-from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
+from balances.models import AccountReset, AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.selectors import get_holdings, value_holding
 from balances.services import adjust_asset_balance, adjust_usd_balance
 from core.admin import (
@@ -38,6 +38,7 @@ from core.admin import (
     plain_decimal,
     user_column,
 )
+from core.api.csv_export import spreadsheet_safe
 from core.exceptions import Conflict, DomainError
 
 ADJUST_PERMISSION = "balances.adjust_balance"
@@ -57,13 +58,10 @@ def order_link(order_id) -> str:
 
 # --- CSV export ------------------------------------------------------------------------
 
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
 
 def csv_text(value: str | None) -> str:
     """Free text for a CSV cell that spreadsheets will not run as a formula."""
-    value = value or ""
-    return f"'{value}" if value.startswith(_FORMULA_PREFIXES) else value
+    return spreadsheet_safe(value or "")
 
 
 def csv_number(value: Decimal | None) -> str:
@@ -239,6 +237,67 @@ class AssetTransactionAdmin(LedgerAdmin):
     quantity_display = decimal_column("quantity", "quantity", ordering="quantity")
 
     price_display = decimal_column("price_per_unit", "price", ordering="price_per_unit")
+
+
+# --- Account resets --------------------------------------------------------------
+
+
+@admin.register(AccountReset)
+class AccountResetAdmin(ReadOnlyAdmin):
+    """Every reset of a paper account, read-only. Operations reset an account from the user's
+    page (backoffice), which goes through ``orders.services.reset_account``."""
+
+    list_display = (
+        "id",
+        "created_display",
+        "user_display",
+        "cash",
+        "cash_change",
+        "orders_cancelled",
+        "positions_display",
+        "actor_display",
+        "client_reference",
+        "reason",
+    )
+    list_select_related = ("user", "actor", "cash_transaction")
+    list_filter = ("created_at",)
+    search_fields = ("user__username", "client_reference", "reason")
+    date_hierarchy = "created_at"
+    fields = (
+        "id",
+        "created_at",
+        "user",
+        "cash",
+        "cash_transaction",
+        "cancelled_orders",
+        "positions",
+        "client_reference",
+        "actor",
+        "reason",
+    )
+    readonly_fields = fields
+
+    user_display = user_column()
+
+    @admin.display(description="reset", ordering="created_at")
+    def created_display(self, obj: AccountReset) -> str:
+        return admin_time(obj.created_at)
+
+    @admin.display(description="cash change (USD)")
+    def cash_change(self, obj: AccountReset) -> Decimal:
+        return obj.cash_transaction.amount
+
+    @admin.display(description="orders cancelled")
+    def orders_cancelled(self, obj: AccountReset) -> int:
+        return len(obj.cancelled_orders)
+
+    @admin.display(description="holdings taken out")
+    def positions_display(self, obj: AccountReset) -> str:
+        return ", ".join(f"{p['quantity']} {p['asset_id']}" for p in obj.positions) or "-"
+
+    @admin.display(description="by staff", ordering="actor__username")
+    def actor_display(self, obj: AccountReset) -> str:
+        return obj.actor.username if obj.actor_id else "-"
 
 
 # --- Balances -----------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 from uuid import uuid4
 
 from django import forms
+from django.conf import settings
 
 from assets.models import Asset
 from core.money import QUANTITY, USD, Precision, decimal_places
@@ -75,3 +76,31 @@ class AssetAdjustmentForm(_AdjustmentForm):
         if asset is not None and quantity is not None and decimal_places(quantity) > asset.quantity_decimals:
             self.add_error("quantity", f"{asset.asset_id} quantities have at most {asset.quantity_decimals} decimals.")
         return cleaned
+
+
+class AccountResetForm(_AdjustmentForm):
+    """The back office's reset of a user's paper account: the cash it starts over with, and why."""
+
+    field_order = ["cash", "reason"]
+
+    cash = forms.DecimalField(
+        max_digits=USD.max_digits,
+        decimal_places=USD.decimals,
+        min_value=0,
+        help_text="USD the account starts over with (whole cents, at most MAX_USD_BALANCE).",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].help_text = (
+            "Why the account is reset. Stored with your username on the reset and its ledger rows; "
+            "the user's activities show it."
+        )
+        if not self.is_bound:
+            self.initial.setdefault("cash", settings.INITIAL_USD_BALANCE)
+
+    def clean_cash(self):
+        cash = self.cleaned_data["cash"]
+        if cash > settings.MAX_USD_BALANCE:
+            raise forms.ValidationError(f"At most {settings.MAX_USD_BALANCE} (MAX_USD_BALANCE).")
+        return cash

@@ -35,14 +35,20 @@ class ActivityType(enum.StrEnum):
     WITHDRAWAL = "WITHDRAWAL"
     CASH_ADJUSTMENT = "CASH_ADJUSTMENT"  # a back-office correction of the USD balance
     ASSET_ADJUSTMENT = "ASSET_ADJUSTMENT"  # a back-office correction of a holding
+    RESET = "RESET"  # an account reset: its cash row (the cash set), and a row per holding taken out
 
 
 # Which ledger rows each activity type is, by ledger: "A" the asset ledger, "C" the cash ledger.
-_ASSET_ROWS = {ActivityType.FILL: ("BUY", "SELL"), ActivityType.ASSET_ADJUSTMENT: ("ADJUSTMENT",)}
+_ASSET_ROWS = {
+    ActivityType.FILL: ("BUY", "SELL"),
+    ActivityType.ASSET_ADJUSTMENT: ("ADJUSTMENT",),
+    ActivityType.RESET: ("RESET",),
+}
 _CASH_ROWS = {
     ActivityType.DEPOSIT: ("DEPOSIT",),
     ActivityType.WITHDRAWAL: ("WITHDRAWAL",),
     ActivityType.CASH_ADJUSTMENT: ("ADJUSTMENT",),
+    ActivityType.RESET: ("RESET",),
 }
 
 
@@ -55,9 +61,9 @@ class Activity:
     created_at: datetime
     asset_id: str | None
     side: str | None  # BUY / SELL for fills
-    quantity: Decimal | None  # positive for fills; signed for asset adjustments
+    quantity: Decimal | None  # positive for fills; signed for asset adjustments and resets (taken out)
     price: Decimal | None  # the fill price per unit
-    net_amount: Decimal | None  # USD: -cost of a buy, +proceeds of a sell, the cash movement
+    net_amount: Decimal | None  # USD: -cost of a buy, +proceeds of a sell, the cash movement (a reset's: new - old)
     realized_pnl: Decimal | None
     order_id: str | None
     client_reference: str | None
@@ -88,8 +94,9 @@ def parse_activity_id(activity_id: str) -> tuple[datetime, str, int]:
 
 _ASSET_BRANCH = """
     SELECT 'A' AS ledger, t.id, t.created_at,
-           CASE WHEN t.transaction_type = 'ADJUSTMENT' THEN 'ASSET_ADJUSTMENT' ELSE 'FILL' END,
-           t.asset_id, NULLIF(t.transaction_type, 'ADJUSTMENT'), t.quantity, t.price_per_unit,
+           CASE t.transaction_type WHEN 'ADJUSTMENT' THEN 'ASSET_ADJUSTMENT' WHEN 'RESET' THEN 'RESET' ELSE 'FILL' END,
+           t.asset_id, CASE WHEN t.transaction_type IN ('BUY', 'SELL') THEN t.transaction_type END,
+           t.quantity, t.price_per_unit,
            CASE t.transaction_type WHEN 'BUY' THEN -t.total_amount WHEN 'SELL' THEN t.total_amount END,
            t.realized_pnl, t.order_id::text, t.client_reference, t.note, NULL::numeric
     FROM balances_assettransaction t
@@ -130,16 +137,21 @@ def get_activities(
     page_token: str | None = None,
     page_size: int = 50,
     newest_first: bool = True,
+    reset_ledgers: str = "AC",
 ) -> list[Activity]:
     """One page of the user's fills and cash movements from both ledgers, newest first (or
     oldest first), in one query: a UNION ALL of two index scans, each limited to the page.
 
     ``after`` / ``until`` bound ``created_at`` (both exclusive); ``asset_ids`` keeps the
     rows of those assets (cash movements have none, so they drop out); ``page_token`` is the
-    last activity id of the previous page. Raises InvalidRequest for a malformed token."""
+    last activity id of the previous page; ``reset_ledgers``: a reset's rows of the asset
+    ledger ("A", the holdings taken out), of the cash ledger ("C", the cash set), or both
+    (Alpaca tells the two apart). Raises InvalidRequest for a malformed token."""
     types = set(activity_types or ActivityType)
-    asset_types = [row for kind in types for row in _ASSET_ROWS.get(kind, ())]
-    cash_types = [] if asset_ids else [row for kind in types for row in _CASH_ROWS.get(kind, ())]
+    asset_rows = {**_ASSET_ROWS, ActivityType.RESET: ("RESET",) if "A" in reset_ledgers else ()}
+    cash_rows = {**_CASH_ROWS, ActivityType.RESET: ("RESET",) if "C" in reset_ledgers else ()}
+    asset_types = [row for kind in types for row in asset_rows.get(kind, ())]
+    cash_types = [] if asset_ids else [row for kind in types for row in cash_rows.get(kind, ())]
     cursor = parse_activity_id(page_token) if page_token else None
     params: dict[str, object] = {
         "user_id": user.pk,
@@ -220,14 +232,15 @@ class PortfolioHistory:
     start): cash then plus each holding then at the last price recorded before the close,
     each holding rounded to the cent (half even) as ``calculate_portfolio_value`` does.
 
-    The history starts when the account does: an account opened within the period has no
-    buckets before the one it opened in (none at all when it opened after the period).
-    The account opens with its first ledger row (the opening deposit), or, while it has
-    none, when its USD balance was created.
+    The history starts when the account does, and starts over when it is reset: an account
+    opened or reset within the period has no buckets before the one it opened (or was last
+    reset) in (none at all when that was after the period). The account opens with its
+    first ledger row (the opening deposit), or, while it has none, when its USD balance was
+    created; a reset at its ``AccountReset.created_at``, stamped after every row it wrote.
 
     ``base_value`` is the value when the history starts: when the first bucket opens, or,
-    for an account opened within the period, just after it opened (its opening deposit:
-    every row of that instant, holdings at the last price recorded by then).
+    for an account opened or reset within the period, just after that (every row up to that
+    instant, holdings at the last price recorded by then: after a reset, its cash).
     ``profit_loss`` is the change since then less the net cash deposited, withdrawn or
     adjusted since then (so money moved in is not profit); ``profit_loss_pct`` is that over
     base_value plus the net cash moved in, in percent, None when that is not positive."""
@@ -242,11 +255,13 @@ class PortfolioHistory:
     base_value: Decimal
 
 
-# When the account opened: its first ledger row (the opening deposit), or, while it has
-# none, when its USD balance was created; NULL for a user without either. Three index
-# probes (each ledger's (user, created_at) index, the balance's user key).
+# When the account's history starts: its latest reset (stamped after every row the reset
+# wrote); else when it opened: its first ledger row (the opening deposit), or, while it has
+# none, when its USD balance was created; NULL for a user without any. Four index probes
+# (the resets' and each ledger's (user, created_at) index, the balance's user key).
 _OPENED_AT = """
     coalesce(
+        (SELECT max(created_at) FROM balances_accountreset WHERE user_id = %(user_id)s),
         least(
             (SELECT min(created_at) FROM balances_cashtransaction WHERE user_id = %(user_id)s),
             (SELECT min(created_at) FROM balances_assettransaction WHERE user_id = %(user_id)s AND status = 'COMPLETED')
@@ -267,23 +282,31 @@ _HALF_EVEN = "CASE WHEN abs(v - r) = 0.005 AND mod(r, 0.02) <> 0 THEN r - sign(v
 # half even to the cent per holding. The first bucket (b0 - step) closes when the period
 # opens: its value is base_value. Two ways to find those prices (_PRICES_BY_PROBE,
 # _PRICES_BY_SCAN) share the ledger part before them and the totals after them. The base's
-# row also carries when the account opened, its value just after (the rows of that instant,
-# at the prices recorded by then) and the cash those rows moved in: the history of an
-# account opened within the period starts there (get_portfolio_history). Only that row:
-# the same three values on every row cost 10 ms in 1,440 (measured).
+# row also carries when the history starts (the account opened, or was last reset), its
+# value just after (every row up to that instant, at the prices recorded by then) and the
+# cash moved in within the period up to then: the history of an account opened or reset
+# within the period starts there (get_portfolio_history). Only that row: the same three
+# values on every row cost 10 ms in 1,440 (measured).
 _LEDGER_SQL = f"""
 WITH opened AS (
     SELECT {_OPENED_AT} AS at
 ),
--- The rows of the opening instant (no row is older: it is the first): its cash, the cash
--- they moved in, and its holdings at the last price recorded by then.
+-- Every row up to the opening instant (the opening deposit, or everything up to and with a
+-- reset): its cash, the cash moved in from the period's start to then (in the base, not in
+-- cash_flow), and its holdings at the last price recorded by then. Read only when the
+-- history starts within the period (o.at >= first); otherwise nothing is scanned.
 opening AS (
-    SELECT o.at, coalesce(sum(c.amount), 0) AS cash,
-           coalesce(sum(c.amount) FILTER (WHERE c.transaction_type IN ('DEPOSIT', 'WITHDRAWAL', 'ADJUSTMENT')), 0)
-               AS flow
+    SELECT o.at,
+           coalesce((
+               SELECT sum(c.amount) FROM balances_cashtransaction c
+               WHERE c.user_id = %(user_id)s AND c.created_at <= o.at AND o.at >= %(first)s
+           ), 0) AS cash,
+           coalesce((
+               SELECT sum(c.amount) FROM balances_cashtransaction c
+               WHERE c.user_id = %(user_id)s AND c.created_at <= o.at AND c.created_at >= %(first)s
+                     AND c.transaction_type IN ('DEPOSIT', 'WITHDRAWAL', 'ADJUSTMENT')
+           ), 0) AS flow
     FROM opened o
-    LEFT JOIN balances_cashtransaction c ON c.user_id = %(user_id)s AND c.created_at = o.at
-    GROUP BY o.at
 ),
 opening_market AS (
     SELECT coalesce(sum({_HALF_EVEN}), 0) AS value
@@ -294,7 +317,8 @@ opening_market AS (
             SELECT t.asset_id,
                    sum(CASE WHEN t.transaction_type = 'SELL' THEN -t.quantity ELSE t.quantity END) AS quantity
             FROM balances_assettransaction t
-            WHERE t.user_id = %(user_id)s AND t.status = 'COMPLETED' AND t.created_at = o.at
+            WHERE t.user_id = %(user_id)s AND t.status = 'COMPLETED' AND t.created_at <= o.at
+                  AND o.at >= %(first)s
             GROUP BY t.asset_id
         ) h
         CROSS JOIN LATERAL (
@@ -463,9 +487,9 @@ def get_portfolio_history(
 ) -> PortfolioHistory:
     """The user's portfolio value over ``period`` in ``timeframe`` buckets up to ``end``
     (default now), from the ledgers and the recorded prices, from when the account opened
-    if that is later; see ``PortfolioHistory``. Two queries at most (when the account
-    opened, for ``all``; the history). Raises InvalidRequest for more than MAX_POINTS
-    points."""
+    or was last reset if that is later; see ``PortfolioHistory``. Two queries at most (when
+    the history starts, for ``all``; the history). Raises InvalidRequest for more than
+    MAX_POINTS points."""
     timeframe = timeframe or period.default_timeframe
     first, last = history_range(user=user, period=period, timeframe=timeframe, end=end)
     params = {
@@ -489,8 +513,8 @@ def get_portfolio_history(
     (base_value, _, opened_at, opening_value, opening_flow), points = rows[0], rows[1:]
     flow_before = ZERO  # cash moved in before the history starts: in base_value, not flow
     if opened_at is not None and opened_at >= first:
-        # Opened within the period: no bucket before the one it opened in, and the base is
-        # its value just after it opened.
+        # Opened (or reset) within the period: no bucket before the one it opened in, and
+        # the base is its value just after it opened.
         skipped = min((opened_at - first) // timeframe.step, len(points))
         first += skipped * timeframe.step
         points = points[skipped:]

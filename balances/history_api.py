@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from assets.market_api import AssetIdsField
 from assets.selectors import Timeframe
 from balances.history import ActivityType, Period, get_activities, get_portfolio_history, parse_activity_id
+from core.api.csv_export import Chunk, CsvExportMixin, cells, csv_lines
 from core.api.errors import OwnerScopedMixin
 from core.api.fields import (
     EnumValueField,
@@ -48,7 +49,7 @@ class ActivitiesQuerySerializer(InputSerializer):
     activity_type = ActivityTypesField(
         required=False,
         max_length=200,
-        help_text="FILL, DEPOSIT, WITHDRAWAL, CASH_ADJUSTMENT, ASSET_ADJUSTMENT; one or a comma-separated list.",
+        help_text="FILL, DEPOSIT, WITHDRAWAL, CASH_ADJUSTMENT, ASSET_ADJUSTMENT, RESET; one or a comma-separated list.",
     )
     asset_id = AssetIdsField(
         required=False, max_length=2000, help_text="Only activities of these assets (one or a comma-separated list)."
@@ -128,9 +129,15 @@ _DEPOSIT_EXAMPLE = {
 }
 
 
-class ActivitiesView(ReplicaReadMixin, OwnerScopedMixin, APIView):
+# Free text in the CSV export: made spreadsheet-safe (core.api.csv_export).
+ACTIVITY_TEXT = frozenset({"client_reference", "note"})
+ACTIVITY_FORMAT = ActivitySerializer()
+
+
+class ActivitiesView(CsvExportMixin, ReplicaReadMixin, OwnerScopedMixin, APIView):
     """One feed of the account's fills and cash movements (both ledgers), newest first.
-    Cursor-paginated: follow ``next``."""
+    Cursor-paginated: follow ``next``. `?format=csv` (or `Accept: text/csv`): every activity
+    of the filter as a CSV file."""
 
     @extend_schema(
         parameters=[ActivitiesQuerySerializer],
@@ -148,17 +155,25 @@ class ActivitiesView(ReplicaReadMixin, OwnerScopedMixin, APIView):
     )
     def get(self, request):
         query = parse_query(ActivitiesQuerySerializer, request)
+        user = self.target_user()
         page_size = query["page_size"]
-        activities = get_activities(
-            user=self.target_user(),
-            activity_types=query.get("activity_type"),
-            asset_ids=query.get("asset_id"),
-            after=query.get("after"),
-            until=query.get("until"),
-            page_token=query.get("page_token"),
-            page_size=page_size + 1,
-            newest_first=query["direction"] == "desc",
-        )
+
+        def page(page_token: str | None, size: int) -> list:
+            return get_activities(
+                user=user,
+                activity_types=query.get("activity_type"),
+                asset_ids=query.get("asset_id"),
+                after=query.get("after"),
+                until=query.get("until"),
+                page_token=page_token,
+                page_size=size,
+                newest_first=query["direction"] == "desc",
+            )
+
+        if self.wants_csv():
+            # Every activity from page_token on (the first, without one): page_size is the JSON's.
+            return self.export_csv(page, start=query.get("page_token"), username=user.get_username())
+        activities = page(query.get("page_token"), page_size + 1)
         more = len(activities) > page_size
         activities = activities[:page_size]
         next_url = None
@@ -167,6 +182,18 @@ class ActivitiesView(ReplicaReadMixin, OwnerScopedMixin, APIView):
             params["page_token"] = activities[-1].activity_id
             next_url = request.build_absolute_uri(f"{request.path}?{params.urlencode()}")
         return Response({"next": next_url, "results": ActivitySerializer(activities, many=True).data})
+
+    def export_csv(self, page, *, start: str | None, username: str):
+        size = self.csv_chunk_rows
+
+        def read_chunk(page_token: str | None) -> Chunk:
+            activities = page(page_token if page_token is not None else start, size + 1)
+            more = len(activities) > size
+            activities = activities[:size]
+            data = csv_lines([cells(ACTIVITY_FORMAT.to_representation(a), text=ACTIVITY_TEXT) for a in activities])
+            return Chunk(data, activities[-1].activity_id if more else None)
+
+        return self.csv_export(read_chunk, header=list(ACTIVITY_FORMAT.fields), username=username, what="activities")
 
 
 # --- Portfolio history -----------------------------------------------------------------
@@ -202,9 +229,15 @@ class PortfolioHistorySerializer(ReadSerializer):
     period = serializers.CharField(source="period.value")
 
 
-class PortfolioHistoryView(ReplicaReadMixin, OwnerScopedMixin, APIView):
+# The CSV export of a history: a row per bucket, the scalars repeated on each (every field of
+# the JSON, under its name).
+HISTORY_SERIES = ("timestamp", "equity", "profit_loss", "profit_loss_pct", "cash_flow")
+
+
+class PortfolioHistoryView(CsvExportMixin, ReplicaReadMixin, OwnerScopedMixin, APIView):
     """The portfolio's value over time, rebuilt from the ledgers and the recorded prices:
-    at each bucket's close, cash then plus each holding then at the last recorded price."""
+    at each bucket's close, cash then plus each holding then at the last recorded price.
+    `?format=csv` (or `Accept: text/csv`): a row per bucket as a CSV file."""
 
     @extend_schema(
         parameters=[HistoryQuerySerializer],
@@ -229,7 +262,25 @@ class PortfolioHistoryView(ReplicaReadMixin, OwnerScopedMixin, APIView):
     def get(self, request):
         query = parse_query(HistoryQuerySerializer, request)
         period = query.get("period", Period.MONTH_1)
+        user = self.target_user()
         history = get_portfolio_history(
-            user=self.target_user(), period=period, timeframe=query.get("timeframe"), end=query.get("date_end")
+            user=user, period=period, timeframe=query.get("timeframe"), end=query.get("date_end")
         )
-        return Response(PortfolioHistorySerializer(history).data)
+        body = PortfolioHistorySerializer(history).data
+        if self.wants_csv():
+            return self.export_csv(body, username=user.get_username())
+        return Response(body)
+
+    def export_csv(self, body: dict, *, username: str):
+        # At most MAX_POINTS rows, read in one statement before the answer starts (so that a
+        # history refused is answered as a 400); written out a chunk at a time.
+        scalars = {name: value for name, value in body.items() if name not in HISTORY_SERIES}
+        header = [*HISTORY_SERIES, *scalars]
+
+        def read_chunk(start: int | None) -> Chunk:
+            start = start or 0
+            end = min(start + self.csv_chunk_rows, len(body["timestamp"]))
+            rows = [[*(cells({n: body[n][i] for n in HISTORY_SERIES})), *cells(scalars)] for i in range(start, end)]
+            return Chunk(csv_lines(rows), end if end < len(body["timestamp"]) else None)
+
+        return self.csv_export(read_chunk, header=header, username=username, what="portfolio-history")

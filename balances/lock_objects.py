@@ -16,3 +16,14 @@ def usd_balance_for_update(*, user_id: int) -> UsdBalance:
 
 def asset_balance_for_update(*, user_id: int, asset: Asset) -> AssetBalance | None:
     return AssetBalance.objects.select_for_update(no_key=True).filter(user_id=user_id, asset=asset).first()
+
+
+def held_asset_balances_for_update(*, user_id: int) -> list[AssetBalance]:
+    """Every holding of the user with a quantity or a hold in it, locked in asset order in one
+    statement (an account reset takes them all out). The caller holds the user lock."""
+    return list(
+        AssetBalance.objects.select_for_update(no_key=True)
+        .filter(user_id=user_id)
+        .exclude(quantity=0, held_quantity=0)
+        .order_by("asset_id")
+    )

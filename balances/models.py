@@ -83,6 +83,7 @@ class CashTransaction(models.Model):
         BUY = "BUY"
         SELL = "SELL"
         ADJUSTMENT = "ADJUSTMENT"
+        RESET = "RESET"  # an account reset set the balance to its amount (AccountReset)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cash_transactions")
     transaction_type = models.CharField(max_length=16, choices=Type.choices)
@@ -110,8 +111,8 @@ class CashTransaction(models.Model):
             # The activity feed's cash movements without walking past every trade's cash row.
             models.Index(
                 fields=["user", "-created_at", "-id"],
-                condition=Q(transaction_type__in=["DEPOSIT", "WITHDRAWAL", "ADJUSTMENT"]),
-                name="cash_tx_user_movements_newest",
+                condition=Q(transaction_type__in=["DEPOSIT", "WITHDRAWAL", "ADJUSTMENT", "RESET"]),
+                name="cash_tx_user_not_fills_newest",
             ),
         ]
         constraints = [
@@ -121,12 +122,15 @@ class CashTransaction(models.Model):
                 name="cash_tx_client_reference_unique_per_user",
             ),
             models.CheckConstraint(condition=Q(balance_after__gte=0), name="cash_tx_balance_after_not_negative"),
-            # The sign of the amount follows from its type; adjustments go either way.
+            # The sign of the amount follows from its type; adjustments go either way. A reset
+            # sets the balance to an amount, so its row is the difference, whatever it is: 0
+            # when the cash was already that amount (the row still records the reset).
             models.CheckConstraint(
                 condition=(
                     Q(transaction_type__in=["DEPOSIT", "SELL"], amount__gt=0)
                     | Q(transaction_type__in=["WITHDRAWAL", "BUY"], amount__lt=0)
                     | (Q(transaction_type="ADJUSTMENT") & ~Q(amount=0))
+                    | Q(transaction_type="RESET")
                 ),
                 name="cash_tx_amount_sign_matches_type",
             ),
@@ -138,12 +142,14 @@ class CashTransaction(models.Model):
 
 class AssetTransaction(models.Model):
     """One line of an asset ledger. ``quantity`` is positive for BUY and SELL; an
-    ADJUSTMENT carries its sign (negative takes asset away)."""
+    ADJUSTMENT carries its sign (negative takes asset away); a RESET is negative (an account
+    reset took the holding out, without a sale)."""
 
     class Type(models.TextChoices):
         BUY = "BUY"
         SELL = "SELL"
         ADJUSTMENT = "ADJUSTMENT"
+        RESET = "RESET"
 
     class Status(models.TextChoices):
         # Every row is written COMPLETED: a fill or an adjustment settles in the transaction
@@ -183,7 +189,8 @@ class AssetTransaction(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(transaction_type__in=["BUY", "SELL"], quantity__gt=0)
-                | (Q(transaction_type="ADJUSTMENT") & ~Q(quantity=0)),
+                | (Q(transaction_type="ADJUSTMENT") & ~Q(quantity=0))
+                | Q(transaction_type="RESET", quantity__lt=0),
                 name="asset_tx_quantity_positive",
             ),
             models.CheckConstraint(
@@ -198,3 +205,56 @@ class AssetTransaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transaction_type} {self.quantity} {self.asset_id} ({self.user})"
+
+
+class AccountReset(models.Model):
+    """A paper account started over: its open orders cancelled, every holding taken out by a
+    RESET asset row, its cash set to ``cash`` by a RESET cash row (``cash_transaction``, of
+    amount 0 when the cash was that already). API keys, tokens and settings stay.
+
+    Three things at once (docs/DESIGN.md, "Reset and exports"): the idempotency record of the
+    request (``client_reference``, unique per user); the answer it gave, kept to give it again
+    (``cancelled_orders``, ``positions``); and the instant the account's history starts over
+    from (``created_at``, stamped after every row the reset wrote, under the user lock, so each
+    of them is at or before it). Written once, never changed (a trigger refuses it)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="account_resets")
+    created_at = models.DateTimeField()
+    cash = usd_field(help_text="The USD balance the reset set.")
+    cash_transaction = models.OneToOneField(
+        CashTransaction, on_delete=models.PROTECT, related_name="account_reset", help_text="Its RESET cash row."
+    )
+    # What the reset answered, as it answered it: order ids, and {"asset_id", "quantity"}
+    # (quantities written plainly) of each holding taken out.
+    cancelled_orders = models.JSONField(default=list, blank=True)
+    positions = models.JSONField(default=list, blank=True)
+    client_reference = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL = no key, unique when set
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The staff member who reset the account from the back office.",
+    )
+    reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("reset_account", "Can reset a user's paper account")]
+        indexes = [models.Index(fields=["user", "-created_at"], name="account_reset_user_newest")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "client_reference"],
+                condition=Q(client_reference__isnull=False),
+                name="account_reset_client_reference_unique_per_user",
+            ),
+            models.CheckConstraint(condition=Q(cash__gte=0), name="account_reset_cash_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} reset to USD {self.cash}"
+
+    @property
+    def by_back_office(self) -> bool:
+        return self.actor_id is not None

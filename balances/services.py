@@ -22,9 +22,9 @@ from rest_framework.authtoken.models import Token
 from accounts.services import issue_token
 from assets.models import Asset
 from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
-from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
+from balances.models import AccountReset, AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from core.exceptions import BalanceLimitExceeded, Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
-from core.money import EXACT, USD, ZERO, decimal_places
+from core.money import EXACT, USD, ZERO, decimal_places, plain
 from core.sql import violated_constraint
 
 User = get_user_model()
@@ -362,3 +362,113 @@ def adjust_asset_balance(
             actor=actor,
         )
     return AssetMovement(row, created=True)
+
+
+# --- Account resets -----------------------------------------------------------------
+
+RESET_NOTE = "Account reset"
+
+
+def validate_reset_cash(cash: Decimal) -> None:
+    """Raise InvalidRequest unless ``cash`` is a USD balance an account may be reset to: whole
+    cents, not negative, at most MAX_USD_BALANCE (the limits of any balance)."""
+    problem = None
+    if not cash.is_finite() or decimal_places(cash) > USD.decimals:
+        problem = f"At most {USD.decimals} decimal places."
+    elif cash < 0:
+        problem = "Must not be negative."
+    elif cash > settings.MAX_USD_BALANCE:
+        problem = f"At most {settings.MAX_USD_BALANCE} (MAX_USD_BALANCE)."
+    if problem is not None:
+        raise InvalidRequest("The account cannot be reset to that cash amount.", details={"cash": [problem]})
+
+
+def replay_reset_locked(*, user_id: int, client_reference: str, cash: Decimal) -> AccountReset | None:
+    """The reset already made under ``client_reference``, or None; raises Conflict if it was
+    made for another cash amount. The caller holds the user lock: every reset of the user is
+    written under it, so two requests with one key cannot both miss the other's row."""
+    existing = (
+        AccountReset.objects.select_related("cash_transaction")
+        .filter(user_id=user_id, client_reference=client_reference)
+        .first()
+    )
+    if existing is not None and existing.cash != cash:
+        raise Conflict(
+            "client_reference was already used for a reset to another amount.",
+            details={"client_reference": client_reference},
+        )
+    return existing
+
+
+@transaction.atomic(savepoint=False)
+def reset_balances_locked(
+    *,
+    usd: UsdBalance,
+    holdings: list[AssetBalance],
+    cash: Decimal,
+    released_hold: Decimal,
+    released_quantities: dict[str, Decimal],
+    cancelled_orders: list[str],
+    client_reference: str | None,
+    actor: AbstractBaseUser | None,
+    reason: str,
+) -> AccountReset:
+    """The balances' side of an account reset (``orders.services.reset_account`` cancels the
+    orders first and passes what their holds were): every holding taken out by a RESET asset
+    row (no sale, no P&L; the average price back to 0), USD set to ``cash`` by a RESET cash
+    row of the difference (0 included) with the orders' holds released, and the
+    ``AccountReset`` record stamped after them all. The caller holds the user lock and the
+    holdings' locks (``held_asset_balances_for_update``). Five statements, however many
+    holdings: the holdings' update, their rows, the balance, its row, the record."""
+    note = reason or RESET_NOTE
+    now = timezone.now()
+    taken_out, positions = [], []
+    with localcontext(EXACT):
+        for holding in holdings:
+            # Every open SELL was cancelled: its hold goes, and what is left must be 0 (the
+            # asset_held_within_quantity constraint refuses anything else once quantity is 0).
+            holding.held_quantity -= released_quantities.get(holding.asset_id, ZERO)
+            if holding.quantity:
+                taken_out.append((holding.asset_id, holding.quantity))
+                positions.append({"asset_id": holding.asset_id, "quantity": plain(holding.quantity)})
+            holding.quantity = ZERO
+            holding.average_purchase_price = ZERO
+            holding.last_transaction_at = holding.updated_at = now
+    if holdings:
+        AssetBalance.objects.bulk_update(
+            holdings, ["quantity", "held_quantity", "average_purchase_price", "last_transaction_at", "updated_at"]
+        )
+    rows = AssetTransaction.objects.bulk_create(
+        [
+            AssetTransaction(
+                user_id=usd.user_id,
+                asset_id=asset_id,
+                transaction_type=AssetTransaction.Type.RESET,
+                quantity=-quantity,
+                note=note,
+                actor=actor,
+            )
+            for asset_id, quantity in taken_out
+        ]
+    )
+    cash_row = apply_cash_locked(
+        balance=usd,
+        transaction_type=CashTransaction.Type.RESET,
+        amount=cash - usd.current_balance,
+        held_change=-released_hold,
+        note=note,
+        actor=actor,
+    )
+    # History starts over here (balances.history): every row of the reset is at or before it.
+    at = max([timezone.now(), cash_row.created_at, *(row.created_at for row in rows)])
+    return AccountReset.objects.create(
+        user_id=usd.user_id,
+        created_at=at,
+        cash=cash,
+        cash_transaction=cash_row,
+        cancelled_orders=cancelled_orders,
+        positions=positions,
+        client_reference=client_reference,
+        actor=actor,
+        reason=reason,
+    )

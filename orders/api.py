@@ -1,12 +1,14 @@
 """Orders over HTTP: place (market, limit, stop, stop-limit; by quantity or notional), list
 with filters, show, replace, cancel one or all; and closing positions (SPEC sections 6 and 11)."""
 
+from django.db.models import Q
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import exceptions, generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.api.csv_export import Chunk, CsvExportMixin, cells, csv_lines
 from core.api.defaults import NewestFirstCursorPagination
 from core.api.errors import DOMAIN_STATUS, OwnerScopedMixin, error_body
 from core.api.fields import EnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
@@ -57,6 +59,9 @@ class OrderSerializer(ReadSerializer):
     updated_at = TimestampField(read_only=True)
     filled_at = TimestampField(read_only=True, allow_null=True)
 
+
+# Free text in the CSV export: made spreadsheet-safe (core.api.csv_export).
+ORDER_TEXT = frozenset({"username", "client_order_id", "failure_reason"})
 
 # One bound instance renders single orders: building a serializer deep-copies its fields
 # (a third of the order endpoint's own CPU time in the profile), and rendering reads the
@@ -170,20 +175,31 @@ def asset_id_list(value: str) -> list[str]:
 
 
 class OrderCursorPagination(NewestFirstCursorPagination):
-    """Newest first, or oldest first with ``?direction=asc``."""
+    """Newest first, or oldest first with ``?direction=asc``; orders of one instant by id, so
+    that the pages and the CSV export list them in one order."""
 
     def get_ordering(self, request, queryset, view):
-        if request.query_params.get("direction", "").lower() == "asc":
-            return ("created_at",)
-        return ("-created_at",)
+        return order_list_ordering(request)
+
+
+def order_list_ordering(request) -> tuple[str, str]:
+    if request.query_params.get("direction", "").lower() == "asc":
+        return ("created_at", "order_id")
+    return ("-created_at", "-order_id")
 
 
 class OrderViewSet(
-    ReplicaReadMixin, OwnerScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+    CsvExportMixin,
+    ReplicaReadMixin,
+    OwnerScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Your orders, newest first. Back-office staff may add `?username=`."""
 
     replica_actions = frozenset({"list"})  # one order, placing and cancelling: the primary
+    csv_actions = frozenset({"list"})
 
     serializer_class = OrderSerializer
     filterset_class = OrderFilter
@@ -212,6 +228,43 @@ class OrderViewSet(
         if method == "PATCH" and self.detail:
             return ReplaceOrderSerializer
         return OrderSerializer
+
+    def list(self, request, *args, **kwargs):
+        # ?format=csv or Accept: text/csv: every order of the filter as a CSV file (no docstring
+        # here: the browsable API describes the list with the class's).
+        if self.wants_csv():
+            return self.export_csv()
+        return super().list(request, *args, **kwargs)
+
+    def export_csv(self):
+        """Every order of the filter, in the list's order, read in keyset chunks."""
+        orders = self.filter_queryset(self.get_queryset())
+        ordering = order_list_ordering(self.request)
+        newest_first = ordering[0].startswith("-")
+        header = list(ORDER_FORMAT.fields)
+        size = self.csv_chunk_rows
+
+        def read_chunk(position) -> Chunk:
+            page = orders
+            if position is not None:
+                at, order_id = position
+                # The range bound first (created_at), which the user's index serves; then the
+                # orders of that instant past the last one read.
+                if newest_first:
+                    page = page.filter(created_at__lte=at).filter(
+                        Q(created_at__lt=at) | Q(created_at=at, order_id__lt=order_id)
+                    )
+                else:
+                    page = page.filter(created_at__gte=at).filter(
+                        Q(created_at__gt=at) | Q(created_at=at, order_id__gt=order_id)
+                    )
+            rows = list(page.order_by(*ordering)[: size + 1])
+            more = len(rows) > size
+            rows = rows[:size]
+            data = csv_lines([cells(ORDER_FORMAT.to_representation(order), text=ORDER_TEXT) for order in rows])
+            return Chunk(data, (rows[-1].created_at, rows[-1].order_id) if more else None)
+
+        return self.csv_export(read_chunk, header=header, username=self.target_user().get_username(), what="orders")
 
     def retrieve(self, request, *args, **kwargs):
         """One of your orders, by its `order_id`: its kind, prices, time in force, status,

@@ -74,3 +74,12 @@ def release_client_order_id(order: Order) -> bool:
         client_order_id=None, failure_details=details, updated_at=timezone.now()
     )
     return freed == 1
+
+
+def transition_every_pending(*, order_ids: list, to_status: str, **fields) -> int:
+    """Move the PENDING ones of ``order_ids`` to ``to_status`` with ``fields`` in one statement;
+    how many moved. The caller holds their owner's user lock."""
+    if not order_ids:
+        return 0
+    fields.setdefault("updated_at", timezone.now())
+    return Order.objects.filter(pk__in=order_ids, status=Order.Status.PENDING).update(status=to_status, **fields)

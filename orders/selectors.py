@@ -110,8 +110,17 @@ def reconcile_ledger() -> list[Mismatch]:
         if row.held != row.open_holds:
             mismatches.append(Mismatch(row.user.username, "USD held", row.held, row.open_holds))
 
+    # SELL rows are positive quantities taken out; every other row carries its sign (a BUY adds,
+    # an ADJUSTMENT goes either way, a RESET takes the holding out).
     signed_quantity = Sum(
-        "quantity", filter=Q(transaction_type__in=[AssetTransaction.Type.BUY, AssetTransaction.Type.ADJUSTMENT])
+        "quantity",
+        filter=Q(
+            transaction_type__in=[
+                AssetTransaction.Type.BUY,
+                AssetTransaction.Type.ADJUSTMENT,
+                AssetTransaction.Type.RESET,
+            ]
+        ),
     ) - Coalesce(Sum("quantity", filter=Q(transaction_type=AssetTransaction.Type.SELL)), Value(ZERO), output_field=qty)
     asset_sum = (
         AssetTransaction.objects.filter(

@@ -24,9 +24,15 @@ from django.utils import timezone
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes, get_trade_quote
-from balances.lock_objects import asset_balance_for_update, usd_balance_for_update
-from balances.models import AssetBalance, UsdBalance
-from balances.services import change_held_quantity_locked, change_hold_locked
+from balances.lock_objects import asset_balance_for_update, held_asset_balances_for_update, usd_balance_for_update
+from balances.models import AccountReset, AssetBalance, UsdBalance
+from balances.services import (
+    change_held_quantity_locked,
+    change_hold_locked,
+    replay_reset_locked,
+    reset_balances_locked,
+    validate_reset_cash,
+)
 from core.exceptions import (
     BalanceLimitExceeded,
     Conflict,
@@ -39,10 +45,12 @@ from core.exceptions import (
     PositionNotFound,
 )
 from core.money import EXACT, ZERO, to_cents_up, value_of
+from orders.events import Event, announce, order_event
 from orders.lock_objects import (
     claim_pending_order,
     pending_order_ids_crossed,
     release_client_order_id,
+    transition_every_pending,
     transition_pending,
 )
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
@@ -757,3 +765,89 @@ def process_resting_orders(
                     progress(report)
     failing.forget_settled()
     return report
+
+
+# --- Resetting the account ------------------------------------------------------------
+
+RESET_ORDER_REASON = "Account reset."
+
+
+@dataclass(frozen=True)
+class AccountResetResult:
+    reset: AccountReset
+    created: bool  # False when a repeated client_reference returned the original reset
+
+
+def reset_account(
+    *,
+    user: AbstractBaseUser,
+    cash: Decimal | None = None,
+    client_reference: str | None = None,
+    actor: AbstractBaseUser | None = None,
+    reason: str = "",
+) -> AccountResetResult:
+    """Start the user's paper account over with ``cash`` USD (default INITIAL_USD_BALANCE), in
+    one transaction (docs/DESIGN.md, "Reset and exports"): every open order cancelled, its
+    hold released and a ``canceled`` event announced; every holding taken out by a RESET asset
+    row (no sale, no P&L); the cash set by a RESET cash row; an ``AccountReset`` recording it,
+    from which the account's history starts over. API keys, tokens and settings stay.
+    ``actor``: the back-office staff member resetting it for the user, with ``reason``.
+
+    Takes the user lock, then every holding (one statement, asset order), then the orders
+    (one compare-and-swap of them all): a fill, a cancel or process_orders racing it comes
+    wholly before or wholly after. A repeated ``client_reference`` with the same cash returns
+    the first reset and moves nothing. Raises InvalidRequest (cash not a balance the account
+    may hold) and Conflict (client_reference used for another amount)."""
+    cash = settings.INITIAL_USD_BALANCE if cash is None else cash
+    validate_reset_cash(cash)
+    with transaction.atomic(durable=True), localcontext(EXACT):
+        usd = usd_balance_for_update(user_id=user.pk)
+        if client_reference is not None:
+            existing = replay_reset_locked(user_id=user.pk, client_reference=client_reference, cash=cash)
+            if existing is not None:
+                return AccountResetResult(existing, created=False)
+        holdings = held_asset_balances_for_update(user_id=user.pk)
+        cancelled = _cancel_every_pending_locked(user_id=user.pk, actor=actor)
+        released_quantities: dict[str, Decimal] = {}
+        for order, _ in cancelled:
+            if order.order_type == Order.Type.SELL:
+                released_quantities[order.asset_id] = released_quantities.get(order.asset_id, ZERO) + order.quantity
+        reset = reset_balances_locked(
+            usd=usd,
+            holdings=holdings,
+            cash=cash,
+            released_hold=sum((held for _, held in cancelled), ZERO),
+            released_quantities=released_quantities,
+            cancelled_orders=[str(order.pk) for order, _ in cancelled],
+            client_reference=client_reference,
+            actor=actor,
+            reason=reason.strip(),
+        )
+    return AccountResetResult(reset, created=True)
+
+
+def _cancel_every_pending_locked(*, user_id: int, actor: AbstractBaseUser | None) -> list[tuple[Order, Decimal]]:
+    """Cancel every PENDING order of the user in one statement and announce each ``canceled``;
+    each order (left as stored) with the USD it held. The caller holds the user lock: every
+    transition of the user's orders holds it too, so the orders read here are the ones swapped."""
+    pending = list(Order.objects.filter(user_id=user_id, status=Order.Status.PENDING).order_by("created_at", "pk"))
+    if not pending:
+        return []
+    now = timezone.now()
+    ended = {"held_amount": ZERO, "failure_reason": RESET_ORDER_REASON, "failure_code": "", "updated_at": now}
+    if actor is not None:
+        ended["actor"] = actor
+    swapped = transition_every_pending(
+        order_ids=[order.pk for order in pending], to_status=Order.Status.CANCELLED, **ended
+    )
+    if swapped != len(pending):  # cannot happen (see above); if it did, roll back, never release a hold twice
+        raise OrderNoLongerPending("An order changed while its owner's account was locked.")
+    cancelled = []
+    for order in pending:
+        held = order.held_amount
+        order.status = Order.Status.CANCELLED
+        for field, value in ended.items():
+            setattr(order, field, value)
+        cancelled.append((order, held))
+    announce(*(order_event(Event.CANCELED, order, at=now) for order, _ in cancelled))
+    return cancelled

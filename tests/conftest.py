@@ -107,6 +107,7 @@ def staff_groups(db):
     import_module("balances.migrations.0002_staff_groups").create_staff_groups(django_apps, None)
     import_module("accounts.migrations.0002_api_key_permissions").grant_api_key_permissions(django_apps, None)
     import_module("orders.migrations.0008_operations_replace_orders").grant_replace_order(django_apps, None)
+    import_module("balances.migrations.0009_operations_reset_accounts").grant_reset_permissions(django_apps, None)
     return {group.name: group for group in Group.objects.filter(name__in=["Support", "Operations"])}
 
 

@@ -44,16 +44,18 @@ def test_migration_gives_support_view_everything_and_cancel(staff_groups):
         "orders.view_order",
         "orders.cancel_order",
         "accounts.view_apikey",
+        "balances.view_accountreset",
     }
 
 
-def test_migration_gives_operations_support_plus_assets_adjustments_and_replacing_orders(staff_groups):
+def test_migration_gives_operations_support_plus_assets_adjustments_replacing_orders_and_resets(staff_groups):
     assert _perms(staff_groups["Operations"]) == _perms(staff_groups["Support"]) | {
         "assets.add_asset",
         "assets.change_asset",
         "balances.adjust_balance",
         "accounts.revoke_apikey",
         "orders.replace_order",
+        "balances.reset_account",
     }
 
 
