@@ -255,13 +255,14 @@ class PortfolioHistory:
     base_value: Decimal
 
 
-# When the account's history starts: its latest reset (stamped after every row the reset
-# wrote); else when it opened: its first ledger row (the opening deposit), or, while it has
+# When the account's history starts: its latest reset before the history's end (stamped
+# after every row the reset wrote; a history that ends before a reset is the one before
+# it); else when it opened: its first ledger row (the opening deposit), or, while it has
 # none, when its USD balance was created; NULL for a user without any. Four index probes
 # (the resets' and each ledger's (user, created_at) index, the balance's user key).
 _OPENED_AT = """
     coalesce(
-        (SELECT max(created_at) FROM balances_accountreset WHERE user_id = %(user_id)s),
+        (SELECT max(created_at) FROM balances_accountreset WHERE user_id = %(user_id)s AND created_at < %(end)s),
         least(
             (SELECT min(created_at) FROM balances_cashtransaction WHERE user_id = %(user_id)s),
             (SELECT min(created_at) FROM balances_assettransaction WHERE user_id = %(user_id)s AND status = 'COMPLETED')
@@ -464,7 +465,7 @@ def history_range(
     last = bucket_start(end, timeframe)
     if period.length is None:
         with connections[router.db_for_read(CashTransaction)].cursor() as db:
-            db.execute(_OPENED_AT_SQL, {"user_id": user.pk})
+            db.execute(_OPENED_AT_SQL, {"user_id": user.pk, "end": last + step})
             (opened_at,) = db.fetchone()
         first = bucket_start(min(opened_at or end, end), timeframe)
     else:

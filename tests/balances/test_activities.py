@@ -240,3 +240,34 @@ def test_the_selector_takes_plain_arguments(history):
         user=history, activity_types=[ActivityType.FILL], page_token=fills[-1].activity_id, newest_first=False
     )
     assert [(a.asset_id, a.side) for a in rest] == [("ETH", "BUY")]
+
+
+def test_a_reset_shows_as_reset_activities_its_cash_and_each_holding_taken_out(history, staff_user):
+    from orders.services import reset_account
+
+    # given alice's feed, then a back-office reset to 3,000.00 at 6 min
+    with at(6):
+        reset_account(user=history, cash=Decimal("3000.00"), actor=staff_user, reason="ticket 9")
+
+    # when
+    client = client_for(history)
+    rows = client.get(ACTIVITIES).json()["results"]
+    resets = client.get(ACTIVITIES, {"activity_type": "reset"}).json()["results"]
+    btc_only = client.get(ACTIVITIES, {"asset_id": "BTC", "activity_type": "RESET"}).json()["results"]
+
+    # then the cash row (the change, the balance it set) and a row per holding (what it held,
+    # taken out: no price, no cash, no P&L), newest first, ahead of everything before
+    expected = [
+        ("RESET", None, None, "-4732.50", "3000.00"),  # from 7,732.50
+        ("RESET", "ETH", "-2", None, None),
+        ("RESET", "BTC", "-0.005", None, None),
+    ]
+    assert [
+        (r["activity_type"], r["asset_id"], r["quantity"], r["net_amount"], r["balance_after"]) for r in rows[:3]
+    ] == expected
+    assert [
+        (r["activity_type"], r["asset_id"], r["quantity"], r["net_amount"], r["balance_after"]) for r in resets
+    ] == expected
+    assert {(r["side"], r["price"], r["realized_pnl"], r["note"]) for r in resets} == {(None, None, None, "ticket 9")}
+    assert [(r["asset_id"], r["quantity"]) for r in btc_only] == [("BTC", "-0.005")]
+    assert rows[3]["activity_type"] == "CASH_ADJUSTMENT"  # what came before is still there

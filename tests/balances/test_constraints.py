@@ -281,6 +281,10 @@ def test_cash_transaction_sign_must_match_its_type(user, transaction_type, amoun
         ("BUY", Decimal("-1.00")),
         ("ADJUSTMENT", Decimal("1.00")),
         ("ADJUSTMENT", Decimal("-1.00")),
+        # a reset sets the balance: its row is the difference, whichever way, 0 included
+        ("RESET", Decimal("1.00")),
+        ("RESET", Decimal("-1.00")),
+        ("RESET", Decimal("0")),
     ],
 )
 def test_cash_transaction_with_the_right_sign_is_accepted(user, transaction_type, amount):
@@ -308,6 +312,9 @@ def test_cash_transaction_balance_after_is_never_negative(user):
         ("SELL", Decimal("0")),
         ("SELL", Decimal("-0.000000000000000001")),
         ("ADJUSTMENT", Decimal("0")),
+        # a reset only takes a holding out
+        ("RESET", Decimal("0")),
+        ("RESET", Decimal("0.000000000000000001")),
     ],
 )
 def test_asset_transaction_quantity_must_be_positive(user, btc, transaction_type, quantity):
@@ -316,6 +323,36 @@ def test_asset_transaction_quantity_must_be_positive(user, btc, transaction_type
         AssetTransaction.objects.create(user=user, asset=btc, transaction_type=transaction_type, quantity=quantity)
     rejects(excinfo, "asset_tx_quantity_positive")
     assert AssetTransaction.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_reset_asset_row_takes_quantity_out(user, btc):
+    AssetTransaction.objects.create(user=user, asset=btc, transaction_type="RESET", quantity=Decimal("-0.5"))
+    assert AssetTransaction.objects.get().quantity == Decimal("-0.5")
+
+
+@pytest.mark.django_db
+def test_a_reset_record_never_holds_negative_cash_nor_one_client_reference_twice(user):
+    from django.utils import timezone
+
+    from balances.models import AccountReset
+
+    def record(cash: str, reference: str | None) -> AccountReset:
+        row = make_deposit(user, transaction_type="RESET", amount=Decimal("0"))
+        return AccountReset.objects.create(
+            user=user, created_at=timezone.now(), cash=Decimal(cash), cash_transaction=row, client_reference=reference
+        )
+
+    record("1.00", "k")
+    with pytest.raises(IntegrityError) as negative, transaction.atomic():
+        record("-0.01", None)
+    rejects(negative, "account_reset_cash_not_negative")
+    with pytest.raises(IntegrityError) as twice, transaction.atomic():
+        record("2.00", "k")
+    rejects(twice, "account_reset_client_reference_unique_per_user")
+    record("3.00", None)
+    record("4.00", None)  # without a key, any number
+    assert AccountReset.objects.count() == 3
 
 
 @pytest.mark.django_db

@@ -21,13 +21,13 @@ from accounts.services import issue_token
 from assets.models import Asset, PriceRecord
 from assets.selectors import Timeframe, bucket_start
 from balances import history as history_module
-from balances.history import MAX_POINTS, Period, get_portfolio_history
-from balances.models import AssetTransaction, CashTransaction, UsdBalance
+from balances.history import MAX_POINTS, Period, get_activities, get_portfolio_history
+from balances.models import AccountReset, AssetTransaction, CashTransaction, UsdBalance
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
 from core.exceptions import DomainError
 from core.money import ZERO, to_cents
 from orders.selectors import reconcile_ledger
-from orders.services import place_order
+from orders.services import place_order, reset_account
 from tests.api_helpers import error_code
 
 HISTORY = "/api/v1/portfolio/history/"
@@ -50,9 +50,10 @@ def client_for(user) -> APIClient:
 def brute_force(user, *, first: datetime, last: datetime, step: timedelta) -> dict:
     """The history recomputed the slow, obvious way: for each bucket's close, every ledger
     row before it summed in Python, each holding priced at the last record before it.
-    ``first`` is the period's first bucket; an account opened later (its first ledger row,
-    or its balance's creation while it has none) starts in the bucket it opened in, from its
-    value just after it opened."""
+    ``first`` is the period's first bucket; an account opened later (its latest reset before
+    the last bucket's close, else its first ledger row, or its balance's creation while it
+    has none) starts in the bucket it opened in, from its value just after it opened: every
+    row up to that instant."""
     cash_rows = list(CashTransaction.objects.filter(user=user).values_list("created_at", "amount", "transaction_type"))
     asset_rows = list(
         AssetTransaction.objects.filter(user=user, status="COMPLETED").values_list(
@@ -61,7 +62,15 @@ def brute_force(user, *, first: datetime, last: datetime, step: timedelta) -> di
     )
     prices = list(PriceRecord.objects.values_list("asset_id", "as_of", "price"))
     first_rows = [row[0] for row in cash_rows + asset_rows]
-    opened = min(first_rows) if first_rows else UsdBalance.objects.get(user=user).created_at
+    resets = list(
+        AccountReset.objects.filter(user=user, created_at__lt=last + step).values_list("created_at", flat=True)
+    )
+    if resets:
+        opened = max(resets)  # the history starts over at the account's latest reset
+    elif first_rows:
+        opened = min(first_rows)
+    else:
+        opened = UsdBalance.objects.get(user=user).created_at
 
     def value_at(moment: datetime, *, inclusive: bool = False) -> Decimal:
         def by(when: datetime) -> bool:
@@ -113,6 +122,38 @@ def brute_force(user, *, first: datetime, last: datetime, step: timedelta) -> di
         pct.append((pnl * 100 / (base + flows)).quantize(Decimal("0.0001")) if base + flows > 0 else None)
         bucket += step
     return {"timestamp": timestamps, "equity": equity, "profit_loss": profit_loss, "pct": pct, "base": base}
+
+
+def brute_force_activities(user) -> list[tuple]:
+    """The activity feed recomputed from the ledgers, newest first: every asset row (fills,
+    adjustments, resets' holdings), and every cash row but a fill's cash side, each with the
+    cash it moved and the balance after it."""
+    kinds = {"BUY": "FILL", "SELL": "FILL", "ADJUSTMENT": "ASSET_ADJUSTMENT", "RESET": "RESET"}
+    feed = [
+        (row.created_at, "A", row.pk, kinds[row.transaction_type], row.asset_id, row.quantity, None, None)
+        for row in AssetTransaction.objects.filter(user=user, status="COMPLETED")
+    ]
+    cash_kinds = {"DEPOSIT": "DEPOSIT", "WITHDRAWAL": "WITHDRAWAL", "ADJUSTMENT": "CASH_ADJUSTMENT", "RESET": "RESET"}
+    feed += [
+        (row.created_at, "C", row.pk, cash_kinds[row.transaction_type], None, None, row.amount, row.balance_after)
+        for row in CashTransaction.objects.filter(user=user, transaction_type__in=list(cash_kinds))
+    ]
+    return [row[3:] for row in sorted(feed, reverse=True)]
+
+
+def all_activities(user, page_size: int = 4) -> list[tuple]:
+    """The feed as get_activities pages it, with what a fill moved left out (the brute force
+    reads fills from the asset ledger only)."""
+    rows, token = [], None
+    while True:
+        page = get_activities(user=user, page_token=token, page_size=page_size)
+        rows += [
+            (a.activity_type.value, a.asset_id, a.quantity, None if a.asset_id else a.net_amount, a.balance_after)
+            for a in page
+        ]
+        if len(page) < page_size:
+            return rows
+        token = page[-1].activity_id
 
 
 def period_first(period: Period, timeframe: Timeframe, end: datetime) -> datetime:
@@ -284,6 +325,114 @@ def test_a_user_with_no_ledger_rows_has_a_flat_history(make_user, settings):
     assert (len(history.timestamp), history.equity, history.base_value) == (1, [Decimal("0.00")], Decimal("0.00"))
 
 
+# --- a reset: the history starts over -------------------------------------------------------
+
+
+@pytest.fixture
+def reset_day(make_user, btc, set_price):
+    """alice opens 2026-03-01 10:00 (10,000.00), buys 10 BTC at 100 at 11:30, BTC 110 at
+    14:00; 2026-03-02 09:00 deposits 500; 10:00 resets to 2,000.00; 11:00 buys 5 BTC at 100;
+    BTC 90 at 12:00; 13:00 deposits 100."""
+    with at(datetime(2026, 3, 1, 10, tzinfo=UTC)):
+        alice = make_user("alice")
+        set_price("BTC", "100")
+    with at(datetime(2026, 3, 1, 11, 30, tzinfo=UTC)):
+        set_price("BTC", "100")
+        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("10"))
+    with at(datetime(2026, 3, 1, 14, tzinfo=UTC)):
+        set_price("BTC", "110")
+    with at(datetime(2026, 3, 2, 9, tzinfo=UTC)):
+        deposit(user=alice, amount=Decimal("500.00"))
+    with at(datetime(2026, 3, 2, 10, tzinfo=UTC)):
+        reset_account(user=alice, cash=Decimal("2000.00"))
+    with at(datetime(2026, 3, 2, 11, tzinfo=UTC)):
+        set_price("BTC", "100")
+        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("5"))
+    with at(datetime(2026, 3, 2, 12, tzinfo=UTC)):
+        set_price("BTC", "90")
+    with at(datetime(2026, 3, 2, 13, tzinfo=UTC)):
+        deposit(user=alice, amount=Decimal("100.00"))
+    return alice
+
+
+def test_a_reset_starts_the_history_over_from_the_cash_it_set(reset_day):
+    # when the week to 2026-03-03 00:00 in days
+    response = client_for(reset_day).get(HISTORY, {"period": "1W", "timeframe": "1D", "date_end": END.isoformat()})
+
+    # then nothing before the reset's day; the base is its 2,000.00 (the 500.00 deposited
+    # before it is no cash flow of this history); then 1,600 cash + 5 x 90
+    assert response.status_code == 200
+    assert response.json() == {
+        "timestamp": ["2026-03-02T00:00:00Z", "2026-03-03T00:00:00Z"],
+        "equity": ["2050.00", "2050.00"],
+        "profit_loss": ["-50.00", "-50.00"],
+        "profit_loss_pct": ["-2.38", "-2.38"],
+        "cash_flow": ["100.00", "100.00"],
+        "base_value": "2000.00",
+        "timeframe": "1D",
+        "period": "1W",
+    }
+
+
+def test_hourly_history_starts_in_the_hour_of_the_reset(reset_day):
+    # when a day of hours to 2026-03-02 12:00
+    history = get_portfolio_history(
+        user=reset_day, period=Period.DAY_1, timeframe=Timeframe.HOUR_1, end=datetime(2026, 3, 2, 12, tzinfo=UTC)
+    )
+
+    # then from the 10:00 bucket: 2,000.00; the buy at 11:00 at 100 changes nothing; BTC at 90
+    assert history.timestamp == [datetime(2026, 3, 2, hour, tzinfo=UTC) for hour in (10, 11, 12)]
+    assert history.equity == [Decimal("2000.00"), Decimal("2000.00"), Decimal("1950.00")]
+    assert (history.base_value, history.cash_flow) == (Decimal("2000.00"), [Decimal("0.00")] * 3)
+
+
+def test_a_history_that_ends_before_the_reset_is_the_account_before_it(reset_day):
+    # when a day of hours to 2026-03-02 09:30, before the reset
+    history = get_portfolio_history(
+        user=reset_day, period=Period.DAY_1, timeframe=Timeframe.HOUR_1, end=datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    )
+
+    # then the account as it was: from its opening, 9,500 cash and 10 BTC at 110 at the end
+    assert (history.timestamp[0], history.base_value) == (datetime(2026, 3, 1, 10, tzinfo=UTC), Decimal("10000.00"))
+    assert (history.equity[-1], history.cash_flow[-1], history.profit_loss[-1]) == (
+        Decimal("10600.00"),
+        Decimal("500.00"),
+        Decimal("100.00"),
+    )
+
+
+def test_period_all_starts_at_the_latest_reset(reset_day):
+    with at(datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)):
+        history = get_portfolio_history(user=reset_day, period=Period.ALL)
+    assert (history.timestamp, history.base_value) == ([datetime(2026, 3, 2, tzinfo=UTC)], Decimal("2000.00"))
+
+
+def test_a_reset_before_the_period_leaves_the_base_the_value_when_the_period_opens(reset_day):
+    # when a day of hours to 2026-03-03 12:00, which opens after the reset
+    history = get_portfolio_history(
+        user=reset_day, period=Period.DAY_1, timeframe=Timeframe.HOUR_1, end=datetime(2026, 3, 3, 12, tzinfo=UTC)
+    )
+
+    # then from 2026-03-02 13:00: 1,500 cash + 5 x 90, and the 100.00 deposited at 13:00 is flow
+    assert history.timestamp[0] == datetime(2026, 3, 2, 13, tzinfo=UTC)
+    assert (history.base_value, history.equity[0], history.cash_flow[0]) == (
+        Decimal("1950.00"),
+        Decimal("2050.00"),
+        Decimal("100.00"),
+    )
+
+
+@pytest.mark.parametrize(("period", "timeframe"), [("1W", "1D"), ("1D", "1H"), ("1W", "15Min"), ("1D", "1Min")])
+def test_the_history_around_a_reset_equals_its_brute_force_recomputation(reset_day, period, timeframe):
+    period, timeframe = Period(period), Timeframe(timeframe)
+    for end in (datetime(2026, 3, 2, 9, 59, tzinfo=UTC), datetime(2026, 3, 2, 10, tzinfo=UTC), END):
+        history = get_portfolio_history(user=reset_day, period=period, timeframe=timeframe, end=end)
+        last = bucket_start(end, timeframe)
+        assert as_dict(history) == brute_force(
+            reset_day, first=period_first(period, timeframe, end), last=last, step=timeframe.step
+        )
+
+
 def statements(captured) -> list[str]:
     """Each statement's first words (a savepoint's name left out): enough to tell them apart."""
     words = [q["sql"].split()[:2] for q in captured.captured_queries]
@@ -447,7 +596,7 @@ EVENTS = st.lists(
     st.tuples(
         # whole minutes after the start, so that many fall on a bucket's close exactly
         st.integers(min_value=1, max_value=36 * 60).map(lambda minutes: minutes * 60),
-        st.sampled_from(["deposit", "withdraw", "buy", "sell", "price", "cash_adjust", "asset_adjust"]),
+        st.sampled_from(["deposit", "withdraw", "buy", "sell", "price", "cash_adjust", "asset_adjust", "reset"]),
         st.integers(min_value=0, max_value=1),  # which asset
         st.decimals(min_value=Decimal("0.001"), max_value=Decimal("3"), places=3),  # quantity or amount scale
         st.decimals(min_value=Decimal("0.5"), max_value=Decimal("2"), places=6),  # price multiplier
@@ -459,8 +608,8 @@ EVENTS = st.lists(
 def random_ledger(events, *, make_user, staff_user, set_price, initial=Decimal("10000.00")):
     """A fresh user (opened at START with ``initial`` USD) and two fresh assets (examples
     share the test's transaction), and a random day and a half of deposits, withdrawals,
-    market buys and sells at random prices, adjustments and price records, written through
-    the services at their instants."""
+    market buys and sells at random prices, adjustments, resets and price records, written
+    through the services at their instants."""
     n = next(_counter)
     assets = [
         Asset.objects.create(asset_id=f"PA{n}", name="a", quantity_decimals=3, reference_price=Decimal("123.45")),
@@ -489,6 +638,8 @@ def random_ledger(events, *, make_user, staff_user, set_price, initial=Decimal("
                     adjust_usd_balance(user=user, amount=-scale, reason="r", actor=staff_user)
                 elif kind == "asset_adjust":
                     adjust_asset_balance(user=user, asset=asset, quantity=quantity, reason="r", actor=staff_user)
+                elif kind == "reset":
+                    reset_account(user=user, cash=(scale * 1000).quantize(Decimal("0.01")))
             except DomainError:
                 pass  # refused: nothing moved, which the history must show too
     return user
@@ -540,6 +691,8 @@ def test_any_history_equals_its_brute_force_recomputation(
     assert as_dict(history) == brute_force(
         user, first=period_first(period, timeframe, end), last=last, step=timeframe.step
     )
+    # and the feed of activities is the ledgers' rows, to the cent, resets included
+    assert all_activities(user) == brute_force_activities(user)
     assert reconcile_ledger() == []
 
 

@@ -420,3 +420,16 @@ def test_the_endpoint_costs_the_service_and_authentication(trader, django_assert
 def test_the_answer_is_json_with_decimals_as_strings(trader, auth_client):
     body = json.loads(auth_client.post(RESET, {"cash": "0"}, format="json").content)
     assert (body["cash"], body["cash_change"]) == ("0.00", "-8500.00")
+
+
+def test_reconcile_ledger_counts_reset_rows_and_catches_one_that_explains_nothing(trader, btc):
+    # given a reset (its rows explain the empty holding), then a stray RESET row written by hand
+    reset_account(user=trader, cash=D("1000.00"))
+    assert reconcile_ledger() == []
+    buy(trader, "0.01")
+    AssetTransaction.objects.create(user=trader, asset=btc, transaction_type="RESET", quantity=D("-0.004"))
+
+    # then the holding no longer matches its ledger, and reconcile_ledger says so
+    assert [str(m) for m in reconcile_ledger()] == [
+        "alice: BTC quantity is 0.010000000000000000, its ledger explains 0.006000000000000000"
+    ]
