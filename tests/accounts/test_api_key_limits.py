@@ -73,6 +73,7 @@ def nothing_changed(user, auth_client, two_keys):
         ("post", "/auth/logout/", None, "log out (end tokens or sessions)"),
         ("post", "/balance/deposit/", {"amount": "100.00"}, "deposit or withdraw cash"),
         ("post", "/balance/withdraw/", {"amount": "100.00"}, "deposit or withdraw cash"),
+        ("post", "/account/reset/", {"cash": "1.00"}, "reset the account"),
         (
             "post",
             "/auth/password/",
@@ -80,7 +81,16 @@ def nothing_changed(user, auth_client, two_keys):
             "change the password",
         ),
     ],
-    ids=["create-key", "revoke-itself", "revoke-another-key", "logout", "deposit", "withdraw", "change-password"],
+    ids=[
+        "create-key",
+        "revoke-itself",
+        "revoke-another-key",
+        "logout",
+        "deposit",
+        "withdraw",
+        "reset-account",
+        "change-password",
+    ],
 )
 def test_an_api_key_cannot_touch_credentials_or_move_cash(two_keys, nothing_changed, method, path, body, what):
     # given a key, and another key of the same user

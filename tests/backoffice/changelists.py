@@ -1,6 +1,6 @@
 """The back office's changelists, named once for the tests that visit them all."""
 
-# What staff work with: users, assets, orders, balances and both ledgers.
+# What staff work with: users, assets, orders, balances, both ledgers and account resets.
 BACK_OFFICE_CHANGELISTS = [
     "admin:auth_user_changelist",
     "admin:assets_asset_changelist",
@@ -9,6 +9,7 @@ BACK_OFFICE_CHANGELISTS = [
     "admin:balances_assetbalance_changelist",
     "admin:balances_cashtransaction_changelist",
     "admin:balances_assettransaction_changelist",
+    "admin:balances_accountreset_changelist",
 ]
 
 # Every registered changelist, with Django's groups, DRF's tokens and the API keys.

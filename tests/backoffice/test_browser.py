@@ -24,7 +24,7 @@ from balances.models import CashTransaction, UsdBalance
 from balances.services import adjust_usd_balance
 from orders.models import Order
 from orders.selectors import reconcile_ledger
-from orders.services import place_order
+from orders.services import place_order, reset_account
 from tests.backoffice.changelists import BACK_OFFICE_CHANGELISTS
 
 CHROMIUM = "/usr/bin/chromium"
@@ -283,6 +283,16 @@ def test_every_back_office_list_shows_every_column_whole_on_a_1400_by_900_screen
     # client order id, a stop-limit and a stop, an adjustment with its reason
     make_staff("sue_support", "Support")
     _a_busy_account(make_user, make_staff)
+    # and another whose account Operations reset, with a long reason and a form's one-time key
+    reset_customer = make_user("grace_brewster_murray_hopper")
+    place_order(user=reset_customer, asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01234567"))
+    reset_account(
+        user=reset_customer,
+        cash=Decimal("250000.00"),
+        client_reference=new_submission_key(),
+        actor=make_staff("otto_operations", "Operations"),
+        reason="Restart for the spring trading contest, ticket 4712",
+    )
     page = _login(browser, live_server.url, "sue_support")
     for name in BACK_OFFICE_CHANGELISTS:
         # when Support opens the list on a 1,400 x 900 screen

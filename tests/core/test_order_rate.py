@@ -39,6 +39,7 @@ def clients(user, auth_client):
         ("api", "patch", "/api/v1/orders/{id}/", {"quantity": "0.02"}, "/api/v1/orders/{id}/"),
         ("api", "post", "/api/v1/orders/{id}/cancel/", None, "/api/v1/orders/"),
         ("api", "post", "/api/v1/asset-balances/BTC/close/", {}, "/api/v1/asset-balances/"),
+        ("api", "post", "/api/v1/account/reset/", {}, "/api/v1/balance/"),
         (
             "alpaca",
             "post",
