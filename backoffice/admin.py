@@ -227,8 +227,8 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
             return
         self.message_user(
             request,
-            f"Reset {user.username}'s account: cash {reset.cash}, {len(reset.cancelled_orders)} open orders "
-            f"cancelled, {len(reset.positions)} holdings taken out.",
+            f"Reset {user.username}'s account to {reset.cash} USD. Open orders cancelled: "
+            f"{len(reset.cancelled_orders)}; holdings taken out: {len(reset.positions)}.",
             messages.SUCCESS,
         )
 

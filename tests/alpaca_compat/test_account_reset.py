@@ -5,16 +5,21 @@ portfolio history starts over from it."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import requests
 from alpaca.trading.enums import OrderStatus, QueryOrderStatus
-from alpaca.trading.models import NonTradeActivity, TradeActivity
+from alpaca.trading.models import NonTradeActivity, TradeActivity, TradeUpdate
 from alpaca.trading.requests import GetOrdersRequest, GetPortfolioHistoryRequest, LimitOrderRequest, MarketOrderRequest
 
 from accounts.services import issue_token
+from alpaca_compat import render
+from alpaca_compat.streams.wire import trade_update
 from balances.models import UsdBalance
-from orders.services import reset_account
+from orders.events import OrderEvent
+from orders.models import Order, OrderEventRecord
+from orders.services import place_order, reset_account
 
 
 def test_alpaca_py_sees_a_reset_account_as_alpaca_shows_one(
@@ -84,3 +89,26 @@ def test_a_reset_shows_as_journal_activities_and_restarts_the_history(trading, u
     assert [a["activity_type"] for a in non_trade] == ["JNLC", "JNLS", "CSD"]
     TradeActivity(**everything[2])
     assert (history.base_value, history.equity[-1]) == (3000.0, 3000.0)
+
+
+def test_the_orders_a_reset_cancels_stream_as_canceled_trade_updates_alpaca_py_reads(user, btc, set_price):
+    # given two resting orders
+    set_price("BTC", "50000")
+    resting = [
+        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=price).order
+        for price in (Decimal("40000"), Decimal("41000"))
+    ]
+    OrderEventRecord.objects.all().delete()
+
+    # when
+    reset_account(user=user, cash=Decimal("100.00"))
+
+    # then one canceled event each, in the outbox, that renders as the order is now stored
+    payloads = OrderEventRecord.objects.order_by("id").values_list("payload", flat=True)
+    updates = [json.loads(trade_update(OrderEvent.from_json(payload)))["data"] for payload in payloads]
+    assert [(u["event"], u["order"]["id"], u["order"]["status"]) for u in updates] == [
+        ("canceled", str(order.pk), "canceled") for order in resting
+    ]
+    for update, order in zip(updates, resting, strict=True):
+        assert update["order"] == render.order_json(Order.objects.get(pk=order.pk))
+        TradeUpdate(**update)  # what alpaca-py's stream does with it

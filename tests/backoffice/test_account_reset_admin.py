@@ -65,7 +65,9 @@ def test_operations_reset_an_account_with_a_reason_and_are_recorded_as_its_actor
 
     # then back to the user's page, the account reset with the staff member and the reason
     assert (response.status_code, response.url) == (302, _user_page(trading_customer))
-    assert _messages(response) == ["Reset carol's account: cash 750.00, 1 open orders cancelled, 1 holdings taken out."]
+    assert _messages(response) == [
+        "Reset carol's account to 750.00 USD. Open orders cancelled: 1; holdings taken out: 1."
+    ]
     reset = AccountReset.objects.get(user=trading_customer)
     assert (reset.cash, reset.actor, reset.reason, reset.client_reference) == (
         Decimal("750.00"),

@@ -16,8 +16,9 @@ from tests.backoffice.changelists import BACK_OFFICE_CHANGELISTS
 def add_traders(make_user, make_asset, operations_user):
     """Trader ``i`` buys asset ``i`` at market and then rests a limit order: every list
     gets rows with distinct users and assets (where an N+1 would show), and adjustments
-    give ledger rows an actor."""
+    and a reset by Operations give ledger rows an actor."""
     from balances.services import adjust_usd_balance
+    from orders.services import reset_account
 
     made = 0
 
@@ -28,6 +29,8 @@ def add_traders(make_user, make_asset, operations_user):
             user = make_user(f"trader{i:02d}")
             place_order(user=user, asset_id=asset.asset_id, order_type=Order.Type.BUY, quantity=Decimal("1"))
             adjust_usd_balance(user=user, amount=Decimal("1.00"), reason="welcome", actor=operations_user)
+            reset_account(user=user, cash=Decimal("5000.00"), actor=operations_user, reason="contest")
+            place_order(user=user, asset_id=asset.asset_id, order_type=Order.Type.BUY, quantity=Decimal("1"))
         made += count
 
     return add
@@ -44,6 +47,7 @@ QUERIES = {
     "admin:balances_assetbalance_changelist": 7,
     "admin:balances_cashtransaction_changelist": 7,
     "admin:balances_assettransaction_changelist": 9,
+    "admin:balances_accountreset_changelist": 7,
 }
 # Support staff are not superusers: their permissions cost two queries more.
 SUPPORT_QUERIES = {"admin:orders_order_changelist": 10, "admin:auth_user_changelist": 8}
