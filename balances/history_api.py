@@ -171,10 +171,9 @@ class ActivitiesView(CsvExportMixin, ReplicaReadMixin, OwnerScopedMixin, APIView
             )
 
         if self.wants_csv():
-            # Every activity from page_token on (the first, without one): page_size is the JSON's.
-            # The token is checked now: once the file has begun, an error can no longer be answered.
-            if "page_token" in query:
-                parse_activity_id(query["page_token"])
+            # Every activity from page_token on (the first, without one; the serializer checked
+            # it, for once the file has begun an error can no longer be answered). page_size is
+            # the JSON's.
             return self.export_csv(page, start=query.get("page_token"), username=user.get_username())
         activities = page(query.get("page_token"), page_size + 1)
         more = len(activities) > page_size
