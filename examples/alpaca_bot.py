@@ -2,8 +2,8 @@
 
 Nothing in it knows about this service: pointed at Alpaca's paper trading
 (APCA_API_BASE_URL=https://paper-api.alpaca.markets, with your Alpaca keys) it trades there.
-Out of the box it trades against `make run` on http://127.0.0.1:8000 with the demo key that
-`make run` writes to .data/alpaca-demo.env.
+Out of the box it trades against `make run`, on whatever port it serves, with the demo key and
+the server's URL that `make run` writes to .data/alpaca-demo.env.
 
     .venv/bin/python examples/alpaca_bot.py            # runs for BOT_SECONDS (60), then tidies up
 
@@ -41,11 +41,12 @@ DEMO_ENV = Path(__file__).resolve().parent.parent / ".data" / "alpaca-demo.env"
 
 
 def settings() -> tuple[str, str, str]:
-    """Base URL and keys from the environment; for `make run`, the demo key it wrote."""
+    """Base URL and keys from the environment; for `make run`, the demo key and URL it wrote
+    (a base URL in the environment still wins)."""
     values = dict(os.environ)
     if "APCA_API_KEY_ID" not in values and DEMO_ENV.exists():
         pairs = (line.split("=", 1) for line in DEMO_ENV.read_text().splitlines() if "=" in line)
-        values.update(dict(pairs))
+        values = {**dict(pairs), **values}
     if "APCA_API_KEY_ID" not in values:
         sys.exit("Set APCA_API_KEY_ID and APCA_API_SECRET_KEY, or start `make run` (it writes a demo key).")
     return (

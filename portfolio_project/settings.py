@@ -80,6 +80,9 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "portfolio_project.wsgi.application"
 ASGI_APPLICATION = "portfolio_project.asgi.application"
+# Threads per server process that run requests' sync code (middleware, views), each with its own
+# persistent database connection; more requests wait as coroutines (portfolio_project/asgi.py).
+WEB_THREADS = env.int("WEB_THREADS", default=2)
 
 # --- Database: PostgreSQL only (SPEC section 2) ---
 if env.str("DATABASE_URL", default=""):

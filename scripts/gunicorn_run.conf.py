@@ -1,8 +1,10 @@
-"""gunicorn's settings under `make run` (scripts/run.sh): an access log that shows the API and
-admin requests, not every static file the admin and Swagger UI load, and warnings only."""
+"""gunicorn's settings under `make run` (scripts/run.sh): the production worker class
+(portfolio_project/server.py), an access log that shows the API and admin requests, not every
+static file the admin and Swagger UI load, and warnings only."""
 
 import logging
 
+worker_class = "portfolio_project.server.Worker"
 accesslog = "-"
 loglevel = "warning"
 # gunicorn's runtime control socket is one path per user (~/.gunicorn/gunicorn.ctl), shared by
@@ -13,10 +15,11 @@ control_socket_disable = True
 
 class SkipStaticFiles(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        # gunicorn logs each request with its atoms as the record's args; "U" is the path.
-        path = record.args.get("U", "") if isinstance(record.args, dict) else ""
-        return not path.startswith("/static/")
+        # uvicorn logs each request as (client, method, path with query, HTTP version, status).
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (len(args) > 2 and str(args[2]).startswith("/static/"))
 
 
 def post_worker_init(worker) -> None:
-    worker.log.access_log.addFilter(SkipStaticFiles())
+    # The worker hands uvicorn's access log to gunicorn's handlers (uvicorn_worker).
+    logging.getLogger("uvicorn.access").addFilter(SkipStaticFiles())

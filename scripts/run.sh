@@ -67,17 +67,20 @@ shutdown() {
 trap 'shutdown 0' INT TERM HUP
 trap 'shutdown $?' EXIT
 
-# migrate, seed_assets, ensure_admin: in one interpreter, as each Django start costs seconds.
-DJANGO_SETTINGS_MODULE=portfolio_project.settings $PY -c '
+# migrate, seed_assets, ensure_admin, and a key for Alpaca's SDK with this server's URL
+# (examples/alpaca_bot.py reads both): in one interpreter, as each Django start costs seconds.
+# The key's line is this step's output; the banner below shows it and the admin login, once.
+alpaca_key=$(DJANGO_SETTINGS_MODULE=portfolio_project.settings $PY -c '
+import io
+import sys
 import django
 from django.core.management import call_command
 django.setup()
 call_command("migrate", interactive=False, verbosity=0)
-call_command("seed_assets")
-call_command("ensure_admin")
-' 9>&-
-# A key for Alpaca's SDK (examples/alpaca_bot.py reads it): SPEC 12.
-alpaca_key=$($PY manage.py alpaca_demo_key 9>&-)
+call_command("seed_assets", stdout=sys.stderr)
+call_command("ensure_admin", stdout=io.StringIO())
+call_command("alpaca_demo_key", base_url=sys.argv[1])
+' "http://$HOST:$PORT" 9>&-)
 
 # Children run in sessions of their own, so Ctrl-C reaches only this script, which stops
 # them with TERM: gunicorn then shuts down gracefully instead of its SIGINT quick shutdown
@@ -112,7 +115,9 @@ supervise_processor() {
 supervise_processor 9>&- &
 supervisor=$!
 
-detach .venv/bin/gunicorn portfolio_project.wsgi:application -c scripts/gunicorn_run.conf.py \
+# The production server (README, "Running in production"): gunicorn with the worker class of
+# portfolio_project/server.py, so that slow or idle clients cannot take its workers.
+detach .venv/bin/gunicorn portfolio_project.asgi:application -c scripts/gunicorn_run.conf.py \
     --bind "$HOST:$PORT" --workers "${WEB_WORKERS:-3}" 9>&- &
 web=$!
 

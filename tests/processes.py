@@ -22,8 +22,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
+import pytest
 
-from scripts.cluster.nodes import free_port, redis_command, wait_until
+from scripts.cluster.nodes import find_program, free_port, how_to_install, redis_command, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -35,6 +36,19 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "
         return wait_until(predicate, timeout=timeout, interval=interval, what=what)
     except TimeoutError as timed_out:
         raise AssertionError(str(timed_out)) from None
+
+
+def require_program(name: str) -> str:
+    """Where ``name`` (a program from Debian's packages: pgbouncer, redis-server) is. Without it
+    the test is skipped, saying how to install it; CI sets REQUIRE_PROGRAMS=1 (.ci/run), which
+    makes that a failure, so a failed install cannot pass as a skip."""
+    path = find_program(name)
+    if path is not None:
+        return path
+    reason = f"{name} is not installed ({how_to_install(name)})"
+    if os.environ.get("REQUIRE_PROGRAMS") == "1":
+        pytest.fail(f"{reason}, and REQUIRE_PROGRAMS=1 requires it", pytrace=False)
+    pytest.skip(reason)
 
 
 def database_url(settings_dict: dict, name: str | None = None) -> str:
@@ -184,7 +198,7 @@ class OwnRedis:
 
     def start(self) -> OwnRedis:
         """Start (or start again, on the same port) an empty server."""
-        assert shutil.which("redis-server"), "redis-server is not installed (apt-get install redis-server)"
+        require_program("redis-server")
         self.process = subprocess.Popen(
             redis_command(self.port),
             stdout=subprocess.DEVNULL,

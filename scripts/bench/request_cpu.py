@@ -2,12 +2,15 @@
 
     DATABASE_URL=... .venv/bin/python scripts/bench/request_cpu.py [N] [--profile]
 
-Sends N (default 2000) requests of each kind straight to Django's WSGI handler, the way
-gunicorn calls it: a market BUY on ``/api/v1/orders/`` and on Alpaca's ``/v2/orders``, and
-``GET /api/v1/portfolio/``. Prints, per request, the median wall time and the process CPU time
-(``time.process_time``: what the Python process spent, which a busy machine moves far less than
-wall time). ``--profile`` adds cProfile's top functions of the order request, by own time and by
-cumulative time. The settings are the bench's (scripts/bench/run.py): Redis cache, no DEBUG,
+Sends N (default 2000) requests of each kind straight to the application, the way the server's
+worker calls it (``portfolio_project.asgi``, on an event loop, the sync code on its request
+thread) and, beside it, to Django's WSGI handler the way gunicorn's sync worker called it: a
+market BUY on ``/api/v1/orders/`` and on Alpaca's ``/v2/orders``, and ``GET /api/v1/portfolio/``.
+Prints, per request, the median wall time and the process CPU time (``time.process_time``: what
+the Python process spent, in every thread, which a busy machine moves far less than wall time).
+Neither includes reading the request off a socket (uvicorn's httptools, gunicorn's parser).
+``--profile`` adds cProfile's top functions of the order request through WSGI, by own time and
+by cumulative time. The settings are the bench's (scripts/bench/run.py): Redis cache, no DEBUG,
 throttles raised out of the way. Its user, ``request-cpu-bench``, stays in the database.
 """
 
@@ -40,11 +43,13 @@ django.setup()
 
 from decimal import Decimal  # noqa: E402
 
+import uvloop  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 
 from accounts.services import create_api_key, issue_token, revoke_api_keys  # noqa: E402
 from balances.services import deposit  # noqa: E402
+from portfolio_project.asgi import application  # noqa: E402
 
 BENCH_USER = "request-cpu-bench"
 
@@ -69,6 +74,30 @@ def environ(method: str, path: str, headers: dict[str, str], body: bytes = b"") 
     return env
 
 
+def scope(method: str, path: str, headers: dict[str, str], body: bytes) -> dict:
+    """What uvicorn hands the application for the same request."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 50000),
+        "headers": [
+            (b"host", b"127.0.0.1:8000"),
+            (b"accept", b"application/json"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *((name.lower().encode(), value.encode()) for name, value in headers.items()),
+        ],
+    }
+
+
 def main(n: int, profile: bool) -> None:
     User = get_user_model()
     user = User.objects.filter(username=BENCH_USER).first() or User.objects.create_user(BENCH_USER, password=None)
@@ -77,13 +106,27 @@ def main(n: int, profile: bool) -> None:
     token = issue_token(user=user).key
     key = create_api_key(user=user, name="bench")
     handler = WSGIHandler()
+    loop = uvloop.new_event_loop()
 
-    def call(method, path, headers, body=b""):
+    def call_wsgi(method, path, headers, body=b""):
         statuses = []
         chunks = handler(environ(method, path, headers, body), lambda status, _headers: statuses.append(status))
         b"".join(chunks)
         getattr(chunks, "close", lambda: None)()
         return statuses[0]
+
+    def call_asgi(method, path, headers, body=b""):
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        sent = []
+
+        async def receive():
+            return messages.pop() if messages else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        loop.run_until_complete(application(scope(method, path, headers, body), receive, send))
+        return str(sent[0]["status"])
 
     order = json.dumps({"asset_id": "BTC", "order_type": "BUY", "quantity": "0.0001"}).encode()
     alpaca = json.dumps(
@@ -91,11 +134,13 @@ def main(n: int, profile: bool) -> None:
     ).encode()
     token_header = {"Authorization": f"Token {token}"}
     key_headers = {"APCA-API-KEY-ID": key.api_key.key_id, "APCA-API-SECRET-KEY": key.secret_key}
-    kinds = {
-        "POST /api/v1/orders/ (market buy)": lambda: call("POST", "/api/v1/orders/", token_header, order),
-        "POST /v2/orders (market buy)": lambda: call("POST", "/v2/orders", key_headers, alpaca),
-        "GET /api/v1/portfolio/": lambda: call("GET", "/api/v1/portfolio/", token_header),
-    }
+    kinds = {}
+    for server, call in (("asgi", call_asgi), ("wsgi", call_wsgi)):
+        kinds |= {
+            f"POST /api/v1/orders/ ({server})": lambda call=call: call("POST", "/api/v1/orders/", token_header, order),
+            f"POST /v2/orders ({server})": lambda call=call: call("POST", "/v2/orders", key_headers, alpaca),
+            f"GET /api/v1/portfolio/ ({server})": lambda call=call: call("GET", "/api/v1/portfolio/", token_header),
+        }
     for name, send in kinds.items():  # warm up, and fail loudly on a wrong request
         status = send()
         assert status.startswith(("200", "201")), (name, status)
@@ -117,7 +162,7 @@ def main(n: int, profile: bool) -> None:
 
     if profile:
         profiler = cProfile.Profile(time.process_time)  # CPU time: waiting on a socket costs nothing here
-        send = kinds["POST /api/v1/orders/ (market buy)"]
+        send = kinds["POST /api/v1/orders/ (wsgi)"]
         profiler.enable()
         for _ in range(n):
             send()

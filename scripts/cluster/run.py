@@ -235,6 +235,10 @@ def setup_django(database_url: str) -> None:
 
 
 def main() -> int:
+    missing = [name for name in ("pgbouncer", "redis-server") if nodes.find_program(name) is None]
+    if missing:
+        print(f"make cluster-test needs {' and '.join(missing)}: {nodes.how_to_install(*missing)}", file=sys.stderr)
+        return 1
     t0 = time.monotonic()
     base = Path(tempfile.mkdtemp(prefix="portfolio-cluster-"))
     cluster = nodes.Cluster(base, keep=KEEP)

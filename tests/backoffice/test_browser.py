@@ -42,7 +42,9 @@ if shutil.which(CHROMIUM) is None and os.environ.get("REQUIRE_BROWSER") == "1":
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"Chromium not found at {CHROMIUM}"),
+    pytest.mark.skipif(
+        shutil.which(CHROMIUM) is None, reason=f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    ),
 ]
 
 

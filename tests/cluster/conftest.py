@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from scripts.cluster import nodes
+from tests.processes import require_program
 
 # Users made straight through the services (no HTTP request, so no read-your-writes pin):
 # their reads may go to the replica from the first request on.
@@ -84,6 +85,7 @@ def get(url: str, token: str | None = None, **kwargs) -> requests.Response:
 
 @pytest.fixture(scope="session")
 def replica_cluster():
+    require_program("redis-server")
     base = Path(tempfile.mkdtemp(prefix="portfolio-replicas-"))
     cluster = nodes.Cluster(base, keep=os.environ.get("CLUSTER_KEEP") == "1")  # keep: logs to read
     try:

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from scripts.cluster import nodes
+from tests.processes import require_program
 
 MONEY_FLOWS = [
     "tests/orders/test_services.py",  # buys, sells, limits, cancels, process_resting_orders, expiry
@@ -30,6 +31,7 @@ MONEY_FLOWS = [
 
 @pytest.fixture(scope="module")
 def bouncer():
+    require_program("pgbouncer")
     base = Path(tempfile.mkdtemp(prefix="portfolio-pgbouncer-"))
     cluster = nodes.Cluster(base)
     try:

@@ -1,5 +1,5 @@
 """The fault suite's system: a PostgreSQL and a Redis of its own (never the machine's shared
-servers), the local CoinGecko, gunicorn and process_orders, all real processes, which the
+servers), the local CoinGecko, the production server and process_orders, all real processes, which the
 tests restart, kill and freeze under a bounded load of orders (SPEC section 10).
 
 One system serves the whole suite (setting it up costs an initdb and a migrate); each test
@@ -20,6 +20,7 @@ from decimal import Decimal
 import pytest
 import requests
 
+from scripts.cluster.nodes import server_command
 from tests.processes import PYTHON, ROOT, OwnPostgres, OwnRedis, free_port, python_env, wait_for
 
 BTC_PRICE = "50000"
@@ -59,23 +60,9 @@ class System:
         for command in (["migrate", "--no-input", "-v", "0"], ["seed_assets"]):
             self.manage(*command)
         self.web = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "gunicorn",
-                "portfolio_project.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--no-control-socket",
-                "--log-level",
-                "warning",
-            ],
+            server_command(self.port, workers=2),
             cwd=ROOT,
-            env=self.env,
+            env={**self.env, "WEB_THREADS": "4"},
             stdout=subprocess.DEVNULL,
             stderr=self.web_log.open("a"),
         )

@@ -1,24 +1,24 @@
-"""The service itself under gunicorn for fault tests, as production runs it, pointed at the
-test database (the Redis to kill and freeze beside it is tests/processes.py's ``OwnRedis``).
+"""The service itself for fault tests, as production runs it (gunicorn with the worker class of
+portfolio_project/server.py), pointed at the test database (the Redis to kill and freeze
+beside it is tests/processes.py's ``OwnRedis``).
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
-from pathlib import Path
 
 import requests
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
+from scripts.cluster.nodes import server_command
 from tests.processes import ROOT, database_url, free_port, wait_for
 
 
 class AppServer:
-    """gunicorn serving the project on a free port, against the current test database (so a
+    """The production server on a free port, against the current test database (so a
     ``django_db(transaction=True)`` test's committed rows are what it serves)."""
 
     def __init__(self, **env: str) -> None:
@@ -44,14 +44,8 @@ class AppServer:
         return self.log.read().decode(errors="replace")
 
     def start(self, *, workers: int = 3, health_timeout: float = 1) -> AppServer:
-        gunicorn = Path(sys.executable).with_name("gunicorn")
         self.process = subprocess.Popen(
-            [
-                str(gunicorn),
-                "portfolio_project.wsgi:application",
-                *("--bind", f"127.0.0.1:{self.port}", "--workers", str(workers)),
-                *("--timeout", "60", "--log-level", "warning"),
-            ],
+            [*server_command(self.port, workers=workers), "--timeout", "60"],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,

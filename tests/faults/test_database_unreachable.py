@@ -1,7 +1,7 @@
 """A database that never answers a new connection (a host gone from the network, or a
 frozen server) is a 503 ``service_unavailable`` after DATABASE_CONNECT_TIMEOUT, in the error
-shape: not a request held until gunicorn kills its worker and the client sees the
-connection drop (psycopg alone waits 130 s)."""
+shape: not a request held for psycopg's own 130 s (under gunicorn's sync workers, until the
+worker was killed and the client saw the connection drop)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,13 @@
 """`make run` (scripts/run.sh) with real processes: it refuses a busy port or a data directory
 another `make run` owns before starting or stopping anything, restarts a crashed order
-processor while the API keeps serving, and reads clean from start to Ctrl-C (SPEC section
-10, issue 13). Each run is a sandboxed copy of the project with its own embedded database."""
+processor while the API keeps serving, reads clean from start to Ctrl-C (issue 13), keeps
+answering while idle clients hold half-sent requests on every worker and more (issue 20), and
+the example bot finds it on its port (issue 21). Each run is a sandboxed copy of the project
+with its own embedded database."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import re
@@ -166,6 +169,83 @@ def test_a_run_reads_clean_from_start_to_ctrl_c(project, runs):
     for alarming in ("Traceback", "Error", "error", "SIGQUIT", "WARNING", "not running", "Killed"):
         assert alarming not in output, output
     assert "/static/" not in output, output
-    assert re.search(r'"GET /api/v1/balance/ HTTP/1.1" 401 ', output), output
+    assert re.search(r'"GET /api/v1/balance/ HTTP/1.1" 401$', output, re.MULTILINE), output
     # make's own report of a Ctrl-C, if it makes one, is the only line after run.sh's last
     assert re.search(r"\nstopped\.\n(make: \*\*\* \[Makefile:\d+: run\] Interrupt\n)?$", output), output
+
+
+def test_a_warm_start_shows_the_admin_login_once(project, runs):
+    # given: a project whose admin login exists (the module's fixture made it)
+    login = (project / ".data" / "admin-login.txt").read_text().strip()
+
+    # when: make run starts on that data
+    run = start(runs, project)
+    run.wait_for_banner()
+    run.interrupt()
+
+    # then: the banner shows it, and nothing before it repeats it
+    assert login.startswith("Login:    admin / ")
+    assert run.output().count(login.removeprefix("Login:    ")) == 1, run.output()
+
+
+def test_the_example_bot_trades_against_make_run_on_its_port(project, runs):
+    # given: make run on a port that is not the default 8000
+    run = start(runs, project)
+    run.wait_for_banner()
+
+    # when: the example bot, as the README says to run it, with nothing set
+    bot = subprocess.run(
+        [str(project / ".venv" / "bin" / "python"), "examples/alpaca_bot.py"],
+        cwd=project,
+        env=python_env(BOT_SECONDS="1", BOT_INTERVAL="0.2", BOT_DIP_PCT="0"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # then: it found the server through .data/alpaca-demo.env, traded and tidied up
+    assert f"APCA_API_BASE_URL=http://127.0.0.1:{run.port}\n" in (project / ".data" / "alpaca-demo.env").read_text()
+    assert bot.returncode == 0, bot.stdout + bot.stderr
+    assert "dip: bought " in bot.stdout
+    assert "done: cash " in bot.stdout
+    run.interrupt()
+
+
+def half_sent_requests(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that each send the start of a request and then nothing: a slow or
+    idle client (slowloris), which a sync worker would wait on until its timeout."""
+    sockets = []
+    for _ in range(count):
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        client.sendall(b"POST /api/v1/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 64\r\n")
+        sockets.append(client)
+    return sockets
+
+
+def test_idle_half_sent_requests_on_every_worker_and_ten_times_more_do_not_hold_health(project, runs):
+    # given: make run with its three workers, each of them a connection that sent half a request
+    workers = 3
+    run = MakeRun(project, free_port(), WEB_WORKERS=str(workers))
+    runs.append(run)
+    run.wait_for_banner()
+    assert run.get("/api/v1/health/").status_code == 200  # each worker has loaded the app
+    with contextlib.ExitStack() as stack:
+        for client in half_sent_requests(run.port, workers):
+            stack.enter_context(client)
+
+        # when
+        as_many = [timed_health(run) for _ in range(5)]
+        for client in half_sent_requests(run.port, 9 * workers):  # ten times as many in all
+            stack.enter_context(client)
+        ten_times = [timed_health(run) for _ in range(5)]
+
+    # then: /health/ answers at once throughout (a sync worker held each until its 30 s timeout)
+    assert [status for status, _ in as_many + ten_times] == [200] * 10
+    assert max(seconds for _, seconds in as_many + ten_times) < 1, (as_many, ten_times)
+    run.interrupt()
+
+
+def timed_health(run: MakeRun) -> tuple[int, float]:
+    started = time.monotonic()
+    response = run.get("/api/v1/health/")
+    return response.status_code, time.monotonic() - started
