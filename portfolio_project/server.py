@@ -15,6 +15,9 @@ clients directly needs what uvicorn leaves out:
   idle or dripping socket stays open for as long as the client likes, and enough of them use up
   the process's file descriptors. The client gets a 408 and the connection is closed;
 - a bound on the headers' size (``MAX_HEADER_BYTES``): httptools buffers headers without one;
+- a bound on a body's size (``MAX_BODY_BYTES``, 10 MB): Django's ASGI handler reads a body whole,
+  spooling it to a temporary file, before it looks at its size (Django's own limit,
+  ``DATA_UPLOAD_MAX_MEMORY_SIZE``, 2.5 MB, still answers the bodies below this one);
 - gunicorn's ``--keep-alive`` (2 s) for idle kept-alive connections, and its graceful timeout
   for in-flight requests at shutdown;
 - as many open files as the system allows the process (each connection is one);
@@ -27,6 +30,7 @@ sockets too, and answer real requests 503 while a slow client holds them.
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 
@@ -39,16 +43,20 @@ BODY_TIMEOUT = float(os.environ.get("HTTP_BODY_TIMEOUT", "30"))
 # The request line and every header of one request: gunicorn's own limits allow about as much
 # (a 4 KB request line, 100 fields), nginx's default 32 KB.
 MAX_HEADER_BYTES = 64 * 1024
+MAX_BODY_BYTES = 10 * 2**20
+# Codes and messages of the API's error shape (core/api/errors.py), for the /api/ paths.
+HEADERS_TOO_LARGE = ("malformed_request", "The request's headers are larger than this server accepts.")
+BODY_TOO_LARGE = ("request_too_large", "The request body is larger than this API accepts.")
 
 
-def _answer_and_close(transport, status: int, message: bytes) -> None:
+def _answer_and_close(transport, status: int, message: bytes, content_type: bytes = b"text/plain") -> None:
     if transport.is_closing():
         return
     transport.write(
         b"".join(
             [
                 STATUS_LINE[status],
-                b"content-type: text/plain; charset=utf-8\r\n",
+                b"content-type: " + content_type + b"; charset=utf-8\r\n",
                 b"content-length: " + str(len(message)).encode() + b"\r\n",
                 b"connection: close\r\n\r\n",
                 message,
@@ -58,15 +66,21 @@ def _answer_and_close(transport, status: int, message: bytes) -> None:
     transport.close()
 
 
+def _too_large(content_length: bytes) -> bool:
+    return content_length.strip().isdigit() and int(content_length) > MAX_BODY_BYTES
+
+
 class HttpProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol on httptools, with deadlines for a request's headers and
-    body and a bound on the headers' size."""
+    body and bounds on their sizes."""
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
         self._deadline = None
         self._header_bytes = 0
         self._reading_headers = True  # the bytes now arriving are a request's headers
+        self._body_bytes = 0
+        self._refused = False  # answered 413: whatever else arrives is not read
         self._arm(HEADER_TIMEOUT)
 
     def connection_lost(self, exc) -> None:
@@ -74,13 +88,14 @@ class HttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_headers:
+        if self._refused:
+            return
+        super().data_received(data)
+        if self._reading_headers and not self._refused and not self.transport.is_closing():
+            # Headers still incomplete after these bytes: what they hold so far is bounded too.
             self._header_bytes += len(data)
             if self._header_bytes > MAX_HEADER_BYTES:
-                self._disarm()
-                _answer_and_close(self.transport, 431, b"Request header fields too large.")
-                return
-        super().data_received(data)
+                self._refuse(431, HEADERS_TOO_LARGE)
 
     # httptools' callbacks, in the order a request's parts arrive.
     def on_message_begin(self) -> None:
@@ -93,15 +108,47 @@ class HttpProtocol(HttpToolsProtocol):
         self._disarm()
         self._reading_headers = False
         self._header_bytes = 0
+        self._body_bytes = 0
+        # Refused before the app starts: it never sees the request.
+        if len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > MAX_HEADER_BYTES:
+            self._refuse(431, HEADERS_TOO_LARGE)
+            return
+        if any(name == b"content-length" and _too_large(value) for name, value in self.headers):
+            self._refuse(413, BODY_TOO_LARGE)
+            return
         super().on_headers_complete()
         if self.cycle is not None and self.cycle.scope is self.scope and self.cycle.more_body:
             self._arm(BODY_TIMEOUT)
 
+    def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
+        self._body_bytes += len(body)
+        if self._body_bytes > MAX_BODY_BYTES:  # a chunked body, whose size no header announced
+            self._refuse(413, BODY_TOO_LARGE)
+            return
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         # Until the next request's first byte, uvicorn's keep-alive timeout alone applies.
         self._disarm()
         self._reading_headers = True
         super().on_message_complete()
+
+    def _refuse(self, status: int, reason: tuple[str, str]) -> None:
+        """Answer ``status`` (in the API's error shape under /api/) and read nothing more."""
+        self._refused = True
+        self._disarm()
+        code, message = reason
+        if self.cycle is not None and self.cycle.scope is self.scope and self.cycle.response_started:
+            self.transport.close()
+        elif getattr(self, "url", b"").startswith(b"/api/"):
+            body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
+            _answer_and_close(self.transport, status, body, b"application/json")
+        else:
+            _answer_and_close(self.transport, status, message.encode())
 
     def handle_websocket_upgrade(self) -> None:
         self._disarm()

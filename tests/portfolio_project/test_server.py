@@ -1,6 +1,6 @@
 """The production server (gunicorn with portfolio_project/server.py's worker class, serving
 portfolio_project/asgi.py), as a client meets it: a request whose headers or body do not arrive
-in time is answered 408 and closed, oversized headers 431, Django's sync views keep one
+in time is answered 408 and closed, oversized headers 431 and bodies 413, Django's sync views keep one
 persistent database connection per request thread however many requests wait, a streamed CSV
 export arrives whole, and a WebSocket to a path no stream serves is refused without an error."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import os
 import socket
 import threading
@@ -102,6 +103,30 @@ def test_headers_larger_than_the_server_accepts_are_answered_431(server):
 
     # then
     assert received.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+
+
+def test_a_body_announced_larger_than_the_server_accepts_is_answered_413_before_it_is_sent(server):
+    # given: an order announcing 11 MB (10 MB is the most; Django answers bodies over 2.5 MB itself)
+    with connect(server) as client:
+        client.sendall(
+            b"POST /api/v1/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 11534336\r\n\r\n"
+        )
+
+        # when: nothing of the body is sent
+        received = answer(client)
+
+    # then: the API's error shape, and the connection closed
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n")
+    assert b"content-type: application/json; charset=utf-8" in head
+    assert json.loads(body) == {
+        "error": {
+            "code": "request_too_large",
+            "message": "The request body is larger than this API accepts.",
+            "details": {},
+        }
+    }
 
 
 def server_backends() -> set[int]:
