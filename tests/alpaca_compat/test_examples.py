@@ -43,6 +43,21 @@ def test_the_demo_key_command_writes_a_key_pair_that_authenticates(db, tmp_path,
     assert (account["status"], account["cash"]) == ("ACTIVE", "10000.00")
 
 
+def test_the_demo_key_file_names_the_server_make_run_serves_on(db, tmp_path, monkeypatch):
+    # given
+    env_file = tmp_path / "alpaca-demo.env"
+    monkeypatch.setattr(alpaca_demo_key, "ENV_FILE", env_file)
+
+    # when: make run on port 8765 writes it, then the command is run by hand without a URL
+    call_command("alpaca_demo_key", base_url="http://127.0.0.1:8765", stdout=StringIO())
+    first = _env_file_values(env_file)
+    call_command("alpaca_demo_key", stdout=StringIO())
+
+    # then: the URL the example bot reads is make run's, and stays so
+    assert first["APCA_API_BASE_URL"] == "http://127.0.0.1:8765"
+    assert _env_file_values(env_file) == first
+
+
 def test_the_example_bot_trades_and_tidies_up(live_server, credentials, user, btc, set_price, ledger_reconciles):
     # given: a flat market, so the bot buys at once and its take-profit never fills
     set_price("BTC", "50000")

@@ -44,8 +44,6 @@ class Command(BaseCommand):
         key_id, secret = key_pair_for(user, name="alpaca_demo", reuse=written)
         base_url = base_url or values.get("APCA_API_BASE_URL") or DEFAULT_BASE_URL
         ENV_FILE.parent.mkdir(parents=True, exist_ok=True)
-        ENV_FILE.write_text(
-            f"APCA_API_BASE_URL={base_url}\nAPCA_API_KEY_ID={key_id}\nAPCA_API_SECRET_KEY={secret}\n"
-        )
+        ENV_FILE.write_text(f"APCA_API_BASE_URL={base_url}\nAPCA_API_KEY_ID={key_id}\nAPCA_API_SECRET_KEY={secret}\n")
         ENV_FILE.chmod(0o600)
         self.stdout.write(f"Alpaca:   key {key_id} (secret in {ENV_FILE})")
