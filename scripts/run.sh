@@ -138,7 +138,8 @@ cat <<MSG
   Admin:    http://$HOST:${PORT}/admin/
   Health:   http://$HOST:${PORT}/api/v1/health/
   $(cat .data/admin-login.txt)
-  Alpaca:   http://$HOST:${PORT}/v2/ (${alpaca_key#Alpaca:   }); try examples/alpaca_bot.py
+  Alpaca:   http://$HOST:${PORT}/v2/ (${alpaca_key#Alpaca:   }); try make bot
+  Streams:  ws://$HOST:${PORT}/stream (trade updates), ws://$HOST:${PORT}/v1beta3/crypto/us (market data)
 
   Ctrl-C stops the server and the order processor.
 MSG
