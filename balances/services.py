@@ -343,7 +343,7 @@ def adjust_asset_balance(
                         details={"client_reference": client_reference},
                     )
                 return AssetMovement(existing, created=False)
-        holding = asset_balance_for_update(user_id=user.pk, asset=asset)
+        holding = asset_balance_for_update(user_id=user.pk, asset_id=asset.asset_id)
         available = holding.available_quantity if holding else ZERO
         if quantity < 0 and available < -quantity:
             raise InsufficientAsset(

@@ -6,35 +6,21 @@ balance). Rather than a SELECT ... FOR UPDATE and a save, its transitions are on
 copies of process_orders, or a cancel racing a fill, can never both act on one order.
 """
 
-from django.db.models import BooleanField, Q
+from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from balances.lock_objects import require_transaction
 from orders.models import Order
 
 
 def transition_pending(*, order_id, to_status: str, **fields) -> bool:
-    """Move a PENDING order to ``to_status`` with ``fields``; False if it was not PENDING."""
+    """Move a PENDING order to ``to_status`` with ``fields``; False if it was not PENDING. The
+    caller holds the owner's user lock."""
+    require_transaction()
     fields.setdefault("updated_at", timezone.now())
     updated = Order.objects.filter(pk=order_id, status=Order.Status.PENDING).update(status=to_status, **fields)
     return updated == 1
-
-
-def pending_order_ids_crossed(*, asset_id: str, order_type: str, price) -> list:
-    """Ids of resting orders a price acts on, oldest first: limits it crosses (BUY at or
-    above it, SELL at or below; a stop-limit once triggered), and stops it reaches (BUY at or
-    below it, SELL at or above) that have not triggered yet."""
-    if order_type == Order.Type.BUY:
-        crossed, reached = Q(order_price__gte=price), Q(stop_price__lte=price)
-    else:
-        crossed, reached = Q(order_price__lte=price), Q(stop_price__gte=price)
-    armed = Q(stop_price__isnull=True) | Q(triggered_at__isnull=False)
-    return list(
-        Order.objects.filter(status=Order.Status.PENDING, asset_id=asset_id, order_type=order_type)
-        .filter((crossed & armed) | (reached & Q(triggered_at__isnull=True)))
-        .order_by("created_at")
-        .values_list("pk", flat=True)
-    )
 
 
 def claim_pending_order(*, order_id) -> Order | None:
@@ -46,6 +32,7 @@ def claim_pending_order(*, order_id) -> Order | None:
     lose the compare-and-swap. It is not the guard against double fills (the CAS is) and
     it cannot deadlock: no flow ever waits for an advisory lock.
     """
+    require_transaction()
     claim = RawSQL(
         "pg_try_advisory_xact_lock(hashtextextended(orders_order.order_id::text, 0))", [], output_field=BooleanField()
     )
@@ -79,6 +66,7 @@ def release_client_order_id(order: Order) -> bool:
 def transition_every_pending(*, order_ids: list, to_status: str, **fields) -> int:
     """Move the PENDING ones of ``order_ids`` to ``to_status`` with ``fields`` in one statement;
     how many moved. The caller holds their owner's user lock."""
+    require_transaction()
     if not order_ids:
         return 0
     fields.setdefault("updated_at", timezone.now())

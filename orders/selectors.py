@@ -28,6 +28,23 @@ def get_orders_by_user_and_asset(*, user: AbstractBaseUser, asset_id: str) -> Qu
     return Order.objects.filter(user=user, asset_id=asset_id).order_by("-created_at")
 
 
+def pending_order_ids_crossed(*, asset_id: str, order_type: str, price) -> list:
+    """Ids of resting orders a price acts on, oldest first: limits it crosses (BUY at or
+    above it, SELL at or below; a stop-limit once triggered), and stops it reaches (BUY at or
+    below it, SELL at or above) that have not triggered yet."""
+    if order_type == Order.Type.BUY:
+        crossed, reached = Q(order_price__gte=price), Q(stop_price__lte=price)
+    else:
+        crossed, reached = Q(order_price__lte=price), Q(stop_price__gte=price)
+    armed = Q(stop_price__isnull=True) | Q(triggered_at__isnull=False)
+    return list(
+        Order.objects.filter(status=Order.Status.PENDING, asset_id=asset_id, order_type=order_type)
+        .filter((crossed & armed) | (reached & Q(triggered_at__isnull=True)))
+        .order_by("created_at")
+        .values_list("pk", flat=True)
+    )
+
+
 class OrderAccess(StrEnum):
     """What a request does with one order; on another user's order each needs the admin's
     permission for it (docs/DESIGN.md, "Permissions")."""

@@ -24,7 +24,12 @@ from django.utils import timezone
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes, get_trade_quote
-from balances.lock_objects import asset_balance_for_update, held_asset_balances_for_update, usd_balance_for_update
+from balances.lock_objects import (
+    asset_balance_for_update,
+    asset_balances_for_update,
+    held_asset_balances_for_update,
+    usd_balance_for_update,
+)
 from balances.models import AccountReset, AssetBalance, UsdBalance
 from balances.services import (
     change_held_quantity_locked,
@@ -48,12 +53,12 @@ from core.money import EXACT, ZERO, to_cents_up, value_of
 from orders.events import Event, announce, order_event
 from orders.lock_objects import (
     claim_pending_order,
-    pending_order_ids_crossed,
     release_client_order_id,
     transition_every_pending,
     transition_pending,
 )
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
+from orders.selectors import pending_order_ids_crossed
 from orders.settlement import (
     durable_statement,
     execute_buy_order,
@@ -293,7 +298,7 @@ def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
         order.save(force_insert=True)
         change_hold_locked(balance=usd, held_change=hold)
         return
-    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+    holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
     _require_unheld(holding, asset_id=order.asset_id, quantity=order.quantity)
     order.save(force_insert=True)
     change_held_quantity_locked(holding=holding, change=order.quantity)
@@ -382,7 +387,7 @@ def replace_order(
         usd = usd_balance_for_update(user_id=order.user_id)
         holding = None
         if order.order_type == Order.Type.SELL:
-            holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+            holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
         old = Order.objects.get(pk=order.pk)
         if old.status != Order.Status.PENDING:
             raise OrderNoLongerPending(
@@ -441,15 +446,22 @@ def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now
 
 
 def _end_pending_locked(
-    order: Order, *, usd: UsdBalance, to_status: str, reason: str = "", code: str = "", actor=None
+    order: Order,
+    *,
+    usd: UsdBalance,
+    to_status: str,
+    reason: str = "",
+    code: str = "",
+    actor=None,
+    holding: AssetBalance | None = None,
 ) -> None:
     """Move a PENDING order to CANCELLED, EXPIRED or FAILED by compare-and-swap and release
     its hold, recording ``actor`` (back-office staff) when given. The caller holds the user
-    lock. ``order`` is left as stored (its status and ``updated_at`` too), so a caller may
-    answer with it without reading it again. Raises OrderNotCancellable if it was not PENDING."""
-    holding = None
-    if order.order_type == Order.Type.SELL:  # lock order: the user, the holding, then the order
-        holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+    lock, and for a SELL may pass its ``holding`` already locked. ``order`` is left as stored
+    (its status and ``updated_at`` too), so a caller may answer with it without reading it
+    again. Raises OrderNotCancellable if it was not PENDING."""
+    if order.order_type == Order.Type.SELL and holding is None:  # the user, the holding, then the order
+        holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
     ended = {"held_amount": ZERO, "failure_reason": reason, "failure_code": code, "updated_at": timezone.now()}
     if actor is not None:
         ended["actor"] = actor
@@ -459,7 +471,7 @@ def _end_pending_locked(
             f"Only PENDING orders can be cancelled; this one is {status}.",
             details={"order_id": str(order.pk), "status": status},
         )
-    if holding is None:
+    if order.order_type == Order.Type.BUY:
         change_hold_locked(balance=usd, held_change=-order.held_amount)
     else:
         change_held_quantity_locked(holding=holding, change=-order.quantity)
@@ -502,11 +514,14 @@ def cancel_all_orders(*, user: AbstractBaseUser, actor: AbstractBaseUser | None 
         pending = list(
             Order.objects.select_related("asset")
             .filter(user_id=user.pk, status=Order.Status.PENDING)
-            .order_by("asset_id", "created_at")
+            .order_by("created_at")
         )
+        sold = [order.asset_id for order in pending if order.order_type == Order.Type.SELL]
+        holdings = asset_balances_for_update(user_id=user.pk, asset_ids=sold)
         for order in pending:
-            _end_pending_locked(order, usd=usd, to_status=Order.Status.CANCELLED, actor=actor)
-    return sorted(pending, key=lambda order: order.created_at)
+            holding = holdings.get(order.asset_id) if order.order_type == Order.Type.SELL else None
+            _end_pending_locked(order, usd=usd, to_status=Order.Status.CANCELLED, actor=actor, holding=holding)
+    return pending
 
 
 # --- Closing positions ----------------------------------------------------------------

@@ -282,7 +282,7 @@ def execute_sell_order(*, order: Order, usd: UsdBalance, quote: Quote, now: date
     """Fill a new SELL (not stored yet) at ``quote.price`` under the user lock the caller
     holds: requires the unheld quantity, then settles (see ``_settle_sell``) and inserts the
     order COMPLETED. Raises InsufficientAsset or BalanceLimitExceeded with nothing written."""
-    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+    holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
     unheld = holding.available_quantity if holding else ZERO
     if unheld < order.quantity:
         raise InsufficientAsset(
@@ -300,7 +300,7 @@ def fill_resting_sell_locked(*, order: Order, usd: UsdBalance, quote: Quote, now
     caller holds: its held quantity is released by the fill, the order moves to COMPLETED by
     compare-and-swap. Raises OrderNoLongerPending when another worker or a cancel won, and
     BalanceLimitExceeded (nothing written) when the proceeds would pass MAX_USD_BALANCE."""
-    holding = asset_balance_for_update(user_id=order.user_id, asset=order.asset)
+    holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
     proceeds = to_cents_down(value_of(order.quantity, quote.price))
     check_balance_limit_locked(balance=usd, amount=proceeds)  # before anything is written
     _complete_pending(order, executed_price=quote.price, total_amount=proceeds, now=now)

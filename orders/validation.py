@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 
 from django.conf import settings
+from django.db import transaction
 
 from assets.models import Asset
 from assets.selectors import get_asset
@@ -194,7 +195,8 @@ def replay_or_conflict(*, user_id: int, client_order_id: str, request: OrderRequ
     order, so it never replays: the retry is placed (docs/DESIGN.md, "How an order flows")."""
     existing = Order.objects.filter(user_id=user_id, client_order_id=client_order_id).first()
     if existing is not None and held_by_transient_refusal(existing):
-        release_client_order_id(existing)
+        with transaction.atomic():
+            release_client_order_id(existing)
         existing = None
     if existing is None:
         return None
