@@ -22,11 +22,11 @@ from balances.selectors import calculate_portfolio_value, get_holdings, value_ho
 from core.api.fields import PriceField, QuantityField, StrictDecimalField, StrictIntegerField
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import ShallowFieldsSerializer
-from core.exceptions import DomainError
 from core.money import QUANTITY, Precision
 from orders import selectors as order_selectors
 from orders import services as order_services
 from orders.models import Order
+from orders.validation import OrderChanges, OrderOrigin, OrderRequest
 
 OPEN = [Order.Status.PENDING]
 
@@ -100,8 +100,8 @@ _PRICES = {
 }
 
 
-def _place_kwargs(data: dict) -> dict:
-    """place_order's arguments for an Alpaca order request."""
+def _order_request(data: dict) -> OrderRequest:
+    """The engine's request for an Alpaca order request."""
     _refuse_unsupported(data)
     if data.get("side") is None:
         raise errors.invalid("side is required")
@@ -122,17 +122,21 @@ def _place_kwargs(data: dict) -> dict:
     if client_order_id is not None and len(client_order_id) > 64:
         raise errors.invalid("client_order_id must be at most 64 characters")
     asset = resolve_asset(data["symbol"], missing=_unknown_asset)
-    return {
-        "asset_id": asset.asset_id,
-        "order_type": Order.Type.BUY if data["side"] == "buy" else Order.Type.SELL,
-        "quantity": qty,
-        "notional": notional,
-        "order_price": data.get("limit_price"),
-        "stop_price": data.get("stop_price"),
-        "time_in_force": data["time_in_force"],
-        "client_order_id": client_order_id,
-        "placed_via": Order.PlacedVia.ALPACA,
-    }
+    return OrderRequest(
+        asset_id=asset.asset_id,
+        order_type=Order.Type.BUY if data["side"] == "buy" else Order.Type.SELL,
+        quantity=qty,
+        notional=notional,
+        order_price=data.get("limit_price"),
+        stop_price=data.get("stop_price"),
+        time_in_force=data["time_in_force"],
+        client_order_id=client_order_id,
+    )
+
+
+def _origin(request) -> OrderOrigin:
+    """Orders placed through /v2 say so, with the key the program used."""
+    return OrderOrigin(placed_via=Order.PlacedVia.ALPACA, api_key=api_key_of(request))
 
 
 class ListOrders(ShallowFieldsSerializer):
@@ -150,10 +154,9 @@ class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from 
     order_placing_methods = ("POST", "DELETE")  # place, cancel all
 
     def post(self, request):
-        kwargs = _place_kwargs(self.parse(SubmitOrder, request.data))
-        kwargs["api_key"] = api_key_of(request)
-        self.asset_id = kwargs["asset_id"]  # names the currency in insufficient-balance messages
-        placed = order_services.place_order(user=request.user, **kwargs)
+        order_request = _order_request(self.parse(SubmitOrder, request.data))
+        self.asset_id = order_request.asset_id  # names the currency in insufficient-balance messages
+        placed = order_services.place_order(user=request.user, request=order_request, origin=_origin(request))
         return Response(render.order_json(placed.order, just_placed=placed.created))
 
     def get(self, request):
@@ -213,16 +216,14 @@ class OrderView(AlpacaView):
             raise errors.unsupported("trailing stop orders are not supported")
         if params.get("time_in_force") is not None and params["time_in_force"] not in Order.TimeInForce.values:
             raise errors.invalid("invalid crypto time_in_force")
-        new = order_services.replace_order(
-            order=order,
+        changes = OrderChanges(
             quantity=params.get("qty"),
             order_price=params.get("limit_price"),
             stop_price=params.get("stop_price"),
             time_in_force=params.get("time_in_force"),
             client_order_id=params.get("client_order_id") or None,
-            placed_via=Order.PlacedVia.ALPACA,
-            api_key=api_key_of(request),
         )
+        new = order_services.replace_order(order=order, changes=changes, origin=_origin(request))
         return Response(render.order_json(new))
 
     def delete(self, request, order_id):
@@ -277,12 +278,10 @@ class PositionsView(AlpacaView):
     def delete(self, request):
         """Close every position, with ``cancel_orders=true`` after cancelling open orders (what a
         resting SELL holds cannot be sold otherwise): 207, one answer per position."""
-        if request.query_params.get("cancel_orders", "").lower() == "true":
-            _, closed = order_services.close_all_positions(
-                user=request.user, placed_via=Order.PlacedVia.ALPACA, api_key=api_key_of(request)
-            )
-        else:
-            closed = [self.close(request, holding.asset_id) for holding in get_holdings(user=request.user)]
+        cancel_orders = request.query_params.get("cancel_orders", "").lower() == "true"
+        _, closed = order_services.close_all_positions(
+            user=request.user, cancel_orders=cancel_orders, origin=_origin(request)
+        )
         results = []
         for result in closed:
             symbol = position_symbol(result.asset_id)
@@ -295,16 +294,6 @@ class PositionsView(AlpacaView):
                 http_status, body = errors.domain_answer(result.error, asset_id=result.asset_id)
                 results.append({"symbol": symbol, "status": http_status, "body": body})
         return Response(results, status=status.HTTP_207_MULTI_STATUS)
-
-    @staticmethod
-    def close(request, asset_id: str) -> order_services.ClosedPosition:
-        try:
-            placed = order_services.close_position(
-                user=request.user, asset_id=asset_id, placed_via=Order.PlacedVia.ALPACA, api_key=api_key_of(request)
-            )
-        except DomainError as error:
-            return order_services.ClosedPosition(asset_id, getattr(error, "order", None), error)
-        return order_services.ClosedPosition(asset_id, placed.order, None)
 
 
 class PositionView(AlpacaView):
@@ -329,8 +318,7 @@ class PositionView(AlpacaView):
             asset_id=holding.asset_id,
             quantity=params.get("qty"),
             percentage=params.get("percentage"),
-            placed_via=Order.PlacedVia.ALPACA,
-            api_key=api_key_of(request),
+            origin=_origin(request),
         )
         return Response(render.order_json(placed.order, just_placed=True))
 

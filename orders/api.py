@@ -20,6 +20,7 @@ from core.api.throttles import UserAndOrderThrottle
 from orders import selectors, services
 from orders.models import KIND_FILTERS, Order
 from orders.selectors import OTHER_USERS_ORDER_PERMISSIONS, OrderAccess
+from orders.validation import OrderChanges, OrderRequest
 
 # What each action on one order does with it: on another user's order, staff need the
 # matching back-office permission, or the order is a 404 (orders.selectors.get_order_for_user).
@@ -331,7 +332,7 @@ class OrderViewSet(
         ioc/fok ends CANCELLED."""
         data = PlaceOrderSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        placed = services.place_order(user=request.user, **data.validated_data)
+        placed = services.place_order(user=request.user, request=OrderRequest(**data.validated_data))
         return Response(
             ORDER_FORMAT.to_representation(placed.order),
             status=status.HTTP_201_CREATED if placed.created else status.HTTP_200_OK,
@@ -359,7 +360,8 @@ class OrderViewSet(
         data = ReplaceOrderSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         order = self.get_object()
-        new = services.replace_order(order=order, actor=self.actor_for(order.user_id), **data.validated_data)
+        changes = OrderChanges(**data.validated_data)
+        new = services.replace_order(order=order, changes=changes, actor=self.actor_for(order.user_id))
         return Response(ORDER_FORMAT.to_representation(new))
 
     @extend_schema(request=None, responses={200: OrderSerializer(many=True)})
@@ -419,7 +421,7 @@ class CloseAllPositionsView(generics.GenericAPIView):
 
     @extend_schema(request=None, responses={200: CloseAllSerializer})
     def post(self, request):
-        cancelled, closed = services.close_all_positions(user=request.user)
+        cancelled, closed = services.close_all_positions(user=request.user, cancel_orders=True)
         return Response(
             {
                 "cancelled": [ORDER_FORMAT.to_representation(order) for order in cancelled],

@@ -11,6 +11,7 @@ is ``orders.settlement``; what an order must be before it is priced, ``orders.va
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +68,9 @@ from orders.settlement import (
     fill_resting_sell_locked,
 )
 from orders.validation import (
+    API_ORIGIN,
+    OrderChanges,
+    OrderOrigin,
     OrderRequest,
     held_by_transient_refusal,
     quantity_for_notional,
@@ -140,73 +144,52 @@ def buy_hold(order: Order) -> Decimal:
 # --- Placing ------------------------------------------------------------------------
 
 
-def place_order(
-    *,
-    user: AbstractBaseUser,
-    asset_id: str,
-    order_type: str,
-    quantity: Decimal | None = None,
-    notional: Decimal | None = None,
-    order_price: Decimal | None = None,
-    stop_price: Decimal | None = None,
-    time_in_force: str = Order.TimeInForce.GTC,
-    expires_at: datetime | None = None,
-    client_order_id: str | None = None,
-    placed_via: str = Order.PlacedVia.API,
-    api_key=None,
-) -> PlacedOrder:
-    """Place an order for ``user``: market, limit (``order_price``), stop (``stop_price``) or
-    stop-limit (both); by ``quantity``, or for a market order by ``notional`` USD (the
-    quantity is notional / price rounded down to the asset's step).
+def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderOrigin = API_ORIGIN) -> PlacedOrder:
+    """Place ``request`` for ``user``: market, limit (``order_price``), stop (``stop_price``)
+    or stop-limit (both); by ``quantity``, or for a market order by ``notional`` USD (the
+    quantity is notional / price rounded down to the asset's step). ``origin`` says which API
+    placed it, with which key.
 
     Validates (400, nothing stored) and fetches a fresh price (before any lock). An order
     that fills at that price (a stop whose stop is reached counts as triggered, and is
-    stored as the stop it is, with its ``triggered_at``) fills now: a BUY by the
-    single-statement ``execute_buy_order``, a SELL under the user lock. One that does not
-    rests with a hold (``gtc``), or ends CANCELLED (``ioc``/``fok``). Raises InvalidRequest,
-    Conflict (client_order_id reused with other parameters), PriceUnavailable (no fresh
-    price: transient, so nothing is stored and the client_order_id stays free for the
-    retry), and OrderFailed wrapping InsufficientFunds, InsufficientAsset or
-    BalanceLimitExceeded: those orders are stored FAILED with their answer, and nothing moves.
+    stored as the stop it is, with its ``triggered_at``) fills now, in one statement
+    (``orders.settlement``). One that does not rests with a hold (``gtc``), or ends CANCELLED
+    (``ioc``/``fok``). Raises InvalidRequest, Conflict (client_order_id reused with other
+    parameters), PriceUnavailable (no fresh price: transient, so nothing is stored and the
+    client_order_id stays free for the retry), and OrderFailed wrapping InsufficientFunds,
+    InsufficientAsset or BalanceLimitExceeded: those orders are stored FAILED with their
+    answer, and nothing moves.
     """
     now = timezone.now()
-    request = OrderRequest(
-        asset=tradable_asset(asset_id),
-        order_type=order_type,
-        quantity=quantity,
-        notional=notional,
-        order_price=order_price,
-        stop_price=stop_price,
-        time_in_force=time_in_force,
-        expires_at=expires_at,
-    )
-    validate_request(request, now=now)
-    if client_order_id is not None:
-        existing = replay_or_conflict(user_id=user.pk, client_order_id=client_order_id, request=request)
+    asset = tradable_asset(request.asset_id)
+    request = dataclasses.replace(request, asset_id=asset.asset_id)
+    validate_request(request, asset=asset, now=now)
+    if request.client_order_id is not None:
+        existing = replay_or_conflict(user_id=user.pk, request=request)
         if existing is not None:
             return PlacedOrder(existing, created=False)
+    quantity = request.quantity
     if quantity is not None and request.kind != Order.Kind.MARKET:
-        validate_value(quantity=quantity, price=order_price or stop_price)
+        validate_value(quantity=quantity, price=request.order_price or request.stop_price)
     # No fresh price is a transient refusal (503 with Retry-After): it stores nothing, so the
     # same request, client_order_id and all, is placed once the price is back.
-    quote = get_trade_quote(request.asset)
-    if notional is not None:
-        quantity = quantity_for_notional(notional=notional, price=quote.price, asset=request.asset)
+    quote = get_trade_quote(asset)
+    if request.notional is not None:
+        quantity = quantity_for_notional(notional=request.notional, price=quote.price, asset=asset)
     elif request.kind == Order.Kind.MARKET:
         validate_value(quantity=quantity, price=quote.price)
 
     order = request.to_order(
         user=user,
+        asset=asset,
         quantity=quantity,
-        client_order_id=client_order_id,
-        placed_via=placed_via,
-        api_key=api_key,
+        **origin.fields(),
         created_at=now,
-        expires_at=expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
+        expires_at=request.expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )
     _trigger_if_reached(order, price=quote.price, now=now)
     fills_now = fills_at(order, quote.price)
-    if fills_now and order_type == Order.Type.BUY:
+    if fills_now and order.order_type == Order.Type.BUY:
         return _place_filled_buy(order, quote=quote, now=now, request=request)
 
     try:
@@ -215,7 +198,7 @@ def place_order(
         # A failing market BUY stores its FAILED order without the user lock, so it can take
         # the client_order_id between our check under the lock and our insert (2 in 1,250
         # racing requests): answer as the replay or the conflict it is.
-        if client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
+        if request.client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
             raise
         return _replay_after_losing_the_key(order, request=request, error=error)
 
@@ -223,7 +206,7 @@ def place_order(
 def _replay_after_losing_the_key(order: Order, *, request: OrderRequest, error: IntegrityError) -> PlacedOrder:
     """The answer for a request whose insert lost the client_order_id's unique index to a
     concurrent one: that order's replay, or Conflict."""
-    existing = replay_or_conflict(user_id=order.user_id, client_order_id=order.client_order_id, request=request)
+    existing = replay_or_conflict(user_id=order.user_id, request=request)
     if existing is None:  # the winner's row is gone: cannot happen, orders are never deleted
         raise error
     return PlacedOrder(existing, created=False)
@@ -238,7 +221,7 @@ def _place_locked(order: Order, *, quote: Quote, fills_now: bool, request: Order
         if order.client_order_id is not None:
             # Orders placed under this lock cannot race this check; a failing market BUY's
             # FAILED row can (see place_order).
-            existing = replay_or_conflict(user_id=order.user_id, client_order_id=order.client_order_id, request=request)
+            existing = replay_or_conflict(user_id=order.user_id, request=request)
             if existing is not None:
                 return PlacedOrder(existing, created=False)
         # No savepoint needed: every check below raises before its flow writes anything.
@@ -330,26 +313,22 @@ def _store_ended(order: Order, *, status: str, reason: str, error: DomainError |
 def replace_order(
     *,
     order: Order,
-    quantity: Decimal | None = None,
-    order_price: Decimal | None = None,
-    stop_price: Decimal | None = None,
-    time_in_force: str | None = None,
-    client_order_id: str | None = None,
-    placed_via: str | None = None,
-    api_key=None,
+    changes: OrderChanges,
+    origin: OrderOrigin | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> Order:
-    """Replace a PENDING order with a new one that takes the given fields and keeps the
-    others (SPEC 11): in one transaction, the old order ends REPLACED with ``replaced_by``,
-    the new one carries ``replaces``, and the hold moves from one to the other (the new
-    order fills at once if the market allows, or ends CANCELLED if ioc/fok and not filled).
-    Price fetched before the locks; takes the user lock, then the holding (SELL), then
-    swaps the old order's status. Raises InvalidRequest, PriceUnavailable,
-    InsufficientFunds/InsufficientAsset (the new hold does not fit: nothing changes),
-    Conflict (client_order_id taken) and OrderNoLongerPending (it was filled, cancelled or
-    replaced first: 409). ``actor``: the back-office staff member replacing it for the
-    user, recorded on the old order (the caller checks who may)."""
-    if all(value is None for value in (quantity, order_price, stop_price, time_in_force, client_order_id)):
+    """Replace a PENDING order with a new one that takes ``changes`` and keeps the rest: in
+    one transaction, the old order ends REPLACED with ``replaced_by``, the new one carries
+    ``replaces``, and the hold moves from one to the other (the new order fills at once if
+    the market allows, or ends CANCELLED if ioc/fok and not filled). ``origin`` of the new
+    order: by default the old one's API, with no key. Price fetched before the locks; takes
+    the user lock, then the holding (SELL), then swaps the old order's status. Raises
+    InvalidRequest, PriceUnavailable, InsufficientFunds/InsufficientAsset (the new hold does
+    not fit: nothing changes), Conflict (client_order_id taken) and OrderNoLongerPending (it
+    was filled, cancelled or replaced first: 409). ``actor``: the back-office staff member
+    replacing it for the user, recorded on the old order (the caller checks who may)."""
+    given = changes.given()
+    if not given:
         raise InvalidRequest("Nothing to replace.", details={"quantity": ["Give at least one field to change."]})
     if order.status != Order.Status.PENDING:
         raise OrderNoLongerPending(
@@ -357,29 +336,26 @@ def replace_order(
             details={"order_id": str(order.pk), "status": order.status},
         )
     now = timezone.now()
-    new_stop = stop_price if stop_price is not None else order.stop_price
-    request = OrderRequest(
-        asset=order.asset,
+    kept = OrderRequest(
+        asset_id=order.asset_id,
         order_type=order.order_type,
-        quantity=quantity if quantity is not None else order.quantity,
-        notional=None,
-        order_price=order_price if order_price is not None else order.order_price,
-        stop_price=new_stop,
-        time_in_force=time_in_force or order.time_in_force,
-        expires_at=None,
+        quantity=order.quantity,
+        order_price=order.order_price,
+        stop_price=order.stop_price,
+        time_in_force=order.time_in_force,
     )
-    validate_request(request, now=now)
+    request = dataclasses.replace(kept, **given)  # the client_order_id only when a new one is given
+    validate_request(request, asset=order.asset, now=now)
     validate_value(quantity=request.quantity, price=request.order_price or request.stop_price)
     quote = get_trade_quote(order.asset)
     new = request.to_order(
         user_id=order.user_id,
-        client_order_id=client_order_id,
+        asset=order.asset,
         expires_at=order.expires_at if request.may_rest else None,
         # A stop-limit already triggered stays triggered unless its stop moves.
-        triggered_at=order.triggered_at if new_stop == order.stop_price else None,
+        triggered_at=order.triggered_at if request.stop_price == order.stop_price else None,
         replaces=order,
-        placed_via=placed_via or order.placed_via,
-        api_key=api_key,
+        **(origin or OrderOrigin(placed_via=order.placed_via)).fields(),
         created_at=now,
     )
     _trigger_if_reached(new, price=quote.price, now=now)
@@ -393,8 +369,8 @@ def replace_order(
             raise OrderNoLongerPending(
                 f"The order was {old.status.lower()} first.", details={"order_id": str(old.pk), "status": old.status}
             )
-        if client_order_id is not None:
-            _require_free_client_order_id(user_id=old.user_id, client_order_id=client_order_id)
+        if request.client_order_id is not None:
+            _require_free_client_order_id(user_id=old.user_id, client_order_id=request.client_order_id)
         if new.order_type == Order.Type.BUY:
             new.held_amount = buy_hold(new)
             if usd.available + old.held_amount < new.held_amount:
@@ -533,13 +509,12 @@ def close_position(
     asset_id: str,
     quantity: Decimal | None = None,
     percentage: Decimal | None = None,
-    placed_via: str = Order.PlacedVia.API,
-    api_key=None,
+    origin: OrderOrigin = API_ORIGIN,
 ) -> PlacedOrder:
-    """Sell a holding at market (SPEC 11): its whole available (unheld) quantity, or
-    ``quantity`` of it, or ``percentage`` of it rounded down to the asset's step. Through
-    ``place_order``, so it raises what that raises; PositionNotFound when nothing is held,
-    InsufficientAsset when the quantity asked for (or all of it) is held by open orders."""
+    """Sell a holding at market: its whole available (unheld) quantity, or ``quantity`` of
+    it, or ``percentage`` of it rounded down to the asset's step. Through ``place_order``, so
+    it raises what that raises; PositionNotFound when nothing is held, InsufficientAsset when
+    the quantity asked for (or all of it) is held by open orders."""
     if quantity is not None and percentage is not None:
         raise InvalidRequest(
             "Give quantity or percentage, not both.",
@@ -562,14 +537,8 @@ def close_position(
             f"Not enough unheld {asset.asset_id} to close.",
             details={"available": available, "required": quantity},
         )
-    return place_order(
-        user=user,
-        asset_id=asset.asset_id,
-        order_type=Order.Type.SELL,
-        quantity=quantity,
-        placed_via=placed_via,
-        api_key=api_key,
-    )
+    request = OrderRequest(asset_id=asset.asset_id, order_type=Order.Type.SELL, quantity=quantity)
+    return place_order(user=user, request=request, origin=origin)
 
 
 @dataclass(frozen=True)
@@ -580,18 +549,19 @@ class ClosedPosition:
 
 
 def close_all_positions(
-    *, user: AbstractBaseUser, placed_via: str = Order.PlacedVia.API, api_key=None
+    *, user: AbstractBaseUser, cancel_orders: bool, origin: OrderOrigin = API_ORIGIN
 ) -> tuple[list[Order], list[ClosedPosition]]:
-    """Cancel every open order (``cancel_all_orders``), then sell every holding at market,
-    one order and one transaction per asset, by asset. Returns the cancelled orders and, per
-    asset, the SELL or the error that stopped it (one asset without a price does not stop
+    """Sell every holding at market, one order and one transaction per asset, by asset; with
+    ``cancel_orders``, after cancelling every open order (``cancel_all_orders``), so that what
+    resting SELLs held is sold too. Returns the cancelled orders and, per asset, the SELL or
+    the error that stopped it (one asset without a price, or all of it held, does not stop
     the others)."""
-    cancelled = cancel_all_orders(user=user)
+    cancelled = cancel_all_orders(user=user) if cancel_orders else []
     closed = []
     held = AssetBalance.objects.filter(user_id=user.pk, quantity__gt=0).order_by("asset_id")
     for asset_id in held.values_list("asset_id", flat=True):
         try:
-            placed = close_position(user=user, asset_id=asset_id, placed_via=placed_via, api_key=api_key)
+            placed = close_position(user=user, asset_id=asset_id, origin=origin)
             closed.append(ClosedPosition(asset_id, placed.order, None))
         except DomainError as error:
             closed.append(ClosedPosition(asset_id, getattr(error, "order", None), error))

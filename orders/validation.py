@@ -4,6 +4,7 @@ Each check raises InvalidRequest (400) naming the field; none reads a lock."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
@@ -11,6 +12,7 @@ from decimal import ROUND_DOWN, Decimal
 from django.conf import settings
 from django.db import transaction
 
+from accounts.models import ApiKey
 from assets.models import Asset
 from assets.selectors import get_asset
 from core.exceptions import Conflict, DomainError, InvalidRequest, PriceUnavailable
@@ -21,40 +23,81 @@ from orders.models import Order, kind_of
 
 @dataclass(frozen=True)
 class OrderRequest:
-    """An order as asked for, before it is priced: what ``place_order`` and a replace check,
-    and what a repeated client_order_id must match."""
+    """An order as asked for, before it is priced: what ``place_order`` validates, and what a
+    repeated client_order_id must match. Each field is named as the ``Order`` column it is
+    stored in, so that ``replay_or_conflict`` compares every field there is: a field added here
+    is compared without a line more."""
 
-    asset: Asset
+    asset_id: str
     order_type: str
-    quantity: Decimal | None
-    notional: Decimal | None
-    order_price: Decimal | None
-    stop_price: Decimal | None
-    time_in_force: str
-    expires_at: datetime | None
+    quantity: Decimal | None = None
+    notional: Decimal | None = None
+    order_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str = Order.TimeInForce.GTC
+    expires_at: datetime | None = None
+    client_order_id: str | None = None
 
     @property
     def kind(self) -> str:
         return kind_of(order_price=self.order_price, stop_price=self.stop_price)
 
-    def to_order(self, **fields) -> Order:
-        """An unsaved order of this request; ``fields`` adds the rest (user, times, links) or
-        overrides (the quantity a notional buys)."""
-        asked = {
-            "asset": self.asset,
-            "order_type": self.order_type,
-            "quantity": self.quantity,
-            "notional": self.notional,
-            "order_price": self.order_price,
-            "stop_price": self.stop_price,
-            "time_in_force": self.time_in_force,
-        }
-        return Order(**{**asked, **fields})
-
     @property
     def may_rest(self) -> bool:
         """A good-till-cancelled order with a price to wait for rests when not filled at once."""
         return self.kind != Order.Kind.MARKET and self.time_in_force == Order.TimeInForce.GTC
+
+    def to_order(self, **fields) -> Order:
+        """An unsaved order of this request; ``fields`` adds the rest (user, origin, times,
+        links) or overrides (the quantity a notional buys, the default expiry)."""
+        asked = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return Order(**{**asked, **fields})
+
+    def differences_from(self, order: Order) -> list[str]:
+        """The fields of this request that ``order``, stored for it earlier, does not match.
+        What the engine chose for a field left out is no difference: the quantity a notional
+        bought, the default expiry of an order that may rest."""
+        differing = []
+        for field in dataclasses.fields(self):
+            asked, stored = getattr(self, field.name), getattr(order, field.name)
+            if asked is None and field.name == "quantity":
+                continue
+            if asked is None and field.name == "expires_at" and self.may_rest:
+                asked = order.created_at + settings.DEFAULT_ORDER_TTL
+            if asked != stored:
+                differing.append(field.name)
+        return differing
+
+
+@dataclass(frozen=True)
+class OrderOrigin:
+    """Where an order came from: which API placed it and the API key a program used (none for
+    a token, a session or the back office). Stored on the order for support."""
+
+    placed_via: str = Order.PlacedVia.API
+    api_key: ApiKey | None = None
+
+    def fields(self) -> dict:
+        return {"placed_via": self.placed_via, "api_key": self.api_key}
+
+
+# /api/v1 with no key recorded: the origin of an order unless its caller says otherwise.
+API_ORIGIN = OrderOrigin()
+
+
+@dataclass(frozen=True)
+class OrderChanges:
+    """What a replace changes; ``None`` keeps the replaced order's value."""
+
+    quantity: Decimal | None = None
+    order_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    time_in_force: str | None = None
+    client_order_id: str | None = None
+
+    def given(self) -> dict:
+        values = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return {name: value for name, value in values.items() if value is not None}
 
 
 def tradable_asset(asset_id: str) -> Asset:
@@ -66,7 +109,7 @@ def tradable_asset(asset_id: str) -> Asset:
     return asset
 
 
-def validate_request(request: OrderRequest, *, now: datetime) -> None:
+def validate_request(request: OrderRequest, *, asset: Asset, now: datetime) -> None:
     """The checks that need no price: one of quantity and notional, values that fit their
     columns and the asset's step, notional only for market orders, expiry only for orders
     that may rest."""
@@ -80,7 +123,7 @@ def validate_request(request: OrderRequest, *, now: datetime) -> None:
             details={"quantity": ["Give quantity or notional, not both."], "notional": ["Or this."]},
         )
     if request.quantity is not None:
-        validate_quantity(request.quantity, asset=request.asset)
+        validate_quantity(request.quantity, asset=asset)
     if request.notional is not None:
         _validate_notional_amount(request)
     for field in ("order_price", "stop_price"):
@@ -188,11 +231,12 @@ def held_by_transient_refusal(order: Order) -> bool:
     return order.status == Order.Status.FAILED and order.failure_code == PriceUnavailable.code
 
 
-def replay_or_conflict(*, user_id: int, client_order_id: str, request: OrderRequest) -> Order | None:
+def replay_or_conflict(*, user_id: int, request: OrderRequest) -> Order | None:
     """The original order for a repeated client_order_id, or Conflict if its parameters differ.
     An order that FAILED on arrival is answered as it was the first time: its stored error's
     code, message and details, so a 422 replays as such. A transient refusal (503) stores no
     order, so it never replays: the retry is placed (docs/DESIGN.md, "How an order flows")."""
+    client_order_id = request.client_order_id
     existing = Order.objects.filter(user_id=user_id, client_order_id=client_order_id).first()
     if existing is not None and held_by_transient_refusal(existing):
         with transaction.atomic():
@@ -200,20 +244,7 @@ def replay_or_conflict(*, user_id: int, client_order_id: str, request: OrderRequ
         existing = None
     if existing is None:
         return None
-    expires_at = request.expires_at
-    if expires_at is None and request.may_rest:  # sent without it: it got the default
-        expires_at = existing.created_at + settings.DEFAULT_ORDER_TTL
-    same = (
-        existing.asset_id == request.asset.asset_id
-        and existing.order_type == request.order_type
-        and existing.notional == request.notional
-        and (request.quantity is None or existing.quantity == request.quantity)
-        and existing.order_price == request.order_price
-        and existing.stop_price == request.stop_price
-        and existing.time_in_force == request.time_in_force
-        and existing.expires_at == expires_at
-    )
-    if not same:
+    if request.differences_from(existing):
         raise Conflict(
             "client_order_id was already used for a different order.",
             details={"client_order_id": client_order_id, "order_id": str(existing.order_id)},

@@ -502,11 +502,12 @@ def create_extra_assets(count: int, prefix: str = "BENCH") -> list[str]:
 def buy_holdings(user, asset_ids: list[str]) -> None:
     from assets.models import Asset
     from orders.services import place_order
+    from orders.validation import OrderRequest
 
     for asset in Asset.objects.filter(pk__in=asset_ids):
         step = Decimal(1).scaleb(-asset.quantity_decimals)
         qty = (Decimal(20) / asset.reference_price).quantize(step, rounding=ROUND_UP)  # ~20 USD worth
-        place_order(user=user, asset_id=asset.asset_id, order_type="BUY", quantity=max(qty, step))
+        place_order(user=user, request=OrderRequest(asset_id=asset.asset_id, order_type="BUY", quantity=max(qty, step)))
 
 
 def count_queries(path: str, token: str) -> tuple[int, int]:

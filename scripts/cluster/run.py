@@ -65,6 +65,7 @@ from balances import services
 call_command("migrate", verbosity=0)
 call_command("seed_assets", verbosity=0)
 from orders.services import place_order
+from orders.validation import OrderRequest
 users = []
 for n in range({users}):
     # No password: hashing one costs a third of a second here, and the load uses tokens.
@@ -72,7 +73,7 @@ for n in range({users}):
     token = issue_token(user=user)  # bound to the password (accounts/tokens.py)
     services.deposit(user=user, amount=Decimal("50000.00"), client_reference=f"load{{n}}-seed")
     if n >= {traders}:  # a viewer: history made here, never writes over HTTP, so never pinned
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.001"))
+        place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.001")))
     users.append({{"id": user.pk, "token": token.key}})
 print(json.dumps(users))
 """

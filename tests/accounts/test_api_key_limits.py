@@ -15,6 +15,7 @@ from accounts.services import create_api_key
 from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
 from orders.services import place_order
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 
 API = "/api/v1"
@@ -124,7 +125,7 @@ def test_a_key_minted_by_a_key_cannot_outlive_the_first_ones_revocation(user, au
 
 def test_an_api_key_still_lists_the_keys_and_reads_everything(user, key_client, btc_at_50k):
     # given
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")))
 
     # then
     for path in ("/api-keys/", "/balance/", "/portfolio/", "/orders/", "/cash-transactions/", "/asset-balances/"):

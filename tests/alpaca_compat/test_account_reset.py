@@ -20,6 +20,7 @@ from balances.models import UsdBalance
 from orders.events import OrderEvent
 from orders.models import Order, OrderEventRecord
 from orders.services import place_order, reset_account
+from orders.validation import OrderRequest
 
 
 def test_alpaca_py_sees_a_reset_account_as_alpaca_shows_one(
@@ -95,7 +96,10 @@ def test_the_orders_a_reset_cancels_stream_as_canceled_trade_updates_alpaca_py_r
     # given two resting orders
     set_price("BTC", "50000")
     resting = [
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=price).order
+        place_order(
+            user=user,
+            request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=price),
+        ).order
         for price in (Decimal("40000"), Decimal("41000"))
     ]
     OrderEventRecord.objects.all().delete()

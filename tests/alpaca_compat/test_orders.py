@@ -13,6 +13,7 @@ from alpaca_compat import render
 from alpaca_compat.symbols import asset_uuid
 from balances.models import AssetBalance, CashTransaction, UsdBalance
 from orders.models import Order
+from orders.validation import OrderRequest
 
 
 def test_market_buy_fills_at_the_market_and_is_the_same_order_row(
@@ -300,7 +301,9 @@ def test_another_users_order_is_404(trading, user, other_user, btc, set_price):
     from orders.services import place_order
 
     set_price("BTC", "50000")
-    theirs = place_order(user=other_user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.001")).order
+    theirs = place_order(
+        user=other_user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.001"))
+    ).order
 
     # when
     with pytest.raises(APIError) as get_error:

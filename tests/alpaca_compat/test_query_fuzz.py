@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from alpaca_compat import market_data, trading
 from orders.services import place_order
+from orders.validation import OrderRequest
 from tests.price_records import record_btc_minutes
 from tests.query_fuzz import FUZZ_SETTINGS, hostile_values, values_for
 
@@ -44,8 +45,11 @@ def alpaca_client(credentials, user, btc, eth, set_price) -> APIClient:
     record_btc_minutes(btc)
     set_price("BTC", "50000")
     set_price("ETH", "2000")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.05"))
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=Decimal("1"), order_price=Decimal("1000"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.05")))
+    place_order(
+        user=user,
+        request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=Decimal("1"), order_price=Decimal("1000")),
+    )
     key_id, secret = credentials
     return APIClient(HTTP_APCA_API_KEY_ID=key_id, HTTP_APCA_API_SECRET_KEY=secret)
 

@@ -10,6 +10,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 from tests.price_records import T0, record
 
@@ -46,7 +47,9 @@ def test_latest_agrees_with_the_asset_and_the_trade_just_made(auth_client, user,
 
     # when: a market buy at 12:00:20, then the asset and the latest price
     with time_machine.travel(T0 + timedelta(seconds=20), tick=False):
-        order = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")).order
+        order = place_order(
+            user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
+        ).order
         asset = auth_client.get("/api/v1/assets/BTC/").json()
         latest = auth_client.get(LATEST, {"asset_id": "BTC"}).json()
 

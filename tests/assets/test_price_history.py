@@ -18,6 +18,7 @@ from assets.models import PriceRecord
 from assets.price_history import backfill_simulated_prices, prune_price_history, record_quotes, slot_start
 from assets.price_providers import SIMULATED_BUCKET_SECONDS, SimulatedProvider
 from assets.prices import Quote, get_quotes, store_quotes
+from orders.validation import OrderRequest
 
 T0 = datetime(2026, 3, 2, 12, 0, 0, tzinfo=UTC)  # a window boundary (and a UTC noon)
 
@@ -142,7 +143,7 @@ def test_an_order_on_a_cached_price_writes_no_price_history(user, btc, set_price
 
     # when
     with CaptureQueriesContext(connection) as captured:
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
+        place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")))
 
     # then
     assert inserts(captured) == []

@@ -11,6 +11,7 @@ from django.test import Client
 from balances.services import deposit
 from orders.models import Order
 from orders.services import place_order
+from orders.validation import OrderRequest
 
 
 @pytest.fixture
@@ -74,14 +75,19 @@ def customer(make_user):
 def resting_buy(customer, btc) -> Order:
     """A limit BUY far below the market (BTC ~50000): PENDING, holding 0.01 x 1000 = 10.00 USD."""
     return place_order(
-        user=customer, asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01"), order_price=Decimal("1000")
+        user=customer,
+        request=OrderRequest(
+            asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01"), order_price=Decimal("1000")
+        ),
     ).order
 
 
 @pytest.fixture
 def completed_buy(customer, btc) -> Order:
     deposit(user=customer, amount=Decimal("1000.00"))
-    return place_order(user=customer, asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.002")).order
+    return place_order(
+        user=customer, request=OrderRequest(asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.002"))
+    ).order
 
 
 def pytest_configure(config):

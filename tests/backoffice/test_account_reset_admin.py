@@ -14,6 +14,7 @@ from balances.models import AccountReset, AssetBalance, AssetTransaction, CashTr
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order, reset_account
+from orders.validation import OrderRequest
 
 
 def _messages(response) -> list[str]:
@@ -44,7 +45,7 @@ def money_of(user) -> tuple:
 def trading_customer(customer, btc, set_price, resting_buy):
     """carol with 0.02 BTC bought at 50,000 and her resting BUY holding 10.00: 8,990.00 USD."""
     set_price("BTC", "50000")
-    place_order(user=customer, asset_id="BTC", order_type="BUY", quantity=Decimal("0.02"))
+    place_order(user=customer, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.02")))
     return customer
 
 
@@ -89,7 +90,9 @@ def test_submitting_one_reset_form_twice_resets_once(operations_client, trading_
 
     # when
     first = operations_client.post(_reset_url(trading_customer), data)
-    place_order(user=trading_customer, asset_id="BTC", order_type="BUY", quantity=Decimal("0.001"))  # 50.00
+    place_order(
+        user=trading_customer, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.001"))
+    )  # 50.00
     again = operations_client.post(_reset_url(trading_customer), data)
 
     # then one reset, and what happened after it stays

@@ -17,6 +17,7 @@ from balances.models import AssetBalance, AssetTransaction, CashTransaction, Usd
 from balances.services import adjust_usd_balance
 from orders.models import Order
 from orders.selectors import reconcile_ledger
+from orders.validation import OrderRequest
 
 
 def _messages(response) -> list[str]:
@@ -456,14 +457,17 @@ def test_order_search_by_username_order_id_and_client_order_id(support_client, c
     # given
     order = place_order(
         user=customer,
-        asset_id="BTC",
-        order_type=Order.Type.BUY,
-        quantity=Decimal("0.01"),
-        order_price=Decimal("1000"),
-        client_order_id="my-client-id",
+        request=OrderRequest(
+            asset_id="BTC",
+            order_type=Order.Type.BUY,
+            quantity=Decimal("0.01"),
+            order_price=Decimal("1000"),
+            client_order_id="my-client-id",
+        ),
     ).order
     place_order(
-        user=make_user("erin"), asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")
+        user=make_user("erin"),
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")),
     )
     term = str(order.pk) if term == "FULL_UUID" else term
 

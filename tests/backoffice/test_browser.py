@@ -25,6 +25,7 @@ from balances.services import adjust_usd_balance
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order, reset_account
+from orders.validation import OrderOrigin, OrderRequest
 from tests.backoffice.changelists import BACK_OFFICE_CHANGELISTS
 
 CHROMIUM = "/usr/bin/chromium"
@@ -153,38 +154,41 @@ def _a_busy_account(make_user, make_staff, *, username: str = "margaret_hamilton
     key = create_api_key(user=customer, name="trading bot").api_key
     place_order(
         user=customer,
-        asset_id="BTC",
-        order_type=Order.Type.BUY,
-        quantity=Decimal("0.01234567"),
-        client_order_id="rebalance-2026-12-07-morning",
+        request=OrderRequest(
+            asset_id="BTC",
+            order_type=Order.Type.BUY,
+            quantity=Decimal("0.01234567"),
+            client_order_id="rebalance-2026-12-07-morning",
+        ),
     )
     place_order(
         user=customer,
-        asset_id="BTC",
-        order_type=Order.Type.BUY,
-        quantity=Decimal("0.01"),
-        order_price=Decimal("1000.123456"),
+        request=OrderRequest(
+            asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01"), order_price=Decimal("1000.123456")
+        ),
     )
     stop_limit = place_order(
         user=customer,
-        asset_id="BTC",
-        order_type=Order.Type.BUY,
-        quantity=Decimal("0.05"),
-        stop_price=Decimal("70000.5"),
-        order_price=Decimal("70100.25"),
-        client_order_id=str(uuid.uuid4()),
-        placed_via=Order.PlacedVia.ALPACA,
-        api_key=key,
+        request=OrderRequest(
+            asset_id="BTC",
+            order_type=Order.Type.BUY,
+            quantity=Decimal("0.05"),
+            stop_price=Decimal("70000.5"),
+            order_price=Decimal("70100.25"),
+            client_order_id=str(uuid.uuid4()),
+        ),
+        origin=OrderOrigin(placed_via=Order.PlacedVia.ALPACA, api_key=key),
     ).order
     place_order(
         user=customer,
-        asset_id="BTC",
-        order_type=Order.Type.SELL,
-        quantity=Decimal("0.005"),
-        stop_price=Decimal("40000.75"),
-        client_order_id=str(uuid.uuid4()),
-        placed_via=Order.PlacedVia.ALPACA,
-        api_key=key,
+        request=OrderRequest(
+            asset_id="BTC",
+            order_type=Order.Type.SELL,
+            quantity=Decimal("0.005"),
+            stop_price=Decimal("40000.75"),
+            client_order_id=str(uuid.uuid4()),
+        ),
+        origin=OrderOrigin(placed_via=Order.PlacedVia.ALPACA, api_key=key),
     )
     adjust_usd_balance(
         user=customer,
@@ -202,7 +206,10 @@ def test_support_cancels_an_order_and_operations_adjusts_a_balance(browser, live
     make_staff("olga_ops", "Operations")
     carol = make_user("carol")
     order = place_order(
-        user=carol, asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01"), order_price=Decimal("1000")
+        user=carol,
+        request=OrderRequest(
+            asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01"), order_price=Decimal("1000")
+        ),
     ).order
     assert UsdBalance.objects.get(user=carol).held == Decimal("10.00")
 
@@ -287,7 +294,10 @@ def test_every_back_office_list_shows_every_column_whole_on_a_1400_by_900_screen
     _a_busy_account(make_user, make_staff)
     # and another whose account Operations reset, with a long reason and a form's one-time key
     reset_customer = make_user("grace_brewster_murray_hopper")
-    place_order(user=reset_customer, asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01234567"))
+    place_order(
+        user=reset_customer,
+        request=OrderRequest(asset_id="BTC", order_type=Order.Type.BUY, quantity=Decimal("0.01234567")),
+    )
     reset_account(
         user=reset_customer,
         cash=Decimal("250000.00"),

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from orders.models import Order
 from orders.services import place_order
+from orders.validation import OrderRequest
 from tests.backoffice.changelists import BACK_OFFICE_CHANGELISTS
 
 
@@ -27,10 +28,16 @@ def add_traders(make_user, make_asset, operations_user):
         for i in range(made, made + count):
             asset = make_asset(f"A{i:02d}", reference_price=Decimal("100"))
             user = make_user(f"trader{i:02d}")
-            place_order(user=user, asset_id=asset.asset_id, order_type=Order.Type.BUY, quantity=Decimal("1"))
+            place_order(
+                user=user,
+                request=OrderRequest(asset_id=asset.asset_id, order_type=Order.Type.BUY, quantity=Decimal("1")),
+            )
             adjust_usd_balance(user=user, amount=Decimal("1.00"), reason="welcome", actor=operations_user)
             reset_account(user=user, cash=Decimal("5000.00"), actor=operations_user, reason="contest")
-            place_order(user=user, asset_id=asset.asset_id, order_type=Order.Type.BUY, quantity=Decimal("1"))
+            place_order(
+                user=user,
+                request=OrderRequest(asset_id=asset.asset_id, order_type=Order.Type.BUY, quantity=Decimal("1")),
+            )
         made += count
 
     return add

@@ -14,6 +14,7 @@ from accounts.services import issue_token
 from balances.history import ActivityType, get_activities
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
 from orders.services import place_order
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 
 ACTIVITIES = "/api/v1/activities/"
@@ -35,17 +36,17 @@ def history(make_user, staff_user, btc, eth, set_price):
         deposit(user=alice, amount=Decimal("500.00"), client_reference="dep-1")
     with at(2):
         set_price("BTC", "50000")
-        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
+        place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")))
     with at(3):
         withdraw(user=alice, amount=Decimal("25.00"))
     with at(4):
         set_price("BTC", "51000")
-        place_order(user=alice, asset_id="BTC", order_type="SELL", quantity=Decimal("0.005"))
+        place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="SELL", quantity=Decimal("0.005")))
     with at(5):
         adjust_asset_balance(user=alice, asset=eth, quantity=Decimal("1"), reason="airdrop", actor=staff_user)
         adjust_usd_balance(user=alice, amount=Decimal("2.50"), reason="fee refund", actor=staff_user)
         set_price("ETH", "2500")
-        place_order(user=alice, asset_id="ETH", order_type="BUY", quantity=Decimal("1"))
+        place_order(user=alice, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=Decimal("1")))
     return alice
 
 

@@ -9,6 +9,7 @@ from rest_framework.authtoken.models import Token
 from assets.models import Asset
 from balances.models import CashTransaction, UsdBalance
 from orders.services import place_order
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 
 User = get_user_model()
@@ -159,8 +160,8 @@ def test_portfolio_values_holdings_at_current_prices(auth_client, user, btc, eth
     # given
     set_price("BTC", "50000")
     set_price("ETH", "2000")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.1"))
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=Decimal("1"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.1")))
+    place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=Decimal("1")))
     set_price("BTC", "55000")
     set_price("ETH", "1900")
     # when
@@ -182,7 +183,7 @@ def test_portfolio_values_holdings_at_current_prices(auth_client, user, btc, eth
 
 def test_holding_detail_and_404_for_one_not_held(auth_client, user, btc, set_price):
     set_price("BTC", "50000")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.1"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.1")))
     assert auth_client.get("/api/v1/asset-balances/btc/").json()["quantity"] == "0.1"
     assert auth_client.get("/api/v1/asset-balances/ETH/").status_code == 404
 
@@ -193,7 +194,7 @@ def test_holding_detail_and_404_for_one_not_held(auth_client, user, btc, set_pri
 def test_holding_detail_of_a_malformed_asset_id_is_a_404(auth_client, user, btc, segment, set_price):
     # given
     set_price("BTC", "50000")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.1"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.1")))
 
     # when
     response = auth_client.get(f"/api/v1/asset-balances/{segment}/")
@@ -206,9 +207,9 @@ def test_holding_detail_of_a_malformed_asset_id_is_a_404(auth_client, user, btc,
 def test_transactions_filter_by_asset_and_type(auth_client, user, btc, eth, set_price):
     set_price("BTC", "50000")
     set_price("ETH", "2000")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.1"))
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=Decimal("1"))
-    place_order(user=user, asset_id="ETH", order_type="SELL", quantity=Decimal("0.5"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.1")))
+    place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=Decimal("1")))
+    place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="SELL", quantity=Decimal("0.5")))
     rows = auth_client.get("/api/v1/transactions/", {"asset_id": "ETH", "transaction_type": "SELL"}).json()["results"]
     assert [(r["asset_id"], r["transaction_type"], r["realized_pnl"]) for r in rows] == [("ETH", "SELL", "0.00")]
 
@@ -310,8 +311,8 @@ def test_holdings_render_exactly_as_drf_would(user, btc, eth, set_price):
 
     set_price("BTC", "50123.456789012345")
     set_price("ETH", "2000.5")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01234567"))
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=Decimal("1.5"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01234567")))
+    place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=Decimal("1.5")))
     holdings = calculate_portfolio_value(user=user).asset_balances
     serializer = HoldingSerializer()
     # when / then: the fast plan and DRF's generic field-by-field rendering agree on every value

@@ -20,6 +20,7 @@ from balances.history_api import ACTIVITY_TEXT
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
 from core.api.csv_export import CsvExportMixin
 from orders.services import place_order, reset_account
+from orders.validation import OrderRequest
 from tests.api_helpers import as_csv_cells, asgi_get, csv_table, error_code, json_pages
 
 ACTIVITIES = "/api/v1/activities/"
@@ -83,10 +84,10 @@ def make_busy_account(make_user, staff_user, eth, set_price):
             set_price("BTC", str(50000 + minute * 10))
             set_price("ETH", "2000")
             deposit(user=alice, amount=D("100.00"), client_reference=f"dep-{minute}")
-            place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=D("0.001"))
-            place_order(user=alice, asset_id="ETH", order_type="BUY", quantity=D("0.01"))
+            place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.001")))
+            place_order(user=alice, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=D("0.01")))
         with at(minute + 1):
-            place_order(user=alice, asset_id="BTC", order_type="SELL", quantity=D("0.0005"))
+            place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="SELL", quantity=D("0.0005")))
             withdraw(user=alice, amount=D("1.00"))
     with at(29):
         adjust_usd_balance(user=alice, amount=D("-2.50"), reason="=cmd|' /C calc'!A0", actor=staff_user)
@@ -95,7 +96,7 @@ def make_busy_account(make_user, staff_user, eth, set_price):
         reset_account(user=alice, cash=D("5000.00"), client_reference="+start")
     with at(31):
         set_price("BTC", "40000")
-        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+        place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01")))
         deposit(user=alice, amount=D("10.00"))
     return alice
 

@@ -11,6 +11,7 @@ from balances.services import adjust_asset_balance, deposit
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order, process_resting_orders
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 
 ORDERS = "/api/v1/orders/"
@@ -100,7 +101,7 @@ def test_a_market_sell_whose_proceeds_would_overflow_is_400_and_moves_nothing(
 
 def test_a_market_sell_that_would_pass_the_balance_cap_fails_with_422(auth_client, user, btc_at_50k, settings):
     # given 0.1 BTC bought (9000.00 left) and a cap of 10000.00
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.02"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.02")))
     settings.MAX_USD_BALANCE = Decimal("10000.00")
     # when: proceeds 1000.00 would make 10000.00 -- fine; a deposit first makes it 10000.01
     deposit(user=user, amount=Decimal("0.01"))
@@ -119,13 +120,15 @@ def test_a_resting_sell_whose_fill_would_pass_the_cap_fails_cleanly_and_others_s
     user, other_user, btc_at_50k, set_price, settings
 ):
     # given alice's and bob's resting SELLs at 60000
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.02"))
-    place_order(user=other_user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.02")))
+    place_order(user=other_user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")))
     sell = place_order(
-        user=user, asset_id="BTC", order_type="SELL", quantity=Decimal("0.02"), order_price=Decimal("60000")
+        user=user,
+        request=OrderRequest(asset_id="BTC", order_type="SELL", quantity=Decimal("0.02"), order_price=Decimal("60000")),
     ).order
     others = place_order(
-        user=other_user, asset_id="BTC", order_type="SELL", quantity=Decimal("0.01"), order_price=Decimal("60000")
+        user=other_user,
+        request=OrderRequest(asset_id="BTC", order_type="SELL", quantity=Decimal("0.01"), order_price=Decimal("60000")),
     ).order
     # and alice's balance grown to just under the cap (9000.00 + 1000.00, cap 10500.00)
     settings.MAX_USD_BALANCE = Decimal("10500.00")

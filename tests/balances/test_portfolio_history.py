@@ -28,6 +28,7 @@ from core.exceptions import DomainError
 from core.money import ZERO, to_cents
 from orders.selectors import reconcile_ledger
 from orders.services import place_order, reset_account
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 
 HISTORY = "/api/v1/portfolio/history/"
@@ -185,14 +186,14 @@ def two_days(make_user, btc, eth, set_price):
         set_price("ETH", "2000")
     with at(datetime(2026, 3, 1, 11, 30, tzinfo=UTC)):
         set_price("BTC", "100")
-        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("10"))
+        place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("10")))
     with at(datetime(2026, 3, 1, 14, tzinfo=UTC)):
         set_price("BTC", "110")
     with at(datetime(2026, 3, 2, 9, tzinfo=UTC)):
         deposit(user=alice, amount=Decimal("500.00"))
     with at(datetime(2026, 3, 2, 12, tzinfo=UTC)):
         set_price("BTC", "90")
-        place_order(user=alice, asset_id="BTC", order_type="SELL", quantity=Decimal("5"))
+        place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="SELL", quantity=Decimal("5")))
     return alice
 
 
@@ -338,7 +339,7 @@ def reset_day(make_user, btc, set_price):
         set_price("BTC", "100")
     with at(datetime(2026, 3, 1, 11, 30, tzinfo=UTC)):
         set_price("BTC", "100")
-        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("10"))
+        place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("10")))
     with at(datetime(2026, 3, 1, 14, tzinfo=UTC)):
         set_price("BTC", "110")
     with at(datetime(2026, 3, 2, 9, tzinfo=UTC)):
@@ -347,7 +348,7 @@ def reset_day(make_user, btc, set_price):
         reset_account(user=alice, cash=Decimal("2000.00"))
     with at(datetime(2026, 3, 2, 11, tzinfo=UTC)):
         set_price("BTC", "100")
-        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("5"))
+        place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("5")))
     with at(datetime(2026, 3, 2, 12, tzinfo=UTC)):
         set_price("BTC", "90")
     with at(datetime(2026, 3, 2, 13, tzinfo=UTC)):
@@ -547,7 +548,7 @@ def test_a_price_recorded_at_a_buckets_close_belongs_to_the_next_bucket(make_use
     with at(datetime(2026, 3, 2, 10, 30, tzinfo=UTC)):
         alice = make_user("alice")
         set_price("BTC", "100")
-        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("1"))
+        place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("1")))
     with at(datetime(2026, 3, 2, 11, tzinfo=UTC)):
         set_price("BTC", "200")
 
@@ -571,7 +572,7 @@ def test_the_last_price_before_the_period_values_its_start_and_carries_over_empt
     with at(first - timedelta(days=1)):
         alice = make_user("alice")
         set_price("BTC", "100")
-        place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=Decimal("1"))
+        place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("1")))
     with at(first - timedelta(seconds=30)):
         set_price("BTC", "200")
     with at(datetime(2026, 3, 2, 6, 0, 10, tzinfo=UTC)):
@@ -633,7 +634,10 @@ def random_ledger(events, *, make_user, staff_user, set_price, initial=Decimal("
                 elif kind == "withdraw":
                     withdraw(user=user, amount=(scale * 1000).quantize(Decimal("0.01")))
                 elif kind in ("buy", "sell"):
-                    place_order(user=user, asset_id=asset.asset_id, order_type=kind.upper(), quantity=quantity)
+                    place_order(
+                        user=user,
+                        request=OrderRequest(asset_id=asset.asset_id, order_type=kind.upper(), quantity=quantity),
+                    )
                 elif kind == "cash_adjust":
                     adjust_usd_balance(user=user, amount=-scale, reason="r", actor=staff_user)
                 elif kind == "asset_adjust":

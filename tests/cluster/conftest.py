@@ -30,11 +30,12 @@ from django.test import Client
 from accounts.services import create_api_key
 from balances import services as balances
 from orders import services as orders
+from orders.validation import OrderRequest
 out = []
 for name in {names!r}:
     user, token = balances.register_user(username=name, password="correct-horse-battery-42")
     balances.deposit(user=user, amount=Decimal("250.00"), client_reference=name + "-seed")
-    orders.place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.0001"))
+    orders.place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.0001")))
     key = create_api_key(user=user, name="cluster test")  # made here, no write over HTTP to pin the user
     out.append({{"username": name, "id": user.pk, "token": token.key, "key": [key.api_key.key_id, key.secret_key]}})
 staff = get_user_model().objects.create_user(username="{staff}", password="x", is_staff=True, is_superuser=True)

@@ -10,6 +10,7 @@ import pytest
 
 from core.api.descriptions import markup
 from orders.services import place_order
+from orders.validation import OrderRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,9 @@ def test_an_orders_page_in_the_browsable_api_describes_that_order_with_its_code_
 ):
     # given alice's order, and alice logged in as in the browser
     set_price("BTC", "50000")
-    order = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")).order
+    order = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
+    ).order
     api_client.force_login(user)
 
     # when

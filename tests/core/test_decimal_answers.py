@@ -6,12 +6,13 @@ from decimal import Decimal
 import pytest
 
 from orders.services import place_order
+from orders.validation import OrderRequest
 
 
 @pytest.fixture
 def traded(user, btc, set_price):
     set_price("BTC", "63389.3")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")))
     return user
 
 

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from accounts.services import create_api_key
 from balances.services import deposit
 from orders.services import place_order
+from orders.validation import OrderRequest
 
 pytestmark = pytest.mark.usefixtures("throttle_clock_frozen")
 
@@ -22,8 +23,10 @@ def resting_order(user, btc, set_price):
     (so that no request has counted yet), and a rate of one order request a minute."""
     set_price("BTC", "50000")
     deposit(user=user, amount=D("10000.00"))
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
-    return place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")).order
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01")))
+    return place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000"))
+    ).order
 
 
 @pytest.fixture

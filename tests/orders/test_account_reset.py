@@ -20,6 +20,7 @@ from orders.events import Event, OrderEvent
 from orders.models import Order, OrderEventRecord
 from orders.selectors import reconcile_ledger
 from orders.services import place_order, reset_account
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 
 RESET = "/api/v1/account/reset/"
@@ -27,13 +28,19 @@ RESET = "/api/v1/account/reset/"
 
 def buy(user, quantity: str, **prices) -> Order:
     return place_order(
-        user=user, asset_id="BTC", order_type="BUY", quantity=D(quantity), **{k: D(v) for k, v in prices.items()}
+        user=user,
+        request=OrderRequest(
+            asset_id="BTC", order_type="BUY", quantity=D(quantity), **{k: D(v) for k, v in prices.items()}
+        ),
     ).order
 
 
 def sell(user, quantity: str, **prices) -> Order:
     return place_order(
-        user=user, asset_id="BTC", order_type="SELL", quantity=D(quantity), **{k: D(v) for k, v in prices.items()}
+        user=user,
+        request=OrderRequest(
+            asset_id="BTC", order_type="SELL", quantity=D(quantity), **{k: D(v) for k, v in prices.items()}
+        ),
     ).order
 
 

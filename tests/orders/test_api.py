@@ -4,6 +4,7 @@ import pytest
 
 from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 
 ORDERS = "/api/v1/orders/"
@@ -212,7 +213,8 @@ def test_another_users_order_is_404_for_show_and_cancel(auth_client, other_user,
     from orders.services import place_order
 
     order = place_order(
-        user=other_user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")
+        user=other_user,
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")),
     ).order
     assert auth_client.get(f"{ORDERS}{order.order_id}/").status_code == 404
     response = auth_client.post(f"{ORDERS}{order.order_id}/cancel/")
@@ -231,9 +233,12 @@ def test_list_filters_and_is_scoped_to_the_user(auth_client, user, other_user, b
     from orders.services import place_order
 
     set_price("ETH", "2500")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=Decimal("0.1"), order_price=Decimal("100"))
-    place_order(user=other_user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")))
+    place_order(
+        user=user,
+        request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=Decimal("0.1"), order_price=Decimal("100")),
+    )
+    place_order(user=other_user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")))
     # then
     assert len(auth_client.get(ORDERS).json()["results"]) == 2
     assert [o["asset_id"] for o in auth_client.get(ORDERS, {"asset_id": "eth"}).json()["results"]] == ["ETH"]
@@ -246,7 +251,7 @@ def test_back_office_staff_may_list_another_users_orders(api_client, support_sta
     from accounts.services import issue_token
     from orders.services import place_order
 
-    place_order(user=other_user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"))
+    place_order(user=other_user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01")))
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user=support_staff).key}")
     response = api_client.get(ORDERS, {"username": "bob"})
     assert [o["username"] for o in response.json()["results"]] == ["bob"]
@@ -265,13 +270,13 @@ def test_order_list_costs_the_same_queries_for_1_and_50_orders(
     # given
     from orders.services import place_order
 
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.0001"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.0001")))
 
     # when / then: the token with its user, the page of orders with theirs
     with django_assert_num_queries(2):
         assert len(auth_client.get(ORDERS, {"page_size": 100}).json()["results"]) == 1
     for _ in range(49):
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.0001"))
+        place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.0001")))
     with django_assert_num_queries(2):
         assert len(auth_client.get(ORDERS, {"page_size": 100}).json()["results"]) == 50
 
@@ -280,7 +285,7 @@ def test_cursor_pagination_walks_every_order_once(auth_client, user, btc_at_50k)
     from orders.services import place_order
 
     for _ in range(7):
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.0001"))
+        place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.0001")))
     seen, url = [], f"{ORDERS}?page_size=3"
     while url:
         body = auth_client.get(url).json()

@@ -32,6 +32,7 @@ from orders.services import (
     process_resting_orders,
     replace_order,
 )
+from orders.validation import OrderChanges, OrderRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +51,7 @@ def holding(user, asset_id: str = "BTC") -> tuple[Decimal, Decimal]:
 
 def order(user, order_type: str, quantity: str | None = None, **extra) -> Order:
     size = {"quantity": D(quantity)} if quantity is not None else {}
-    return place_order(user=user, asset_id="BTC", order_type=order_type, **size, **extra).order
+    return place_order(user=user, request=OrderRequest(asset_id="BTC", order_type=order_type, **size, **extra)).order
 
 
 @pytest.fixture
@@ -240,7 +241,7 @@ def test_notional_is_for_market_orders_alone_and_in_cents(user, market, money_sn
 
     # when / then
     with pytest.raises(InvalidRequest):
-        place_order(user=user, asset_id="BTC", order_type="BUY", **extra)
+        place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", **extra))
     assert money_snapshot(user) == before
     assert Order.objects.count() == 0
 
@@ -284,7 +285,9 @@ def test_replace_moves_the_order_and_its_hold_in_one_step(user, market):
     old = order(user, "BUY", "0.01", order_price=D("40000"), client_order_id="first")
 
     # when: 0.02 at 41000 holds 820.00
-    new = replace_order(order=old, quantity=D("0.02"), order_price=D("41000"), client_order_id="second")
+    new = replace_order(
+        order=old, changes=OrderChanges(quantity=D("0.02"), order_price=D("41000"), client_order_id="second")
+    )
 
     # then
     old.refresh_from_db()
@@ -303,7 +306,7 @@ def test_replace_moves_the_order_and_its_hold_in_one_step(user, market):
 
 def test_replace_of_a_sell_moves_its_held_quantity(user, holds_btc):
     old = order(user, "SELL", "0.03", order_price=D("60000"))
-    new = replace_order(order=old, quantity=D("0.05"))
+    new = replace_order(order=old, changes=OrderChanges(quantity=D("0.05")))
     assert (new.quantity, new.order_price) == (D("0.05"), D("60000"))
     assert holding(user) == (D("0.1"), D("0.05"))
     assert reconcile_ledger() == []
@@ -311,7 +314,7 @@ def test_replace_of_a_sell_moves_its_held_quantity(user, holds_btc):
 
 def test_a_replacement_the_market_crosses_fills_at_once(user, market):
     old = order(user, "BUY", "0.01", order_price=D("40000"))
-    new = replace_order(order=old, order_price=D("50000"))
+    new = replace_order(order=old, changes=OrderChanges(order_price=D("50000")))
     assert (new.status, new.executed_price, new.total_amount, new.held_amount) == (
         "COMPLETED",
         D("50000"),
@@ -329,7 +332,7 @@ def test_replace_that_does_not_fit_the_balance_changes_nothing(user, market, mon
 
     # when / then: 1 x 40000 = 40000.00 > 10000.00
     with pytest.raises(InsufficientFunds):
-        replace_order(order=old, quantity=D("1"))
+        replace_order(order=old, changes=OrderChanges(quantity=D("1")))
     old.refresh_from_db()
     assert (old.status, old.replaced_by_id) == ("PENDING", None)
     assert money_snapshot(user) == before
@@ -339,10 +342,10 @@ def test_replace_that_does_not_fit_the_balance_changes_nothing(user, market, mon
 def test_replace_of_an_order_no_longer_pending_is_a_conflict(user, market):
     old = order(user, "BUY", "0.01", order_price=D("40000"))
     stale = Order.objects.get(pk=old.pk)
-    replace_order(order=old, order_price=D("39000"))
+    replace_order(order=old, changes=OrderChanges(order_price=D("39000")))
 
     with pytest.raises(OrderNoLongerPending):
-        replace_order(order=stale, order_price=D("38000"))
+        replace_order(order=stale, changes=OrderChanges(order_price=D("38000")))
     assert Order.objects.filter(status="PENDING").count() == 1
 
 
@@ -350,7 +353,7 @@ def test_replace_with_a_client_order_id_already_used_is_a_conflict(user, market)
     order(user, "BUY", "0.01", order_price=D("30000"), client_order_id="taken")
     old = order(user, "BUY", "0.01", order_price=D("40000"))
     with pytest.raises(Conflict):
-        replace_order(order=old, client_order_id="taken")
+        replace_order(order=old, changes=OrderChanges(client_order_id="taken"))
     old.refresh_from_db()
     assert old.status == "PENDING"
 
@@ -358,7 +361,7 @@ def test_replace_with_a_client_order_id_already_used_is_a_conflict(user, market)
 def test_replace_needs_something_to_change(user, market):
     old = order(user, "BUY", "0.01", order_price=D("40000"))
     with pytest.raises(InvalidRequest):
-        replace_order(order=old)
+        replace_order(order=old, changes=OrderChanges())
 
 
 def test_replace_leaves_the_callers_old_order_as_it_is_stored(user, market, set_price):
@@ -368,7 +371,7 @@ def test_replace_leaves_the_callers_old_order_as_it_is_stored(user, market, set_
     # when
     with time_machine.travel(timezone.now() + timedelta(minutes=5), tick=False):
         set_price("BTC", "50000")
-        new = replace_order(order=old, order_price=D("39000"))
+        new = replace_order(order=old, changes=OrderChanges(order_price=D("39000")))
 
     # then: the instance the caller holds says what the row says
     stored = Order.objects.get(pk=old.pk)
@@ -396,7 +399,7 @@ def test_replace_with_the_key_of_an_order_refused_for_want_of_a_price_takes_it(u
     old = order(user, "BUY", "0.01", order_price=D("40000"))
 
     # when
-    new = replace_order(order=old, order_price=D("39000"), client_order_id="k-1")
+    new = replace_order(order=old, changes=OrderChanges(order_price=D("39000"), client_order_id="k-1"))
 
     # then
     refused.refresh_from_db()
@@ -504,11 +507,11 @@ def test_closing_a_position_not_held_is_not_found(user, market):
 def test_close_all_cancels_the_orders_then_sells_every_holding(user, holds_btc, eth, set_price):
     # given
     set_price("ETH", "2500")
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=D("1"))
+    place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=D("1")))
     resting = order(user, "SELL", "0.05", order_price=D("60000"))
 
     # when
-    cancelled, closed = close_all_positions(user=user)
+    cancelled, closed = close_all_positions(user=user, cancel_orders=True)
 
     # then: 0.1 x 50000 + 1 x 2500 back in cash
     assert [o.pk for o in cancelled] == [resting.pk]
@@ -528,11 +531,11 @@ def test_close_all_reports_an_asset_it_could_not_sell_and_sells_the_others(user,
     from django.utils import timezone
 
     set_price("ETH", "2500")
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=D("1"))
+    place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=D("1")))
     set_price("ETH", "2500", as_of=timezone.now() - timedelta(hours=1))
 
     # when
-    _cancelled, closed = close_all_positions(user=user)
+    _cancelled, closed = close_all_positions(user=user, cancel_orders=True)
 
     # then BTC sold; ETH not, with the reason and no order (a transient refusal stores none)
     assert (closed[0].asset_id, closed[0].order.status, closed[0].error) == ("BTC", "COMPLETED", None)

@@ -20,6 +20,7 @@ from balances.models import AssetBalance, UsdBalance
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 
 pytestmark = pytest.mark.django_db
@@ -109,7 +110,9 @@ def test_bad_brokerage_orders_are_400_and_store_nothing(auth_client, user, marke
 
 def test_patch_replaces_a_pending_order(auth_client, user, market):
     # given
-    old = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")).order
+    old = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000"))
+    ).order
 
     # when
     response = auth_client.patch(f"{ORDERS}{old.pk}/", {"order_price": "42000"}, format="json")
@@ -131,7 +134,7 @@ def test_patch_replaces_a_pending_order(auth_client, user, market):
 
 
 def test_patch_of_a_filled_order_is_409(auth_client, user, market):
-    filled = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01")).order
+    filled = place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"))).order
     response = auth_client.patch(f"{ORDERS}{filled.pk}/", {"order_price": "42000"}, format="json")
     assert response.status_code == 409
     assert error_code(response) == "conflict"
@@ -139,7 +142,8 @@ def test_patch_of_a_filled_order_is_409(auth_client, user, market):
 
 def test_patch_of_another_users_order_is_404(auth_client, other_user, market):
     theirs = place_order(
-        user=other_user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")
+        user=other_user,
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")),
     ).order
     response = auth_client.patch(f"{ORDERS}{theirs.pk}/", {"order_price": "42000"}, format="json")
     assert response.status_code == 404
@@ -150,7 +154,9 @@ def test_patch_of_another_users_order_is_404(auth_client, other_user, market):
 
 @pytest.mark.parametrize("body", [{}, {"quantity": "-1"}, {"colour": "red"}, {"order_price": "abc"}])
 def test_patch_with_bad_input_is_400_and_replaces_nothing(auth_client, user, market, body):
-    old = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")).order
+    old = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000"))
+    ).order
     response = auth_client.patch(f"{ORDERS}{old.pk}/", body, format="json")
     assert response.status_code == 400, response.json()
     assert error_code(response) in {"validation_error", "unknown_field"}
@@ -159,7 +165,9 @@ def test_patch_with_bad_input_is_400_and_replaces_nothing(auth_client, user, mar
 
 
 def test_patch_beyond_the_balance_is_422(auth_client, user, market):
-    old = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")).order
+    old = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000"))
+    ).order
     response = auth_client.patch(f"{ORDERS}{old.pk}/", {"quantity": "1"}, format="json")
     assert response.status_code == 422
     assert error_code(response) == "insufficient_funds"
@@ -168,9 +176,12 @@ def test_patch_beyond_the_balance_is_422(auth_client, user, market):
 
 def test_the_browsable_patch_form_sent_back_with_one_change_replaces_the_order(api_client, user, market):
     # given a stop loss with a client_order_id, and its page in the browser (a session login)
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01")))
     old = place_order(
-        user=user, asset_id="BTC", order_type="SELL", quantity=D("0.01"), stop_price=D("45000"), client_order_id="s-2"
+        user=user,
+        request=OrderRequest(
+            asset_id="BTC", order_type="SELL", quantity=D("0.01"), stop_price=D("45000"), client_order_id="s-2"
+        ),
     ).order
     api_client.force_login(user)
     page = api_client.get(f"{ORDERS}{old.pk}/", HTTP_ACCEPT="text/html").content.decode()
@@ -197,11 +208,14 @@ def test_the_browsable_patch_form_sent_back_with_one_change_replaces_the_order(a
 
 def test_cancel_all_lists_what_it_cancelled_and_leaves_other_users_alone(auth_client, user, other_user, market):
     mine = [
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D(p)).order
+        place_order(
+            user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D(p))
+        ).order
         for p in ("40000", "41000")
     ]
     theirs = place_order(
-        user=other_user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")
+        user=other_user,
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")),
     ).order
 
     response = post(auth_client, f"{ORDERS}cancel-all/")
@@ -217,7 +231,9 @@ def test_cancel_all_lists_what_it_cancelled_and_leaves_other_users_alone(auth_cl
 def test_cancel_all_answers_the_time_each_order_was_cancelled(auth_client, user, market):
     # given
     placed = [
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D(p)).order
+        place_order(
+            user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D(p))
+        ).order
         for p in ("40000", "41000")
     ]
 
@@ -233,7 +249,7 @@ def test_cancel_all_answers_the_time_each_order_was_cancelled(auth_client, user,
 
 
 def test_close_a_position_in_part_and_then_whole(auth_client, user, market):
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.1"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
 
     half = post(auth_client, "/api/v1/asset-balances/btc/close/", {"percentage": "50"})
     assert half.status_code == 201, half.json()
@@ -246,7 +262,7 @@ def test_close_a_position_in_part_and_then_whole(auth_client, user, market):
 
 
 def test_closing_a_position_not_held_is_404(auth_client, user, other_user, market):
-    place_order(user=other_user, asset_id="BTC", order_type="BUY", quantity=D("0.1"))
+    place_order(user=other_user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
     response = post(auth_client, "/api/v1/asset-balances/BTC/close/")
     assert response.status_code == 404
     assert error_code(response) == "not_found"
@@ -263,16 +279,18 @@ def test_closing_a_position_not_held_is_404(auth_client, user, other_user, marke
     ],
 )
 def test_closing_with_bad_input_moves_nothing(auth_client, user, market, body, status, code):
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.1"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
     response = post(auth_client, "/api/v1/asset-balances/BTC/close/", body)
     assert (response.status_code, error_code(response)) == (status, code)
     assert AssetBalance.objects.get(user=user).quantity == D("0.1")
 
 
 def test_close_all_cancels_then_closes_and_says_what_happened_per_asset(auth_client, user, market):
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.1"))
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=D("1"))
-    resting = place_order(user=user, asset_id="BTC", order_type="SELL", quantity=D("0.1"), order_price=D("60000")).order
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
+    place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=D("1")))
+    resting = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="SELL", quantity=D("0.1"), order_price=D("60000"))
+    ).order
 
     response = post(auth_client, "/api/v1/asset-balances/close-all/")
 
@@ -315,7 +333,7 @@ def history(user, market):
     made = []
     for minute, spec in enumerate(specs):
         with time_machine.travel(start + timedelta(minutes=minute), tick=False):
-            made.append(place_order(user=user, **spec).order)
+            made.append(place_order(user=user, request=OrderRequest(**spec)).order)
     return start, made
 
 

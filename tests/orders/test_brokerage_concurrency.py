@@ -13,6 +13,7 @@ from core.exceptions import OrderNoLongerPending
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import cancel_all_orders, fill_resting_order, place_order, process_resting_orders, replace_order
+from orders.validation import OrderChanges, OrderRequest
 from tests.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,7 +26,10 @@ def test_a_replace_racing_the_fill_of_its_order_either_replaces_or_is_a_conflict
     set_price("BTC", "50000")
     user = make_user("racer")
     orders = [
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")).order
+        place_order(
+            user=user,
+            request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")),
+        ).order
         for _ in range(10)
     ]
     quote = set_price("BTC", "39000")
@@ -37,7 +41,7 @@ def test_a_replace_racing_the_fill_of_its_order_either_replaces_or_is_a_conflict
 
         def replace(order=order):
             try:
-                return replace_order(order=order, order_price=D("38000")).status
+                return replace_order(order=order, changes=OrderChanges(order_price=D("38000"))).status
             except OrderNoLongerPending:
                 return "conflict"
 
@@ -64,12 +68,18 @@ def test_cancel_all_racing_process_orders_ends_every_order_once(make_user, btc, 
     # given a buyer with 10 resting BUYs and a seller with 10 resting SELLs, all crossed at 45000
     set_price("BTC", "50000")
     buyer, seller = make_user("buyer"), make_user("seller")
-    place_order(user=seller, asset_id="BTC", order_type="BUY", quantity=D("0.1"))  # 5000.00
+    place_order(user=seller, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))  # 5000.00
     for _ in range(10):
-        place_order(user=buyer, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("46000"))
+        place_order(
+            user=buyer,
+            request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("46000")),
+        )
     set_price("BTC", "40000")
     for _ in range(10):
-        place_order(user=seller, asset_id="BTC", order_type="SELL", quantity=D("0.01"), order_price=D("44000"))
+        place_order(
+            user=seller,
+            request=OrderRequest(asset_id="BTC", order_type="SELL", quantity=D("0.01"), order_price=D("44000")),
+        )
     set_price("BTC", "45000")
 
     # when: two processors fill while both users cancel everything

@@ -16,6 +16,7 @@ from core.exceptions import DomainError
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order, process_resting_orders, replace_order
+from orders.validation import OrderChanges, OrderRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -43,10 +44,13 @@ def test_a_stop_never_fills_on_the_wrong_side(make_user, btc, set_price, order_t
     # given a trader with cash and BTC, and a stop (or stop-limit) placed at 50000.00
     trader = make_user(f"stopper{next(_people)}")
     set_price("BTC", "50000")
-    place_order(user=trader, asset_id="BTC", order_type="BUY", quantity=D("0.1"))
+    place_order(user=trader, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
     limit = stop + limit_offset if limit_offset is not None else None
     placed = place_order(
-        user=trader, asset_id="BTC", order_type=order_type, quantity=D("0.01"), stop_price=stop, order_price=limit
+        user=trader,
+        request=OrderRequest(
+            asset_id="BTC", order_type=order_type, quantity=D("0.01"), stop_price=stop, order_price=limit
+        ),
     ).order
     prices = [D("50000")]
 
@@ -91,7 +95,9 @@ def test_a_notional_buy_never_costs_more_than_its_notional(
     # when
     refused = None
     try:
-        bought = place_order(user=trader, asset_id=asset.asset_id, order_type="BUY", notional=notional).order
+        bought = place_order(
+            user=trader, request=OrderRequest(asset_id=asset.asset_id, order_type="BUY", notional=notional)
+        ).order
     except DomainError as error:  # less than one step, or below the minimum order value
         refused = error.code
     if refused is not None:
@@ -118,9 +124,11 @@ def test_replacing_never_leaves_two_live_orders(make_user, btc, set_price, order
     # given a resting limit order away from the market
     trader = make_user(f"replacer{next(_people)}")
     set_price("BTC", "50000")
-    place_order(user=trader, asset_id="BTC", order_type="BUY", quantity=D("0.1"))
+    place_order(user=trader, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
     away = D("45000") if order_type == "BUY" else D("55000")
-    live = place_order(user=trader, asset_id="BTC", order_type=order_type, quantity=D("0.01"), order_price=away).order
+    live = place_order(
+        user=trader, request=OrderRequest(asset_id="BTC", order_type=order_type, quantity=D("0.01"), order_price=away)
+    ).order
 
     for action, value in edits:
         # when
@@ -130,10 +138,11 @@ def test_replacing_never_leaves_two_live_orders(make_user, btc, set_price, order
                 set_price("BTC", str(value))
                 process_resting_orders()
             elif action == "replace_price":
-                live = replace_order(order=Order.objects.get(pk=live.pk), order_price=value)
+                live = replace_order(order=Order.objects.get(pk=live.pk), changes=OrderChanges(order_price=value))
             else:
                 live = replace_order(
-                    order=Order.objects.get(pk=live.pk), quantity=(value / D("1000000")).quantize(D("0.0001"))
+                    order=Order.objects.get(pk=live.pk),
+                    changes=OrderChanges(quantity=(value / D("1000000")).quantize(D("0.0001"))),
                 )
         except DomainError as error:  # filled first (409), or the new hold does not fit
             refused = error.code

@@ -26,6 +26,7 @@ from orders.lock_objects import claim_pending_order
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import OrderFailed, cancel_order, fill_resting_order, place_order, process_resting_orders
+from orders.validation import OrderRequest
 from tests.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,7 +42,9 @@ def usd(user) -> tuple[Decimal, Decimal]:
 def market_buy(user, quantity: str = "0.01"):
     def call() -> str:
         try:
-            return place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D(quantity)).order.status
+            return place_order(
+                user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D(quantity))
+            ).order.status
         except OrderFailed as error:
             return error.code
 
@@ -49,7 +52,10 @@ def market_buy(user, quantity: str = "0.01"):
 
 
 def limit_order(user, order_type: str, quantity: str, price: str) -> Order:
-    order = place_order(user=user, asset_id="BTC", order_type=order_type, quantity=D(quantity), order_price=D(price))
+    order = place_order(
+        user=user,
+        request=OrderRequest(asset_id="BTC", order_type=order_type, quantity=D(quantity), order_price=D(price)),
+    )
     assert order.order.status == "PENDING"
     return order.order
 
@@ -119,7 +125,7 @@ def test_a_cancel_racing_a_fill_has_one_effect_never_both(make_user, btc, set_pr
     buy_orders = [limit_order(user, "BUY", "0.01", "51000") for user in buyers for _ in range(5)]
     set_price("BTC", "48000")
     for seller in sellers:
-        place_order(user=seller, asset_id="BTC", order_type="BUY", quantity=D("0.05"))  # 2400.00
+        place_order(user=seller, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.05")))  # 2400.00
     sell_orders = [limit_order(user, "SELL", "0.01", "49000") for user in sellers for _ in range(5)]
     everything = buy_orders + sell_orders
     set_price("BTC", "50000")  # now every one of them is crossed
@@ -175,7 +181,9 @@ def test_a_market_buy_is_one_statement_that_takes_the_user_lock_first(user, btc,
 
     # when
     with CaptureQueriesContext(connection) as captured:
-        placed = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01")).order
+        placed = place_order(
+            user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+        ).order
 
     # then: validation, the price (no lock), then one statement (inside this test's
     # transaction it also gets a savepoint)
@@ -222,7 +230,9 @@ def test_the_market_buy_takes_the_user_lock_first_and_chains_each_write_to_the_o
 def test_a_resting_fill_locks_the_user_before_any_write(user, btc, set_price):
     # given a resting limit BUY that the market then crosses
     set_price("BTC", "50000")
-    order = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")).order
+    order = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000"))
+    ).order
     quote = set_price("BTC", "39000")
 
     # when
@@ -259,7 +269,8 @@ def test_a_claimed_order_is_skipped_by_another_processor_without_waiting(make_us
     # given a resting order that another process_orders (another connection) has claimed
     set_price("BTC", "50000")
     order = place_order(
-        user=make_user("claimant"), asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")
+        user=make_user("claimant"),
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")),
     ).order
     claimed, release = threading.Event(), threading.Event()
 

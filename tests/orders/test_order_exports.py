@@ -19,6 +19,7 @@ from accounts.services import issue_token
 from core.api.csv_export import CsvExportMixin
 from orders.api import ORDER_TEXT
 from orders.services import cancel_order, place_order
+from orders.validation import OrderRequest
 from tests.api_helpers import as_csv_cells, asgi_get, csv_table, error_code, json_pages
 
 ORDERS = "/api/v1/orders/"
@@ -73,7 +74,9 @@ def orders_of_every_kind(user, btc, eth, set_price):
 
     def order(asset_id, order_type, quantity, **extra):
         placed.append(
-            place_order(user=user, asset_id=asset_id, order_type=order_type, quantity=D(quantity), **extra).order
+            place_order(
+                user=user, request=OrderRequest(asset_id=asset_id, order_type=order_type, quantity=D(quantity), **extra)
+            ).order
         )
         return placed[-1]
 
@@ -148,7 +151,10 @@ def test_orders_of_one_instant_are_exported_in_the_lists_order_across_chunks(use
     with time_machine.travel(datetime(2026, 3, 2, 12, tzinfo=UTC), tick=False):
         set_price("BTC", "50000")
         for _ in range(10):
-            place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("100"))
+            place_order(
+                user=user,
+                request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("100")),
+            )
     client = client_for(user)
 
     for direction in ("desc", "asc"):
@@ -249,7 +255,10 @@ def test_under_asgi_the_export_is_an_asynchronous_stream_with_the_same_rows(user
     # given
     set_price("BTC", "50000")
     for n in range(7):
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), client_order_id=f"a-{n}")
+        place_order(
+            user=user,
+            request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), client_order_id=f"a-{n}"),
+        )
     token = issue_token(user=user).key
     wsgi = APIClient()
     wsgi.credentials(HTTP_AUTHORIZATION=f"Token {token}")

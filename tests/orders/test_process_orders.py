@@ -21,6 +21,7 @@ from django.utils import timezone
 from balances.models import AssetBalance, UsdBalance
 from orders.models import Order
 from orders.services import FailingOrders, cancel_order, place_order, process_resting_orders
+from orders.validation import OrderRequest
 from tests.processes import PYTHON, ROOT, OwnRedis, database_url, free_port, python_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,7 +32,9 @@ MAX_QUANTITY = D("99999999999999999999.999999999999999999")
 
 
 def resting_buy(user, quantity: str, limit: str) -> Order:
-    order = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D(quantity), order_price=D(limit)).order
+    order = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D(quantity), order_price=D(limit))
+    ).order
     assert order.status == "PENDING"
     return order
 

@@ -18,6 +18,7 @@ from accounts.services import issue_token
 from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
 from orders.services import OrderFailed, place_order, process_resting_orders
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 from tests.threads import run_concurrently
 
@@ -133,7 +134,7 @@ def test_a_stop_triggered_on_arrival_is_stored_as_answered_and_replays(
     auth_client, user, btc_at_50k, order_type, prices, kind
 ):
     # given a holding to sell
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.02"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.02")))
     payload = {"asset_id": "BTC", "order_type": order_type, "quantity": "0.01", "client_order_id": "s-1", **prices}
     # when
     first = auth_client.post(ORDERS, payload, format="json")
@@ -223,7 +224,10 @@ def test_a_failing_market_buy_taking_the_key_mid_placement_makes_a_limit_order_a
 
     def failing_market_buy():
         try:
-            place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("1"), client_order_id="k")
+            place_order(
+                user=user,
+                request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("1"), client_order_id="k"),
+            )
         except OrderFailed as error:
             outcome["market"] = error.code
         finally:
@@ -240,11 +244,13 @@ def test_a_failing_market_buy_taking_the_key_mid_placement_makes_a_limit_order_a
     with pytest.raises(orders.services.Conflict) as conflict:
         place_order(
             user=user,
-            asset_id="BTC",
-            order_type="BUY",
-            quantity=Decimal("0.01"),
-            order_price=Decimal("40000"),
-            client_order_id="k",
+            request=OrderRequest(
+                asset_id="BTC",
+                order_type="BUY",
+                quantity=Decimal("0.01"),
+                order_price=Decimal("40000"),
+                client_order_id="k",
+            ),
         )
     # then: the market BUY failed as it should, the limit order is a 409 naming it, and
     # only the FAILED order exists, holding nothing

@@ -25,6 +25,7 @@ from orders.services import (
     process_resting_orders,
     reset_account,
 )
+from orders.validation import OrderRequest
 from tests.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -32,7 +33,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def resting(user, order_type: str, quantity: str, price: str) -> Order:
     order = place_order(
-        user=user, asset_id="BTC", order_type=order_type, quantity=D(quantity), order_price=D(price)
+        user=user,
+        request=OrderRequest(asset_id="BTC", order_type=order_type, quantity=D(quantity), order_price=D(price)),
     ).order
     assert order.status == "PENDING"
     return order
@@ -44,7 +46,9 @@ def market_buys(user, count: int):
         for _ in range(count):
             try:
                 outcomes.append(
-                    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01")).order.status
+                    place_order(
+                        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+                    ).order.status
                 )
             except OrderFailed as error:
                 outcomes.append(error.code)
@@ -79,7 +83,7 @@ def test_a_reset_racing_buys_fills_cancels_and_processors_leaves_no_order_filled
     # which crosses every BUY
     alice = make_user(f"alice{run}")
     set_price("BTC", "50000")
-    place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=D("0.02"))
+    place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.02")))
     buys = [resting(alice, "BUY", "0.01", "45000") for _ in range(12)]
     sells = [resting(alice, "SELL", "0.01", "60000") for _ in range(2)]
     before_reset = {order.pk for order in buys + sells}
@@ -138,7 +142,7 @@ def test_two_resets_with_one_client_reference_at_once_reset_once(make_user, btc,
     # given
     alice = make_user("alice")
     set_price("BTC", "50000")
-    place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+    place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01")))
 
     # when eight threads send the same reset at once
     results = run_concurrently(
@@ -195,7 +199,7 @@ def test_a_fill_queued_behind_a_reset_finds_its_order_cancelled_and_fills_nothin
     # given alice's holding and her resting BUY, which the market now crosses
     alice = make_user("alice")
     set_price("BTC", "50000")
-    place_order(user=alice, asset_id="BTC", order_type="BUY", quantity=D("0.01"))
+    place_order(user=alice, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01")))
     order = resting(alice, "BUY", "0.01", "45000")
     quote = set_price("BTC", "44000")
     holding_locked, release = threading.Event(), threading.Event()

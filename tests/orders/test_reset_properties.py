@@ -21,6 +21,7 @@ from core.exceptions import DomainError
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import cancel_all_orders, place_order, process_resting_orders, reset_account
+from orders.validation import OrderRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -53,12 +54,16 @@ def apply(trader, step, value) -> None:
     elif step == "withdraw":
         withdraw(user=trader, amount=value)
     elif step in ("market_buy", "market_sell"):
-        place_order(user=trader, asset_id="BTC", order_type=step.split("_")[1].upper(), quantity=value)
+        place_order(
+            user=trader, request=OrderRequest(asset_id="BTC", order_type=step.split("_")[1].upper(), quantity=value)
+        )
     elif step in ("limit_buy", "limit_sell", "stop_buy", "stop_sell"):
         kind, side = step.split("_")
         amount, at = value
         prices = {"order_price": at} if kind == "limit" else {"stop_price": at}
-        place_order(user=trader, asset_id="BTC", order_type=side.upper(), quantity=amount, **prices)
+        place_order(
+            user=trader, request=OrderRequest(asset_id="BTC", order_type=side.upper(), quantity=amount, **prices)
+        )
     elif step == "cancel_all":
         cancel_all_orders(user=trader)
     elif step == "reset":

@@ -20,6 +20,7 @@ from core.exceptions import Conflict, InvalidRequest, OrderNotCancellable, Price
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import OrderFailed, cancel_order, place_order, process_resting_orders
+from orders.validation import OrderRequest
 
 pytestmark = pytest.mark.django_db
 
@@ -37,11 +38,15 @@ def holding(user, asset_id: str = "BTC") -> AssetBalance:
 
 
 def buy(user, quantity: str, asset_id: str = "BTC", **extra) -> Order:
-    return place_order(user=user, asset_id=asset_id, order_type="BUY", quantity=D(quantity), **extra).order
+    return place_order(
+        user=user, request=OrderRequest(asset_id=asset_id, order_type="BUY", quantity=D(quantity), **extra)
+    ).order
 
 
 def sell(user, quantity: str, asset_id: str = "BTC", **extra) -> Order:
-    return place_order(user=user, asset_id=asset_id, order_type="SELL", quantity=D(quantity), **extra).order
+    return place_order(
+        user=user, request=OrderRequest(asset_id=asset_id, order_type="SELL", quantity=D(quantity), **extra)
+    ).order
 
 
 def cash_rows(user) -> list[tuple]:
@@ -544,11 +549,15 @@ def test_a_missing_price_refuses_the_order_stores_nothing_and_moves_nothing(user
 
 def test_repeating_a_client_order_id_returns_the_original_order_and_moves_nothing(user, market, money_snapshot):
     # given
-    first = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), client_order_id="c-1")
+    first = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), client_order_id="c-1")
+    )
     after_first = money_snapshot(user)
 
     # when
-    again = place_order(user=user, asset_id="BTC", order_type="BUY", quantity=D("0.010"), client_order_id="c-1")
+    again = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.010"), client_order_id="c-1")
+    )
 
     # then
     assert (first.created, again.created) == (True, False)
@@ -566,12 +575,12 @@ def test_repeating_a_client_order_id_returns_the_original_order_and_moves_nothin
 def test_reusing_a_client_order_id_for_another_order_is_a_conflict(user, market, money_snapshot, changed):
     # given
     original = {"asset_id": "BTC", "order_type": "BUY", "quantity": D("0.01")}
-    place_order(user=user, client_order_id="c-1", **original)
+    place_order(user=user, request=OrderRequest(client_order_id="c-1", **original))
     before = money_snapshot(user)
 
     # when / then
     with pytest.raises(Conflict):
-        place_order(user=user, client_order_id="c-1", **{**original, **changed})
+        place_order(user=user, request=OrderRequest(client_order_id="c-1", **{**original, **changed}))
     assert Order.objects.count() == 1
     assert money_snapshot(user) == before
 
@@ -581,7 +590,10 @@ def test_client_order_ids_belong_to_one_user(user, other_user, market):
     buy(user, "0.01", client_order_id="c-1")
 
     # when
-    placed = place_order(user=other_user, asset_id="BTC", order_type="BUY", quantity=D("0.01"), client_order_id="c-1")
+    placed = place_order(
+        user=other_user,
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), client_order_id="c-1"),
+    )
 
     # then
     assert placed.created is True
@@ -710,7 +722,10 @@ def attempt(trader, action: str, quantity: Decimal, price: Decimal, set_price) -
             held = AssetBalance.objects.filter(user=trader, asset_id="BTC").first()
             if order_type == "SELL" and held is not None and held.available_quantity > 0:
                 quantity = min(quantity, held.available_quantity)  # mostly sell what is there
-            place_order(user=trader, asset_id="BTC", order_type=order_type, quantity=quantity, order_price=limit)
+            place_order(
+                user=trader,
+                request=OrderRequest(asset_id="BTC", order_type=order_type, quantity=quantity, order_price=limit),
+            )
     except OrderFailed as error:
         return error.code
     except InvalidRequest as error:

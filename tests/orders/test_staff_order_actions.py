@@ -15,6 +15,7 @@ from accounts.services import issue_token
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 
 ORDERS = "/api/v1/orders/"
@@ -36,7 +37,8 @@ def carol(make_user):
 def carols_order(carol, btc_at_50k) -> Order:
     """A limit BUY far below the market: PENDING, holding 0.01 x 1000 = 10.00 USD."""
     return place_order(
-        user=carol, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")
+        user=carol,
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")),
     ).order
 
 
@@ -60,7 +62,10 @@ def as_role(make_user, staff_groups, carol):
             if role in ("support", "operations"):
                 caller.groups.add(staff_groups[role.capitalize()])
             place_order(
-                user=caller, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("900")
+                user=caller,
+                request=OrderRequest(
+                    asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("900")
+                ),
             )
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user=caller).key}")
@@ -177,7 +182,8 @@ def test_cancel_all_for_another_user_needs_the_cancel_permission_and_never_cance
 def test_the_owners_own_cancel_and_replace_record_no_actor(auth_client, user, btc_at_50k):
     # given
     order = place_order(
-        user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")
+        user=user,
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")),
     ).order
 
     # when
@@ -219,7 +225,10 @@ def test_cancel_all_for_another_user_reads_nothing_per_order(as_role, carol, btc
     def rest(count: int) -> None:
         for i in range(count):
             place_order(
-                user=carol, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal(1000 + i)
+                user=carol,
+                request=OrderRequest(
+                    asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal(1000 + i)
+                ),
             )
 
     # then token + user, the back-office group, the permissions (2), carol; then savepoint, the

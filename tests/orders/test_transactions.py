@@ -11,6 +11,7 @@ from django.db import transaction
 
 from orders.models import Order
 from orders.services import place_order
+from orders.validation import OrderRequest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,5 +26,10 @@ def test_place_order_refuses_to_run_inside_a_callers_transaction(user, btc, set_
 
     # when / then
     with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
-        place_order(user=user, asset_id="BTC", order_type=order_type, quantity=Decimal("0.01"), order_price=order_price)
+        place_order(
+            user=user,
+            request=OrderRequest(
+                asset_id="BTC", order_type=order_type, quantity=Decimal("0.01"), order_price=order_price
+            ),
+        )
     assert Order.objects.count() == 0

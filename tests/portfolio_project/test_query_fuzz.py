@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orders.services import place_order
+from orders.validation import OrderRequest
 from tests.api_helpers import error_code
 from tests.price_records import record_btc_minutes
 from tests.query_fuzz import FUZZ_SETTINGS, hostile_values, values_for
@@ -43,8 +44,11 @@ def account(user, btc, eth, set_price):
     record_btc_minutes(btc)
     set_price("BTC", "50000")
     set_price("ETH", "2000")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.05"))
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=Decimal("1"), order_price=Decimal("1000"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.05")))
+    place_order(
+        user=user,
+        request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=Decimal("1"), order_price=Decimal("1000")),
+    )
     return user
 
 

@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
 
 from accounts.services import issue_token
 from orders.services import place_order
+from orders.validation import OrderRequest
 from portfolio_project.wsgi import application
 
 MAX_EXAMPLES = 25
@@ -81,11 +82,12 @@ def account(user, btc, eth, set_price):
     Returns the user's token and the real identifiers to point generated requests at."""
     set_price("BTC", "50000")
     set_price("ETH", "2000")
-    place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.05"))
-    place_order(user=user, asset_id="ETH", order_type="BUY", quantity=Decimal("1"))
-    place_order(user=user, asset_id="ETH", order_type="SELL", quantity=Decimal("0.25"))
+    place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.05")))
+    place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=Decimal("1")))
+    place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="SELL", quantity=Decimal("0.25")))
     resting = place_order(
-        user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("40000")
+        user=user,
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("40000")),
     ).order
     token = issue_token(user=user).key
     return token, {"asset_id": "BTC", "order_id": str(resting.order_id)}

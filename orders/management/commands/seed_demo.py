@@ -35,6 +35,7 @@ from core.exceptions import DomainError
 from core.money import to_price
 from orders.models import Order
 from orders.services import cancel_order, place_order
+from orders.validation import OrderRequest
 
 DEMO_USERNAMES = ("demo_alice", "demo_bob", "demo_carol")
 PREFERRED_ASSETS = ("BTC", "ETH", "SOL")
@@ -106,7 +107,10 @@ class Command(BaseCommand):
             if half > 0 and half * bought.executed_price >= settings.MIN_ORDER_NOTIONAL:
                 self._step(
                     f"market SELL {half} {first.asset_id}",
-                    lambda: place_order(user=user, asset_id=first.asset_id, order_type=Order.Type.SELL, quantity=half),
+                    lambda: place_order(
+                        user=user,
+                        request=OrderRequest(asset_id=first.asset_id, order_type=Order.Type.SELL, quantity=half),
+                    ),
                 )
 
         self._limit(user, second, usd=Decimal("500"), factor=RESTING_LIMIT_FACTOR)
@@ -121,7 +125,9 @@ class Command(BaseCommand):
         quantity = quantity_worth(asset, usd, quote.price)
         placed = self._step(
             f"market {side} {quantity} {asset.asset_id}",
-            lambda: place_order(user=user, asset_id=asset.asset_id, order_type=side, quantity=quantity),
+            lambda: place_order(
+                user=user, request=OrderRequest(asset_id=asset.asset_id, order_type=side, quantity=quantity)
+            ),
         )
         return placed.order if placed is not None else None
 
@@ -134,7 +140,10 @@ class Command(BaseCommand):
         placed = self._step(
             f"limit BUY {quantity} {asset.asset_id} at {limit.normalize():f}",
             lambda: place_order(
-                user=user, asset_id=asset.asset_id, order_type=Order.Type.BUY, quantity=quantity, order_price=limit
+                user=user,
+                request=OrderRequest(
+                    asset_id=asset.asset_id, order_type=Order.Type.BUY, quantity=quantity, order_price=limit
+                ),
             ),
         )
         return placed.order if placed is not None else None
@@ -198,7 +207,10 @@ class Command(BaseCommand):
             if half > 0:
                 self._step(
                     f"market SELL {half} {asset.asset_id}",
-                    lambda: place_order(user=user, asset_id=asset.asset_id, order_type=Order.Type.SELL, quantity=half),
+                    lambda: place_order(
+                        user=user,
+                        request=OrderRequest(asset_id=asset.asset_id, order_type=Order.Type.SELL, quantity=half),
+                    ),
                 )
                 return
         self._market(user, asset, Order.Type.BUY, usd=Decimal("600") + Decimal(40 * (step % 5)))

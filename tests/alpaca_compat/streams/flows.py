@@ -13,6 +13,7 @@ from balances.models import AssetBalance, AssetTransaction
 from orders.events import Event, announce, order_event
 from orders.models import Order
 from orders.services import OrderFailed, cancel_order, expire_order, place_order, replace_order
+from orders.validation import OrderChanges, OrderOrigin, OrderRequest
 
 
 def _announce(*events) -> None:
@@ -23,12 +24,14 @@ def _announce(*events) -> None:
 def rest_limit_buy(user, *, price: str = "40000", quantity: str = "0.01", client_order_id=None) -> Order:
     order = place_order(
         user=user,
-        asset_id="BTC",
-        order_type="BUY",
-        quantity=Decimal(quantity),
-        order_price=Decimal(price),
-        client_order_id=client_order_id,
-        placed_via=Order.PlacedVia.ALPACA,
+        request=OrderRequest(
+            asset_id="BTC",
+            order_type="BUY",
+            quantity=Decimal(quantity),
+            order_price=Decimal(price),
+            client_order_id=client_order_id,
+        ),
+        origin=OrderOrigin(placed_via=Order.PlacedVia.ALPACA),
     ).order
     _announce(order_event(Event.NEW, order, at=order.created_at))
     return order
@@ -43,7 +46,10 @@ def fill_event(order: Order):
 
 def market_buy(user, *, quantity: str = "0.01", client_order_id=None) -> Order:
     order = place_order(
-        user=user, asset_id="BTC", order_type="BUY", quantity=Decimal(quantity), client_order_id=client_order_id
+        user=user,
+        request=OrderRequest(
+            asset_id="BTC", order_type="BUY", quantity=Decimal(quantity), client_order_id=client_order_id
+        ),
     ).order
     _announce(fill_event(order))
     return order
@@ -62,7 +68,7 @@ def expire(order: Order) -> Order:
 
 
 def replace(order: Order, *, price: str) -> Order:
-    new = replace_order(order=order, order_price=Decimal(price))
+    new = replace_order(order=order, changes=OrderChanges(order_price=Decimal(price)))
     old = Order.objects.get(pk=order.pk)
     _announce(order_event(Event.REPLACED, old, at=old.updated_at), order_event(Event.NEW, new, at=new.created_at))
     return new
@@ -70,7 +76,7 @@ def replace(order: Order, *, price: str) -> Order:
 
 def rejected_buy(user, *, quantity: str) -> Order:
     try:
-        place_order(user=user, asset_id="BTC", order_type="BUY", quantity=Decimal(quantity))
+        place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal(quantity)))
     except OrderFailed as failed:
         _announce(order_event(Event.REJECTED, failed.order, at=timezone.now()))
         return failed.order

@@ -22,6 +22,7 @@ from balances.lock_objects import usd_balance_for_update
 from orders.events import Event, OrderEvent, announce, order_event
 from orders.models import Order
 from orders.services import place_order
+from orders.validation import OrderRequest
 from tests.alpaca_compat.streams import flows
 from tests.alpaca_compat.streams.clients import StalledClient
 from tests.processes import wait_for
@@ -239,7 +240,8 @@ def test_a_rolled_back_transaction_announces_nothing(streams, user, make_key, bt
     # given
     key, secret = make_key(user)
     order = place_order(
-        user=user, asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal(1000)
+        user=user,
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal(1000)),
     )
     order = order.order
 
