@@ -134,7 +134,6 @@ def _move_cash(
                 "Not enough available USD.",
                 details={"available": balance.available, "requested": -amount},
             )
-        check_balance_limit_locked(balance=balance, amount=amount)
         row = apply_cash_locked(
             balance=balance,
             transaction_type=transaction_type,
@@ -200,16 +199,17 @@ def apply_cash_locked(
     balance: UsdBalance,
     transaction_type: str,
     amount: Decimal,
-    order=None,
     client_reference: str | None = None,
     note: str = "",
     actor: AbstractBaseUser | None = None,
     held_change: Decimal = ZERO,
 ) -> CashTransaction:
     """Change a locked USD balance by ``amount`` (and its hold by ``held_change``) and write
-    the ledger row that explains it. The caller holds the user lock. Raises
-    BalanceLimitExceeded, before writing, when a credit would pass MAX_USD_BALANCE."""
-    check_balance_limit_locked(balance=balance, amount=amount)
+    the ledger row that explains it: a deposit, a withdrawal, an adjustment or a reset (a
+    fill's cash moves in its settlement statement, ``orders.settlement``). The caller holds
+    the user lock. Raises BalanceLimitExceeded, before writing, when a credit would pass
+    MAX_USD_BALANCE."""
+    check_balance_limit(current_balance=balance.current_balance, amount=amount)
     balance.current_balance += amount
     balance.held += held_change
     balance.updated_at = timezone.now()
@@ -219,27 +219,31 @@ def apply_cash_locked(
         transaction_type=transaction_type,
         amount=amount,
         balance_after=balance.current_balance,
-        order=order,
         client_reference=client_reference,
         note=note,
         actor=actor,
     )
 
 
-def check_balance_limit_locked(*, balance: UsdBalance, amount: Decimal) -> None:
-    """Raise BalanceLimitExceeded if crediting ``amount`` would take the locked balance past
-    MAX_USD_BALANCE. The cap keeps every balance, and so every fill and hold it pays for,
-    far inside its column: without it a user could grow a balance until a resting SELL's
-    fill overflowed it, and that stopped process_orders for everyone."""
-    if amount > 0 and balance.current_balance + amount > settings.MAX_USD_BALANCE:
+def check_balance_limit(*, current_balance: Decimal, amount: Decimal) -> None:
+    """Raise BalanceLimitExceeded if crediting ``amount`` would take a balance of
+    ``current_balance`` (read under the user lock) past MAX_USD_BALANCE. The cap keeps every
+    balance, and so every fill and hold it pays for, far inside its column: without it a user
+    could grow a balance until a resting SELL's fill overflowed it, and that stopped
+    process_orders for everyone."""
+    if amount > 0 and current_balance + amount > settings.MAX_USD_BALANCE:
         raise BalanceLimitExceeded(
             f"A USD balance is at most {settings.MAX_USD_BALANCE}.",
-            details={
-                "current_balance": balance.current_balance,
-                "credit": amount,
-                "limit": settings.MAX_USD_BALANCE,
-            },
+            details={"current_balance": current_balance, "credit": amount, "limit": settings.MAX_USD_BALANCE},
         )
+
+
+def require_unheld(*, available: Decimal, quantity: Decimal, message: str) -> None:
+    """Raise InsufficientAsset (``message``) unless ``available``, the quantity of a holding
+    that no open SELL holds (and what the caller frees), covers ``quantity``: the one check
+    of every sale, resting SELL, close and negative adjustment."""
+    if available < quantity:
+        raise InsufficientAsset(message, details={"available": available, "required": quantity})
 
 
 @transaction.atomic(savepoint=False)
@@ -265,45 +269,23 @@ def change_held_quantity_locked(*, holding: AssetBalance, change: Decimal) -> No
 
 @transaction.atomic(savepoint=False)
 def update_asset_balance(
-    *,
-    holding: AssetBalance | None,
-    user_id: int,
-    asset: Asset,
-    quantity: Decimal,
-    price: Decimal | None,
-    at: datetime,
-    held_change: Decimal = ZERO,
+    *, holding: AssetBalance | None, user_id: int, asset: Asset, quantity: Decimal, at: datetime
 ) -> AssetBalance:
-    """Apply a signed quantity change that is not a purchase (a sale, with its ``price``, or
-    an adjustment) to a locked holding, or create it, and return it. The average purchase
-    price is unchanged, except that it resets to 0 when the holding empties; purchases go
-    through ``orders.settlement`` (the bought-quantity upsert). The caller holds the user lock and writes the
-    asset ledger row."""
+    """Apply a signed adjustment of its quantity to a locked holding, or create it, and return
+    it. The average purchase price is unchanged, except that it resets to 0 when the holding
+    empties (a fill's holding moves in its settlement statement, ``orders.settlement``). The
+    caller holds the user lock and writes the asset ledger row."""
     if holding is None:
         holding = AssetBalance(user_id=user_id, asset=asset)
     with localcontext(EXACT):
-        new_quantity = holding.quantity + quantity
-        if quantity < 0 and price is not None:
-            holding.total_sold += -quantity
-        if new_quantity == 0:
-            holding.average_purchase_price = ZERO
-        holding.quantity = new_quantity
-        holding.held_quantity += held_change
-    holding.last_transaction_at = at
-    holding.updated_at = at
+        holding.quantity += quantity
+    if holding.quantity == 0:
+        holding.average_purchase_price = ZERO
+    holding.last_transaction_at = holding.updated_at = at
     if holding.pk is None:
         holding.save(force_insert=True)
     else:
-        holding.save(
-            update_fields=[
-                "quantity",
-                "held_quantity",
-                "average_purchase_price",
-                "total_sold",
-                "last_transaction_at",
-                "updated_at",
-            ]
-        )
+        holding.save(update_fields=["quantity", "average_purchase_price", "last_transaction_at", "updated_at"])
     return holding
 
 
@@ -344,14 +326,11 @@ def adjust_asset_balance(
                     )
                 return AssetMovement(existing, created=False)
         holding = asset_balance_for_update(user_id=user.pk, asset_id=asset.asset_id)
-        available = holding.available_quantity if holding else ZERO
-        if quantity < 0 and available < -quantity:
-            raise InsufficientAsset(
-                f"Not enough unheld {asset.asset_id}.",
-                details={"available": available, "requested": -quantity},
-            )
+        if quantity < 0:
+            available = holding.available_quantity if holding else ZERO
+            require_unheld(available=available, quantity=-quantity, message=f"Not enough unheld {asset.asset_id}.")
         now = timezone.now()
-        update_asset_balance(holding=holding, user_id=user.pk, asset=asset, quantity=quantity, price=None, at=now)
+        update_asset_balance(holding=holding, user_id=user.pk, asset=asset, quantity=quantity, at=now)
         row = AssetTransaction.objects.create(
             user=user,
             asset=asset,

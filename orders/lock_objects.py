@@ -1,16 +1,24 @@
-"""Order-state transitions as compare-and-swap updates.
+"""Order-state transitions as compare-and-swap updates, and the claim of process_orders
+(docs/DESIGN.md, "Lock order").
 
-An order is the last thing a flow locks (after the user's USD balance and the asset
-balance). Rather than a SELECT ... FOR UPDATE and a save, its transitions are one
-``UPDATE ... WHERE status = 'PENDING'``: the row count says whether this worker won, so two
-copies of process_orders, or a cancel racing a fill, can never both act on one order.
+An order's row is never locked by a SELECT: its transitions are one ``UPDATE ... WHERE
+status = 'PENDING'``, and the row count says whether this worker won, so two copies of
+process_orders, or a cancel racing a fill, can never both act on one order (a fill's own
+compare-and-swap is inside its settlement statement, ``orders.settlement``). Like the
+balances' locks, every function here refuses to run outside a transaction: a transition
+belongs to the transaction that holds the owner's user lock.
 """
 
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from django.db import connection
 from django.utils import timezone
 
 from balances.lock_objects import require_transaction
+from balances.models import UsdBalance
 from orders.models import Order
 
 
@@ -23,26 +31,50 @@ def transition_pending(*, order_id, to_status: str, **fields) -> bool:
     return updated == 1
 
 
-def claim_pending_order(*, order_id) -> Order | None:
+def trigger_pending(*, order_id, at: datetime) -> bool:
+    """Mark a PENDING stop triggered at ``at`` (a stop-limit that now rests as a limit order);
+    False if it was not PENDING. The caller holds the owner's user lock."""
+    require_transaction()
+    return Order.objects.filter(pk=order_id, status=Order.Status.PENDING).update(triggered_at=at, updated_at=at) == 1
+
+
+class Claimed(NamedTuple):
+    order: Order
+    usd: UsdBalance  # the owner's USD balance, locked: the user lock
+
+
+_ORDER_FIELDS = [field.attname for field in Order._meta.concrete_fields]
+_USD_FIELDS = [field.attname for field in UsdBalance._meta.concrete_fields]
+_CLAIM_SQL = f"""
+SELECT {", ".join(f"o.{connection.ops.quote_name(f.column)}" for f in Order._meta.concrete_fields)},
+       {", ".join(f"u.{connection.ops.quote_name(f.column)}" for f in UsdBalance._meta.concrete_fields)}
+FROM orders_order o JOIN balances_usdbalance u ON u.user_id = o.user_id
+WHERE o.order_id = %s AND o.status = '{Order.Status.PENDING}'
+  AND pg_try_advisory_xact_lock(hashtextextended(o.order_id::text, 0))
+FOR NO KEY UPDATE OF u
+"""
+
+
+def claim_pending_order(*, order_id) -> Claimed | None:
     """The PENDING order, claimed for this transaction with a non-blocking advisory lock on
-    its id; None when it is gone, no longer pending, or another process has claimed it.
+    its id, with its owner's user lock taken: one query. None when it is gone, no longer
+    pending, or another process has claimed it (then without waiting for anything).
 
     The claim lets several process_orders copies share one list of crossed orders: the
     loser of a claim moves on at once instead of queueing on the owner's user lock only to
-    lose the compare-and-swap. It is not the guard against double fills (the CAS is) and
-    it cannot deadlock: no flow ever waits for an advisory lock.
+    lose the compare-and-swap. It is not the guard against double fills (the CAS is: the
+    order read here is not locked, and may have left PENDING while this waited for the
+    user lock) and it cannot deadlock: no flow ever waits for an advisory lock.
     """
     require_transaction()
-    claim = RawSQL(
-        "pg_try_advisory_xact_lock(hashtextextended(orders_order.order_id::text, 0))", [], output_field=BooleanField()
-    )
-    return (
-        Order.objects.select_related("asset")
-        .filter(pk=order_id, status=Order.Status.PENDING)
-        .annotate(claimed=claim)
-        .filter(claimed=True)
-        .first()
-    )
+    with connection.prepared_cursor() as cursor:  # one per resting order process_orders fills
+        cursor.execute(_CLAIM_SQL, [order_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = len(_ORDER_FIELDS)
+    order = Order.from_db(connection.alias, _ORDER_FIELDS, row[:split])
+    return Claimed(order, UsdBalance.from_db(connection.alias, _USD_FIELDS, row[split:]))
 
 
 def release_client_order_id(order: Order) -> bool:
@@ -56,6 +88,7 @@ def release_client_order_id(order: Order) -> bool:
     the key rather than by a data migration: the rows are few, and the key is needed only
     then. A compare-and-swap on the key: two retries racing free it once, and the unique
     index then lets one of them place it. False when another request freed it first."""
+    require_transaction()
     details = {**order.failure_details, "client_order_id": order.client_order_id}
     freed = Order.objects.filter(pk=order.pk, client_order_id=order.client_order_id).update(
         client_order_id=None, failure_details=details, updated_at=timezone.now()

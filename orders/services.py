@@ -36,6 +36,7 @@ from balances.services import (
     change_held_quantity_locked,
     change_hold_locked,
     replay_reset_locked,
+    require_unheld,
     reset_balances_locked,
     validate_reset_cash,
 )
@@ -57,15 +58,16 @@ from orders.lock_objects import (
     release_client_order_id,
     transition_every_pending,
     transition_pending,
+    trigger_pending,
 )
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
 from orders.selectors import pending_order_ids_crossed
 from orders.settlement import (
+    as_stored,
     durable_statement,
     execute_buy_order,
     execute_sell_order,
-    fill_resting_buy_locked,
-    fill_resting_sell_locked,
+    fill_pending_order_locked,
 )
 from orders.validation import (
     API_ORIGIN,
@@ -188,16 +190,15 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
         expires_at=request.expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )
     _trigger_if_reached(order, price=quote.price, now=now)
-    fills_now = fills_at(order, quote.price)
-    if fills_now and order.order_type == Order.Type.BUY:
-        return _place_filled_buy(order, quote=quote, now=now, request=request)
+    if fills_at(order, quote.price):
+        return _place_filled(order, quote=quote, now=now, request=request)
 
     try:
-        return _place_locked(order, quote=quote, fills_now=fills_now, request=request, now=now)
+        return _place_unfilled(order, request=request)
     except IntegrityError as error:
-        # A failing market BUY stores its FAILED order without the user lock, so it can take
-        # the client_order_id between our check under the lock and our insert (2 in 1,250
-        # racing requests): answer as the replay or the conflict it is.
+        # An order filled or refused on arrival is stored without the user lock, so it can
+        # take the client_order_id between our check under the lock and our insert (2 in
+        # 1,250 racing requests): answer as the replay or the conflict it is.
         if request.client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
             raise
         return _replay_after_losing_the_key(order, request=request, error=error)
@@ -212,28 +213,26 @@ def _replay_after_losing_the_key(order: Order, *, request: OrderRequest, error: 
     return PlacedOrder(existing, created=False)
 
 
-def _place_locked(order: Order, *, quote: Quote, fills_now: bool, request: OrderRequest, now: datetime) -> PlacedOrder:
-    """Under the user lock: fill a SELL the price fills, rest an order it does not (or end an
-    ioc/fok one), or store a refused one FAILED."""
+def _place_unfilled(order: Order, *, request: OrderRequest) -> PlacedOrder:
+    """Under the user lock: rest an order the price does not fill (or end an ioc/fok one),
+    or store one it cannot hold for FAILED."""
     failure: DomainError | None = None
     with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=order.user_id)
         if order.client_order_id is not None:
-            # Orders placed under this lock cannot race this check; a failing market BUY's
-            # FAILED row can (see place_order).
+            # Orders placed under this lock cannot race this check; one filled or refused on
+            # arrival can (see place_order).
             existing = replay_or_conflict(user_id=order.user_id, request=request)
             if existing is not None:
                 return PlacedOrder(existing, created=False)
         # No savepoint needed: every check below raises before its flow writes anything.
         try:
-            if fills_now:
-                order = execute_sell_order(order=order, usd=usd, quote=quote, now=now)
-            elif request.may_rest:
+            if request.may_rest:
                 _rest_locked(order=order, usd=usd)
             else:
                 reason = f"Not filled at once ({order.time_in_force})."
                 _store_ended(order, status=Order.Status.CANCELLED, reason=reason)
-        except (InsufficientFunds, InsufficientAsset, BalanceLimitExceeded) as error:
+        except (InsufficientFunds, InsufficientAsset) as error:
             failure = error
             _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
     if failure is not None:
@@ -241,17 +240,22 @@ def _place_locked(order: Order, *, quote: Quote, fills_now: bool, request: Order
     return PlacedOrder(order, created=True)
 
 
-def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, request: OrderRequest) -> PlacedOrder:
-    """A BUY the market fills at once, through the single-statement ``execute_buy_order``."""
+def _place_filled(order: Order, *, quote: Quote, now: datetime, request: OrderRequest) -> PlacedOrder:
+    """An order the market fills at once, in the one settlement statement of its side, which
+    is its own transaction and takes the user lock itself. Refused, it is stored FAILED with
+    its answer; nothing else moves."""
+    execute = execute_buy_order if order.order_type == Order.Type.BUY else execute_sell_order
     try:
         try:
             with localcontext(EXACT):
-                order = execute_buy_order(order=order, quote=quote, now=now)
-        except InsufficientFunds as error:
+                execute(order=order, quote=quote, now=now)
+        except (InsufficientFunds, InsufficientAsset, BalanceLimitExceeded) as error:
             with durable_statement():
                 _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
-            raise OrderFailed(error, order)
+            raise OrderFailed(error, order) from None
         except DataError as error:
+            if order.order_type != Order.Type.BUY:
+                raise
             # The statement wrote nothing. The order's own amounts are capped before this, so
             # what overflowed is the holding: its quantity would pass the column's 20 digits.
             raise InvalidRequest(
@@ -264,7 +268,7 @@ def _place_filled_buy(order: Order, *, quote: Quote, now: datetime, request: Ord
         if order.client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
             raise
         return _replay_after_losing_the_key(order, request=request, error=error)
-    return PlacedOrder(order, created=True)
+    return PlacedOrder(as_stored(order), created=True)
 
 
 def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
@@ -282,15 +286,10 @@ def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
         change_hold_locked(balance=usd, held_change=hold)
         return
     holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
-    _require_unheld(holding, asset_id=order.asset_id, quantity=order.quantity)
+    available = holding.available_quantity if holding else ZERO
+    require_unheld(available=available, quantity=order.quantity, message=f"Not enough {order.asset_id}.")
     order.save(force_insert=True)
     change_held_quantity_locked(holding=holding, change=order.quantity)
-
-
-def _require_unheld(holding: AssetBalance | None, *, asset_id: str, quantity: Decimal, released: Decimal = ZERO):
-    unheld = (holding.available_quantity if holding else ZERO) + released
-    if unheld < quantity:
-        raise InsufficientAsset(f"Not enough {asset_id}.", details={"available": unheld, "required": quantity})
 
 
 def _store_ended(order: Order, *, status: str, reason: str, error: DomainError | None = None) -> None:
@@ -379,7 +378,8 @@ def replace_order(
                     details={"available": usd.available + old.held_amount, "required": new.held_amount},
                 )
         else:
-            _require_unheld(holding, asset_id=new.asset_id, quantity=new.quantity, released=old.quantity)
+            available = (holding.available_quantity if holding else ZERO) + old.quantity
+            require_unheld(available=available, quantity=new.quantity, message=f"Not enough {new.asset_id}.")
         new.save(force_insert=True)
         replaced = {"replaced_by": new, "held_amount": ZERO, "updated_at": now}
         if actor is not None:
@@ -412,8 +412,7 @@ def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now
     """The new order of a replace, stored PENDING with its hold: fill it if the market
     allows, or end it if it may not rest. The caller holds the user lock."""
     if fills_at(new, quote.price):
-        fill = fill_resting_buy_locked if new.order_type == Order.Type.BUY else fill_resting_sell_locked
-        fill(order=new, usd=usd, quote=quote, now=now)
+        fill_pending_order_locked(order=new, usd=usd, quote=quote, now=now)
     elif new.time_in_force != Order.TimeInForce.GTC:
         _end_pending_locked(new, usd=usd, to_status=Order.Status.CANCELLED, reason="Not filled at once.")
 
@@ -441,6 +440,8 @@ def _end_pending_locked(
     ended = {"held_amount": ZERO, "failure_reason": reason, "failure_code": code, "updated_at": timezone.now()}
     if actor is not None:
         ended["actor"] = actor
+    if order.triggered_at is not None:  # a stop that triggered and could not fill says when
+        ended["triggered_at"] = order.triggered_at
     if not transition_pending(order_id=order.pk, to_status=to_status, **ended):
         status = Order.objects.filter(pk=order.pk).values_list("status", flat=True).first()
         raise OrderNotCancellable(
@@ -532,11 +533,11 @@ def close_position(
         quantity = EXACT.multiply(available, percentage / 100).quantize(step, rounding=ROUND_DOWN)
     elif quantity is None:
         quantity = available
-    if quantity <= 0 or quantity > available:
+    if quantity <= 0:
         raise InsufficientAsset(
-            f"Not enough unheld {asset.asset_id} to close.",
-            details={"available": available, "required": quantity},
+            f"Not enough unheld {asset.asset_id} to close.", details={"available": available, "required": quantity}
         )
+    require_unheld(available=available, quantity=quantity, message=f"Not enough unheld {asset.asset_id} to close.")
     request = OrderRequest(asset_id=asset.asset_id, order_type=Order.Type.SELL, quantity=quantity)
     return place_order(user=user, request=request, origin=origin)
 
@@ -652,28 +653,25 @@ def fill_resting_order(*, order_id, quote: Quote) -> bool:
     gapped past its hold ends FAILED with its hold released. Returns True when it filled;
     False when it did not, or another worker or a cancel got there first."""
     with transaction.atomic(durable=True), localcontext(EXACT):
-        order = claim_pending_order(order_id=order_id)
-        if order is None:
+        claimed = claim_pending_order(order_id=order_id)  # the claim and the user lock: one query
+        if claimed is None:
             return False
+        order, usd = claimed
         triggers = order.stop_price is not None and order.triggered_at is None
         if triggers and not stop_reached(order_type=order.order_type, stop_price=order.stop_price, price=quote.price):
             return False
         if not triggers and not fills_at(order, quote.price):
             return False
-        usd = usd_balance_for_update(user_id=order.user_id)
         now = timezone.now()
         if triggers:
-            triggered = Order.objects.filter(pk=order.pk, status=Order.Status.PENDING)
-            if not triggered.update(triggered_at=now, updated_at=now):  # update() skips auto_now
+            order.triggered_at = now  # stored with the fill, or on its own below
+            if not fills_at(order, quote.price):  # a stop-limit now waiting for its limit
+                trigger_pending(order_id=order.pk, at=now)
                 return False
-            order.triggered_at = order.updated_at = now
-            if not fills_at(order, quote.price):
-                return False  # a stop-limit now waiting for its limit
-        fill = fill_resting_buy_locked if order.order_type == Order.Type.BUY else fill_resting_sell_locked
         try:
-            fill(order=order, usd=usd, quote=quote, now=now)
+            fill_pending_order_locked(order=order, usd=usd, quote=quote, now=now)
         except OrderNoLongerPending:
-            return False  # another worker filled or a user cancelled it after our read
+            return False  # a cancel or a replace got there first
         except (InsufficientFunds, BalanceLimitExceeded) as error:  # raised before the fill wrote anything
             # A stop BUY gapped past its hold, or proceeds that would take the balance past
             # MAX_USD_BALANCE: this order cannot fill, now or later; it ends FAILED, its hold

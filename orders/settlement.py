@@ -1,38 +1,47 @@
-"""Settling fills: the one module that writes what a filled order moves (SPEC section 4).
+"""Settling fills: every fill passes through this module, as ONE SQL statement
+(docs/DESIGN.md, "Settlement").
 
 A fill writes five tables: the order, the user's USD balance, the holding, and one row in
-each ledger. Two paths write them, both here, so that a new column or a new ledger rule is
-added in one place:
+each ledger. Four statements write them, built here from one set of column builders (the
+order, cash and asset rows of ``core.sql.insert_sql``, the holding's buy and sell steps), so
+a new column or ledger rule is added in one place:
 
-- ``execute_buy_order``: a BUY filled on arrival, as ONE SQL statement that is its own
-  transaction and takes the user lock itself (``MARKET_BUY_SQL``);
-- ``fill_resting_buy_locked``, ``execute_sell_order`` and ``fill_resting_sell_locked``: under
-  the user lock the caller holds, through the ORM and the holding upsert that the
-  one-statement buy uses too (``ADD_BOUGHT_QUANTITY_SQL``).
+- ``MARKET_BUY_SQL``: a BUY filled on arrival, its own transaction; it takes the user lock by
+  debiting (the UPDATE's WHERE is the funds check, evaluated on the locked row).
+- ``ARRIVAL_SELL_SQL``: a SELL filled on arrival, its own transaction; it takes the user lock
+  first (whose WHERE is the balance cap), then the holding (whose WHERE is the unheld
+  quantity), then credits.
+- ``RESTING_BUY_SQL``, ``RESTING_SELL_SQL``: a stored PENDING order (a resting order, a
+  replacement filled at once, a stop that triggered), under the user lock the caller holds;
+  the order leaves PENDING by compare-and-swap inside the statement, so a lost race writes
+  nothing.
 
-Orders owns this module because a fill is an order's: balances keeps the cash movements
-that are not fills (deposits, withdrawals, adjustments) and the balance rows' own rules.
-Raw INSERTs are built by ``insert_sql`` from each model's concrete columns, so a new NOT
-NULL column fails at import instead of at the first fill; ``scripts/bench`` builds its SQL
-with the same functions.
+Every check comes before the first write: the data-modifying steps of a statement all run,
+so each step selects FROM the one before it and has no row to act on when a check failed.
+The fill's quantity, price and amount are parameters, not read from the order. Each
+statement returns the fill it wrote (``Fill``, from its RETURNING: no query more), the seam
+of the domain event a fill announces. Orders owns this module because a fill is an
+order's; balances keeps the cash movements that are not fills (deposits, withdrawals,
+adjustments). ``scripts/bench`` builds its SQL with the same functions.
 """
 
 from __future__ import annotations
 
+import uuid
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 
 from assets.prices import Quote
-from balances.lock_objects import asset_balance_for_update
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
-from balances.services import apply_cash_locked, check_balance_limit_locked, update_asset_balance
+from balances.services import check_balance_limit, require_unheld
 from core.exceptions import InsufficientAsset, InsufficientFunds, OrderNoLongerPending
-from core.money import EXACT, PRICE, ZERO, to_cents, to_cents_down, to_cents_up, value_of
+from core.money import PRICE, USD, ZERO, to_cents_down, to_cents_up, value_of
 from core.sql import insert_sql
-from orders.lock_objects import transition_pending
 from orders.models import Order
 
 # --- Raw INSERTs, from the models' columns --------------------------------------------------
@@ -85,11 +94,11 @@ def asset_row_insert_sql(*, source: str = "", **values: str) -> str:
 
 def add_bought_quantity_sql(*, source: str = "", cost: str, **values: str) -> str:
     """Add a bought quantity to a holding for the USD actually paid (``cost``, the cent of
-    rounding included, SPEC 11): insert the holding at cost / quantity, or move its average
-    purchase price to (quantity x average + cost) / (quantity + bought), so that the cost
-    basis of what is held is what was paid for it. ``values`` gives user_id, asset_id,
-    quantity, last_transaction_at, created_at, updated_at. PostgreSQL's numeric arithmetic
-    is exact; round() rounds half away from zero."""
+    rounding included): insert the holding at cost / quantity, or move its average purchase
+    price to (quantity x average + cost) / (quantity + bought), so that the cost basis of
+    what is held is what was paid for it. ``values`` gives user_id, asset_id, quantity,
+    last_transaction_at, created_at, updated_at. PostgreSQL's numeric arithmetic is exact;
+    round() rounds half away from zero."""
     quantity = values["quantity"]
     values = {
         "held_quantity": "0",
@@ -110,6 +119,18 @@ def add_bought_quantity_sql(*, source: str = "", cost: str, **values: str) -> st
         updated_at = EXCLUDED.updated_at"""
 
 
+def cents_half_even_sql(value: str) -> str:
+    """``value`` rounded half-even to the cent, as ``core.money.to_cents`` rounds a reported
+    figure (PostgreSQL's round() rounds half away from zero: 9.985 would give 9.99, not 9.98)."""
+    scaled = f"(({value}) * 100)"
+    return (
+        f"CASE WHEN abs(mod({scaled}, 1)) = 0.5 AND mod(trunc({scaled}), 2) = 0 "
+        f"THEN trunc({scaled}) / 100 ELSE round({value}, {USD.decimals}) END"
+    )
+
+
+# --- The steps the four statements are built from ---------------------------------------
+
 _BOUGHT = {
     "user_id": "%(user_id)s",
     "asset_id": "%(asset_id)s",
@@ -120,56 +141,140 @@ _BOUGHT = {
     "updated_at": "%(at)s",
 }
 
-# The holding upsert of a resting BUY's fill (the caller holds the user lock).
-ADD_BOUGHT_QUANTITY_SQL = add_bought_quantity_sql(**_BOUGHT)
+# What the order and both ledger rows of a fill share.
+_OF_THE_FILL = {"user_id": "%(user_id)s", "created_at": "%(at)s"}
+
+# The user lock of a statement that does not begin by debiting: it locks the USD balance
+# (FOR NO KEY UPDATE: it does not block inserts referencing it) and carries the balance's
+# check, evaluated on the newest version of the locked row.
+_ACCOUNT_SQL = """SELECT user_id FROM balances_usdbalance
+    WHERE user_id = %(user_id)s AND {check}
+    FOR NO KEY UPDATE"""
+_FUNDS_CHECK = "current_balance - held + %(released)s >= %(cost)s"
+_CAP_CHECK = "current_balance + %(proceeds)s <= %(max_balance)s"
+
+
+def _position_sql(*, releasing: bool) -> str:
+    """The holding of a sale, locked, with the average purchase price the realized P&L is
+    measured against (the sale's UPDATE resets it when the holding empties). Its WHERE is the
+    unheld quantity, counting what a resting SELL's fill releases of its own hold."""
+    released = " + %(released)s" if releasing else ""
+    return f"""SELECT b.id, b.average_purchase_price FROM balances_assetbalance b JOIN account USING (user_id)
+    WHERE b.user_id = %(user_id)s AND b.asset_id = %(asset_id)s
+      AND b.quantity - b.held_quantity{released} >= %(quantity)s
+    FOR NO KEY UPDATE OF b"""
+
+
+def _sold_sql(*, source: str, releasing: bool) -> str:
+    released = "\n        held_quantity = b.held_quantity - %(released)s," if releasing else ""
+    return f"""UPDATE balances_assetbalance AS b SET
+        quantity = b.quantity - %(quantity)s,{released}
+        average_purchase_price = CASE WHEN b.quantity = %(quantity)s THEN 0 ELSE b.average_purchase_price END,
+        total_sold = b.total_sold + %(quantity)s,
+        last_transaction_at = %(at)s,
+        updated_at = %(at)s
+    {source} WHERE b.id = position.id
+    RETURNING b.quantity, position.average_purchase_price"""
+
+
+_CREDIT_SQL = """UPDATE balances_usdbalance SET current_balance = current_balance + %(proceeds)s, updated_at = %(at)s
+    {source} WHERE balances_usdbalance.user_id = %(user_id)s
+    RETURNING current_balance"""
+
+# PENDING -> COMPLETED by compare-and-swap: the whole order at this fill (the quantity and,
+# for a BUY, the hold are those the caller read under the user lock).
+_FILLED_SQL = f"""UPDATE orders_order SET
+        status = '{Order.Status.COMPLETED}', executed_price = %(price)s, total_amount = %(amount)s,
+        held_amount = 0, triggered_at = %(triggered_at)s, filled_at = %(at)s, updated_at = %(at)s
+    {{source}} WHERE order_id = %(order_id)s AND status = '{Order.Status.PENDING}'
+      AND quantity = %(quantity)s AND held_amount = %(held_amount)s
+    RETURNING order_id"""
+
+_PLACED = {
+    **_OF_THE_FILL,
+    "asset_id": "%(asset_id)s",
+    "quantity": "%(quantity)s",
+    "order_id": "%(order_id)s",
+    "order_price": "%(order_price)s",
+    # A stop the price triggered on arrival is stored as the stop it was answered as.
+    "stop_price": "%(stop_price)s",
+    "triggered_at": "%(triggered_at)s",
+    "executed_price": "%(price)s",
+    "status": f"'{Order.Status.COMPLETED}'",
+    "client_order_id": "%(client_order_id)s",
+    "expires_at": "%(expires_at)s",
+    "notional": "%(notional)s",
+    "time_in_force": "%(time_in_force)s",
+    "updated_at": "%(at)s",
+    "filled_at": "%(at)s",
+    "placed_via": "%(placed_via)s",
+    "api_key_id": "%(api_key_id)s",
+}
+
+
+def _cash_sql(*, side: str, source: str, order: str, balance: str) -> str:
+    amount = "%(debit)s" if side == Order.Type.BUY else "%(proceeds)s"
+    return cash_row_insert_sql(
+        source=source,
+        **_OF_THE_FILL,
+        transaction_type=f"'{side}'",
+        amount=amount,
+        balance_after=f"{balance}.current_balance",
+        order_id=f"{order}.order_id",
+    )
+
+
+# The fill, from the asset ledger row and the holding after it, in Fill's field order.
+_FILL_RETURNING = (
+    "RETURNING id, order_id, user_id, asset_id, transaction_type, quantity, price_per_unit, total_amount, created_at"
+)
+_FILL_SELECT = (
+    "SELECT asset_row.id, asset_row.order_id, asset_row.user_id, asset_row.asset_id, asset_row.transaction_type, "
+    "asset_row.quantity, asset_row.price_per_unit, asset_row.total_amount, holding.quantity, asset_row.created_at "
+    "FROM asset_row, holding"
+)
+
+
+def _asset_row_sql(*, side: str, source: str, order: str) -> str:
+    sold = side == Order.Type.SELL
+    amount = "%(proceeds)s" if sold else "%(cost)s"
+    return asset_row_insert_sql(
+        source=source,
+        **_OF_THE_FILL,
+        asset_id="%(asset_id)s",
+        quantity="%(quantity)s",
+        transaction_type=f"'{side}'",
+        price_per_unit="%(price)s",
+        total_amount=amount,
+        # Realized P&L against the average purchase price the sale leaves (or resets).
+        realized_pnl=(
+            cents_half_even_sql("%(proceeds)s - %(quantity)s * holding.average_purchase_price") if sold else "NULL"
+        ),
+        order_id=f"{order}.order_id",
+        price_source="%(price_source)s",
+    )
+
+
+def _fill_steps(*, side: str, order: str, balance: str, order_source: str) -> str:
+    """The two ledger rows and the fill the statement returns."""
+    return f"""cash AS (
+    {_cash_sql(side=side, source=f"FROM {balance}, {order}", order=order, balance=balance)}
+), asset_row AS (
+    {_asset_row_sql(side=side, source=order_source, order=order)}
+    {_FILL_RETURNING}
+)
+{_FILL_SELECT}
+"""
+
 
 # A market BUY (or a marketable limit) as ONE SQL statement, run as its own transaction: take
 # the user lock by debiting USD (the UPDATE's WHERE is the funds check, evaluated on the
 # locked, newest row version), then add to the holding, then insert the order and both ledger
-# rows. Each step selects FROM the one before, so PostgreSQL runs them in the lock order of
-# SPEC section 4 (USD balance, asset balance, order); when the debit finds too little money,
-# no later step has a row to work on and the statement changes nothing. One round trip and
-# one commit: the user lock is held for microseconds, not for eight round trips.
-# What the order and both ledger rows of the buy share.
-_OF_THE_BUY = {"user_id": "%(user_id)s", "created_at": "%(at)s"}
-_OF_THE_FILL = {**_OF_THE_BUY, "asset_id": "%(asset_id)s", "quantity": "%(quantity)s"}
+# rows. Each step selects FROM the one before, so PostgreSQL runs them in the lock order
+# (docs/DESIGN.md, "Lock order"); when the debit finds too little money, no later step has a
+# row to work on and the statement changes nothing. One round trip and one commit.
 _PLACED_SQL = order_insert_sql(
-    source="FROM holding",
-    **_OF_THE_FILL,
-    order_id="%(order_id)s",
-    order_type=f"'{Order.Type.BUY}'",
-    order_price="%(order_price)s",
-    # A stop the price triggered on arrival is stored as the stop it was answered as.
-    stop_price="%(stop_price)s",
-    triggered_at="%(triggered_at)s",
-    total_amount="%(cost)s",
-    executed_price="%(price)s",
-    status=f"'{Order.Status.COMPLETED}'",
-    client_order_id="%(client_order_id)s",
-    expires_at="%(expires_at)s",
-    notional="%(notional)s",
-    time_in_force="%(time_in_force)s",
-    updated_at="%(at)s",
-    filled_at="%(at)s",
-    placed_via="%(placed_via)s",
-    api_key_id="%(api_key_id)s",
-)
-_CASH_SQL = cash_row_insert_sql(
-    source="FROM debit, placed",
-    **_OF_THE_BUY,
-    transaction_type=f"'{CashTransaction.Type.BUY}'",
-    amount="%(debit)s",
-    balance_after="debit.current_balance",
-    order_id="placed.order_id",
-)
-_ASSET_ROW_SQL = asset_row_insert_sql(
-    source="FROM placed",
-    **_OF_THE_FILL,
-    transaction_type=f"'{AssetTransaction.Type.BUY}'",
-    price_per_unit="%(price)s",
-    total_amount="%(cost)s",
-    order_id="placed.order_id",
-    price_source="%(price_source)s",
+    source="FROM holding", **_PLACED, order_type=f"'{Order.Type.BUY}'", total_amount="%(cost)s"
 )
 MARKET_BUY_SQL = f"""
 WITH debit AS (
@@ -178,16 +283,88 @@ WITH debit AS (
     RETURNING current_balance
 ), holding AS (
     {add_bought_quantity_sql(source="FROM debit", **_BOUGHT)}
-    RETURNING b.id
+    RETURNING b.quantity
 ), placed AS (
     {_PLACED_SQL}
     RETURNING order_id
-), cash AS (
-    {_CASH_SQL}
-)
-{_ASSET_ROW_SQL}
-RETURNING order_id
-"""
+), {_fill_steps(side=Order.Type.BUY, order="placed", balance="debit", order_source="FROM placed")}"""
+
+# A SELL filled on arrival, as ONE statement run as its own transaction: the user lock (its
+# WHERE the balance cap), the holding (its WHERE the unheld quantity), then the writes.
+ARRIVAL_SELL_SQL = f"""
+WITH account AS (
+    {_ACCOUNT_SQL.format(check=_CAP_CHECK)}
+), position AS (
+    {_position_sql(releasing=False)}
+), holding AS (
+    {_sold_sql(source="FROM position", releasing=False)}
+), credit AS (
+    {_CREDIT_SQL.format(source="FROM holding")}
+), placed AS (
+    {order_insert_sql(source="FROM credit", **_PLACED, order_type=f"'{Order.Type.SELL}'", total_amount="%(proceeds)s")}
+    RETURNING order_id
+), {_fill_steps(side=Order.Type.SELL, order="placed", balance="credit", order_source="FROM placed, holding")}"""
+
+# A stored PENDING BUY filled under the user lock the caller holds: the funds (counting the
+# hold the fill releases), then the order's compare-and-swap, which every write follows.
+RESTING_BUY_SQL = f"""
+WITH account AS (
+    {_ACCOUNT_SQL.format(check=_FUNDS_CHECK)}
+), filled AS (
+    {_FILLED_SQL.format(source="FROM account")}
+), debit AS (
+    UPDATE balances_usdbalance SET
+        current_balance = current_balance - %(cost)s, held = held - %(released)s, updated_at = %(at)s
+    FROM filled WHERE balances_usdbalance.user_id = %(user_id)s
+    RETURNING current_balance
+), holding AS (
+    {add_bought_quantity_sql(source="FROM debit", **_BOUGHT)}
+    RETURNING b.quantity
+), {_fill_steps(side=Order.Type.BUY, order="filled", balance="debit", order_source="FROM filled")}"""
+
+# A stored PENDING SELL filled under the user lock the caller holds: the balance cap, the
+# holding (its WHERE the unheld quantity with this order's own hold released), then the
+# order's compare-and-swap, which every write follows.
+RESTING_SELL_SQL = f"""
+WITH account AS (
+    {_ACCOUNT_SQL.format(check=_CAP_CHECK)}
+), position AS (
+    {_position_sql(releasing=True)}
+), filled AS (
+    {_FILLED_SQL.format(source="FROM position")}
+), holding AS (
+    {_sold_sql(source="FROM position, filled", releasing=True)}
+), credit AS (
+    {_CREDIT_SQL.format(source="FROM holding")}
+), {_fill_steps(side=Order.Type.SELL, order="filled", balance="credit", order_source="FROM filled, holding")}"""
+
+# --- The fill, as a value ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One fill as its statement wrote it: what a fill announces (docs/DESIGN.md, "Domain
+    events"). Taken from the statement's RETURNING."""
+
+    fill_id: int  # the asset ledger row's id
+    order_id: uuid.UUID
+    user_id: int
+    asset_id: str
+    side: str  # Order.Type
+    quantity: Decimal
+    price: Decimal
+    amount: Decimal  # USD: the cost of a BUY, the proceeds of a SELL
+    position_quantity: Decimal  # the holding after the fill
+    filled_at: datetime
+
+
+def _run(sql: str, params: dict) -> Fill | None:
+    # Prepared once per connection: planning these statements costs PostgreSQL more than
+    # running them (core/postgresql/base.py).
+    with connection.prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return Fill(*row) if row is not None else None
 
 
 @contextmanager
@@ -201,11 +378,10 @@ def durable_statement():
         yield
 
 
-# --- BUY fills ---------------------------------------------------------------------------
+# --- Orders filled on arrival (each statement its own transaction) ------------------------
 
 
-def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetime) -> dict:
-    """The values of ``MARKET_BUY_SQL`` for a new BUY filled at ``quote`` for ``cost``."""
+def _arrival_params(order: Order, *, quote: Quote, now: datetime) -> dict:
     return {
         "user_id": order.user_id,
         "asset_id": order.asset_id,
@@ -215,8 +391,6 @@ def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetim
         "stop_price": order.stop_price,
         "triggered_at": order.triggered_at,
         "price": quote.price,
-        "cost": cost,
-        "debit": -cost,
         "client_order_id": order.client_order_id,
         "expires_at": order.expires_at,
         "notional": order.notional,
@@ -228,117 +402,126 @@ def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetim
     }
 
 
-def execute_buy_order(*, order: Order, quote: Quote, now: datetime) -> Order:
+def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetime) -> dict:
+    """The values of ``MARKET_BUY_SQL`` for a new BUY filled at ``quote`` for ``cost``."""
+    return {**_arrival_params(order, quote=quote, now=now), "cost": cost, "debit": -cost}
+
+
+def execute_buy_order(*, order: Order, quote: Quote, now: datetime) -> Fill:
     """Fill a new BUY (not stored yet) at ``quote.price`` in one SQL statement that is its
     own transaction and takes the user lock itself (call it outside any lock): cost rounded
     up to the cent, debit USD, add the quantity at the weighted average purchase price,
-    insert the order COMPLETED and both ledger rows. Raises InsufficientFunds with nothing
-    written, and IntegrityError when a concurrent request took the same client_order_id."""
+    insert the order COMPLETED and both ledger rows. ``order`` is left as stored. Raises
+    InsufficientFunds with nothing written, and IntegrityError when a concurrent request
+    took the same client_order_id."""
     cost = to_cents_up(value_of(order.quantity, quote.price))
-    params = market_buy_params(order, quote=quote, cost=cost, now=now)
-    # Prepared once per connection: planning this statement costs PostgreSQL more than running it.
-    with durable_statement(), connection.prepared_cursor() as cursor:
-        cursor.execute(MARKET_BUY_SQL, params)
-        filled = cursor.fetchone() is not None
-    if not filled:
+    with durable_statement():
+        fill = _run(MARKET_BUY_SQL, market_buy_params(order, quote=quote, cost=cost, now=now))
+    if fill is None:
         balance, held = UsdBalance.objects.filter(user_id=order.user_id).values_list("current_balance", "held").get()
         raise InsufficientFunds("Not enough available USD.", details={"available": balance - held, "required": cost})
-    _set_filled(order, executed_price=quote.price, total_amount=cost, now=now)
-    return _as_stored(order)
+    set_filled(order, fill)
+    return fill
 
 
-def fill_resting_buy_locked(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Order:
-    """Fill a resting (stored, PENDING) BUY at ``quote.price`` under the user lock the
-    caller holds (``usd``): release its hold, debit the cost, add the quantity, write both
-    ledger rows, and move the order to COMPLETED by compare-and-swap. Raises
-    OrderNoLongerPending when another worker or a cancel got there first."""
-    cost = to_cents_up(value_of(order.quantity, quote.price))
-    released = order.held_amount
-    if usd.available + released < cost:  # cannot happen while cost <= hold; kept as a guard
-        raise InsufficientFunds("Not enough available USD.", details={"available": usd.available, "required": cost})
-    _complete_pending(order, executed_price=quote.price, total_amount=cost, now=now)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            ADD_BOUGHT_QUANTITY_SQL,
-            {
-                "user_id": order.user_id,
-                "asset_id": order.asset_id,
-                "quantity": order.quantity,
-                "cost": cost,
-                "at": now,
-            },
-        )
-    apply_cash_locked(
-        balance=usd, transaction_type=CashTransaction.Type.BUY, amount=-cost, order=order, held_change=-released
-    )
-    _write_asset_row(order, quote=quote, total_amount=cost, realized_pnl=None)
-    return order
-
-
-# --- SELL fills --------------------------------------------------------------------------
-
-
-def execute_sell_order(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Order:
-    """Fill a new SELL (not stored yet) at ``quote.price`` under the user lock the caller
-    holds: requires the unheld quantity, then settles (see ``_settle_sell``) and inserts the
-    order COMPLETED. Raises InsufficientAsset or BalanceLimitExceeded with nothing written."""
-    holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
-    unheld = holding.available_quantity if holding else ZERO
-    if unheld < order.quantity:
-        raise InsufficientAsset(
-            f"Not enough {order.asset_id}.", details={"available": unheld, "required": order.quantity}
-        )
+def execute_sell_order(*, order: Order, quote: Quote, now: datetime) -> Fill:
+    """Fill a new SELL (not stored yet) at ``quote.price`` in one SQL statement that is its
+    own transaction and takes the user lock itself (call it outside any lock): proceeds
+    rounded down to the cent, take the quantity from the holding (realized P&L against its
+    average purchase price), credit USD, insert the order COMPLETED and both ledger rows.
+    ``order`` is left as stored. Raises InsufficientAsset or BalanceLimitExceeded with
+    nothing written, and IntegrityError when a concurrent request took the same
+    client_order_id."""
     proceeds = to_cents_down(value_of(order.quantity, quote.price))
-    check_balance_limit_locked(balance=usd, amount=proceeds)  # before anything is written
-    _set_filled(order, executed_price=quote.price, total_amount=proceeds, now=now)
-    order.save(force_insert=True)
-    return _settle_sell(order, usd=usd, holding=holding, quote=quote, released=ZERO)
+    params = {
+        **_arrival_params(order, quote=quote, now=now),
+        "proceeds": proceeds,
+        "max_balance": settings.MAX_USD_BALANCE,
+    }
+    with durable_statement():
+        fill = _run(ARRIVAL_SELL_SQL, params)
+    if fill is None:
+        # What refused it, from a fresh read. When nothing does, the statement missed a
+        # holding that a buy inserted while it waited for the user lock (its snapshot is
+        # older than the lock): tried once more, which sees it.
+        _explain_refused_sale(order, proceeds=proceeds)
+        with durable_statement():
+            fill = _run(ARRIVAL_SELL_SQL, params)
+    if fill is None:
+        _explain_refused_sale(order, proceeds=proceeds)
+        raise InsufficientAsset(f"Not enough {order.asset_id}.", details={"required": order.quantity})
+    set_filled(order, fill)
+    return fill
 
 
-def fill_resting_sell_locked(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Order:
-    """Fill a resting (stored, PENDING) SELL at ``quote.price`` under the user lock the
-    caller holds: its held quantity is released by the fill, the order moves to COMPLETED by
-    compare-and-swap. Raises OrderNoLongerPending when another worker or a cancel won, and
-    BalanceLimitExceeded (nothing written) when the proceeds would pass MAX_USD_BALANCE."""
-    holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
-    proceeds = to_cents_down(value_of(order.quantity, quote.price))
-    check_balance_limit_locked(balance=usd, amount=proceeds)  # before anything is written
-    _complete_pending(order, executed_price=quote.price, total_amount=proceeds, now=now)
-    return _settle_sell(order, usd=usd, holding=holding, quote=quote, released=order.quantity)
+def _explain_refused_sale(order: Order, *, proceeds: Decimal) -> None:
+    """Raise what refused a sale: too little unheld quantity, else a balance over the cap."""
+    balance = UsdBalance.objects.get(user_id=order.user_id)
+    holding = AssetBalance.objects.filter(user_id=order.user_id, asset_id=order.asset_id).first()
+    available = holding.available_quantity if holding is not None else ZERO
+    require_unheld(available=available, quantity=order.quantity, message=f"Not enough {order.asset_id}.")
+    check_balance_limit(current_balance=balance.current_balance, amount=proceeds)
 
 
-def _settle_sell(order: Order, *, usd: UsdBalance, holding: AssetBalance, quote: Quote, released: Decimal) -> Order:
-    """Take the quantity (and ``released`` of its hold) from the holding, credit the proceeds,
-    realized P&L against the average purchase price (which a sell leaves unchanged), and
-    write both ledger rows."""
-    proceeds = order.total_amount
-    realized_pnl = to_cents(EXACT.subtract(proceeds, value_of(order.quantity, holding.average_purchase_price)))
-    update_asset_balance(
-        holding=holding,
-        user_id=order.user_id,
-        asset=order.asset,
-        quantity=-order.quantity,
-        price=quote.price,
-        at=order.filled_at,
-        held_change=-released,
-    )
-    apply_cash_locked(balance=usd, transaction_type=CashTransaction.Type.SELL, amount=proceeds, order=order)
-    _write_asset_row(order, quote=quote, total_amount=proceeds, realized_pnl=realized_pnl)
-    return order
+# --- Stored orders filled under the caller's user lock -------------------------------------
+
+
+def fill_pending_order_locked(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Fill:
+    """Fill a stored PENDING order (resting, a replacement filled at once, a stop that
+    triggered: its ``triggered_at`` is stored with the fill) at ``quote.price``, under the
+    user lock the caller holds (``usd``, as locked): release its hold, move the money and
+    the holding, write both ledger rows, and move the order to COMPLETED by compare-and-swap.
+    ``order`` and ``usd`` are left as stored. Raises, with nothing written, InsufficientFunds
+    (a stop BUY the market gapped past its hold), BalanceLimitExceeded (proceeds past
+    MAX_USD_BALANCE) and OrderNoLongerPending (another worker or a cancel got there first)."""
+    params = {
+        "user_id": order.user_id,
+        "asset_id": order.asset_id,
+        "order_id": order.order_id,
+        "quantity": order.quantity,
+        "held_amount": order.held_amount,
+        "triggered_at": order.triggered_at,
+        "price": quote.price,
+        "price_source": quote.source,
+        "at": now,
+    }
+    if order.order_type == Order.Type.BUY:
+        cost = to_cents_up(value_of(order.quantity, quote.price))
+        released = order.held_amount
+        if usd.available + released < cost:
+            raise InsufficientFunds("Not enough available USD.", details={"available": usd.available, "required": cost})
+        params.update(cost=cost, debit=-cost, amount=cost, released=released)
+        fill = _run(RESTING_BUY_SQL, params)
+        if fill is not None:
+            usd.current_balance, usd.held = usd.current_balance - cost, usd.held - released
+    else:
+        proceeds = to_cents_down(value_of(order.quantity, quote.price))
+        check_balance_limit(current_balance=usd.current_balance, amount=proceeds)
+        params.update(proceeds=proceeds, amount=proceeds, released=order.quantity, max_balance=settings.MAX_USD_BALANCE)
+        fill = _run(RESTING_SELL_SQL, params)
+        if fill is not None:
+            usd.current_balance += proceeds
+    if fill is None:
+        raise OrderNoLongerPending("The order is no longer pending.", details={"order_id": str(order.pk)})
+    usd.updated_at = now
+    set_filled(order, fill)
+    return fill
 
 
 # --- The order's side of a fill ---------------------------------------------------------
 
 
-def _set_filled(order: Order, *, executed_price: Decimal, total_amount: Decimal, now: datetime) -> None:
+def set_filled(order: Order, fill: Fill) -> None:
+    """Leave ``order`` as its fill stored it."""
     order.status = Order.Status.COMPLETED
-    order.executed_price, order.total_amount, order.filled_at, order.updated_at = executed_price, total_amount, now, now
+    order.executed_price, order.total_amount = fill.price, fill.amount
+    order.filled_at = order.updated_at = fill.filled_at
     order.held_amount = ZERO
 
 
-def _as_stored(order: Order) -> Order:
+def as_stored(order: Order) -> Order:
     """The same order as an instance loaded from its stored row (``Model.from_db``), so that a
-    later save() updates the row the statement inserted instead of inserting it again."""
+    later save() updates the row a statement inserted instead of inserting it again."""
     names = [field.attname for field in Order._meta.concrete_fields]
     stored = Order.from_db(connection.alias, names, [getattr(order, name) for name in names])
     for relation in ("user", "asset"):  # keep the relations already loaded: no query
@@ -346,27 +529,3 @@ def _as_stored(order: Order) -> Order:
         if field.is_cached(order):
             field.set_cached_value(stored, field.get_cached_value(order))
     return stored
-
-
-def _complete_pending(order: Order, *, executed_price: Decimal, total_amount: Decimal, now: datetime) -> None:
-    """PENDING -> COMPLETED by compare-and-swap; OrderNoLongerPending if it was not PENDING."""
-    fill = {"executed_price": executed_price, "total_amount": total_amount, "filled_at": now, "held_amount": ZERO}
-    if not transition_pending(order_id=order.pk, to_status=Order.Status.COMPLETED, updated_at=now, **fill):
-        raise OrderNoLongerPending("The order is no longer pending.", details={"order_id": str(order.pk)})
-    _set_filled(order, executed_price=executed_price, total_amount=total_amount, now=now)
-
-
-def _write_asset_row(order: Order, *, quote: Quote, total_amount: Decimal, realized_pnl: Decimal | None) -> None:
-    AssetTransaction.objects.create(
-        user_id=order.user_id,
-        asset=order.asset,
-        transaction_type=order.order_type,
-        quantity=order.quantity,
-        price_per_unit=quote.price,
-        total_amount=total_amount,
-        realized_pnl=realized_pnl,
-        order=order,
-        status=AssetTransaction.Status.COMPLETED,
-        price_source=quote.source,
-        created_at=order.filled_at,
-    )

@@ -84,9 +84,9 @@ WITH debit AS (
     {settlement._PLACED_SQL}
     RETURNING *
 ), cash AS (
-    {settlement._CASH_SQL}
+    {settlement._cash_sql(side="BUY", source="FROM debit, placed", order="placed", balance="debit")}
 ), asset_row AS (
-    {settlement._ASSET_ROW_SQL}
+    {settlement._asset_row_sql(side="BUY", source="FROM placed", order="placed")}
     RETURNING id
 )
 SELECT placed.order_id{{notify}} FROM placed, holding, asset_row

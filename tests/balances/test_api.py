@@ -228,9 +228,7 @@ def test_portfolio_and_holdings_cost_the_same_queries_for_1_and_50_assets(
         set_price(asset.asset_id, "10")
 
     def hold(asset):
-        update_asset_balance(
-            holding=None, user_id=user.pk, asset=asset, quantity=Decimal(1), price=Decimal(10), at=timezone.now()
-        )
+        update_asset_balance(holding=None, user_id=user.pk, asset=asset, quantity=Decimal(1), at=timezone.now())
 
     def holdings_shown() -> int:
         body = auth_client.get(path).json()

@@ -222,9 +222,9 @@ def test_the_market_buy_takes_the_user_lock_first_and_chains_each_write_to_the_o
     # and each later step has rows only when the one before it had: the chain forces that order
     assert settlement.add_bought_quantity_sql(source="FROM debit", **settlement._BOUGHT) in buy
     assert settlement._PLACED_SQL.endswith("FROM holding")
-    assert settlement._CASH_SQL.endswith("FROM debit, placed")
-    assert settlement._ASSET_ROW_SQL.endswith("FROM placed")
-    assert buy.rstrip().endswith(f"{settlement._ASSET_ROW_SQL}\nRETURNING order_id")
+    assert settlement._cash_sql(side="BUY", source="FROM debit, placed", order="placed", balance="debit") in buy
+    assert settlement._asset_row_sql(side="BUY", source="FROM placed", order="placed") in buy
+    assert buy.rstrip().endswith(settlement._FILL_SELECT)
 
 
 def test_a_resting_fill_locks_the_user_before_any_write(user, btc, set_price):
@@ -243,24 +243,23 @@ def test_a_resting_fill_locks_the_user_before_any_write(user, btc, set_price):
     statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     assert [shape(sql) for sql in statements] == [
         "BEGIN",
-        "SELECT orders_order",  # which order, and is it still pending (no lock)
-        "SELECT balances_usdbalance FOR NO KEY UPDATE",  # the user lock
-        "UPDATE orders_order",  # compare-and-swap PENDING -> COMPLETED
-        "INSERT balances_assetbalance",  # the weighted-average upsert
-        "UPDATE balances_usdbalance",
-        "INSERT balances_cashtransaction",
-        "INSERT balances_assettransaction",
+        "SELECT orders_order FOR NO KEY UPDATE",  # the claim, and the user lock (of the USD balance)
+        "WITH",  # the settlement: the compare-and-swap PENDING -> COMPLETED, then every write
         "COMMIT",
     ]
+    assert "FOR NO KEY UPDATE OF u" in statements[1]
+    # and the settlement's first step is the user lock again (its funds check), before the swap
+    assert statements[2].startswith("\nWITH account AS (\n    SELECT user_id FROM balances_usdbalance\n")
+    assert statements[2].index("FOR NO KEY UPDATE") < statements[2].index("UPDATE orders_order")
 
 
 def shape(sql: str) -> str:
     """'SELECT balances_usdbalance FOR NO KEY UPDATE' for a statement: its verb, its table, its lock."""
     verb = sql.split(None, 1)[0]
-    if verb in {"BEGIN", "COMMIT", "ROLLBACK"}:
+    if verb in {"BEGIN", "COMMIT", "ROLLBACK", "WITH"}:
         return verb
     match = re.search(r'(?:FROM|INTO|UPDATE) "?(\w+)"?', sql)
-    lock = re.search(r" (FOR (?:NO KEY )?UPDATE)$", sql)
+    lock = re.search(r"\s(FOR (?:NO KEY )?UPDATE)(?: OF \w+)?\s*$", sql)
     return " ".join(filter(None, [verb, match.group(1) if match else "?", lock.group(1) if lock else None]))
 
 
@@ -293,4 +292,4 @@ def test_a_claimed_order_is_skipped_by_another_processor_without_waiting(make_us
         thread.join()
     # and once the other transaction ended, the order can be claimed again
     with transaction.atomic():
-        assert claim_pending_order(order_id=order.pk).pk == order.pk
+        assert claim_pending_order(order_id=order.pk).order.pk == order.pk

@@ -1,5 +1,5 @@
-"""The raw INSERTs of the settlement (the bench's pgbench anchor is captured from them at run
-time) name every column of their table: Django's field defaults are applied by the ORM,
+"""The raw INSERTs of the settlement's statements (the bench's pgbench anchors are captured
+from them at run time) name every column of their table: Django's field defaults are applied by the ORM,
 not by PostgreSQL, so a raw INSERT that missed a new NOT NULL column would fail only at the
 first fill, or store NULL."""
 
@@ -40,7 +40,21 @@ def _inserts(sql: str) -> list[tuple[str, list[str]]]:
                 "balances_assettransaction",
             ],
         ),
-        ("ADD_BOUGHT_QUANTITY_SQL", settlement.ADD_BOUGHT_QUANTITY_SQL, ["balances_assetbalance"]),
+        (
+            "ARRIVAL_SELL_SQL",
+            settlement.ARRIVAL_SELL_SQL,
+            ["orders_order", "balances_cashtransaction", "balances_assettransaction"],
+        ),
+        (
+            "RESTING_BUY_SQL",
+            settlement.RESTING_BUY_SQL,
+            ["balances_assetbalance", "balances_cashtransaction", "balances_assettransaction"],
+        ),
+        (
+            "RESTING_SELL_SQL",
+            settlement.RESTING_SELL_SQL,
+            ["balances_cashtransaction", "balances_assettransaction"],
+        ),
     ],
 )
 def test_every_raw_insert_names_exactly_the_models_concrete_columns(name, sql, tables):
