@@ -28,8 +28,6 @@ from orders import services as order_services
 from orders.models import Order
 from orders.validation import OrderChanges, OrderOrigin, OrderRequest
 
-OPEN = [Order.Status.PENDING]
-
 
 def _unknown_asset(symbol: str) -> errors.AlpacaError:
     message = f'asset "{symbol}" not found{pair_hint(symbol)}'
@@ -150,6 +148,23 @@ class ListOrders(ShallowFieldsSerializer):
     nested = serializers.BooleanField(required=False)
 
 
+def _order_filters(params: dict) -> dict[str, str]:
+    """Alpaca's list query as the engine's order filter (orders.filters.OrderFilter)."""
+    filters = {"direction": params["direction"]}
+    if params["status"] != "all":
+        filters["status"] = params["status"]  # open, closed: the same words
+    if "after" in params:
+        filters["after"] = params["after"].isoformat()
+    if "until" in params:
+        filters["before"] = params["until"].isoformat()  # Alpaca's until is exclusive
+    if "symbols" in params:
+        # A symbol that names no asset stays as written: it matches no order.
+        filters["asset_id"] = ",".join(asset_id_for(symbol) or symbol for symbol in comma_list(params["symbols"]))
+    if "side" in params:
+        filters["order_type"] = params["side"].upper()
+    return filters
+
+
 class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from a replica
     order_placing_methods = ("POST", "DELETE")  # place, cancel all
 
@@ -161,22 +176,7 @@ class OrdersView(ReplicaReadMixin, AlpacaView):  # the list (GET) may come from 
 
     def get(self, request):
         params = self.query(ListOrders)
-        orders = order_selectors.get_orders_by_user(user=request.user)
-        if params["status"] == "open":
-            orders = orders.filter(status__in=OPEN)
-        elif params["status"] == "closed":
-            orders = orders.exclude(status__in=OPEN)
-        if "after" in params:
-            orders = orders.filter(created_at__gt=params["after"])
-        if "until" in params:
-            orders = orders.filter(created_at__lt=params["until"])
-        if "symbols" in params:
-            asset_ids = [asset_id_for(symbol) for symbol in comma_list(params["symbols"])]
-            orders = orders.filter(asset_id__in=[asset_id for asset_id in asset_ids if asset_id])
-        if "side" in params:
-            orders = orders.filter(order_type=params["side"].upper())
-        ordering = ("created_at", "order_id") if params["direction"] == "asc" else ("-created_at", "-order_id")
-        orders = orders.order_by(*ordering)[: params["limit"]]
+        orders = order_selectors.get_orders(user=request.user, filters=_order_filters(params))[: params["limit"]]
         return Response([render.order_json(order) for order in orders])
 
     def delete(self, request):

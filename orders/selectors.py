@@ -5,6 +5,7 @@ original design keep their names."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -14,7 +15,9 @@ from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
+from core.exceptions import InvalidRequest
 from core.money import ZERO, quantity_field, usd_field
+from orders.filters import OrderFilter
 from orders.models import Order
 
 
@@ -26,6 +29,17 @@ def get_orders_by_user(*, user: AbstractBaseUser) -> QuerySet[Order]:
 def get_orders_by_user_and_asset(*, user: AbstractBaseUser, asset_id: str) -> QuerySet[Order]:
     """A user's orders for one asset, newest first (index order_user_asset_newest)."""
     return Order.objects.filter(user=user, asset_id=asset_id).order_by("-created_at")
+
+
+def get_orders(*, user: AbstractBaseUser, filters: Mapping[str, str]) -> QuerySet[Order]:
+    """The list of a user's orders for both APIs: ``filters`` under ``OrderFilter``'s names
+    (``asset_id``, ``status``, ``after``, ``direction``, ...), newest first unless
+    ``direction=asc``. Raises InvalidRequest naming each filter that is not valid."""
+    filterset = OrderFilter(filters, queryset=get_orders_by_user(user=user))
+    if not filterset.is_valid():
+        details = {name: list(messages) for name, messages in filterset.errors.items()}
+        raise InvalidRequest("The request is not valid.", details=details)
+    return filterset.qs
 
 
 def pending_order_ids_crossed(*, asset_id: str, order_type: str, price) -> list:
