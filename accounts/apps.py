@@ -7,7 +7,3 @@ class AccountsConfig(AppConfig):
 
     default_auto_field = "django.db.models.BigAutoField"
     name = "accounts"
-
-    def ready(self) -> None:
-        # drf-spectacular learns the APCA key headers from an extension registered on import.
-        from accounts import openapi  # noqa: F401

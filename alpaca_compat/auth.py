@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from accounts.authentication import ApiKeyAuthentication
 from accounts.models import ApiKey
 from accounts.selectors import get_api_key_for_credentials, get_token_with_user
 from accounts.services import create_api_key
 from accounts.tokens import token_matches_password
+from alpaca_compat.authentication import ApiKeyAuthentication
 
 __all__ = ["ApiKeyAuthentication", "StreamIdentity", "api_key_of", "key_pair_for", "stream_identity"]
 

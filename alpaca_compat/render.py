@@ -15,7 +15,7 @@ from alpaca_compat.errors import ALPACA_STATUS
 from alpaca_compat.symbols import asset_uuid, pair_symbol, position_symbol
 from assets.models import Asset
 from balances.selectors import HoldingValue, Portfolio
-from core.money import CENT
+from core.money import CENT, PRICE
 from orders.models import Order
 
 ACCOUNT_NAMESPACE = uuid.UUID("0c7d5a8e-2b1f-5e3a-9a6b-4d8c2f1e7b90")
@@ -100,7 +100,7 @@ def order_json(order: Order, *, just_placed: bool = False) -> dict:
 
 
 def asset_json(asset: Asset) -> dict:
-    step = plain(Decimal(1).scaleb(-asset.quantity_decimals))
+    step = plain(asset.step)
     return {
         "id": str(asset_uuid(asset.asset_id)),
         "class": CRYPTO,
@@ -117,8 +117,8 @@ def asset_json(asset: Asset) -> dict:
         "attributes": [],
         "min_order_size": step,
         "min_trade_increment": step,
-        # What the engine accepts (SPEC 2: prices to 12 decimals), not an exchange's tick.
-        "price_increment": plain(Decimal(1).scaleb(-12)),
+        # What the engine accepts (prices to PRICE's decimals), not an exchange's tick.
+        "price_increment": plain(PRICE.step),
     }
 
 

@@ -53,6 +53,12 @@ class Asset(models.Model):
     def __str__(self) -> str:
         return f"{self.asset_id} ({self.name})"
 
+    @property
+    def step(self) -> Decimal:
+        """The smallest quantity of the asset, which every quantity is a multiple of: 0.00000001
+        for 8 decimals."""
+        return Decimal(1).scaleb(-self.quantity_decimals)
+
 
 class PriceRecord(models.Model):
     """One observed market price of an asset: the history behind market data and portfolio

@@ -126,8 +126,3 @@ class CircuitBreaker:
 
 
 breaker_for: PerKey[CircuitBreaker] = PerKey(lambda provider_name: CircuitBreaker())
-
-
-def reset_breakers() -> None:
-    """Forget every provider's history in this process (tests, and after a configuration change)."""
-    breaker_for.clear()

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from django.db import connections, router
-
 from assets.models import Asset, PriceRecord
+from core.replicas import read_connection
 
 # Every order reads its asset; the inventory changes a few times a day. Each process keeps
 # what it read for ASSET_CACHE_SECONDS, so an operator's change (say, suspending trading)
@@ -114,11 +113,6 @@ class Bar:
     count: int
 
 
-def _read_cursor():
-    # The history tolerates a little lag: a read replica may serve it (SPEC section 13).
-    return connections[router.db_for_read(PriceRecord)].cursor()
-
-
 _LATEST_SQL = """
     SELECT a.asset_id, r.price, r.as_of, r.source
     FROM unnest(%s::text[]) AS a(asset_id)
@@ -151,7 +145,7 @@ def get_current_prices(*, asset_ids: Sequence[str]) -> dict[str, LatestPrice]:
     One query, two index probes per asset."""
     if not asset_ids:
         return {}
-    with _read_cursor() as cursor:
+    with read_connection(PriceRecord).cursor() as cursor:  # a replica may serve it
         cursor.execute(_CURRENT_SQL, [list(asset_ids)])
         return {row[0]: LatestPrice(*row) for row in cursor.fetchall()}
 
@@ -161,7 +155,7 @@ def get_latest_prices(*, asset_ids: Sequence[str]) -> dict[str, LatestPrice]:
     index probe per asset)."""
     if not asset_ids:
         return {}
-    with _read_cursor() as cursor:
+    with read_connection(PriceRecord).cursor() as cursor:  # a replica may serve it
         cursor.execute(_LATEST_SQL, [list(asset_ids)])
         return {row[0]: LatestPrice(*row) for row in cursor.fetchall()}
 
@@ -233,7 +227,7 @@ def get_bars(
         assets = [asset_id for asset_id in assets if asset_id >= after[0]]
     bars: list[Bar] = []
     buckets_left, records_left = limit, BARS_MAX_RECORDS
-    with _read_cursor() as cursor:
+    with read_connection(PriceRecord).cursor() as cursor:  # a replica may serve it
         for n, asset_id in enumerate(assets):
             lo = start
             if after is not None and asset_id == after[0]:
@@ -309,7 +303,7 @@ def get_closing_bars(*, end: datetime, asset_ids: Sequence[str] | None = None) -
         params["asset_ids"] = list(asset_ids)
     minutes: list[Bar] = []
     days: list[Bar] = []
-    with _read_cursor() as cursor:
+    with read_connection(PriceRecord).cursor() as cursor:  # a replica may serve it
         cursor.execute(_CLOSING_BARS_SQL.format(assets=assets), params)
         for *row, daily in cursor.fetchall():
             (days if daily else minutes).append(Bar(*row))

@@ -17,10 +17,10 @@ from accounts.permissions import ReadOnlyForApiKeys
 from accounts.services import issue_token
 from balances import selectors, services
 from balances.models import AssetTransaction, CashTransaction
-from core.api.errors import OwnerScopedMixin
 from core.api.fields import EnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
 from core.api.filters import EnumFilter
 from core.api.openapi import error_responses
+from core.api.permissions import OwnerScopedMixin
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import ScopedThrottle, check_login_attempt
@@ -226,9 +226,6 @@ class _CashMovementView(generics.GenericAPIView):
         movement = type(self).service(user=request.user, **data.validated_data)
         body = CashMovementSerializer(movement).data
         return Response(body, status=status.HTTP_201_CREATED if movement.created else status.HTTP_200_OK)
-
-
-_REFERENCE_TIP = "Add a client_reference of your own (a fresh one per movement) to make a retry safe."
 
 
 def _cash_movement_schema(*domain_errors: int, example: dict):

@@ -18,13 +18,14 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connections, router, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from assets.selectors import Timeframe, bucket_start
 from balances.models import AssetTransaction, CashTransaction
 from core.exceptions import InvalidRequest
 from core.money import CENT, ZERO
+from core.replicas import read_connection
 
 # --- Activities ----------------------------------------------------------------------------
 
@@ -184,7 +185,7 @@ def get_activities(
         return []
     union = " UNION ALL ".join(branches)
     sql = f"SELECT * FROM ({union}) AS feed ORDER BY 3 {direction}, 1 {direction}, 2 {direction} LIMIT %(limit)s"
-    with connections[router.db_for_read(CashTransaction)].cursor() as db:
+    with read_connection(CashTransaction).cursor() as db:
         db.execute(sql, params)
         rows = db.fetchall()
     return [Activity(_activity_id(row[2], row[0], row[1]), ActivityType(row[3]), row[2], *row[4:]) for row in rows]
@@ -464,7 +465,7 @@ def history_range(
     step = timeframe.step
     last = bucket_start(end, timeframe)
     if period.length is None:
-        with connections[router.db_for_read(CashTransaction)].cursor() as db:
+        with read_connection(CashTransaction).cursor() as db:
             db.execute(_OPENED_AT_SQL, {"user_id": user.pk, "end": last + step})
             (opened_at,) = db.fetchone()
         first = bucket_start(min(opened_at or end, end), timeframe)
@@ -500,11 +501,11 @@ def get_portfolio_history(
         "points": (last - first) // timeframe.step + 1,
         "end": last + timeframe.step,
     }
-    alias = router.db_for_read(AssetTransaction)
+    database = read_connection(AssetTransaction)
     # JIT off for this statement: PostgreSQL cannot foresee how few assets a user holds, and
     # on its estimate it spent 0.1 to 4 s compiling a query that runs in milliseconds. SET
     # LOCAL ends with the transaction, so nothing leaks to a pooled (PgBouncer) connection.
-    with transaction.atomic(using=alias), connections[alias].cursor() as db:
+    with transaction.atomic(using=database.alias), database.cursor() as db:
         db.execute("SET LOCAL jit = off")
         db.execute(history_sql(timeframe), params)
         rows = db.fetchall()

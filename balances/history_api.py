@@ -12,7 +12,6 @@ from assets.market_api import AssetIdsField
 from assets.selectors import Timeframe
 from balances.history import ActivityType, Period, get_activities, get_portfolio_history, parse_activity_id
 from core.api.csv_export import Chunk, CsvExportMixin, cells, csv_lines
-from core.api.errors import OwnerScopedMixin
 from core.api.fields import (
     EnumValueField,
     InstantField,
@@ -24,6 +23,7 @@ from core.api.fields import (
     UsdField,
 )
 from core.api.openapi import error_responses
+from core.api.permissions import OwnerScopedMixin
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer, parse_query
 from core.exceptions import InvalidRequest

@@ -8,12 +8,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import QuerySet
 
 from assets.prices import Quote, get_quotes
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from core.money import CENT, ZERO, to_cents
+from core.replicas import read_connection
 
 
 def get_usd_balance(*, user: AbstractBaseUser) -> UsdBalance:
@@ -77,7 +77,8 @@ def get_holdings(*, user: AbstractBaseUser, asset_id: str | None = None) -> list
     asset_filter = ""
     if asset_id is not None:
         asset_filter, params = "AND b.asset_id = %s", [user.pk, asset_id]
-    with connection.prepared_cursor() as cursor:  # read on every portfolio, account and position request
+    # Prepared: read on every portfolio, account and position request.
+    with read_connection(AssetBalance).prepared_cursor() as cursor:
         cursor.execute(_HOLDINGS_SQL.format(asset_filter=asset_filter), params)
         rows = cursor.fetchall()
     split = len(_ASSET_COLUMNS)

@@ -1,7 +1,8 @@
 """Writes to balances and their ledgers.
 
-Every function that changes money takes the user lock first (``lock_objects``) and writes
-the ledger row in the same transaction as the balance it explains. Functions named
+Every function that changes money takes the user lock first (``lock_objects``; docs/DESIGN.md,
+"Lock order") and writes the ledger row in the same transaction as the balance it explains
+(a fill's are written by its settlement statement, ``orders.settlement``). Functions named
 ``*_locked`` run inside a caller's transaction that already holds the locks; the others
 own their transaction (``atomic(durable=True)``).
 """

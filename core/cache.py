@@ -84,7 +84,7 @@ class Outage:
             self.error = None
 
 
-_outage_for: PerKey[Outage] = PerKey(Outage)
+outage_for: PerKey[Outage] = PerKey(Outage)
 
 
 # Client methods that never talk to the server: neither skipped nor taken as a sign of recovery.
@@ -125,7 +125,7 @@ class FailOpenRedisCache(RedisCache):
     def __init__(self, server: str, params: dict) -> None:
         super().__init__(server, params)
         self._ignore_exceptions = True
-        self._outage = _outage_for(str(server))
+        self._outage = outage_for(str(server))
         self._guarded: _GuardedClient | None = None
 
     @property
@@ -140,12 +140,6 @@ class FailOpenRedisCache(RedisCache):
         if state.since is None:
             return None
         return {"since": state.since.isoformat(), "error": state.error}
-
-
-def forget_outages() -> None:
-    """Forget what this process learned of every cache server (tests)."""
-    for outage in _outage_for.values():
-        outage.reset()
 
 
 # --- Counters -------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, router
 
 PRIMARY = "default"
 REPLICA_PREFIX = "replica"
@@ -128,10 +128,6 @@ def mark_down(alias: str, reason: str) -> None:
     """A query on the replica failed mid-request: skip it until the next check is due."""
     connections[alias].close()
     _health[alias] = ReplicaHealth(alias, False, None, time.monotonic(), reason)
-
-
-def forget_health() -> None:
-    _health.clear()
 
 
 def healthy_replica() -> ReplicaHealth | None:
@@ -251,6 +247,14 @@ def add_served_by_headers(response, route: Route | None) -> None:
         return
     response["X-Served-By"] = "replica"
     response["X-Data-As-Of"] = route.as_of().isoformat()
+
+
+def read_connection(model):
+    """The connection a raw read of ``model``'s table goes to: the one the router picks, a
+    healthy replica inside a block that allows one (``reading_from_replicas``), else the
+    primary. Its ``cursor()``, its ``prepared_cursor()`` (core/postgresql/base.py) or a
+    transaction on its ``alias``: the one way every raw read picks its database."""
+    return connections[router.db_for_read(model)]
 
 
 class ReplicaRouter:

@@ -9,9 +9,10 @@ from rest_framework.response import Response
 
 from core.api.csv_export import Chunk, CsvExportMixin, cells, csv_lines
 from core.api.defaults import NewestFirstCursorPagination
-from core.api.errors import DOMAIN_STATUS, OwnerScopedMixin, error_body
+from core.api.errors import DOMAIN_STATUS, error_body
 from core.api.fields import EnumField, PercentField, PriceField, QuantityField, TimestampField, UsdField
 from core.api.openapi import error_responses
+from core.api.permissions import OwnerScopedMixin
 from core.api.replicas import ReplicaReadMixin
 from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import UserAndOrderThrottle

@@ -1,10 +1,10 @@
 """The trading engine: placing, replacing, filling, cancelling and expiring orders, and
-closing positions (SPEC sections 4 and 11).
+closing positions (docs/DESIGN.md, "How an order flows").
 
-Every flow is one database transaction that takes its locks in one order: the user's
-``UsdBalance`` (the user lock), then the asset balance, then the order (a compare-and-swap
-update). The market price is always fetched *before* the first lock, so no row lock is
-ever held across a network call. Services are keyword-only and own their transaction
+Every flow is one database transaction that takes its locks in the one order of
+docs/DESIGN.md, "Lock order" (``balances.lock_objects`` and ``orders.lock_objects`` enforce
+it). The market price is always fetched *before* the first lock, so no row lock is ever
+held across a network call. Services are keyword-only and own their transaction
 (``atomic(durable=True)``); helpers named ``*_locked`` run inside it. What a fill writes
 is ``orders.settlement``; what an order must be before it is priced, ``orders.validation``.
 """
@@ -529,8 +529,7 @@ def close_position(
     if percentage is not None:
         if not percentage.is_finite() or not ZERO < percentage <= 100:
             raise InvalidRequest("percentage is above 0 and at most 100.", details={"percentage": ["0 < p <= 100."]})
-        step = Decimal(1).scaleb(-asset.quantity_decimals)
-        quantity = EXACT.multiply(available, percentage / 100).quantize(step, rounding=ROUND_DOWN)
+        quantity = EXACT.multiply(available, percentage / 100).quantize(asset.step, rounding=ROUND_DOWN)
     elif quantity is None:
         quantity = available
     if quantity <= 0:

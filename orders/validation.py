@@ -1,4 +1,4 @@
-"""What an order must be before anything is locked or stored (SPEC sections 4, 10 and 11):
+"""What an order must be before anything is locked or stored (docs/DESIGN.md, "How an order flows"):
 its asset, its shape (quantity or notional, prices, time in force, expiry) and its value.
 Each check raises InvalidRequest (400) naming the field; none reads a lock."""
 
@@ -214,7 +214,7 @@ def quantity_for_notional(*, notional: Decimal, price: Decimal, asset: Asset) ->
     """notional / price rounded DOWN to the asset's step, so that quantity x price never
     exceeds the notional (and a BUY's cost, rounded up to the cent, never does either: the
     notional is a whole number of cents). InvalidRequest when not even one step fits."""
-    step = Decimal(1).scaleb(-asset.quantity_decimals)
+    step = asset.step
     quantity = (notional / price).quantize(step, rounding=ROUND_DOWN) if price > 0 else Decimal(0)
     if quantity <= 0:
         raise InvalidRequest(

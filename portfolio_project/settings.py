@@ -258,9 +258,9 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # --- REST framework (SPEC section 6) ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        # Tokens end when the password changes; API keys are for programs (accounts/).
+        # Tokens end when the password changes; API keys are for programs, in Alpaca's headers.
         "accounts.authentication.PasswordBoundTokenAuthentication",
-        "accounts.authentication.ApiKeyAuthentication",
+        "alpaca_compat.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

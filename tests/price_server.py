@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from assets.price_breaker import reset_breakers
+from tests.process_state import reset_breakers
 
 API_PREFIX = "/api/v3"
 NOW = object()  # set_price(updated_at=NOW): the server's clock when it answers

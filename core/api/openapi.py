@@ -23,7 +23,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import SAFE_METHODS, AllowAny
 
-from core.api.errors import OwnerScopedMixin
+from core.api.permissions import OwnerScopedMixin
 
 
 class ErrorDetailSerializer(serializers.Serializer):

@@ -12,6 +12,8 @@ says where it came from: ``X-Served-By: replica`` with ``X-Data-As-Of``, or ``pr
 
 from __future__ import annotations
 
+import contextlib
+
 from django.db import DatabaseError
 
 from core import replicas
@@ -27,15 +29,14 @@ class ReplicaReadMixin:
         return self.replica_actions is None or action in self.replica_actions
 
     def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        self._replica_block = None
+        super().initial(request, *args, **kwargs)  # authentication, permissions, throttles: the primary
         if self._replica_ok(request) and replicas.replica_aliases():
             user_id = request.user.pk if request.user.is_authenticated else None
-            self._replica_block = replicas.reading_from_replicas(user_id=user_id)
-            self._replica_route = self._replica_block.__enter__()
+            # Entered on dispatch's stack: it ends with dispatch, whatever the view raised.
+            self._replica_route = self._replica_stack.enter_context(replicas.reading_from_replicas(user_id=user_id))
 
     def handle_exception(self, exc):
-        route = replicas.current_route() if getattr(self, "_replica_block", None) else None
+        route = self._replica_route
         if route is not None and route.served_by_replica and isinstance(exc, DatabaseError):
             replicas.fall_back_to_primary(route)
             try:
@@ -48,17 +49,12 @@ class ReplicaReadMixin:
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         if replicas.replica_aliases():
-            block = getattr(self, "_replica_block", None)
-            replicas.add_served_by_headers(response, self._replica_route if block is not None else None)
+            replicas.add_served_by_headers(response, self._replica_route)
         return response
 
     def dispatch(self, request, *args, **kwargs):
-        try:
+        # The block opened in initial() (after authentication) closes here, even when the view
+        # raised past DRF's handler: the next request on this thread must not inherit the route.
+        self._replica_route = None
+        with contextlib.ExitStack() as self._replica_stack:
             return super().dispatch(request, *args, **kwargs)
-        finally:
-            # Even when the view raised past DRF's handler: the next request on this thread
-            # must not inherit the route.
-            block = getattr(self, "_replica_block", None)
-            if block is not None:
-                self._replica_block = None
-                block.__exit__(None, None, None)

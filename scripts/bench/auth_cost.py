@@ -29,9 +29,10 @@ from django.test import RequestFactory  # noqa: E402
 from rest_framework.authentication import TokenAuthentication  # noqa: E402
 from rest_framework.request import Request  # noqa: E402
 
-from accounts.authentication import ApiKeyAuthentication, PasswordBoundTokenAuthentication  # noqa: E402
+from accounts.authentication import PasswordBoundTokenAuthentication  # noqa: E402
 from accounts.services import create_api_key, hash_secret, issue_token, revoke_api_keys  # noqa: E402
 from accounts.tokens import key_matches_password, token_matches_password  # noqa: E402
+from alpaca_compat.authentication import ApiKeyAuthentication  # noqa: E402
 
 BENCH_USER = "auth-cost-bench"
 

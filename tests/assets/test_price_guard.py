@@ -24,7 +24,6 @@ from django.db import IntegrityError, connection, transaction
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
 
-import core.cache
 from accounts.services import create_api_key, issue_token
 from assets import price_guard
 from assets.models import LastGoodPrice, PriceRecord
@@ -32,6 +31,7 @@ from assets.price_events import PRICE_EVENTS
 from assets.prices import Quote, get_quotes, get_trade_quote
 from balances.models import AssetBalance, UsdBalance
 from orders.models import Order
+from tests.process_state import forget_outages
 from tests.processes import OwnRedis, database_url
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -307,10 +307,10 @@ def cache_under_test(request, settings):
         return
     redis = OwnRedis().start()
     settings.CACHES = redis_caches(redis.url)
-    core.cache.forget_outages()
+    forget_outages()
     cache.clear()
     yield request.param, redis
-    core.cache.forget_outages()
+    forget_outages()
     redis.stop()
 
 

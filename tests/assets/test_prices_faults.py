@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 import time_machine
 
-from assets.price_breaker import reset_breakers
 from assets.price_providers import CoinGeckoProvider
 from assets.prices import ProviderError, Quote, get_quotes, get_trade_quote, provider_status, store_quotes
 from core.exceptions import PriceUnavailable
+from tests.process_state import reset_breakers
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 

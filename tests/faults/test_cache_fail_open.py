@@ -20,6 +20,7 @@ from django.core.cache import cache
 import core.cache
 from assets.price_providers import SIMULATED_BUCKET_SECONDS, SimulatedProvider
 from assets.prices import get_quotes, get_trade_quote
+from tests.process_state import forget_outages
 from tests.processes import ROOT, OwnRedis
 
 SOCKET_TIMEOUT = 0.25  # the default CACHE_SOCKET_TIMEOUT
@@ -48,10 +49,10 @@ def redis():
 def redis_cache(redis, settings):
     """The project's cache settings for CACHE_URL=<our Redis>, in this process."""
     settings.CACHES = project_caches(redis.url)
-    core.cache.forget_outages()
+    forget_outages()
     cache.clear()
     yield redis
-    core.cache.forget_outages()
+    forget_outages()
 
 
 def timed(call):

@@ -51,7 +51,7 @@ TRADE_EVERY = timedelta(hours=8)
 
 def quantity_worth(asset: Asset, usd: Decimal, price: Decimal) -> Decimal:
     """The largest quantity on the asset's step worth at most ``usd`` (at least one step)."""
-    step = Decimal(1).scaleb(-asset.quantity_decimals)
+    step = asset.step
     with localcontext() as context:
         context.prec = 60
         quantity = (usd / price).quantize(step, rounding=ROUND_DOWN)
@@ -103,7 +103,7 @@ class Command(BaseCommand):
         bought = self._market(user, first, Order.Type.BUY, usd=Decimal("3000") * scale)
         self._market(user, second, Order.Type.BUY, usd=Decimal("1500") * scale)
         if bought is not None:
-            half = (bought.quantity / 2).quantize(Decimal(1).scaleb(-first.quantity_decimals), rounding=ROUND_DOWN)
+            half = (bought.quantity / 2).quantize(first.step, rounding=ROUND_DOWN)
             if half > 0 and half * bought.executed_price >= settings.MIN_ORDER_NOTIONAL:
                 self._step(
                     f"market SELL {half} {first.asset_id}",
@@ -202,8 +202,7 @@ class Command(BaseCommand):
         asset = assets[step % len(assets)]
         if step % 3 == 0:
             holding = user.asset_balances.filter(asset=asset).values_list("quantity", flat=True).first()
-            step_size = Decimal(1).scaleb(-asset.quantity_decimals)
-            half = ((holding or Decimal(0)) / 2).quantize(step_size, rounding=ROUND_DOWN)
+            half = ((holding or Decimal(0)) / 2).quantize(asset.step, rounding=ROUND_DOWN)
             if half > 0:
                 self._step(
                     f"market SELL {half} {asset.asset_id}",

@@ -4,7 +4,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.authentication.ApiKeyAuthentication"
+    target_class = "alpaca_compat.authentication.ApiKeyAuthentication"
     name = ["apiKeyId", "apiSecretKey"]
 
     def get_security_definition(self, auto_schema):
