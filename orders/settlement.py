@@ -289,21 +289,41 @@ WITH debit AS (
     RETURNING order_id
 ), {_fill_steps(side=Order.Type.BUY, order="placed", balance="debit", order_source="FROM placed")}"""
 
-# A SELL filled on arrival, as ONE statement run as its own transaction: the user lock (its
-# WHERE the balance cap), the holding (its WHERE the unheld quantity), then the writes.
-ARRIVAL_SELL_SQL = f"""
+
+def _sale_sql(*, resting: bool) -> str:
+    """A SELL's fill: the user lock (its WHERE the balance cap), the holding (its WHERE the
+    unheld quantity, counting what a resting SELL releases of its own hold), for a stored
+    order its compare-and-swap, then the writes; an order filled on arrival is inserted."""
+    order = "filled" if resting else "placed"
+    swap = (
+        f"""), filled AS (
+    {_FILLED_SQL.format(source="FROM position")}
+"""
+        if resting
+        else ""
+    )
+    place = (
+        ""
+        if resting
+        else f"""), placed AS (
+    {order_insert_sql(source="FROM credit", **_PLACED, order_type=f"'{Order.Type.SELL}'", total_amount="%(proceeds)s")}
+    RETURNING order_id
+"""
+    )
+    return f"""
 WITH account AS (
     {_ACCOUNT_SQL.format(check=_CAP_CHECK)}
 ), position AS (
-    {_position_sql(releasing=False)}
-), holding AS (
-    {_sold_sql(source="FROM position", releasing=False)}
+    {_position_sql(releasing=resting)}
+{swap}), holding AS (
+    {_sold_sql(source="FROM position, filled" if resting else "FROM position", releasing=resting)}
 ), credit AS (
     {_CREDIT_SQL.format(source="FROM holding")}
-), placed AS (
-    {order_insert_sql(source="FROM credit", **_PLACED, order_type=f"'{Order.Type.SELL}'", total_amount="%(proceeds)s")}
-    RETURNING order_id
-), {_fill_steps(side=Order.Type.SELL, order="placed", balance="credit", order_source="FROM placed, holding")}"""
+{place}), {_fill_steps(side=Order.Type.SELL, order=order, balance="credit", order_source=f"FROM {order}, holding")}"""
+
+
+# A SELL filled on arrival, as ONE statement run as its own transaction.
+ARRIVAL_SELL_SQL = _sale_sql(resting=False)
 
 # A stored PENDING BUY filled under the user lock the caller holds: the funds (counting the
 # hold the fill releases), then the order's compare-and-swap, which every write follows.
@@ -322,21 +342,8 @@ WITH account AS (
     RETURNING b.quantity
 ), {_fill_steps(side=Order.Type.BUY, order="filled", balance="debit", order_source="FROM filled")}"""
 
-# A stored PENDING SELL filled under the user lock the caller holds: the balance cap, the
-# holding (its WHERE the unheld quantity with this order's own hold released), then the
-# order's compare-and-swap, which every write follows.
-RESTING_SELL_SQL = f"""
-WITH account AS (
-    {_ACCOUNT_SQL.format(check=_CAP_CHECK)}
-), position AS (
-    {_position_sql(releasing=True)}
-), filled AS (
-    {_FILLED_SQL.format(source="FROM position")}
-), holding AS (
-    {_sold_sql(source="FROM position, filled", releasing=True)}
-), credit AS (
-    {_CREDIT_SQL.format(source="FROM holding")}
-), {_fill_steps(side=Order.Type.SELL, order="filled", balance="credit", order_source="FROM filled, holding")}"""
+# A stored PENDING SELL filled under the user lock the caller holds.
+RESTING_SELL_SQL = _sale_sql(resting=True)
 
 # --- The fill, as a value ------------------------------------------------------------------
 

@@ -15,20 +15,21 @@ from orders.validation import OrderChanges, OrderRequest
 pytestmark = pytest.mark.django_db
 
 
+def order(trader, side: str, quantity: str, **prices: str):
+    request = OrderRequest(
+        asset_id="BTC",
+        order_type=side,
+        quantity=Decimal(quantity),
+        **{name: Decimal(price) for name, price in prices.items()},
+    )
+    return place_order(user=trader, request=request).order
+
+
 def test_an_order_page_shows_its_kind_stop_and_replace_chain(support_client, make_user, btc, set_price):
     # given a stop-limit, replaced by another
     set_price("BTC", "50000")
     trader = make_user("trader")
-    old = place_order(
-        user=trader,
-        request=OrderRequest(
-            asset_id="BTC",
-            order_type="BUY",
-            quantity=Decimal("0.01"),
-            stop_price=Decimal("60000"),
-            order_price=Decimal("61000"),
-        ),
-    ).order
+    old = order(trader, "BUY", "0.01", stop_price="60000", order_price="61000")
     new = replace_order(order=old, changes=OrderChanges(stop_price=Decimal("62000"), order_price=Decimal("63000")))
 
     # when
@@ -52,15 +53,9 @@ def test_the_user_pages_recent_orders_show_each_orders_kind_and_prices(support_c
     # given a stop SELL and a limit BUY
     set_price("BTC", "50000")
     trader = make_user("trader")
-    place_order(user=trader, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.02")))
-    place_order(
-        user=trader,
-        request=OrderRequest(asset_id="BTC", order_type="SELL", quantity=Decimal("0.01"), stop_price=Decimal("45000")),
-    )
-    place_order(
-        user=trader,
-        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), order_price=Decimal("1000")),
-    )
+    order(trader, "BUY", "0.02")
+    order(trader, "SELL", "0.01", stop_price="45000")
+    order(trader, "BUY", "0.01", order_price="1000")
 
     # when
     page = support_client.get(reverse("admin:auth_user_change", args=[trader.pk])).content.decode()
@@ -90,15 +85,9 @@ def test_the_balance_pages_say_stop_orders_hold_too(support_client, make_user, b
     # given a stop BUY holding USD and a stop SELL holding BTC
     set_price("BTC", "50000")
     trader = make_user("trader")
-    place_order(user=trader, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.02")))
-    place_order(
-        user=trader,
-        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.01"), stop_price=Decimal("60000")),
-    )
-    place_order(
-        user=trader,
-        request=OrderRequest(asset_id="BTC", order_type="SELL", quantity=Decimal("0.01"), stop_price=Decimal("45000")),
-    )
+    order(trader, "BUY", "0.02")
+    order(trader, "BUY", "0.01", stop_price="60000")
+    order(trader, "SELL", "0.01", stop_price="45000")
     usd = trader.usd_balance
     holding = trader.asset_balances.get(asset_id="BTC")
 

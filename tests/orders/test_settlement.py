@@ -54,29 +54,29 @@ def limit_sell_on_arrival(user, set_price):
     order(user, "SELL", "0.01", order_price=D("49000"))
 
 
-def resting_buy(user, set_price):
-    order(user, "BUY", "0.01", order_price=D("45000"))
-    set_price("BTC", "44000")
-    assert process_resting_orders().filled == 1
+def rests_then_fills(name: str, side: str, market: str, **prices):
+    """A flow: an order that rests (a SELL's holding bought first), then process_orders fills
+    it once the market is at ``market``."""
+
+    def flow(user, set_price):
+        if side == "SELL":
+            order(user, "BUY", "0.02")
+        order(user, side, "0.01", **prices)
+        set_price("BTC", market)
+        assert process_resting_orders().filled == 1
+
+    flow.__name__ = name
+    return flow
 
 
-def resting_sell(user, set_price):
-    order(user, "BUY", "0.02")
-    order(user, "SELL", "0.01", order_price=D("55000"))
-    set_price("BTC", "56000")
-    assert process_resting_orders().filled == 1
+resting_buy = rests_then_fills("resting_buy", "BUY", "44000", order_price=D("45000"))
+resting_sell = rests_then_fills("resting_sell", "SELL", "56000", order_price=D("55000"))
+stop_sell_triggered = rests_then_fills("stop_sell_triggered", "SELL", "44000", stop_price=D("45000"))
 
 
 def replacement_filled_at_once(user, set_price):
     resting = order(user, "BUY", "0.01", order_price=D("45000"))
     assert replace_order(order=resting, changes=OrderChanges(order_price=D("51000"))).status == "COMPLETED"
-
-
-def stop_sell_triggered(user, set_price):
-    order(user, "BUY", "0.02")
-    order(user, "SELL", "0.01", stop_price=D("45000"))
-    set_price("BTC", "44000")
-    assert process_resting_orders().filled == 1
 
 
 def stop_buy_triggered_on_arrival(user, set_price):
