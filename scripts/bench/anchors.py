@@ -55,12 +55,9 @@ def capture_market_order(*, token: str, body: str) -> tuple[int, list[tuple[str,
 def service_script(statements: list[tuple[str, object]], *, user_id: int, token: str) -> str:
     """A pgbench script of the captured statements, one user per transaction (``:uid`` drawn
     between ``:minuid`` and ``:maxuid``)."""
-    from django.db import connection
 
-    def expression(value, *, occurrences: int) -> str:
-        if isinstance(value, bool) or value is None:
-            return literal(value)
-        if isinstance(value, int) and value == user_id:
+    def named(value, *, occurrences: int) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and value == user_id:
             return ":uid"
         if isinstance(value, str) and value == token:
             return BENCH_TOKEN_SQL
@@ -68,19 +65,123 @@ def service_script(statements: list[tuple[str, object]], *, user_id: int, token:
             if occurrences != 1:
                 raise ValueError(f"a fresh UUID is used {occurrences} times in one statement: name it, don't guess")
             return "gen_random_uuid()"
-        if isinstance(value, datetime):
-            return "now()"  # one instant per transaction, like the service's one `now` per order
-        return literal(value)
-
-    def literal(value) -> str:
-        from psycopg import sql
-
-        with connection.cursor() as cursor:
-            return sql.Literal(value).as_string(cursor.connection)
+        return None
 
     # No `SELECT 1`: Django's health check of a reused connection is skipped while the
     # connection is busy (core/postgresql), as it is under the load this is compared with.
-    lines = ["\\set uid random(:minuid, :maxuid)"]
+    return _script(["\\set uid random(:minuid, :maxuid)"], statements, named)
+
+
+# The g-th resting order of the fill anchor, and its owner: ``fill_anchor_orders_sql`` makes
+# them, each client of pgbench takes its own (g = base + client * FILL_ORDERS_PER_CLIENT + k,
+# ``base`` apart for each run on one database).
+FILL_ORDER_ID_SQL = "md5(:g::text)::uuid"
+FILL_ORDERS_PER_CLIENT = 1_000_000
+
+
+def capture_resting_fill(*, order_id, quote) -> list[tuple[str, object]]:
+    """Fill one resting order through process_orders' own function (``fill_resting_order``:
+    the claim with the user lock, the settlement statement) and return the ``(sql, params)``
+    of every statement it sent. Its BEGIN and COMMIT are psycopg's: ``fill_script`` adds them."""
+    from django.db import connection
+
+    from orders.services import fill_resting_order
+
+    statements: list[tuple[str, object]] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        if not fill_resting_order(order_id=order_id, quote=quote):
+            raise RuntimeError(f"capturing a fill: order {order_id} did not fill")
+    return statements
+
+
+def fill_script(statements: list[tuple[str, object]], *, user_id: int, order_id: uuid.UUID) -> str:
+    """A pgbench script of a captured fill, one resting order per transaction, as
+    process_orders sends it: the client's next order of ``fill_anchor_orders_sql`` (``:k``
+    counts from ``-D k=0``), its owner ``:uid``, every other value as captured."""
+
+    def named(value, *, occurrences: int) -> str | None:
+        if isinstance(value, int) and not isinstance(value, bool) and value == user_id:
+            return ":uid"
+        if isinstance(value, uuid.UUID) and value == order_id:
+            return FILL_ORDER_ID_SQL
+        return None
+
+    head = [
+        "\\set k :k + 1",
+        f"\\set g :base + :client_id * {FILL_ORDERS_PER_CLIENT} + :k",
+        "\\set uid :minuid + :g % :nusers",
+        "BEGIN;",
+    ]
+    return _script(head, statements, named) + "COMMIT;\n"
+
+
+def resting_buys_sql(*, source: str, order_id: str, user_id: str, asset_id: str, created_at: str = "now()") -> str:
+    """Resting BUYs of 1 at 50 (holding 50.00 each), one per row of ``source``, and their
+    holds on the users' balances, in one statement (so the USD held stays explained)."""
+    from orders.settlement import order_insert_sql
+
+    resting = order_insert_sql(
+        source=source,
+        order_id=order_id,
+        user_id=user_id,
+        asset_id=f"'{asset_id}'",
+        order_type="'BUY'",
+        quantity="1",
+        order_price="50",
+        held_amount="50.00",
+        status="'PENDING'",
+        expires_at="now() + interval '30 days'",
+        created_at=created_at,
+        updated_at="now()",
+    )
+    return f"""
+        WITH ins AS ({resting} RETURNING user_id, held_amount)
+        UPDATE balances_usdbalance b SET held = b.held + s.h, updated_at = now()
+        FROM (SELECT user_id, sum(held_amount) AS h FROM ins GROUP BY user_id) s WHERE b.user_id = s.user_id"""
+
+
+def fill_anchor_orders_sql(
+    *, base: int, clients: int, per_client: int, first_user: int, users: int, asset_id: str, first: int = 1
+) -> str:
+    """The fill anchor's resting BUYs (``resting_buys_sql``): ``per_client`` for each pgbench
+    client, numbered from ``first`` (pgbench's first is 1; the captured fill takes 0)."""
+    g = f"({base} + c * {FILL_ORDERS_PER_CLIENT} + k)"
+    numbers = f"generate_series(0, {clients - 1}) c CROSS JOIN generate_series({first}, {first + per_client - 1}) k"
+    return resting_buys_sql(
+        source=f"FROM {numbers}",
+        order_id=f"md5({g}::text)::uuid",
+        user_id=f"{first_user} + {g} % {users}",
+        asset_id=asset_id,
+    )
+
+
+def _script(head: list[str], statements: list[tuple[str, object]], named) -> str:
+    """``head``, then each statement with its values in place: ``named(value, occurrences=)``
+    says which are pgbench expressions; a time is ``now()`` (one instant per transaction, like
+    the service's one ``now``), anything else the literal the service sent."""
+    from django.db import connection
+    from psycopg import sql
+
+    def literal(value) -> str:
+        with connection.cursor() as cursor:
+            return sql.Literal(value).as_string(cursor.connection)
+
+    def expression(value, *, occurrences: int) -> str:
+        if isinstance(value, bool) or value is None:
+            return literal(value)
+        name = named(value, occurrences=occurrences)
+        if name is not None:
+            return name
+        if isinstance(value, datetime):
+            return "now()"
+        return literal(value)
+
+    lines = list(head)
     for text, params in statements:
         if isinstance(params, dict):
             rendered = text % {k: expression(v, occurrences=text.count(f"%({k})s")) for k, v in params.items()}

@@ -17,7 +17,9 @@ What it does, in order (docs/PERFORMANCE.md explains the method and the results)
    pgbench (the same SQL transaction, random users), wrk (one hot account), pgbench (hot).
    Then one more wrk run under py-spy for a profile.
 5. ``process_resting_orders`` fills per second with 10 thousand crossed resting limit BUYs,
-   with one process and with two at once.
+   with one process and with two at once, each run followed by its anchor: pgbench sending the
+   statements of one fill, captured from the code (scripts/bench/anchors.py), with as many
+   clients as processes, on as many resting orders.
 6. Portfolio history at the size the issue names (10,000 fills, 30 days of minute prices):
    each period at its default timeframe and 1D in minutes through the endpoint, p50 / p95 and
    the query count against the 100 ms p50 target, by ``portfolio_history.py --periods`` in a
@@ -65,10 +67,15 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 from anchors import (  # noqa: E402
+    FILL_ORDERS_PER_CLIENT,
     LEAN_SCRIPT,
     capture_market_order,
+    capture_resting_fill,
     create_lean_tables,
+    fill_anchor_orders_sql,
+    fill_script,
     find_pgbench,
+    resting_buys_sql,
     service_script,
 )
 
@@ -363,9 +370,22 @@ def run_wrk(
     return r
 
 
-def run_pgbench(srv: dict, script_text: str, *, minuid: int, maxuid: int, duration: int) -> dict:
-    """pgbench running ``script_text`` (an anchor of scripts/bench/anchors.py) on the bench database."""
+def run_pgbench(
+    srv: dict,
+    script_text: str,
+    *,
+    minuid: int,
+    maxuid: int,
+    duration: int | None = None,
+    clients: int = CONNECTIONS,
+    transactions: int | None = None,
+    variables: dict | None = None,
+) -> dict:
+    """pgbench running ``script_text`` (an anchor of scripts/bench/anchors.py) on the bench
+    database: for ``duration`` seconds, or ``transactions`` per client."""
     cost = (ORDER_QTY * PGBENCH_PRICE).quantize(Decimal("0.01"), rounding=ROUND_UP)
+    length = ["-T", str(duration)] if transactions is None else ["-t", str(transactions)]
+    defines = [arg for name, value in (variables or {}).items() for arg in ("-D", f"{name}={value}")]
     with tempfile.TemporaryDirectory(prefix="bench-pgbench-") as logdir:
         script = Path(logdir) / "anchor.sql"
         script.write_text(script_text)
@@ -375,11 +395,11 @@ def run_pgbench(srv: dict, script_text: str, *, minuid: int, maxuid: int, durati
             "-M",
             "prepared",  # as the service sends its order's statements (core/postgresql)
             "-c",
-            str(CONNECTIONS),
+            str(clients),
             "-j",
-            str(WRK_THREADS),
-            "-T",
-            str(duration),
+            str(min(WRK_THREADS, clients)),
+            *length,
+            *defines,
             "-f",
             str(script),
             "-l",
@@ -505,7 +525,7 @@ def buy_holdings(user, asset_ids: list[str]) -> None:
     from orders.validation import OrderRequest
 
     for asset in Asset.objects.filter(pk__in=asset_ids):
-        step = Decimal(1).scaleb(-asset.quantity_decimals)
+        step = asset.step
         qty = (Decimal(20) / asset.reference_price).quantize(step, rounding=ROUND_UP)  # ~20 USD worth
         place_order(user=user, request=OrderRequest(asset_id=asset.asset_id, order_type="BUY", quantity=max(qty, step)))
 
@@ -1022,11 +1042,10 @@ def fill_worker(asset_id: str, price: str, start_at: float) -> None:
     )
 
 
-def phase_fills(users: list[tuple[int, str]], cache_url: str) -> dict:
+def phase_fills(srv: dict, users: list[tuple[int, str]], cache_url: str) -> dict:
     from django.db import connection
 
     from assets.models import Asset
-    from orders.settlement import order_insert_sql
 
     Asset.objects.update_or_create(
         asset_id=FILL_ASSET,
@@ -1041,25 +1060,15 @@ def phase_fills(users: list[tuple[int, str]], cache_url: str) -> dict:
             f"{procs} process(es)"
         )
         with connection.cursor() as cur:
-            # The orders and their holds in one statement, so the USD held stays explained.
-            resting = order_insert_sql(
-                source=f"FROM generate_series(1, {RESTING_ORDERS}) g",
-                order_id="gen_random_uuid()",
-                user_id=f"{lo} + g % {n}",
-                asset_id=f"'{FILL_ASSET}'",
-                order_type="'BUY'",
-                quantity="1",
-                order_price="50",
-                held_amount="50.00",
-                status="'PENDING'",
-                expires_at="now() + interval '30 days'",
-                created_at="now() - make_interval(secs => g / 1000.0)",
-                updated_at="now()",
+            cur.execute(
+                resting_buys_sql(
+                    source=f"FROM generate_series(1, {RESTING_ORDERS}) g",
+                    order_id="gen_random_uuid()",
+                    user_id=f"{lo} + g % {n}",
+                    asset_id=FILL_ASSET,
+                    created_at="now() - make_interval(secs => g / 1000.0)",
+                )
             )
-            cur.execute(f"""
-                WITH ins AS ({resting} RETURNING user_id, held_amount)
-                UPDATE balances_usdbalance b SET held = b.held + s.h, updated_at = now()
-                FROM (SELECT user_id, sum(held_amount) AS h FROM ins GROUP BY user_id) s WHERE b.user_id = s.user_id""")
             cur.execute("ANALYZE orders_order")
         connection.close()
         start_at = time.time() + 8  # every worker is up and has stored the price by then
@@ -1082,23 +1091,69 @@ def phase_fills(users: list[tuple[int, str]], cache_url: str) -> dict:
             reports.append(json.loads(line[len("FILL_JSON ") :]))
         filled = sum(r["filled"] for r in reports)
         wall = max(r["seconds"] for r in reports)
-        with connection.cursor() as cur:
-            pending = cur.execute(
-                "SELECT count(*) FROM orders_order WHERE status = 'PENDING' AND asset_id = %s", [FILL_ASSET]
-            ).fetchone()[0]
         out[procs] = {
             "filled": filled,
             "skipped": sum(r["skipped"] for r in reports),
             "seconds": wall,
             "fills_per_s": filled / wall,
-            "still_pending": pending,
+            "still_pending": _pending_fills(),
             "workers": reports,
         }
         log(
             f"  {procs} process(es): {filled} filled in {wall:.1f} s = {filled / wall:.0f} fills/s, "
-            f"skipped {out[procs]['skipped']}, still pending {pending}"
+            f"skipped {out[procs]['skipped']}, still pending {out[procs]['still_pending']}"
+        )
+        # The anchor right after: pgbench sending the statements of one fill, captured from the
+        # code, with as many clients as processes, on the same number of orders.
+        anchor = fill_anchor(srv, clients=procs, first_user=lo, users=n, base=procs * 100 * FILL_ORDERS_PER_CLIENT)
+        out[procs].update(anchor=anchor, ratio=out[procs]["fills_per_s"] / anchor["tps"])
+        log(
+            f"  pgbench, {procs} client(s), the captured fill: {anchor['tps']:.0f} fills/s, errors {anchor['errors']}, "
+            f"still pending {anchor['still_pending']}; ours/anchor {out[procs]['ratio']:.2f}"
         )
     return out
+
+
+def _pending_fills() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM orders_order WHERE status = 'PENDING' AND asset_id = %s", [FILL_ASSET])
+        return cur.fetchone()[0]
+
+
+def fill_anchor(srv: dict, *, clients: int, first_user: int, users: int, base: int) -> dict:
+    """pgbench filling ``RESTING_ORDERS`` resting orders with the statements process_orders
+    sends for one (scripts/bench/anchors.py: captured from a real fill), ``clients`` at once."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from assets.prices import Quote
+
+    # The fill captured is the anchor's order 0 (pgbench's clients count theirs from 1).
+    orders = {"base": base, "first_user": first_user, "users": users, "asset_id": FILL_ASSET}
+    with connection.cursor() as cur:
+        cur.execute(fill_anchor_orders_sql(clients=1, per_client=1, first=0, **orders))
+        cur.execute("SELECT md5(%s)::uuid", [str(base)])
+        (order_id,) = cur.fetchone()
+    quote = Quote(asset_id=FILL_ASSET, price=Decimal("40"), as_of=timezone.now(), source="bench")
+    script = fill_script(capture_resting_fill(order_id=order_id, quote=quote), user_id=first_user, order_id=order_id)
+    (RESULTS_DIR / "pgbench-fill.sql").write_text(script)
+    per_client = RESTING_ORDERS // clients
+    with connection.cursor() as cur:
+        cur.execute(fill_anchor_orders_sql(clients=clients, per_client=per_client, **orders))
+        cur.execute("ANALYZE orders_order")
+    connection.close()
+    result = run_pgbench(
+        srv,
+        script,
+        minuid=first_user,
+        maxuid=first_user + users - 1,
+        clients=clients,
+        transactions=per_client,
+        variables={"k": 0, "base": base, "nusers": users},
+    )
+    return {**result, "still_pending": _pending_fills()}
 
 
 # --- report ------------------------------------------------------------------------------
@@ -1238,12 +1293,17 @@ def render_markdown(res: dict) -> str:
     if "fills" in ph:
         f = ph["fills"]
         L.append(f"## process_resting_orders ({RESTING_ORDERS:,} crossed resting limit BUYs)\n")
-        L.append("| processes | filled | skipped | seconds | fills/s | still pending |")
-        L.append("|---|---|---|---|---|---|")
+        L.append(
+            "Each run is followed by its anchor: pgbench sending the statements `process_orders` sends for "
+            "one fill (captured from the code: `bench-results/pgbench-fill.sql`: BEGIN, the claim with the user "
+            "lock, the settlement statement, COMMIT), one client per process, on as many resting orders.\n"
+        )
+        L.append("| processes | filled | skipped | seconds | fills/s | still pending | anchor fills/s | ours/anchor |")
+        L.append("|---|---|---|---|---|---|---|---|")
         for procs, r in f.items():
             L.append(
                 f"| {procs} | {r['filled']} | {r['skipped']} | {r['seconds']:.1f} | {r['fills_per_s']:.0f} | "
-                f"{r['still_pending']} |"
+                f"{r['still_pending']} | {r['anchor']['tps']:.0f} | {r['ratio']:.2f} |"
             )
         L.append("")
     rec = res.get("reconcile")
@@ -1318,7 +1378,7 @@ def main() -> None:
         connection.close()
         RESULTS["phases"]["orders"] = phase_orders(srv, users, redis_ok)
     if "fills" in PHASES:
-        RESULTS["phases"]["fills"] = phase_fills(users, main_cache)
+        RESULTS["phases"]["fills"] = phase_fills(srv, users, main_cache)
 
     if bench_db:
         rec = manage("reconcile_ledger", check=False)
