@@ -651,33 +651,67 @@ def fill_resting_order(*, order_id, quote: Quote) -> bool:
     its limit is crossed, and otherwise rests as a limit order). A stop BUY the market
     gapped past its hold ends FAILED with its hold released. Returns True when it filled;
     False when it did not, or another worker or a cancel got there first."""
-    with transaction.atomic(durable=True), localcontext(EXACT):
-        claimed = claim_pending_order(order_id=order_id)  # the claim and the user lock: one query
-        if claimed is None:
+    walk = _Walk([order_id])
+    walk.fill_next(quote=quote)
+    return walk.filled
+
+
+@dataclass
+class _Walk:
+    """process_orders' way down a list of crossed orders, oldest first: each transaction claims
+    the next order no other process holds and that is still PENDING (a claim it loses costs
+    one query, not a transaction: two processes on one list then skip each other's orders
+    at the price of a query), and fills it. ``position`` is how far it got, ``claimed`` the
+    order of the last transaction, ``filled`` whether that one filled."""
+
+    order_ids: list
+    position: int = 0
+    claimed: object = None
+    filled: bool = False
+
+    @property
+    def current(self):
+        """The order the last transaction was at: claimed, or being claimed."""
+        return self.claimed if self.claimed is not None else self.order_ids[max(self.position - 1, 0)]
+
+    def fill_next(self, *, quote: Quote) -> None:
+        self.claimed, self.filled = None, False
+        with transaction.atomic(durable=True), localcontext(EXACT):
+            while self.position < len(self.order_ids):
+                order_id = self.order_ids[self.position]
+                self.position += 1
+                claimed = claim_pending_order(order_id=order_id)  # the claim and the user lock: one query
+                if claimed is not None:
+                    self.claimed = order_id
+                    self.filled = _fill_claimed(*claimed, quote=quote)
+                    return
+
+
+def _fill_claimed(order: Order, usd: UsdBalance, *, quote: Quote) -> bool:
+    """Fill a claimed order (its owner's user lock held) if the price fills it; see
+    ``fill_resting_order``."""
+    triggers = order.stop_price is not None and order.triggered_at is None
+    if triggers and not stop_reached(order_type=order.order_type, stop_price=order.stop_price, price=quote.price):
+        return False
+    if not triggers and not fills_at(order, quote.price):
+        return False
+    now = timezone.now()
+    if triggers:
+        order.triggered_at = now  # stored with the fill, or on its own below
+        if not fills_at(order, quote.price):  # a stop-limit now waiting for its limit
+            trigger_pending(order_id=order.pk, at=now)
             return False
-        order, usd = claimed
-        triggers = order.stop_price is not None and order.triggered_at is None
-        if triggers and not stop_reached(order_type=order.order_type, stop_price=order.stop_price, price=quote.price):
-            return False
-        if not triggers and not fills_at(order, quote.price):
-            return False
-        now = timezone.now()
-        if triggers:
-            order.triggered_at = now  # stored with the fill, or on its own below
-            if not fills_at(order, quote.price):  # a stop-limit now waiting for its limit
-                trigger_pending(order_id=order.pk, at=now)
-                return False
-        try:
-            fill_pending_order_locked(order=order, usd=usd, quote=quote, now=now)
-        except OrderNoLongerPending:
-            return False  # a cancel or a replace got there first
-        except (InsufficientFunds, BalanceLimitExceeded) as error:  # raised before the fill wrote anything
-            # A stop BUY gapped past its hold, or proceeds that would take the balance past
-            # MAX_USD_BALANCE: this order cannot fill, now or later; it ends FAILED, its hold
-            # released, rather than stopping process_orders or being retried every pass.
-            logger.warning("process_orders: order %s cannot be filled: %s", order.pk, error.message)
-            _end_pending_locked(order, usd=usd, to_status=Order.Status.FAILED, reason=error.message, code=error.code)
-            return False
+    try:
+        fill_pending_order_locked(order=order, usd=usd, quote=quote, now=now)
+    except OrderNoLongerPending:
+        return False  # a cancel or a replace got there first
+    except (InsufficientFunds, BalanceLimitExceeded) as error:  # raised before the fill wrote anything
+        # A stop BUY gapped past its hold, or proceeds that would take the balance past
+        # MAX_USD_BALANCE: this order cannot fill, now or later; it ends FAILED, its hold
+        # released, rather than stopping process_orders or being retried every pass.
+        logger.warning("process_orders: order %s cannot be filled: %s", order.pk, error.message)
+        _end_pending_locked(order, usd=usd, to_status=Order.Status.FAILED, reason=error.message, code=error.code)
+        return False
     return True
 
 
@@ -688,7 +722,8 @@ DATABASE_UNREACHABLE = (OperationalError, InterfaceError)
 
 @contextmanager
 def _one_order(order_id, report: ProcessReport, failing: FailingOrders):
-    """Keep one order's failure from stopping everyone else's fills.
+    """Keep one order's failure from stopping everyone else's fills (``order_id``, or a
+    function that says which order it was once it failed).
 
     A value that overflows a column (DataError), a constraint it breaks or a bug its data
     triggers is that order's problem: its own transaction has rolled back, so it is logged
@@ -701,7 +736,7 @@ def _one_order(order_id, report: ProcessReport, failing: FailingOrders):
         raise
     except Exception as error:
         report.failed += 1
-        report.failures_logged += failing.failed(order_id, error)
+        report.failures_logged += failing.failed(order_id() if callable(order_id) else order_id, error)
 
 
 def process_resting_orders(
@@ -735,14 +770,13 @@ def process_resting_orders(
             logger.warning("process_orders: no fresh price for %s, its orders wait", asset.asset_id)
             continue
         for order_type in (Order.Type.BUY, Order.Type.SELL):
-            for order_id in pending_order_ids_crossed(
-                asset_id=asset.asset_id, order_type=order_type, price=quote.price
-            ):
-                with _one_order(order_id, report, failing):
-                    if fill_resting_order(order_id=order_id, quote=quote):
-                        report.filled += 1
-                    else:
-                        report.skipped += 1
+            walk = _Walk(pending_order_ids_crossed(asset_id=asset.asset_id, order_type=order_type, price=quote.price))
+            while walk.position < len(walk.order_ids):
+                before, failed = walk.position, report.failed
+                with _one_order(lambda walk=walk: walk.current, report, failing):
+                    walk.fill_next(quote=quote)
+                    report.filled += walk.filled
+                report.skipped += walk.position - before - walk.filled - (report.failed - failed)
                 if progress is not None:
                     progress(report)
     failing.forget_settled()

@@ -12,6 +12,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -263,14 +264,10 @@ def shape(sql: str) -> str:
     return " ".join(filter(None, [verb, match.group(1) if match else "?", lock.group(1) if lock else None]))
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_claimed_order_is_skipped_by_another_processor_without_waiting(make_user, btc, set_price):
-    # given a resting order that another process_orders (another connection) has claimed
-    set_price("BTC", "50000")
-    order = place_order(
-        user=make_user("claimant"),
-        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")),
-    ).order
+@contextmanager
+def claimed_by_another_processor(order: Order):
+    """While inside, another process_orders (a thread with its own connection) holds the claim
+    of ``order`` in an open transaction."""
     claimed, release = threading.Event(), threading.Event()
 
     def other_processor():
@@ -284,12 +281,56 @@ def test_a_claimed_order_is_skipped_by_another_processor_without_waiting(make_us
     thread.start()
     assert claimed.wait(10)
     try:
-        # when / then: this processor cannot claim it, and moves on at once
-        with transaction.atomic():
-            assert claim_pending_order(order_id=order.pk) is None
+        yield
     finally:
         release.set()
         thread.join()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claimed_order_is_skipped_by_another_processor_without_waiting(make_user, btc, set_price):
+    # given a resting order that another process_orders (another connection) has claimed
+    set_price("BTC", "50000")
+    order = place_order(
+        user=make_user("claimant"),
+        request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")),
+    ).order
+    # when / then: this processor cannot claim it, and moves on at once
+    with claimed_by_another_processor(order), transaction.atomic():
+        assert claim_pending_order(order_id=order.pk) is None
     # and once the other transaction ended, the order can be claimed again
     with transaction.atomic():
         assert claim_pending_order(order_id=order.pk).order.pk == order.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_processor_skips_an_order_another_holds_with_one_query_and_fills_the_next_in_the_same_transaction(
+    make_user, btc, set_price
+):
+    # given two resting BUYs the market crosses, the older one claimed by another processor
+    set_price("BTC", "50000")
+    held, free = (
+        place_order(
+            user=make_user(name),
+            request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")),
+        ).order
+        for name in ("first", "second")
+    )
+    set_price("BTC", "39000")
+    with claimed_by_another_processor(held), CaptureQueriesContext(connection) as captured:
+        # when
+        report = process_resting_orders()
+
+    # then the held order cost one claim, inside the transaction that filled the next one
+    statements = [shape(q["sql"]) for q in captured.captured_queries]
+    fill = statements.index("WITH")
+    assert statements[fill - 3 : fill + 2] == [
+        "BEGIN",
+        "SELECT orders_order FOR NO KEY UPDATE",  # the held order: no row, no wait
+        "SELECT orders_order FOR NO KEY UPDATE",  # the next: claimed, with its user lock
+        "WITH",
+        "COMMIT",
+    ]
+    assert (report.filled, report.skipped) == (1, 1)
+    assert Order.objects.get(pk=held.pk).status == "PENDING"
+    assert Order.objects.get(pk=free.pk).status == "COMPLETED"
