@@ -46,18 +46,18 @@ OUTBOX = OrderEventRecord._meta.db_table
 
 
 class Event:
-    """The events, as the streams name them too."""
+    """The events, in the engine's words (the streams translate them to their clients' wire)."""
 
-    NEW = "new"  # an order rests (PENDING)
-    FILL = "fill"
-    PARTIAL_FILL = "partial_fill"
-    CANCELED = "canceled"
+    NEW = "new"  # an order was accepted: it rests (PENDING), or fills or ends right after
+    FILL = "fill"  # the whole order filled
+    PARTLY_FILLED = "partly_filled"  # a part of it filled and the rest is still open
+    CANCELLED = "cancelled"
     EXPIRED = "expired"
-    REPLACED = "replaced"  # the old order of a replace; its successor announces its own event
+    REPLACED = "replaced"  # the old order of a replace; its successor announces its own events
     REJECTED = "rejected"  # stored FAILED
 
-    ALL = (NEW, FILL, PARTIAL_FILL, CANCELED, EXPIRED, REPLACED, REJECTED)
-    FILLS = (FILL, PARTIAL_FILL)
+    ALL = (NEW, FILL, PARTLY_FILLED, CANCELLED, EXPIRED, REPLACED, REJECTED)
+    FILLS = (FILL, PARTLY_FILLED)
 
 
 # The replay store of a FAILED order's HTTP answer (any JSON, unbounded) is not the order's
@@ -176,18 +176,42 @@ class EventFeed:
         self.since = int(horizon)
         self._read: dict[int, int] = {}  # id -> txid of the rows read at or past the horizon
 
-    def new(self, rows) -> list[str]:
-        payloads = []
+    def new(self, rows) -> list[tuple[int, str]]:
+        """The (txid, payload) of each row not read before, in id order."""
+        events = []
         horizon = self.since
         for horizon_text, row_id, txid, payload in rows:
             horizon = int(horizon_text)
             if row_id is None or row_id in self._read:
                 continue
             self._read[row_id] = int(txid)
-            payloads.append(payload)
+            events.append((int(txid), payload))
         self.since = max(self.since, horizon)
         self._read = {row_id: txid for row_id, txid in self._read.items() if txid >= self.since}
-        return payloads
+        return events
+
+
+SNAPSHOT_SQL = "SELECT pg_current_snapshot()::text"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Which transactions had committed at an instant (PostgreSQL's ``pg_current_snapshot()``,
+    ``xmin:xmax:xip,...``): a reader that starts listening takes one, and skips the events it
+    then reads whose transaction the snapshot saw committed: they happened before it listened."""
+
+    xmin: int
+    xmax: int
+    running: frozenset[int]
+
+    @classmethod
+    def parse(cls, text: str) -> Snapshot:
+        xmin, xmax, running = text.split(":")
+        return cls(int(xmin), int(xmax), frozenset(int(txid) for txid in running.split(",") if txid))
+
+    def saw(self, txid: int) -> bool:
+        """The transaction ``txid`` had committed (or rolled back) when the snapshot was taken."""
+        return txid < self.xmin or (txid < self.xmax and txid not in self.running)
 
 
 # --- The order's row, as JSON and back ----------------------------------------------------
@@ -226,10 +250,12 @@ def order_from_snapshot(snapshot: dict) -> Order:
     return Order.from_db(connection.alias, names, [_parsed(field, snapshot.get(field.attname)) for field in _FIELDS])
 
 
-# --- The same event from SQL, for the one-statement market buy ----------------------------
+# --- The same events from SQL, for the settlement statements -----------------------------
 
 
-def _column_sql(field: models.Field, row: str) -> str:
+def _column_sql(field: models.Field, row: str, overrides: dict[str, str]) -> str:
+    if field.attname in overrides:
+        return overrides[field.attname]
     column = f"{row}.{connection.ops.quote_name(field.column)}"
     if isinstance(field, models.DecimalField):
         return decimal_sql(column)
@@ -247,15 +273,19 @@ def order_event_json_sql(
     fill_price: str | None = None,
     position_quantity: str | None = None,
     execution_id: str | None = None,
+    overrides: dict[str, str] | None = None,
 ) -> str:
     """The event as a JSON expression, for a statement that writes the order itself: ``row``
     is a relation of that statement holding the order's row with every column (``placed`` of
     ``INSERT ... RETURNING *``), and the other arguments are SQL expressions
-    (``placed.filled_at``, ``holding.quantity``, ``asset_row.id``). Its JSON is
-    ``OrderEvent.to_json()``'s for the same values (tests/orders/test_events.py)."""
+    (``placed.filled_at``, ``holding.quantity``, ``asset_row.id``). ``overrides`` gives some
+    columns of the order another value (by attname, as SQL already in the JSON's form: the
+    order as it was before the statement filled it). Its JSON is ``OrderEvent.to_json()``'s
+    for the same values (tests/orders/test_events.py)."""
     if event not in Event.ALL:
         raise ValueError(f"Unknown order event {event!r}.")
-    columns = ", ".join(f"{_column_sql(field, row)} AS {field.attname}" for field in _FIELDS)
+    overrides = overrides or {}
+    columns = ", ".join(f"{_column_sql(field, row, overrides)} AS {field.attname}" for field in _FIELDS)
 
     def optional(expression: str | None, as_sql) -> str:
         return "NULL::text" if expression is None else as_sql(expression)
@@ -273,8 +303,30 @@ def order_event_json_sql(
     )
 
 
-def order_event_insert_sql(*, source: str, **event: str | None) -> str:
-    """``INSERT INTO <the outbox> (payload) SELECT <the event's JSON> <source>``: a step of
-    the one-statement market buy, e.g. ``event AS (<this>)`` with ``source="FROM placed,
+def order_event_insert_sql(*, source: str, **event) -> str:
+    """``INSERT INTO <the outbox> (payload) SELECT <the event's JSON> <source>``: a step of a
+    statement that writes the order, e.g. ``event AS (<this>)`` with ``source="FROM placed,
     holding, asset_row"``. ``event`` as ``order_event_json_sql``'s arguments."""
-    return f"INSERT INTO {OUTBOX} (payload) SELECT {order_event_json_sql(**event)}::text {source}"
+    return order_events_insert_sql(source=source, events=[event])
+
+
+def order_events_insert_sql(*, source: str, events: list[dict]) -> str:
+    """Several events of one statement's order, in the outbox in this order (their ids, and so
+    what readers see first, follow it)."""
+    if len(events) == 1:
+        return f"INSERT INTO {OUTBOX} (payload) SELECT {order_event_json_sql(**events[0])}::text {source}"
+    rows = ", ".join(f"({n}, {order_event_json_sql(**event)}::text)" for n, event in enumerate(events))
+    return (
+        f"INSERT INTO {OUTBOX} (payload) SELECT e.payload {source} "
+        f", LATERAL (VALUES {rows}) AS e(n, payload) ORDER BY e.n"
+    )
+
+
+# The order of a fill on arrival as it was accepted, before the statement filled it: the
+# ``new`` event that comes before its ``fill``, as for an order that rested first.
+AS_ACCEPTED = {
+    "status": f"'{Order.Status.PENDING}'",
+    "executed_price": "NULL::text",
+    "total_amount": "NULL::text",
+    "filled_at": "NULL::text",
+}

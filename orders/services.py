@@ -52,7 +52,7 @@ from core.exceptions import (
     PositionNotFound,
 )
 from core.money import EXACT, ZERO, to_cents_up, value_of
-from orders.events import Event, announce, order_event
+from orders.events import Event, OrderEvent, announce, order_event
 from orders.lock_objects import (
     claim_pending_order,
     release_client_order_id,
@@ -64,7 +64,6 @@ from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
 from orders.selectors import pending_order_ids_crossed
 from orders.settlement import (
     as_stored,
-    durable_statement,
     execute_buy_order,
     execute_sell_order,
     fill_pending_order_locked,
@@ -250,7 +249,7 @@ def _place_filled(order: Order, *, quote: Quote, now: datetime, request: OrderRe
             with localcontext(EXACT):
                 execute(order=order, quote=quote, now=now)
         except (InsufficientFunds, InsufficientAsset, BalanceLimitExceeded) as error:
-            with durable_statement():
+            with transaction.atomic(durable=True):  # the order and its event: two statements
                 _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
             raise OrderFailed(error, order) from None
         except DataError as error:
@@ -272,8 +271,8 @@ def _place_filled(order: Order, *, quote: Quote, now: datetime, request: OrderRe
 
 
 def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
-    """Store an order the market has not filled, reserving what it may spend or sell. The
-    caller holds the user lock."""
+    """Store an order the market has not filled, reserving what it may spend or sell, and
+    announce it ``new``. The caller holds the user lock."""
     if order.order_type == Order.Type.BUY:
         hold = buy_hold(order)
         if usd.available < hold:
@@ -284,18 +283,20 @@ def _rest_locked(*, order: Order, usd: UsdBalance) -> None:
         order.held_amount = hold
         order.save(force_insert=True)
         change_hold_locked(balance=usd, held_change=hold)
-        return
-    holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
-    available = holding.available_quantity if holding else ZERO
-    require_unheld(available=available, quantity=order.quantity, message=f"Not enough {order.asset_id}.")
-    order.save(force_insert=True)
-    change_held_quantity_locked(holding=holding, change=order.quantity)
+    else:
+        holding = asset_balance_for_update(user_id=order.user_id, asset_id=order.asset_id)
+        available = holding.available_quantity if holding else ZERO
+        require_unheld(available=available, quantity=order.quantity, message=f"Not enough {order.asset_id}.")
+        order.save(force_insert=True)
+        change_held_quantity_locked(holding=holding, change=order.quantity)
+    announce(order_event(Event.NEW, order, at=order.created_at))
 
 
 def _store_ended(order: Order, *, status: str, reason: str, error: DomainError | None = None) -> None:
-    """Store an order that ends on arrival: FAILED (it could not be filled or held) or
-    CANCELLED (ioc/fok not filled at once). Nothing else moves. A FAILED order keeps its
-    ``error``'s code and details: a repeated client_order_id answers with them."""
+    """Store an order that ends on arrival, in the caller's transaction: FAILED (it could not
+    be filled or held: announced ``rejected``) or CANCELLED (ioc/fok not filled at once:
+    ``new``, then ``cancelled``). Nothing else moves. A FAILED order keeps its ``error``'s
+    code and details: a repeated client_order_id answers with them."""
     order.status = status
     order.failure_reason = reason[:255]
     if error is not None:
@@ -303,7 +304,14 @@ def _store_ended(order: Order, *, status: str, reason: str, error: DomainError |
         order.failure_details = OrderFailed(error, order).details
     order.held_amount = ZERO
     order.executed_price = order.total_amount = order.filled_at = None
+    order.updated_at = order.created_at
     order.save(force_insert=True)
+    if status == Order.Status.FAILED:
+        announce(order_event(Event.REJECTED, order, at=order.created_at))
+    else:
+        accepted = order_event(Event.NEW, order, at=order.created_at)
+        accepted = dataclasses.replace(accepted, order={**accepted.order, "status": Order.Status.PENDING})
+        announce(accepted, order_event(Event.CANCELLED, order, at=order.created_at))
 
 
 # --- Replacing ----------------------------------------------------------------------
@@ -391,6 +399,11 @@ def replace_order(
             change_hold_locked(balance=usd, held_change=new.held_amount - old.held_amount)
         else:
             change_held_quantity_locked(holding=holding, change=new.quantity - old.quantity)
+        old.status = Order.Status.REPLACED
+        for field, value in replaced.items():
+            setattr(old, field, value)
+        # The successor announces its own events after these: filled, or cancelled (ioc/fok).
+        announce(order_event(Event.REPLACED, old, at=now), order_event(Event.NEW, new, at=now))
         _act_on_replacement_locked(new, usd=usd, quote=quote, now=now)
     order.status = Order.Status.REPLACED  # the caller's copy of the old order, as stored
     for field, value in replaced.items():
@@ -414,7 +427,7 @@ def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now
     if fills_at(new, quote.price):
         fill_pending_order_locked(order=new, usd=usd, quote=quote, now=now)
     elif new.time_in_force != Order.TimeInForce.GTC:
-        _end_pending_locked(new, usd=usd, to_status=Order.Status.CANCELLED, reason="Not filled at once.")
+        announce(_end_pending_locked(new, usd=usd, to_status=Order.Status.CANCELLED, reason="Not filled at once."))
 
 
 # --- Cancelling and expiring ---------------------------------------------------------
@@ -429,9 +442,10 @@ def _end_pending_locked(
     code: str = "",
     actor=None,
     holding: AssetBalance | None = None,
-) -> None:
+) -> OrderEvent:
     """Move a PENDING order to CANCELLED, EXPIRED or FAILED by compare-and-swap and release
-    its hold, recording ``actor`` (back-office staff) when given. The caller holds the user
+    its hold, recording ``actor`` (back-office staff) when given; the event it made, for the
+    caller to announce in the same transaction (several in one statement). The caller holds the user
     lock, and for a SELL may pass its ``holding`` already locked. ``order`` is left as stored
     (its status and ``updated_at`` too), so a caller may answer with it without reading it
     again. Raises OrderNotCancellable if it was not PENDING."""
@@ -455,6 +469,15 @@ def _end_pending_locked(
     order.status = to_status
     for field, value in ended.items():
         setattr(order, field, value)
+    return order_event(ENDED_EVENTS[to_status], order, at=ended["updated_at"])
+
+
+# What a resting order's end announces.
+ENDED_EVENTS = {
+    Order.Status.CANCELLED: Event.CANCELLED,
+    Order.Status.EXPIRED: Event.EXPIRED,
+    Order.Status.FAILED: Event.REJECTED,
+}
 
 
 def _close_pending(*, order: Order, to_status: str, actor=None) -> Order:
@@ -464,7 +487,7 @@ def _close_pending(*, order: Order, to_status: str, actor=None) -> Order:
     with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=order.user_id)
         fresh = Order.objects.select_related("asset").get(pk=order.pk)
-        _end_pending_locked(fresh, usd=usd, to_status=to_status, actor=actor)
+        announce(_end_pending_locked(fresh, usd=usd, to_status=to_status, actor=actor))
     order.refresh_from_db()
     return order
 
@@ -495,9 +518,13 @@ def cancel_all_orders(*, user: AbstractBaseUser, actor: AbstractBaseUser | None 
         )
         sold = [order.asset_id for order in pending if order.order_type == Order.Type.SELL]
         holdings = asset_balances_for_update(user_id=user.pk, asset_ids=sold)
+        ended = []
         for order in pending:
             holding = holdings.get(order.asset_id) if order.order_type == Order.Type.SELL else None
-            _end_pending_locked(order, usd=usd, to_status=Order.Status.CANCELLED, actor=actor, holding=holding)
+            ended.append(
+                _end_pending_locked(order, usd=usd, to_status=Order.Status.CANCELLED, actor=actor, holding=holding)
+            )
+        announce(*ended)
     return pending
 
 
@@ -710,7 +737,8 @@ def _fill_claimed(order: Order, usd: UsdBalance, *, quote: Quote) -> bool:
         # MAX_USD_BALANCE: this order cannot fill, now or later; it ends FAILED, its hold
         # released, rather than stopping process_orders or being retried every pass.
         logger.warning("process_orders: order %s cannot be filled: %s", order.pk, error.message)
-        _end_pending_locked(order, usd=usd, to_status=Order.Status.FAILED, reason=error.message, code=error.code)
+        failed = Order.Status.FAILED
+        announce(_end_pending_locked(order, usd=usd, to_status=failed, reason=error.message, code=error.code))
         return False
     return True
 
@@ -865,5 +893,5 @@ def _cancel_every_pending_locked(*, user_id: int, actor: AbstractBaseUser | None
         for field, value in ended.items():
             setattr(order, field, value)
         cancelled.append((order, held))
-    announce(*(order_event(Event.CANCELED, order, at=now) for order, _ in cancelled))
+    announce(*(order_event(Event.CANCELLED, order, at=now) for order, _ in cancelled))
     return cancelled

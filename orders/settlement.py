@@ -42,6 +42,7 @@ from balances.services import check_balance_limit, require_unheld
 from core.exceptions import InsufficientAsset, InsufficientFunds, OrderNoLongerPending
 from core.money import PRICE, USD, ZERO, to_cents_down, to_cents_up, value_of
 from core.sql import insert_sql
+from orders.events import AS_ACCEPTED, Event, order_events_insert_sql
 from orders.models import Order
 
 # --- Raw INSERTs, from the models' columns --------------------------------------------------
@@ -188,7 +189,7 @@ _FILLED_SQL = f"""UPDATE orders_order SET
         held_amount = 0, triggered_at = %(triggered_at)s, filled_at = %(at)s, updated_at = %(at)s
     {{source}} WHERE order_id = %(order_id)s AND status = '{Order.Status.PENDING}'
       AND quantity = %(quantity)s AND held_amount = %(held_amount)s
-    RETURNING order_id"""
+    RETURNING orders_order.*"""
 
 _PLACED = {
     **_OF_THE_FILL,
@@ -255,13 +256,35 @@ def _asset_row_sql(*, side: str, source: str, order: str) -> str:
     )
 
 
-def _fill_steps(*, side: str, order: str, balance: str, order_source: str) -> str:
-    """The two ledger rows and the fill the statement returns."""
+def _events_sql(*, order: str, arrival: bool) -> str:
+    """The fill's domain events (docs/DESIGN.md, "Domain events"), written by the statement
+    itself so that they exist exactly when it commits: ``fill``, after ``new`` for an order
+    filled on arrival (as accepted, before the fill), as for an order that rested first."""
+    fill = {
+        "event": Event.FILL,
+        "row": order,
+        "at": "%(at)s",
+        "fill_quantity": "%(quantity)s",
+        "fill_price": "%(price)s",
+        "position_quantity": "holding.quantity",
+        "execution_id": "asset_row.id",
+    }
+    events = [fill]
+    if arrival:
+        events.insert(0, {"event": Event.NEW, "row": order, "at": "%(at)s", "overrides": AS_ACCEPTED})
+    return order_events_insert_sql(source=f"FROM {order}, holding, asset_row", events=events)
+
+
+def _fill_steps(*, side: str, order: str, balance: str, order_source: str, arrival: bool) -> str:
+    """The two ledger rows, the domain events, and the fill the statement returns. ``order``
+    is the statement's relation of the order's row, every column (``RETURNING *``)."""
     return f"""cash AS (
     {_cash_sql(side=side, source=f"FROM {balance}, {order}", order=order, balance=balance)}
 ), asset_row AS (
     {_asset_row_sql(side=side, source=order_source, order=order)}
     {_FILL_RETURNING}
+), events AS (
+    {_events_sql(order=order, arrival=arrival)}
 )
 {_FILL_SELECT}
 """
@@ -286,8 +309,8 @@ WITH debit AS (
     RETURNING b.quantity
 ), placed AS (
     {_PLACED_SQL}
-    RETURNING order_id
-), {_fill_steps(side=Order.Type.BUY, order="placed", balance="debit", order_source="FROM placed")}"""
+    RETURNING *
+), {_fill_steps(side=Order.Type.BUY, order="placed", balance="debit", order_source="FROM placed", arrival=True)}"""
 
 
 def _sale_sql(*, resting: bool) -> str:
@@ -295,6 +318,9 @@ def _sale_sql(*, resting: bool) -> str:
     unheld quantity, counting what a resting SELL releases of its own hold), for a stored
     order its compare-and-swap, then the writes; an order filled on arrival is inserted."""
     order = "filled" if resting else "placed"
+    steps = _fill_steps(
+        side=Order.Type.SELL, order=order, balance="credit", order_source=f"FROM {order}, holding", arrival=not resting
+    )
     swap = (
         f"""), filled AS (
     {_FILLED_SQL.format(source="FROM position")}
@@ -307,7 +333,7 @@ def _sale_sql(*, resting: bool) -> str:
         if resting
         else f"""), placed AS (
     {order_insert_sql(source="FROM credit", **_PLACED, order_type=f"'{Order.Type.SELL}'", total_amount="%(proceeds)s")}
-    RETURNING order_id
+    RETURNING *
 """
     )
     return f"""
@@ -319,7 +345,7 @@ WITH account AS (
     {_sold_sql(source="FROM position, filled" if resting else "FROM position", releasing=resting)}
 ), credit AS (
     {_CREDIT_SQL.format(source="FROM holding")}
-{place}), {_fill_steps(side=Order.Type.SELL, order=order, balance="credit", order_source=f"FROM {order}, holding")}"""
+{place}), {steps}"""
 
 
 # A SELL filled on arrival, as ONE statement run as its own transaction.
@@ -340,7 +366,7 @@ WITH account AS (
 ), holding AS (
     {add_bought_quantity_sql(source="FROM debit", **_BOUGHT)}
     RETURNING b.quantity
-), {_fill_steps(side=Order.Type.BUY, order="filled", balance="debit", order_source="FROM filled")}"""
+), {_fill_steps(side=Order.Type.BUY, order="filled", balance="debit", order_source="FROM filled", arrival=False)}"""
 
 # A stored PENDING SELL filled under the user lock the caller holds.
 RESTING_SELL_SQL = _sale_sql(resting=True)

@@ -18,6 +18,7 @@ from collections import deque
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
 
 from alpaca_compat.auth import StreamIdentity, stream_identity
 from alpaca_compat.streams import wire
@@ -285,9 +286,17 @@ class TradeUpdatesConsumer(StreamConsumer):
             if not self.hub.live.is_set():
                 self.database_lost()
                 return
-            # Acknowledged first: every event after the acknowledgement reaches the client.
+            # Listening before the acknowledgement: every event committed after it reaches the
+            # client, and none committed before the listen began.
+            try:
+                await self.hub.listen_trades(self, self.identity.user_id)
+            except DatabaseError:
+                self.database_lost()
+                return
+            if self.closing:  # it left while the hub read the snapshot
+                self.hub.stop_trades(self, self.identity.user_id)
+                return
             self.reply(wire.listening([wire.TRADE_UPDATES]))
-            self.hub.listen_trades(self, self.identity.user_id)
         else:
             self.hub.stop_trades(self, self.identity.user_id)
             self.reply(wire.listening([]))

@@ -41,7 +41,7 @@ from alpaca_compat.streams import wire
 from alpaca_compat.symbols import asset_id_for, pair_symbol
 from assets.price_events import PRICE_EVENTS, PriceEvent
 from assets.selectors import Bar, get_closing_bars
-from orders.events import FORGET_SQL, HORIZON_SQL, NEW_EVENTS_SQL, EventFeed, OrderEvent
+from orders.events import FORGET_SQL, HORIZON_SQL, NEW_EVENTS_SQL, SNAPSHOT_SQL, EventFeed, OrderEvent, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,8 @@ class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.live = asyncio.Event()  # LISTENing now: events committed from here on arrive
-        self._trade: dict[int, set[Connection]] = {}
+        # By account, each listening connection with the snapshot taken when it began to listen.
+        self._trade: dict[int, dict[Connection, Snapshot]] = {}
         self._market: dict[str, dict[str, set[Connection]]] = {channel: {} for channel in MARKET_CHANNELS}
         self._admitted: Counter = Counter()
         self._listen_task: asyncio.Task | None = None
@@ -159,16 +160,16 @@ class Hub:
         horizons: deque[tuple[float, str]] = deque()
         while True:
             cursor = await conn.execute(NEW_EVENTS_SQL, {"since": str(feed.since)})
-            payloads = feed.new(await cursor.fetchall())
+            events = feed.new(await cursor.fetchall())
             if self._trade or self._market["trades"]:  # else nobody here wants them: not even parsed
-                for payload in payloads:
-                    self._dispatch(ORDER_EVENTS, payload)
+                for txid, payload in events:
+                    self._dispatch(ORDER_EVENTS, payload, txid=txid)
             now = time.monotonic()
             if not horizons or now - horizons[-1][0] >= FORGET_EVERY_SECONDS:
                 horizons.append((now, str(feed.since)))
             if now - horizons[0][0] >= settings.STREAM_EVENT_RETENTION_SECONDS:
                 await conn.execute(FORGET_SQL, {"before": horizons.popleft()[1]})
-            if len(payloads) < POLL_BATCH:
+            if len(events) < POLL_BATCH:
                 await asyncio.sleep(settings.STREAM_POLL_SECONDS)
 
     def _price_notification(self, notification: psycopg.Notify) -> None:
@@ -195,13 +196,16 @@ class Hub:
         if self._admitted[credential] <= 0:
             del self._admitted[credential]
 
-    def listen_trades(self, connection: Connection, user_id: int) -> None:
-        self._trade.setdefault(user_id, set()).add(connection)
+    async def listen_trades(self, connection: Connection, user_id: int) -> None:
+        """From now on, ``connection`` gets its account's events: those committed after this
+        call began, never one committed before it that the hub had not read yet."""
+        snapshot = Snapshot.parse(await self.run_sync(_current_snapshot))
+        self._trade.setdefault(user_id, {})[connection] = snapshot
 
     def stop_trades(self, connection: Connection, user_id: int) -> None:
         targets = self._trade.get(user_id)
         if targets is not None:
-            targets.discard(connection)
+            targets.pop(connection, None)
             if not targets:
                 del self._trade[user_id]
 
@@ -232,10 +236,10 @@ class Hub:
 
     # --- fan-out -------------------------------------------------------------------------
 
-    def _dispatch(self, channel: str, payload: str) -> None:
+    def _dispatch(self, channel: str, payload: str, *, txid: int | None = None) -> None:
         try:
             if channel == ORDER_EVENTS:
-                self._order_event(OrderEvent.from_json(payload))
+                self._order_event(OrderEvent.from_json(payload), txid=txid)
             elif channel == PRICE_EVENTS:
                 event = PriceEvent.from_json(payload)
                 self._publish("quotes", event.asset_id, wire.quote(event))
@@ -243,12 +247,13 @@ class Hub:
             # Not ours, or from a newer version of the code: one bad payload stops nothing.
             logger.warning("stream hub: unreadable %s payload (%s): %.200s", channel, error, payload)
 
-    def _order_event(self, event: OrderEvent) -> None:
+    def _order_event(self, event: OrderEvent, *, txid: int | None) -> None:
         targets = self._trade.get(event.user_id)
         if targets:
             text = wire.trade_update(event)
-            for connection in list(targets):
-                connection.offer(text)
+            for connection, listened in list(targets.items()):
+                if txid is None or not listened.saw(txid):
+                    connection.offer(text)
         if wire.is_fill(event) and self._market["trades"]:
             self._publish("trades", event.order["asset_id"], wire.trade(event))
 
@@ -301,6 +306,12 @@ class Hub:
             self._publish("dailyBars", bar.asset_id, wire.bar("d", bar))
         self._sent_bars = {(bar.asset_id, bar.timestamp): bar for bar in minutes if bar.timestamp == just_closed}
         self._last_bars_end = end
+
+
+def _current_snapshot() -> str:
+    with connections["default"].cursor() as cursor:
+        cursor.execute(SNAPSHOT_SQL)
+        return cursor.fetchone()[0]
 
 
 def _asset_id(symbol: str) -> str | None:

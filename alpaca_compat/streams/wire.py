@@ -43,6 +43,10 @@ def execution_id(event: OrderEvent) -> uuid.UUID:
     return uuid.uuid5(EXECUTION_NAMESPACE, f"{event.order['order_id']}:{event.event}:{event.order['updated_at']}")
 
 
+# The engine's event words (orders.events.Event) that Alpaca spells otherwise.
+ALPACA_EVENTS = {Event.CANCELLED: "canceled", Event.PARTLY_FILLED: "partial_fill"}
+
+
 def trade_update(event: OrderEvent) -> str:
     """The trade update of ``event`` as JSON text."""
     order = order_from_snapshot(event.order)
@@ -50,7 +54,7 @@ def trade_update(event: OrderEvent) -> str:
         {
             "stream": TRADE_UPDATES,
             "data": {
-                "event": event.event,
+                "event": ALPACA_EVENTS.get(event.event, event.event),
                 "execution_id": str(execution_id(event)),
                 "timestamp": render.iso(event.at),
                 "price": render.plain(event.fill_price),

@@ -77,9 +77,6 @@ EXCEPTIONS = {
     # Which API placed an order (Order.PlacedVia), stored and shown to support.
     ("orders/models.py", "alpaca"),
     ("orders/models.py", "Alpaca /v2"),
-    # The engine's event names (orders.events.Event), stored in the outbox's payloads.
-    ("orders/events.py", "canceled"),
-    ("orders/events.py", "partial_fill"),
 }
 
 

@@ -94,7 +94,7 @@ def test_a_reset_cancels_open_orders_takes_holdings_out_and_sets_the_cash(trader
     )
     events = order_events()
     assert [(e.event, e.order["order_id"], e.order["status"]) for e in events] == [
-        (Event.CANCELED, str(order_id), "CANCELLED") for order_id in pending
+        (Event.CANCELLED, str(order_id), "CANCELLED") for order_id in pending
     ]
     # one RESET row in each ledger: the holding out without a price or P&L, the cash difference
     btc_row = AssetTransaction.objects.get(transaction_type="RESET")

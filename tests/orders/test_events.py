@@ -48,7 +48,7 @@ class Reader:
 
     def read(self) -> list[dict]:
         rows = self.conn.execute(NEW_EVENTS_SQL, {"since": str(self.feed.since)}).fetchall()
-        return [json.loads(payload) for payload in self.feed.new(rows)]
+        return [json.loads(payload) for _, payload in self.feed.new(rows)]
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def test_a_rolled_back_transaction_announces_nothing(user, btc, listener):
 
     # when
     with pytest.raises(RuntimeError):
-        announce_then_fail(Event.CANCELED)
+        announce_then_fail(Event.CANCELLED)
     with transaction.atomic():
         with pytest.raises(RuntimeError):
             announce_then_fail(Event.EXPIRED)
@@ -154,7 +154,7 @@ def test_an_accounts_events_are_read_in_the_order_its_transactions_committed(use
             second.execute(lock, [user.pk]),
             second.execute(
                 f"INSERT INTO {OrderEventRecord._meta.db_table} (payload) VALUES (%s)",
-                [payload.replace('"new"', '"canceled"', 1)],
+                [payload.replace('"new"', '"cancelled"', 1)],
             ),
             second.commit(),
         )
@@ -166,7 +166,7 @@ def test_an_accounts_events_are_read_in_the_order_its_transactions_committed(use
     waiting.join(timeout=10)
     # then
     assert seen_while_open == []
-    assert [e["event"] for e in received(listener)] == ["new", "canceled"]
+    assert [e["event"] for e in received(listener)] == ["new", "cancelled"]
     first.close()
     second.close()
 
@@ -194,14 +194,14 @@ def test_events_older_than_a_horizon_are_forgotten(user, btc, listener):
     # given
     order = a_resting_order(user, btc)
     announce(order_event(Event.NEW, order, at=AT))
-    announce(order_event(Event.CANCELED, order, at=AT))
+    announce(order_event(Event.CANCELLED, order, at=AT))
     table = OrderEventRecord._meta.db_table
     # the hub forgets below a horizon minutes old: here, the later event's transaction
     (later,) = listener.conn.execute(f"SELECT txid::text FROM {table} ORDER BY id DESC LIMIT 1").fetchone()
     # when
     listener.conn.execute(FORGET_SQL, {"before": later})
     # then
-    assert [json.loads(r.payload)["event"] for r in OrderEventRecord.objects.all()] == ["canceled"]
+    assert [json.loads(r.payload)["event"] for r in OrderEventRecord.objects.all()] == ["cancelled"]
 
 
 def test_an_event_round_trips_through_json_with_the_order_as_it_was(user, btc):
@@ -338,7 +338,7 @@ def test_the_longest_order_event_stays_small_on_both_paths(user, btc, listener):
         expires_at=AT,
     )
     sql = _insert_and_notify_sql(
-        event=Event.PARTIAL_FILL,
+        event=Event.PARTLY_FILLED,
         at="placed.filled_at",
         fill_quantity="placed.quantity",
         fill_price="placed.executed_price",
@@ -351,7 +351,7 @@ def test_the_longest_order_event_stays_small_on_both_paths(user, btc, listener):
     order = Order.objects.get(pk=values["order_id"])
     order.api_key_id = "k" * 20
     fill = (order.quantity, order.executed_price, order.quantity, 9223372036854775807)
-    python_payload = order_event(Event.PARTIAL_FILL, order, at=order.filled_at, fill=fill).to_json()
+    python_payload = order_event(Event.PARTLY_FILLED, order, at=order.filled_at, fill=fill).to_json()
     sql_payloads = [r.payload for r in OrderEventRecord.objects.all()]
     # then: under half of what NOTIFY would carry (8000 bytes), were events ever sent that way
     assert len(sql_payloads) == 1

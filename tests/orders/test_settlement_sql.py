@@ -13,7 +13,7 @@ from django.db import models
 
 from core.sql import insert_sql
 from orders import settlement
-from orders.models import Order
+from orders.models import Order, OrderEventRecord
 
 _INSERT = re.compile(r"INSERT INTO (\w+)(?: AS \w+)? \(([^)]*)\)")
 
@@ -21,6 +21,10 @@ _INSERT = re.compile(r"INSERT INTO (\w+)(?: AS \w+)? \(([^)]*)\)")
 def _model_columns(table: str) -> list[str]:
     (model,) = [m for m in apps.get_models() if m._meta.db_table == table]
     return [f.column for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+
+
+# The domain events' outbox (orders/events.py): a payload, the rest filled by the database.
+OUTBOX_COLUMNS = {OrderEventRecord._meta.db_table: ["payload"]}
 
 
 def _inserts(sql: str) -> list[tuple[str, list[str]]]:
@@ -38,22 +42,28 @@ def _inserts(sql: str) -> list[tuple[str, list[str]]]:
                 "orders_order",
                 "balances_cashtransaction",
                 "balances_assettransaction",
+                "orders_ordereventrecord",
             ],
         ),
         (
             "ARRIVAL_SELL_SQL",
             settlement.ARRIVAL_SELL_SQL,
-            ["orders_order", "balances_cashtransaction", "balances_assettransaction"],
+            ["orders_order", "balances_cashtransaction", "balances_assettransaction", "orders_ordereventrecord"],
         ),
         (
             "RESTING_BUY_SQL",
             settlement.RESTING_BUY_SQL,
-            ["balances_assetbalance", "balances_cashtransaction", "balances_assettransaction"],
+            [
+                "balances_assetbalance",
+                "balances_cashtransaction",
+                "balances_assettransaction",
+                "orders_ordereventrecord",
+            ],
         ),
         (
             "RESTING_SELL_SQL",
             settlement.RESTING_SELL_SQL,
-            ["balances_cashtransaction", "balances_assettransaction"],
+            ["balances_cashtransaction", "balances_assettransaction", "orders_ordereventrecord"],
         ),
     ],
 )
@@ -64,7 +74,7 @@ def test_every_raw_insert_names_exactly_the_models_concrete_columns(name, sql, t
     # then
     assert [table for table, _ in inserts] == tables, name
     for table, columns in inserts:
-        assert columns == _model_columns(table), (name, table)
+        assert columns == (OUTBOX_COLUMNS.get(table) or _model_columns(table)), (name, table)
 
 
 def test_a_raw_insert_that_leaves_out_a_column_is_refused_when_it_is_built():

@@ -232,10 +232,11 @@ def test_cancel_all_for_another_user_reads_nothing_per_order(as_role, carol, btc
             )
 
     # then token + user, the back-office group, the permissions (2), carol; then savepoint, the
-    # user lock, the pending orders, per order an UPDATE of it and of the hold, release
+    # user lock, the pending orders, per order an UPDATE of it and of the hold, their events
+    # (one statement for all), release
     rest(1)
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         assert len(support.post(f"{ORDERS}cancel-all/?username=carol").json()) == 1
     rest(3)
-    with django_assert_num_queries(15):
+    with django_assert_num_queries(16):
         assert len(support.post(f"{ORDERS}cancel-all/?username=carol").json()) == 3

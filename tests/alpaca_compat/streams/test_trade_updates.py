@@ -78,27 +78,29 @@ def test_alpaca_py_receives_every_event_of_its_account_each_a_valid_trade_update
         replaced = flows.rest_limit_buy(user, client_order_id="rest-3")
         successor = flows.replace(replaced, price="41000")
         flows.rejected_buy(user, quantity="1000")
-        wait_for(lambda: len(received) >= 9, timeout=10, what="nine trade updates")
+        wait_for(lambda: len(received) >= 10, timeout=10, what="ten trade updates")
     finally:
         stream.stop()
         runner.join(timeout=10)
-    # then
+    # then: Alpaca's words for each, an order filled on arrival accepted (new) before its fill
     assert [(u.event, u.order.status, str(u.order.id)) for u in received] == [
-        (Event.NEW, "new", str(resting.order_id)),
-        (Event.FILL, "filled", str(bought.order_id)),
-        (Event.CANCELED, "canceled", str(resting.order_id)),
-        (Event.NEW, "new", str(expiring.order_id)),
-        (Event.EXPIRED, "expired", str(expiring.order_id)),
-        (Event.NEW, "new", str(replaced.order_id)),
-        (Event.REPLACED, "replaced", str(replaced.order_id)),
-        (Event.NEW, "new", str(successor.order_id)),
-        (Event.REJECTED, "rejected", str(received[8].order.id)),
+        ("new", "new", str(resting.order_id)),
+        ("new", "new", str(bought.order_id)),
+        ("fill", "filled", str(bought.order_id)),
+        ("canceled", "canceled", str(resting.order_id)),
+        ("new", "new", str(expiring.order_id)),
+        ("expired", "expired", str(expiring.order_id)),
+        ("new", "new", str(replaced.order_id)),
+        ("replaced", "replaced", str(replaced.order_id)),
+        ("new", "new", str(successor.order_id)),
+        ("rejected", "rejected", str(received[9].order.id)),
     ]
-    fill = received[1]
+    fill = received[2]
     assert (fill.price, fill.qty, fill.position_qty) == (50000.0, 0.01, 0.01)
     assert (fill.order.filled_qty, fill.order.filled_avg_price) == ("0.01", "50000")
-    assert received[6].order.replaced_by == successor.order_id
-    assert [u.price for u in received if u.event != Event.FILL] == [None] * 8
+    assert (received[1].order.filled_qty, received[1].order.filled_avg_price) == ("0", None)
+    assert received[7].order.replaced_by == successor.order_id
+    assert [u.price for u in received if u.event != "fill"] == [None] * 9
     assert server_errors() == []
 
 
@@ -114,8 +116,10 @@ def test_a_plain_client_at_stream_slash_gets_the_order_as_get_v2_orders_shows_it
         listening = ws.recv(timeout=5)
         # when
         order = flows.market_buy(user, quantity="0.02")
+        accepted = ws.recv(timeout=5)
         update = ws.recv(timeout=5)
     # then
+    assert json.loads(accepted)["data"]["event"] == "new"
     assert isinstance(authorized, bytes)
     assert isinstance(update, bytes)
     assert json.loads(authorized) == {"stream": "authorization", "data": {"status": "authorized", "action": AUTH}}
@@ -247,7 +251,7 @@ def test_a_rolled_back_transaction_announces_nothing(streams, user, make_key, bt
 
     def cancel_then_fail() -> None:
         with transaction.atomic():
-            announce(order_event(Event.CANCELED, order, at=order.updated_at))
+            announce(order_event(Event.CANCELLED, order, at=order.updated_at))
             raise RuntimeError("the flow failed")
 
     with listening_client(streams, key, secret) as ws:
