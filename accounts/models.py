@@ -1,4 +1,4 @@
-"""API keys for programs (SPEC section 11).
+"""API keys for programs (docs/DESIGN.md, "Permissions").
 
 A key is a public ``key_id`` and a secret shown once, at creation. Only the secret's SHA-256
 is stored: the secret is 40 random characters (about 238 bits), so no dictionary or brute

@@ -1,5 +1,5 @@
 """Authentication with Alpaca's headers, ``APCA-API-KEY-ID`` and ``APCA-API-SECRET-KEY``:
-the API keys of SPEC 11 (accounts/), the same ones /api/v1 takes."""
+the API keys of accounts/, the same ones /api/v1 takes."""
 
 from __future__ import annotations
 

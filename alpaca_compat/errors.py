@@ -122,7 +122,7 @@ def domain_answer(error: DomainError, *, asset_id: str | None = None) -> tuple[i
     return status.HTTP_422_UNPROCESSABLE_ENTITY, body(UNPROCESSABLE, error.message)
 
 
-# Our order statuses as Alpaca names them (SPEC 12).
+# Our order statuses as Alpaca names them (docs/DESIGN.md, "Alpaca compatibility").
 ALPACA_STATUS = {
     "PENDING": "new",
     "COMPLETED": "filled",

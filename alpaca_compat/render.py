@@ -53,7 +53,7 @@ def account_number(user) -> str:
 def order_json(order: Order, *, just_placed: bool = False) -> dict:
     status = ALPACA_STATUS.get(order.status, order.status.lower())
     if just_placed and order.status == Order.Status.PENDING:
-        status = "accepted"  # SPEC 12: accepted while being placed, new once it rests
+        status = "accepted"  # accepted while being placed, new once it rests
     changed_at = iso(order.updated_at)
     kind = order.kind
     side = order.order_type.lower()

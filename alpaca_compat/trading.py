@@ -89,7 +89,7 @@ def _refuse_unsupported(data: dict) -> None:
         raise errors.invalid("invalid crypto time_in_force")
 
 
-# Which of Alpaca's price fields each order type takes (the engine's kinds, SPEC 11).
+# Which of Alpaca's price fields each order type takes (the engine's kinds).
 _PRICES = {
     "market": (False, False),
     "limit": (True, False),
@@ -506,7 +506,7 @@ def _number(value: Decimal | None) -> float | None:
 
 
 class PortfolioHistoryView(ReplicaReadMixin, AlpacaView):
-    """SPEC 11's history in Alpaca's shape: unix timestamps, numbers, ``profit_loss_pct`` as a
+    """The portfolio history in Alpaca's shape: unix timestamps, numbers, ``profit_loss_pct`` as a
     fraction (0.0123 is 1.23%)."""
 
     def get(self, request):

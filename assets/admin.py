@@ -1,4 +1,4 @@
-"""Back office for the asset inventory (SPEC section 7): operators add and edit assets and
+"""Back office for the asset inventory (README, "Back office (Django admin)"): operators add and edit assets and
 switch trading on and off; everyone with access sees the current market price."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Market data over HTTP (SPEC section 11), from the recorded price history: the latest
+"""Market data over HTTP (README, "The API in short"), from the recorded price history: the latest
 price of assets and OHLC bars. Views parse the query string, call one selector, render."""
 
 from __future__ import annotations

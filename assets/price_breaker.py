@@ -1,4 +1,4 @@
-"""A circuit breaker in front of the price provider (SPEC section 10).
+"""A circuit breaker in front of the price provider (docs/DESIGN.md, "Prices and the price guard").
 
 Without it a provider that is down costs every request that needs a price the whole
 deadline, and nothing remembers the failure. With it, after PRICE_BREAKER_FAILURES calls

@@ -1,4 +1,4 @@
-"""One GET to a price provider, bounded by a total deadline (SPEC section 10).
+"""One GET to a price provider, bounded by a total deadline (docs/DESIGN.md, "Prices and the price guard").
 
 ``requests`` bounds each wait for bytes (the read timeout), never the whole answer: a server
 that sends one byte a second, or a status line a byte at a time, keeps a request alive for as

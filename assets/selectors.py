@@ -58,7 +58,7 @@ def get_asset_ids(*, among: Collection[str] | None = None) -> list[str]:
     return list(ids.values_list("asset_id", flat=True))
 
 
-# --- Market data: reads of the recorded price history (SPEC section 11) ----------------
+# --- Market data: reads of the recorded price history (README, "The API in short") ----------------
 
 
 class Timeframe(enum.Enum):

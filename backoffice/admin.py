@@ -1,4 +1,4 @@
-"""The back office's pages that see several apps at once (SPEC sections 1 and 7): Django's
+"""The back office's pages that see several apps at once (docs/DESIGN.md, "What each app owns"): Django's
 user admin with the user's money (USD balance, holdings at market price, recent orders), and
 Django's group and DRF's token admins with the changelist guard. They import orders,
 balances and assets, so they live above them, in a module of their own.

@@ -1,4 +1,4 @@
-"""Back office for balances and the ledgers (SPEC section 7).
+"""Back office for balances and the ledgers (README, "Back office (Django admin)").
 
 Balances and ledger rows are never edited here, by anybody (superusers included): the
 ledger is append-only and must explain every balance. The one way to change a balance

@@ -1,4 +1,4 @@
-"""Forms of the back office's balance adjustments (SPEC section 7).
+"""Forms of the back office's balance adjustments (README, "Back office (Django admin)").
 
 They only parse and check the input; the adjustment itself, its ledger row and its locks
 belong to ``balances.services.adjust_usd_balance`` / ``adjust_asset_balance``.

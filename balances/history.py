@@ -1,4 +1,4 @@
-"""Selectors of an account's past (SPEC section 11): the activity feed over both ledgers,
+"""Selectors of an account's past (docs/DESIGN.md, "Ledgers"): the activity feed over both ledgers,
 and the portfolio's value over time from the ledgers and the recorded price history.
 
 Kept apart from ``balances.selectors`` (the present: balances, holdings, reconciliation)

@@ -1,4 +1,4 @@
-"""The account's past over HTTP (SPEC section 11): the activity feed and portfolio history.
+"""The account's past over HTTP (README, "The API in short"): the activity feed and portfolio history.
 Views parse the query string, call one selector of ``balances.history``, render."""
 
 from __future__ import annotations

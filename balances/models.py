@@ -1,6 +1,6 @@
 """Balances and their append-only ledgers.
 
-The ledgers explain the balances at all times (SPEC section 3): a USD balance equals the
+The ledgers explain the balances at all times (docs/DESIGN.md, "Ledgers"): a USD balance equals the
 sum of its cash transactions, an asset quantity the signed sum of its asset transactions.
 Rows are written by ``balances.services`` in the same transaction as the balance they
 explain, and never updated or deleted afterwards.
@@ -154,7 +154,7 @@ class AssetTransaction(models.Model):
     class Status(models.TextChoices):
         # Every row is written COMPLETED: a fill or an adjustment settles in the transaction
         # that writes its row, so there is nothing to wait for. PENDING and FAILED are the
-        # original design's states for a settlement that would finish later (SPEC section 3
+        # original design's states for a settlement that would finish later (the original design
         # keeps the column and its values); reconcile_ledger counts COMPLETED rows only.
         COMPLETED = "COMPLETED"
         PENDING = "PENDING"

@@ -55,7 +55,7 @@ class SafeChangelistMixin:
             raise IncorrectLookupParameters(exc) from exc
 
     def changelist_view(self, request, extra_context=None):
-        # Lists tolerate a little lag: a healthy replica may serve them (SPEC section 13).
+        # Lists tolerate a little lag: a healthy replica may serve them (docs/DESIGN.md, "Scaling").
         return replicas.replica_ok(super().changelist_view)(request, extra_context)
 
 

@@ -1,4 +1,4 @@
-"""A Redis cache that fails open (SPEC section 10).
+"""A Redis cache that fails open (docs/DESIGN.md, "Faults").
 
 Everything the service keeps in the cache can be lost: prices are fetched again, throttle
 counters start over. So a Redis that is down or frozen must cost a request a short wait at

@@ -1,4 +1,4 @@
-"""Precisions and rounding for money and quantities (SPEC section 2).
+"""Precisions and rounding for money and quantities (docs/DESIGN.md, "Money and precision").
 
 Rounding happens only at boundaries and only through these helpers: a buy costs the
 quantity times the price rounded UP to the cent, a sell pays it rounded DOWN, so the house

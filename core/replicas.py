@@ -1,6 +1,6 @@
 """Read replicas: which reads may go to a streaming replica, and which replica is fit to serve.
 
-SPEC section 13. Everything reads from and writes to the primary (``default``) unless a view
+docs/DESIGN.md, "Scaling". Everything reads from and writes to the primary (``default``) unless a view
 opts in: a list of history, the activity feed, market data, portfolio history, an admin
 changelist. Those tolerate a little lag. A view opts in with ``core.api.replicas.ReplicaReadMixin``
 (DRF) or :func:`reading_from_replicas` (the admin); the opt-in holds for the request only.

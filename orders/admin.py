@@ -1,4 +1,4 @@
-"""Back office for orders (SPEC section 7).
+"""Back office for orders (README, "Back office (Django admin)").
 
 Orders are read-only here; the one thing staff do to them is cancel PENDING ones, and
 that goes through ``orders.services.cancel_order`` (user lock, hold released, CAS on the

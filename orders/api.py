@@ -1,5 +1,5 @@
 """Orders over HTTP: place (market, limit, stop, stop-limit; by quantity or notional), list
-with filters, show, replace, cancel one or all; and closing positions (SPEC sections 6 and 11)."""
+with filters, show, replace, cancel one or all; and closing positions (README, "The API in short")."""
 
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiExample, extend_schema

@@ -13,7 +13,7 @@ CLIENT_ORDER_ID_CONSTRAINT = "order_client_order_id_unique_per_user"
 
 
 class Order(models.Model):
-    """A BUY or SELL of one asset. Its kind follows from the prices it carries (SPEC 11):
+    """A BUY or SELL of one asset. Its kind follows from the prices it carries (docs/DESIGN.md, "How an order flows"):
     none is a market order, filled at once; ``order_price`` a limit order that rests
     (PENDING, with a hold) until the market crosses the limit or it expires; ``stop_price`` a
     stop that becomes a market order when the market reaches it; both a stop-limit that

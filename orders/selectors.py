@@ -116,7 +116,7 @@ def _sum(queryset, field: str, output) -> Coalesce:
 
 
 def reconcile_ledger() -> list[Mismatch]:
-    """Check SPEC section 3's invariants for every user, in two SQL queries: USD balance ==
+    """Check the ledgers' invariants (docs/DESIGN.md, "Ledgers") for every user, in two SQL queries: USD balance ==
     sum of the cash ledger, held == open BUY holds, asset quantity == signed sum of asset
     transactions, held quantity == open SELL quantities."""
     usd = usd_field()

@@ -1,6 +1,6 @@
 """Settings for the portfolio service: every deployment difference comes from the environment.
 
-SPEC section 8 lists the variables. Defaults are safe for development: ``DEBUG`` is off
+The README's Configuration table lists the variables. Defaults are safe for development: ``DEBUG`` is off
 unless asked for, the database is an embedded PostgreSQL when ``DATABASE_URL`` is unset,
 and prices come from the simulated market so nothing needs the network.
 """
@@ -84,7 +84,7 @@ ASGI_APPLICATION = "portfolio_project.asgi.application"
 # persistent database connection; more requests wait as coroutines (portfolio_project/asgi.py).
 WEB_THREADS = env.int("WEB_THREADS", default=2)
 
-# --- Database: PostgreSQL only (SPEC section 2) ---
+# --- Database: PostgreSQL only (docs/EMBEDDED_POSTGRES.md) ---
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
 else:
@@ -114,7 +114,7 @@ DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Read replicas and PgBouncer (SPEC section 13; core/replicas.py says what goes where) ---
+# --- Read replicas and PgBouncer (docs/DESIGN.md, "Scaling"; core/replicas.py says what goes where) ---
 # Streaming replicas, comma-separated URLs. Without them every query goes to `default` and
 # neither the router nor the middleware is installed.
 for _number, _url in enumerate(env.list("DATABASE_REPLICA_URLS", default=[]), start=1):
@@ -148,7 +148,7 @@ if DATABASE_POOLING == "transaction":
 
 # --- Cache: prices and throttles. Redis when several processes serve. ---
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://portfolio")}
-# Redis fails open (SPEC section 10, core/cache.py): a cache call waits at most
+# Redis fails open (docs/DESIGN.md, "Faults"; core/cache.py): a cache call waits at most
 # CACHE_SOCKET_TIMEOUT, then answers its default; a down Redis is never a 500.
 CACHE_SOCKET_TIMEOUT = env.float("CACHE_SOCKET_TIMEOUT", default=0.25)
 if CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache":
@@ -191,13 +191,13 @@ WHITENOISE_USE_FINDERS = True
 
 LOGIN_URL = "/api-auth/login/"
 
-# --- Domain settings (SPEC sections 4 and 5) ---
+# --- Domain settings (docs/DESIGN.md, "How an order flows" and "Prices and the price guard") ---
 INITIAL_USD_BALANCE = Decimal(env.str("INITIAL_USD_BALANCE", default="10000.00"))
 MIN_ORDER_NOTIONAL = Decimal(env.str("MIN_ORDER_NOTIONAL", default="1.00"))
 DEFAULT_ORDER_TTL = timedelta(seconds=env.int("DEFAULT_ORDER_TTL", default=30 * 24 * 3600))
 # A resting stop BUY fills at whatever the market is past its stop: it holds this much more.
 STOP_BUY_HOLD_MARGIN = Decimal(env.str("STOP_BUY_HOLD_MARGIN", default="0.05"))
-# Caps that keep every amount inside its column (SPEC section 10): one deposit, and any USD
+# Caps that keep every amount inside its column (docs/DESIGN.md, "Money and precision"): one deposit, and any USD
 # balance (checked under the user lock); no order may be worth more than a balance may hold.
 MAX_DEPOSIT = Decimal(env.str("MAX_DEPOSIT", default="1000000.00"))
 MAX_USD_BALANCE = Decimal(env.str("MAX_USD_BALANCE", default="1000000000.00"))
@@ -208,7 +208,7 @@ COINGECKO_TIMEOUT_SECONDS = env.float("COINGECKO_TIMEOUT_SECONDS", default=5.0)
 COINGECKO_RETRIES = env.int("COINGECKO_RETRIES", default=2)
 PRICE_CACHE_SECONDS = env.int("PRICE_CACHE_SECONDS", default=10)
 PRICE_MAX_AGE_SECONDS = env.int("PRICE_MAX_AGE_SECONDS", default=60)
-# Price provider faults (SPEC section 10): one call's total time, the circuit breaker, and
+# Price provider faults (docs/DESIGN.md, "Prices and the price guard"): one call's total time, the circuit breaker, and
 # the quotes refused as implausible.
 PRICE_DEADLINE_SECONDS = env.float("PRICE_DEADLINE_SECONDS", default=2.0)
 PRICE_BREAKER_FAILURES = env.int("PRICE_BREAKER_FAILURES", default=3)
@@ -224,7 +224,7 @@ PRICE_CONFIRM_FETCHES = max(2, env.int("PRICE_CONFIRM_FETCHES", default=3))
 MIN_PLAUSIBLE_PRICE = Decimal(env.str("MIN_PLAUSIBLE_PRICE", default="0.00000001"))
 MAX_PLAUSIBLE_PRICE = Decimal(env.str("MAX_PLAUSIBLE_PRICE", default="100000000"))
 
-# --- Price history (SPEC section 11): one recorded price per asset per window; older than
+# --- Price history (docs/DESIGN.md, "Ledgers"): one recorded price per asset per window; older than
 # the retention, `prune_price_history` thins it to one price per asset and day.
 PRICE_RECORD_SECONDS = max(1, env.int("PRICE_RECORD_SECONDS", default=60))
 PRICE_HISTORY_RETENTION_DAYS = max(1, env.int("PRICE_HISTORY_RETENTION_DAYS", default=30))
@@ -250,12 +250,12 @@ STREAM_EVENT_RETENTION_SECONDS = env.float("STREAM_EVENT_RETENTION_SECONDS", def
 # A minute's bars are published this long after it closes, for its last price to be recorded.
 STREAM_BAR_DELAY_SECONDS = env.float("STREAM_BAR_DELAY_SECONDS", default=2.0)
 
-# --- Who the client is (SPEC section 10) ---
+# --- Who the client is (docs/DESIGN.md, "Faults") ---
 # How many reverse proxies in front of the app append to X-Forwarded-For and may be believed.
 # 0 (clients connect directly): the socket's address, and a forged header changes nothing.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
-# --- REST framework (SPEC section 6) ---
+# --- REST framework (README, "The API in short") ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Tokens end when the password changes; API keys are for programs, in Alpaca's headers.

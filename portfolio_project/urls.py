@@ -50,7 +50,7 @@ api_v1 = [
     # Before the router's asset-balances/{asset_id}/, which would take "close-all" for an asset.
     path("asset-balances/close-all/", CloseAllPositionsView.as_view(), name="close-all-positions"),
     path("asset-balances/<str:asset_id>/close/", ClosePositionView.as_view(), name="close-position"),
-    # History and market data (SPEC section 11)
+    # History and market data (README, "The API in short")
     path("portfolio/history/", PortfolioHistoryView.as_view(), name="portfolio-history"),
     path("activities/", ActivitiesView.as_view(), name="activities"),
     path("market/latest/", MarketLatestView.as_view(), name="market-latest"),
@@ -80,7 +80,7 @@ browsable_api_auth = [
 ]
 
 urlpatterns = [
-    # Alpaca's paper-trading API (SPEC 12).
+    # Alpaca's paper-trading API (docs/DESIGN.md, "Alpaca compatibility").
     path("v2/", include(alpaca_urls.trading_urls)),
     path("v1beta3/crypto/us/", include(alpaca_urls.market_data_urls)),
     path("", RedirectView.as_view(url="/api/v1/", permanent=False)),

@@ -1,4 +1,4 @@
-"""Support views API keys; Operations also revokes them (SPEC section 11).
+"""Support views API keys; Operations also revokes them (docs/DESIGN.md, "Permissions").
 
 Adds to the groups of ``balances.0002_staff_groups`` (which it runs after, since that one
 sets each group's permissions outright). Permissions are normally created after all

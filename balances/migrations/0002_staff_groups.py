@@ -1,4 +1,4 @@
-"""The back-office groups of SPEC section 7 and the two custom permissions they need.
+"""The back-office groups (README, "Back office (Django admin)") and the two custom permissions they need.
 
 * ``Support``: view everything in the admin, cancel orders.
 * ``Operations``: Support's permissions, plus add and change assets and adjust balances.

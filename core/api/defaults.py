@@ -96,7 +96,7 @@ def _read_cursor(encoded: str, *, offset_cutoff: int) -> Cursor | None:
 class DecimalJSONParser(JSONParser):
     """JSON with numbers parsed straight to Decimal (never through float, which would
     silently round 0.123456789012345678), and NaN/Infinity literals and exponents (``1e5``)
-    refused: numbers in input are plain decimals (SPEC section 10), as strings are
+    refused: numbers in input are plain decimals (docs/DESIGN.md, "Input"), as strings are
     (``core.api.fields``). JSON's grammar already allows only ASCII digits."""
 
     @staticmethod

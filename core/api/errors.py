@@ -3,7 +3,7 @@
 ``serializers``.)
 
 Every error answer is ``{"error": {"code", "message", "details"}}`` with a stable code
-(SPEC section 6). Domain exceptions from services carry their code; DRF's and Django's
+(README, "The API in short"). Domain exceptions from services carry their code; DRF's and Django's
 own exceptions are translated here, so views never build error bodies themselves.
 """
 
@@ -65,7 +65,7 @@ class RequestTooLarge(drf_exceptions.APIException):
 
 
 # Django refuses these while DRF parses the body; left alone they reach Django's handler400,
-# an HTML page, under /api/ (SPEC section 10).
+# an HTML page, under /api/ (docs/DESIGN.md, "Input").
 SUSPICIOUS_REQUESTS = [
     (RequestDataTooBig, lambda exc: RequestTooLarge()),
     (TooManyFieldsSent, lambda exc: drf_exceptions.ParseError("The request has too many fields.")),

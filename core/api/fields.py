@@ -1,6 +1,6 @@
 """The fields every API serializer is built from, for input and output alike.
 
-Numbers (SPEC sections 6, 10 and 11):
+Numbers (docs/DESIGN.md, "Input" and "Money and precision"):
 - In: a JSON string or number of ASCII digits with one optional point and an optional sign.
   No exponent, no underscore (``"1_000"``, which ``Decimal()`` takes), no other script's
   digits (Arabic-Indic or full-width, which ``Decimal()`` takes too), no spaces, no NaN or infinity;

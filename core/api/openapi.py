@@ -1,7 +1,7 @@
 """The OpenAPI document's error responses.
 
-Every operation documents the errors it can answer, all in the one error shape of SPEC
-section 6. DRF's own errors (400, 401, 403, 404, 415, 429) follow from each view's setup and
+Every operation documents the errors it can answer, all in the one error shape of the
+README ("The API in short"). DRF's own errors (400, 401, 403, 404, 415, 429) follow from each view's setup and
 are added by ``ErrorDocumentingAutoSchema`` (REST_FRAMEWORK's DEFAULT_SCHEMA_CLASS); the
 domain errors of a service (409, 422, 503) are declared per operation with ``error_responses``.
 
@@ -40,7 +40,7 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """The one error shape of every 4xx/5xx answer (SPEC section 6)."""
+    """The one error shape of every 4xx/5xx answer (README, "The API in short")."""
 
     error = ErrorDetailSerializer()
 

@@ -36,8 +36,8 @@ class ShallowFieldsSerializer(serializers.Serializer):
 
 
 class InputSerializer(ShallowFieldsSerializer):
-    """A request body. A field it does not declare is refused, never dropped (SPEC section
-    10): ``{"limit_price": "0.01"}`` once placed a market order because the misspelt limit
+    """A request body. A field it does not declare is refused, never dropped
+    (docs/DESIGN.md, "Input"): ``{"limit_price": "0.01"}`` once placed a market order because the misspelt limit
     was ignored. The error's code is ``unknown_field`` and its details name each one."""
 
     def to_internal_value(self, data):

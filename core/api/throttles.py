@@ -7,7 +7,7 @@ of 1,200 floats pickled twice per order. A counter per (client, window) costs on
 ``incr`` (Redis, or the local-memory cache's lock). The price is the usual fixed-window
 edge: a client may burst up to twice the rate across a window boundary.
 
-Throttles fail open (SPEC section 10): when the cache raises or answers nothing (django-redis
+Throttles fail open (docs/DESIGN.md, "Faults"): when the cache raises or answers nothing (django-redis
 with ``IGNORE_EXCEPTIONS`` returns None), the request is let through. A throttle protects
 the service; a cache outage must not become an outage of the service.
 """

@@ -1,7 +1,7 @@
 -- wrk script: POST market BUY orders, each with the token of a random bench user
 -- (BENCH_TOKENS is a file of tokens, one a line; a file with one token is the hot-account case).
 -- BENCH_AUTH=alpaca: each line is "key_id:secret", sent as Alpaca's APCA-API-KEY-ID/-SECRET-KEY
--- headers (the /v2/orders leg, SPEC 12).
+-- headers (the /v2/orders leg).
 -- Counts every non-2xx answer and prints one "BENCH_JSON {...}" line at the end for run.py
 -- (report.lua, beside this script).
 dofile(debug.getinfo(1, "S").source:match("^@(.-)[^/]*$") .. "report.lua")

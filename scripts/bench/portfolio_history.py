@@ -1,4 +1,4 @@
-"""Portfolio history, activities and bars at the size SPEC section 11 names: one user with
+"""Portfolio history, activities and bars at the size the issue names: one user with
 10,000 fills over 30 days and 30 days of minute prices of the assets they trade.
 
     DATABASE_URL=postgresql://... python scripts/bench/portfolio_history.py [--runs 50] [--assets 5]

@@ -123,7 +123,7 @@ PORTFOLIO_HISTORY_RUNS = env_int("BENCH_HISTORY_RUNS", 50, 15)
 ORDER_ASSET = "BTC"
 ORDER_QTY = Decimal("0.0001")
 ORDER_BODY = json.dumps({"asset_id": ORDER_ASSET, "order_type": "BUY", "quantity": str(ORDER_QTY)})
-# The same market order through Alpaca's API (SPEC 12), measured beside /api/v1 in the same runs.
+# The same market order through Alpaca's API, measured beside /api/v1 in the same runs.
 ALPACA_WRK_ENV = {
     "BENCH_PATH": "/v2/orders",
     "BENCH_AUTH": "alpaca",
@@ -1198,7 +1198,7 @@ def render_markdown(res: dict) -> str:
                 f"{w['errors'] + sv['errors'] + ln['errors']} | {fmt(sv['per_s'])} | {fmt(ln['per_s'])} | "
                 f"{o[f'ratio_{case}_service']:.2f} | {o[f'ratio_{case}_lean']:.2f} |"
             )
-        L.append("\nThe same market order through Alpaca's `/v2/orders` (SPEC 12), in the same alternating runs:\n")
+        L.append("\nThe same market order through Alpaca's `/v2/orders`, in the same alternating runs:\n")
         L.append("| case | /api/v1 orders/s | /v2 orders/s | /v2 p50 ms | /v2 p99 ms | /v2 errors | /v2 / v1 |")
         L.append("|---|---|---|---|---|---|---|")
         for case in ("random", "hot"):

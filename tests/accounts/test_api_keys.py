@@ -1,4 +1,4 @@
-"""API keys for programs (SPEC section 11): made and listed at api-keys/, the secret shown
+"""API keys for programs (docs/DESIGN.md, "Permissions"): made and listed at api-keys/, the secret shown
 once and stored hashed, the APCA headers authenticate on /api/v1/, revoked keys never again."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """API tokens end when the password changes, whatever changes it, and auth/logout/ revokes
-them (SPEC section 10). Through HTTP, as a client meets them."""
+them (docs/DESIGN.md, "Permissions"). Through HTTP, as a client meets them."""
 
 from __future__ import annotations
 

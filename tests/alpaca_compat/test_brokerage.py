@@ -1,4 +1,4 @@
-"""The engine's order kinds through alpaca-py (SPEC 11 under SPEC 12): stop and stop-limit,
+"""The engine's order kinds through alpaca-py (docs/DESIGN.md, "Alpaca compatibility"): stop and stop-limit,
 notional, time in force, replace."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""A provider that hangs, drips, fails in a row or answers nonsense (SPEC section 10), against
-the real local CoinGecko of tests/price_server.py."""
+"""A provider that hangs, drips, fails in a row or answers nonsense, against the real local
+CoinGecko of tests/price_server.py (docs/DESIGN.md, "Prices and the price guard")."""
 
 from __future__ import annotations
 

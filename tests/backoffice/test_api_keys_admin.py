@@ -1,4 +1,4 @@
-"""API keys in the back office (SPEC section 11): Support sees a user's keys, Operations
+"""API keys in the back office (docs/DESIGN.md, "Permissions"): Support sees a user's keys, Operations
 revokes them through the service, nobody sees a secret."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who may do what in the back office (SPEC section 7), checked through the admin URLs and
+"""Who may do what in the back office (README, "Back office (Django admin)"), checked through the admin URLs and
 the ModelAdmins' has_*_permission."""
 
 from __future__ import annotations

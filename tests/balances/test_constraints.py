@@ -1,4 +1,4 @@
-"""Every invariant the database can hold is a constraint (SPEC section 2), and each one
+"""Every invariant the database can hold is a constraint (docs/DESIGN.md, "Money and precision"), and each one
 really rejects a violating row: the last line of defence if a service ever gets it wrong.
 
 Each violation runs in its own ``transaction.atomic()`` so that the test's transaction

@@ -1,4 +1,4 @@
-"""Caps (SPEC section 10): every amount that would not fit its column, every deposit above
+"""Caps (docs/DESIGN.md, "Money and precision"): every amount that would not fit its column, every deposit above
 MAX_DEPOSIT and every credit past MAX_USD_BALANCE is a 4xx in the error shape, before
 anything is written; a resting fill that would pass the cap fails that order, cleanly."""
 

@@ -1,5 +1,5 @@
 """Cash movements and staff adjustments: exact arithmetic, one ledger row each, idempotent
-replays, and a ledger that explains every balance afterwards (SPEC sections 3 and 4)."""
+replays, and a ledger that explains every balance afterwards (docs/DESIGN.md, "Ledgers" and "Lock order")."""
 
 from __future__ import annotations
 

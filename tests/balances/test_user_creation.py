@@ -1,5 +1,5 @@
 """Whatever creates a user, the user starts with exactly one funded USD balance, explained
-by exactly one DEPOSIT row (SPEC section 3)."""
+by exactly one DEPOSIT row (docs/DESIGN.md, "Ledgers")."""
 
 from __future__ import annotations
 

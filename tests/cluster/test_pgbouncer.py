@@ -1,4 +1,4 @@
-"""The money flows through PgBouncer in transaction pooling mode (SPEC section 13).
+"""The money flows through PgBouncer in transaction pooling mode (docs/DESIGN.md, "Scaling").
 
 A PgBouncer (Debian's package) on a free port in front of our own embedded PostgreSQL; the
 suite's order, cash and processor tests run against it in a child pytest with

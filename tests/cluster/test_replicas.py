@@ -1,4 +1,4 @@
-"""Read replicas (SPEC section 13) on a real streaming replica: history lists and changelists
+"""Read replicas (docs/DESIGN.md, "Scaling") on a real streaming replica: history lists and changelists
 are served by it, a read after a write never is, and a replica that is down is skipped."""
 
 from __future__ import annotations

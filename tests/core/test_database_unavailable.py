@@ -1,5 +1,5 @@
 """A database that is down or restarting is a 503 ``service_unavailable``, never a 500
-(SPEC section 10). The outage is real: the connection is pointed at a local port where
+(docs/DESIGN.md, "Faults"). The outage is real: the connection is pointed at a local port where
 nothing listens, so psycopg fails to connect exactly as it does while PostgreSQL restarts.
 (tests/faults/ restarts, kills and freezes a PostgreSQL of its own under load.)"""
 

@@ -1,4 +1,4 @@
-"""Decimals in answers (SPEC section 11): quantities and prices without trailing zeros, USD
+"""Decimals in answers (docs/DESIGN.md, "Money and precision"): quantities and prices without trailing zeros, USD
 amounts with exactly two decimals, on every endpoint that shows them."""
 
 from decimal import Decimal

@@ -1,6 +1,6 @@
 """Logins are throttled per client address and per username on every login path, and the
 client address is the socket's unless TRUSTED_PROXY_COUNT says proxies may be believed
-(SPEC section 10). Registrations are throttled per address."""
+(docs/DESIGN.md, "Faults"). Registrations are throttled per address."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Staff read other users' data through the API only with a back-office permission: the
-Support or Operations group, or a superuser, the admin's rule (SPEC section 10)."""
+Support or Operations group, or a superuser, the admin's rule (docs/DESIGN.md, "Permissions")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Strict input (SPEC section 10): plain ASCII numbers, no unknown fields, malformed and
+"""Strict input (docs/DESIGN.md, "Input"): plain ASCII numbers, no unknown fields, malformed and
 oversized requests answered in the error shape, cursors that cannot be forged into a 500."""
 
 import base64

@@ -1,5 +1,5 @@
 """The fixed-window throttles: rate-limit headers on every answer they count, one cache write
-per request, and failing open when the cache (Redis) fails (SPEC section 10, issue 13)."""
+per request, and failing open when the cache (Redis) fails (docs/DESIGN.md, "Faults")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The fault suite's system: a PostgreSQL and a Redis of its own (never the machine's shared
 servers), the local CoinGecko, the production server and process_orders, all real processes, which the
-tests restart, kill and freeze under a bounded load of orders (SPEC section 10).
+tests restart, kill and freeze under a bounded load of orders (docs/DESIGN.md, "Faults").
 
 One system serves the whole suite (setting it up costs an initdb and a migrate); each test
 leaves it running and healthy for the next.

@@ -1,4 +1,4 @@
-"""A Redis that dies or freezes never fails a request (SPEC section 10).
+"""A Redis that dies or freezes never fails a request (docs/DESIGN.md, "Faults").
 
 Each test starts its own ``redis-server`` on a free port (tests/processes.py), kills it
 with SIGKILL or freezes it with SIGSTOP mid-test, and brings it back. The cache settings are

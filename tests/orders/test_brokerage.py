@@ -1,4 +1,4 @@
-"""Brokerage features of the engine (SPEC section 11): stop and stop-limit orders with their
+"""Brokerage features of the engine (docs/DESIGN.md, "How an order flows"): stop and stop-limit orders with their
 holds, notional market orders, time in force, replace, cancel-all, closing positions, and
 the cost basis from the USD actually paid. Exact amounts, and nothing moved on failure."""
 

@@ -1,4 +1,4 @@
-"""SPEC section 11 over HTTP: stop orders, notional, time in force, replace (PATCH), cancel-all,
+"""The brokerage features over HTTP: stop orders, notional, time in force, replace (PATCH), cancel-all,
 closing positions and the order list's filters. Every endpoint: the happy path, another
 user's object is 404, bad input is a 4xx in the error shape, and nothing moves on failure."""
 

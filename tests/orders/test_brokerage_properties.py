@@ -1,4 +1,4 @@
-"""Properties of SPEC section 11's orders over random inputs (hypothesis): a stop never fills
+"""Properties of the engine's order kinds over random inputs (hypothesis): a stop never fills
 on the wrong side of its stop (nor a stop-limit past its limit), a notional BUY never costs
 more than its notional, and replacing never leaves two live orders."""
 

@@ -1,4 +1,4 @@
-"""Real threads on PostgreSQL racing one account (SPEC section 4: flows never lose an
+"""Real threads on PostgreSQL racing one account (docs/DESIGN.md, "Lock order": flows never lose an
 update and never fill an order twice, whichever process runs them), and the SQL shape
 that makes it so: the user lock is taken before any write.
 

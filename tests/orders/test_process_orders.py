@@ -1,5 +1,5 @@
 """process_orders keeps working for everyone when one order or one dependency fails
-(SPEC section 10). Database restarts under a running processor are in tests/faults/."""
+(docs/DESIGN.md, "Faults"). Database restarts under a running processor are in tests/faults/."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Replays (SPEC section 10): a repeated client_order_id answers what the first request was
+"""Replays (docs/DESIGN.md, "How an order flows"): a repeated client_order_id answers what the first request was
 answered, status and body; expires_at is part of the comparison; a race of one key between
 a failing market BUY and a resting order ends as a replay or a 409, never a 500."""
 

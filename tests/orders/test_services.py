@@ -1,4 +1,4 @@
-"""The trading engine (SPEC section 4): exact fills, resting limit orders and their holds,
+"""The trading engine (docs/DESIGN.md, "How an order flows"): exact fills, resting limit orders and their holds,
 cancels, expiry, the resting-order processor, and every failure path moving nothing."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def test_a_market_buy_costs_quantity_times_price_rounded_up_to_the_cent(user, ma
     assert order.filled_at is not None
     assert usd(user) == (D("9995.88"), D("0.00"))
     # the average purchase price is what was paid a unit, the rounding cent included:
-    # 4.12 / 0.00012345 = 33373.835560955853... (SPEC 11: cost basis is what was paid)
+    # 4.12 / 0.00012345 = 33373.835560955853... (cost basis is what was paid)
     btc = holding(user)
     assert (btc.quantity, btc.held_quantity, btc.average_purchase_price, btc.total_bought, btc.total_sold) == (
         D("0.00012345"),

@@ -4,7 +4,7 @@ from orders.selectors import reconcile_ledger
 
 
 class Command(BaseCommand):
-    help = "Check that every balance and hold is explained by its ledger and open orders (SPEC section 3)."
+    help = "Check that every balance and hold is explained by its ledger and open orders."
 
     def handle(self, *args, **options):
         mismatches = reconcile_ledger()
