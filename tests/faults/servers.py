@@ -23,12 +23,16 @@ class AppServer:
 
     def __init__(self, **env: str) -> None:
         self.port = free_port()
+        self.application_name = f"app-server-{self.port}"
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url(connection.settings_dict),
             "DEBUG": "false",
             "ALLOWED_HOSTS": "127.0.0.1",
             "LOG_LEVEL": "ERROR",
+            # libpq names this server's connections, so a test can count them apart from the
+            # connections other tests of the same process left to the same database
+            "PGAPPNAME": self.application_name,
             **env,
         }
         self.process: subprocess.Popen | None = None

@@ -129,11 +129,12 @@ def test_a_body_announced_larger_than_the_server_accepts_is_answered_413_before_
     }
 
 
-def server_backends() -> set[int]:
-    """The PostgreSQL backends connected to the test database, other than this test's own."""
+def server_backends(server: AppServer) -> set[int]:
+    """The PostgreSQL backends the server holds on the test database."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s",
+            [server.application_name],
         )
         return {pid for (pid,) in cursor.fetchall()}
 
@@ -160,14 +161,14 @@ def test_many_requests_at_once_share_one_persistent_connection_per_request_threa
 
     # when: two bursts
     first = burst()
-    after_first = server_backends()
+    after_first = server_backends(server)
     second = burst()
 
     # then: every request answered, on at most two connections, kept from one burst to the next
     # (Django's own ASGI handler opens one per request, on a thread of its own)
     assert first + second == [200] * 320
     assert 1 <= len(after_first) <= 2
-    assert server_backends() == after_first
+    assert server_backends(server) == after_first
 
 
 def test_a_ledger_exported_as_csv_streams_whole_through_the_server(server, support_staff, make_user):
