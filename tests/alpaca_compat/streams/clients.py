@@ -1,9 +1,14 @@
-"""A WebSocket client that reads only when told to (websockets' sans-I/O protocol over a
-plain socket with a tiny receive buffer): the slow client of the stream tests."""
+"""The stream tests' clients: alpaca-py's streams run on a thread for a ``with`` block, and a
+WebSocket client that reads only when told to (websockets' sans-I/O protocol over a plain
+socket with a tiny receive buffer), the slow client."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
+import threading
+from contextlib import contextmanager
 
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
@@ -50,3 +55,22 @@ class StalledClient:
         for data in self.protocol.data_to_send():
             if data:
                 self.sock.sendall(data)
+
+
+@contextmanager
+def running(stream):
+    """Run an alpaca-py stream (``TradingStream``, ``CryptoDataStream``) on a thread of its own
+    for the ``with`` block, then stop it at once: alpaca-py's ``stop()`` alone is noticed only
+    at its next read, up to five seconds later, so its socket is closed too."""
+    runner = threading.Thread(target=stream.run, daemon=True)
+    runner.start()
+    try:
+        yield stream
+    finally:
+        loop = stream._loop
+        if loop is not None and loop.is_running():
+            stream.stop()
+            with contextlib.suppress(RuntimeError, TimeoutError):  # it ended meanwhile
+                asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
+        runner.join(timeout=10)
+        assert not runner.is_alive(), "alpaca-py's stream did not stop"

@@ -1,6 +1,7 @@
-"""A live ASGI server for the stream tests: uvicorn serving portfolio_project.asgi on a free
-port, in a thread of this process, on the test database. Tests are transactional, so what
-they commit (and announce) is what the server's hub receives, as from any other process."""
+"""A live ASGI server for the stream tests: uvicorn serving portfolio_project.asgi (the API and
+the streams) on a free port, in a thread of this process, on the test database; one per test
+module, started at its first test. Tests are transactional, so what they commit (and announce)
+is what the server's hub receives, as from any other process."""
 
 from __future__ import annotations
 
@@ -83,14 +84,20 @@ class LiveStreams:
         wait_for(lambda: hub_module._hub is not None and self.hub.live.is_set(), timeout=10, what="the hub")
 
 
-@pytest.fixture
-def streams(transactional_db, settings):
-    # The background bar clock would publish at real minute ends: tests close minutes themselves.
-    settings.STREAM_BAR_DELAY_SECONDS = 3600
+@pytest.fixture(scope="module")
+def live_streams(django_db_setup, django_db_blocker):
     server = LiveStreams().start()
     yield server
-    server.stop()
-    connections.close_all()
+    with django_db_blocker.unblock():
+        server.stop()
+        connections.close_all()
+
+
+@pytest.fixture
+def streams(live_streams, transactional_db, settings):
+    # The background bar clock would publish at real minute ends: tests close minutes themselves.
+    settings.STREAM_BAR_DELAY_SECONDS = 3600
+    return live_streams
 
 
 @pytest.fixture

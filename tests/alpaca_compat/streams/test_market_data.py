@@ -5,7 +5,6 @@ as anonymous trades, minute, updated and daily bars, and Alpaca's error codes.""
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -20,6 +19,7 @@ from assets.price_events import announce_prices
 from assets.prices import Quote as PriceQuote
 from balances.models import AssetTransaction
 from tests.alpaca_compat.streams import flows
+from tests.alpaca_compat.streams.clients import running
 from tests.price_records import record
 from tests.processes import wait_for
 
@@ -63,9 +63,7 @@ def test_alpaca_py_crypto_data_stream_receives_quotes_trades_and_bars_in_msgpack
     stream.subscribe_quotes(collect, "BTC/USD")
     stream.subscribe_trades(collect, "BTC/USD")
     stream.subscribe_bars(collect, "BTC/USD")
-    runner = threading.Thread(target=stream.run, daemon=True)
-    runner.start()
-    try:
+    with running(stream):
         wait_for(lambda: streams.subscribers("bars") == 1, timeout=10, what="alpaca-py to subscribe")
         # when
         announce_price("50000.5")
@@ -74,9 +72,6 @@ def test_alpaca_py_crypto_data_stream_receives_quotes_trades_and_bars_in_msgpack
         wait_for(lambda: len(received) == 2, timeout=5, what="the trade")
         streams.close_minute(MINUTE_END)
         wait_for(lambda: len(received) == 3, timeout=5, what="the bar")
-    finally:
-        stream.stop()
-        runner.join(timeout=10)
     # then
     quote, trade, bar = received
     assert isinstance(quote, Quote)

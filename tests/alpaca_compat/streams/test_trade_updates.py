@@ -4,7 +4,6 @@ receive every event of their account, each a valid alpaca-py TradeUpdate, in com
 from __future__ import annotations
 
 import json
-import threading
 from contextlib import contextmanager
 from decimal import Decimal
 
@@ -24,7 +23,7 @@ from orders.models import Order
 from orders.services import place_order
 from orders.validation import OrderRequest
 from tests.alpaca_compat.streams import flows
-from tests.alpaca_compat.streams.clients import StalledClient
+from tests.alpaca_compat.streams.clients import StalledClient, running
 from tests.processes import wait_for
 from tests.threads import run_concurrently
 
@@ -64,9 +63,7 @@ def test_alpaca_py_receives_every_event_of_its_account_each_a_valid_trade_update
 
     stream = TradingStream(key, secret, paper=True, url_override=streams.url("/stream"))
     stream.subscribe_trade_updates(on_update)
-    runner = threading.Thread(target=stream.run, daemon=True)
-    runner.start()
-    try:
+    with running(stream):
         wait_for(lambda: streams.trade_listeners(user.pk) == 1, timeout=10, what="alpaca-py to listen")
         # when: every flow of the engine, and another account's order
         flows.rest_limit_buy(other_user)
@@ -79,9 +76,6 @@ def test_alpaca_py_receives_every_event_of_its_account_each_a_valid_trade_update
         successor = flows.replace(replaced, price="41000")
         flows.rejected_buy(user, quantity="1000")
         wait_for(lambda: len(received) >= 10, timeout=10, what="ten trade updates")
-    finally:
-        stream.stop()
-        runner.join(timeout=10)
     # then: Alpaca's words for each, an order filled on arrival accepted (new) before its fill
     assert [(u.event, u.order.status, str(u.order.id)) for u in received] == [
         ("new", "new", str(resting.order_id)),
