@@ -99,6 +99,8 @@ class Hub:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.live = asyncio.Event()  # LISTENing now: events committed from here on arrive
+        # Reads of the outbox so far: a notification sent before one began is handled by its end.
+        self.reads = 0
         # By account, each listening connection with the snapshot taken when it began to listen.
         self._trade: dict[int, dict[Connection, Snapshot]] = {}
         self._market: dict[str, dict[str, set[Connection]]] = {channel: {} for channel in MARKET_CHANNELS}
@@ -161,6 +163,7 @@ class Hub:
         while True:
             cursor = await conn.execute(NEW_EVENTS_SQL, {"since": str(feed.since)})
             events = feed.new(await cursor.fetchall())
+            self.reads += 1
             if self._trade or self._market["trades"]:  # else nobody here wants them: not even parsed
                 for txid, payload in events:
                     self._dispatch(ORDER_EVENTS, payload, txid=txid)

@@ -80,6 +80,16 @@ class LiveStreams:
         """Run a coroutine on the server's loop (e.g. the close of a minute) and wait for it."""
         return asyncio.run_coroutine_threadsafe(make_coroutine(), self.loop).result(timeout)
 
+    def settle(self) -> None:
+        """Wait until the hub has handled what was announced before now (a price set by a
+        fixture), so that it does not reach a subscription the test makes next. A hub not
+        started yet LISTENs only from its start: nothing to wait for."""
+        if hub_module._hub is None or hub_module._hub.loop is not self.loop:
+            return
+        self.wait_until_live()
+        reads = self.hub.reads
+        wait_for(lambda: self.hub.reads >= reads + 2, timeout=5, what="the hub to read twice")
+
     def wait_until_live(self) -> None:
         wait_for(lambda: hub_module._hub is not None and self.hub.live.is_set(), timeout=10, what="the hub")
 
