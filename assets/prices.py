@@ -124,8 +124,15 @@ def refresh_quotes(
         return {}
     stored, accepted = price_guard.accept(fetched, known=known, now=now)
     price_history.record_quotes(accepted)
-    announce_prices(accepted)  # to the market data streams of every process
+    # To the market data streams of every process: a new price only. The provider answers the
+    # same quote again until it has a newer one (a processor's pass asks twice, a second
+    # process asks as well), and a quote repeated is no new quote.
+    announce_prices([quote for quote in accepted if not _already_good(known.get(quote.asset_id), quote)])
     return stored
+
+
+def _already_good(row: GuardedPrice | None, quote: Quote) -> bool:
+    return row is not None and (row.price, row.as_of) == (quote.price, quote.as_of)
 
 
 def store_quotes(quotes: Iterable[Quote]) -> None:

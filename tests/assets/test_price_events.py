@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ import pytest
 from django.db import connection, transaction
 
 from assets.price_events import PRICE_EVENTS, PriceEvent, announce_prices
-from assets.prices import Quote
+from assets.prices import Quote, get_quotes
 from tests.processes import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,3 +87,23 @@ def test_announcing_no_quotes_sends_nothing(listener, django_assert_num_queries)
     with django_assert_num_queries(0):
         announce_prices([])
     assert list(listener.notifies(timeout=0.2)) == []
+
+
+def test_the_providers_same_quote_asked_again_is_announced_once_and_a_new_one_again(
+    listener, btc, coingecko_server, settings
+):
+    # given: the provider asked on every read (as a processor's pass asks it twice)
+    settings.PRICE_CACHE_SECONDS = 0
+    first, second = int(time.time()) - 20, int(time.time()) - 5
+    coingecko_server.set_price("bitcoin", "50000", updated_at=first)
+    # when
+    get_quotes([btc])
+    get_quotes([btc])
+    coingecko_server.set_price("bitcoin", "50100", updated_at=second)
+    get_quotes([btc])
+    # then
+    announced = [PriceEvent.from_json(n.payload) for n in listener.notifies(timeout=0.5)]
+    assert [(a.price, int(a.as_of.timestamp())) for a in announced] == [
+        (Decimal("50000"), first),
+        (Decimal("50100"), second),
+    ]

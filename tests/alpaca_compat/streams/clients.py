@@ -5,7 +5,6 @@ socket with a tiny receive buffer), the slow client."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
 from contextlib import contextmanager
@@ -70,7 +69,10 @@ def running(stream):
         loop = stream._loop
         if loop is not None and loop.is_running():
             stream.stop()
-            with contextlib.suppress(RuntimeError, TimeoutError):  # it ended meanwhile
-                asyncio.run_coroutine_threadsafe(stream.close(), loop).result(5)
+            closing = stream.close()
+            try:
+                asyncio.run_coroutine_threadsafe(closing, loop).result(5)
+            except (RuntimeError, TimeoutError):  # it ended meanwhile
+                closing.close()
         runner.join(timeout=10)
         assert not runner.is_alive(), "alpaca-py's stream did not stop"
