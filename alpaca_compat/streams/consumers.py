@@ -469,14 +469,21 @@ class MarketDataConsumer(StreamConsumer):
         return
 
     async def _send_items(self, items: list) -> bool:
+        """Market data travels batched, a reply (``success``, ``subscription``, ``error``) in a
+        frame of its own, as Alpaca sends them: CCXT reads a frame whose first message is a
+        reply as that reply only, and would drop the quotes behind it."""
         messages: list[wire.Message] = []
         for item in items:
-            if isinstance(item, Close):
+            if isinstance(item, Close) or item.is_reply:
                 if messages:
                     await self._send_frame(self.codec.frame(messages))
-                await self.close(code=item.code, reason=item.reason)
-                return True
-            messages.append(item)
+                    messages = []
+                if isinstance(item, Close):
+                    await self.close(code=item.code, reason=item.reason)
+                    return True
+                await self._send_frame(self.codec.frame([item]))
+            else:
+                messages.append(item)
         if messages:
             await self._send_frame(self.codec.frame(messages))
         return False

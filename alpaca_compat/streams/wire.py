@@ -88,10 +88,11 @@ class Message:
     """One market data message (a ``{"T": ...}`` dict whose ``"t"`` is a datetime), encoded
     once per codec however many connections it goes to."""
 
-    __slots__ = ("_json", "_msgpack", "body")
+    __slots__ = ("_json", "_msgpack", "body", "is_reply")
 
-    def __init__(self, body: dict) -> None:
+    def __init__(self, body: dict, *, is_reply: bool = False) -> None:
         self.body = body
+        self.is_reply = is_reply  # an answer to the client (control, error), not market data
         self._json: str | None = None
         self._msgpack: bytes | None = None
 
@@ -140,11 +141,11 @@ class MsgpackCodec:
 
 
 def control(**body) -> Message:
-    return Message(body)
+    return Message(body, is_reply=True)
 
 
 def error(code: int, msg: str) -> Message:
-    return Message({"T": "error", "code": code, "msg": msg})
+    return Message({"T": "error", "code": code, "msg": msg}, is_reply=True)
 
 
 def quote(event: PriceEvent) -> Message:

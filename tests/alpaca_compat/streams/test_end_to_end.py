@@ -93,8 +93,10 @@ def staff_cancel(staff, order_id) -> None:
 def test_trading_stream_sees_every_api_the_processor_and_staff_act_each_as_get_v2_orders_shows_it(
     streams, user, make_key, btc_at_50k, coingecko_server, support_staff, server_errors
 ):
-    # given: alpaca-py's stream listening, its REST client, and a script's token for /api/v1
+    # given: alpaca-py's stream listening, its REST client, a script's token for /api/v1, and
+    # a plain JSON client speaking CCXT's dialect on alpaca-trade-api's path, with its own key
     key, secret = make_key(user)
+    json_key, json_secret = make_key(user, "json client")
     base = f"http://127.0.0.1:{streams.port}"
     trading = TradingClient(key, secret, paper=True, url_override=base)
     api_v1 = ApiV1(base, issue_token(user=user).key)
@@ -106,8 +108,12 @@ def test_trading_stream_sees_every_api_the_processor_and_staff_act_each_as_get_v
 
     stream = TradingStream(key, secret, paper=True, url_override=streams.url("/stream"))
     stream.subscribe_trade_updates(on_update)
-    with running(stream):
-        wait_for(lambda: streams.trade_listeners(user.pk) == 1, timeout=10, what="alpaca-py to listen")
+    with running(stream), connect(streams.url("/stream/")) as plain:
+        plain.send(json.dumps({"action": "auth", "key": json_key, "secret": json_secret}))
+        assert json.loads(plain.recv(timeout=5))["data"]["status"] == "authorized"
+        plain.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        assert json.loads(plain.recv(timeout=5)) == {"stream": "listening", "data": {"streams": ["trade_updates"]}}
+        wait_for(lambda: streams.trade_listeners(user.pk) == 2, timeout=10, what="alpaca-py to listen")
         # when: /v2
         limit = {"symbol": "BTC/USD", "qty": 0.01, "side": "buy", "time_in_force": "gtc"}
         v2_resting = trading.submit_order(LimitOrderRequest(**limit, limit_price=40000))
@@ -129,6 +135,7 @@ def test_trading_stream_sees_every_api_the_processor_and_staff_act_each_as_get_v
         to_cancel = trading.submit_order(LimitOrderRequest(**limit, limit_price=39000))
         staff_cancel(support_staff, to_cancel.id)
         wait_for(lambda: len(received) >= 18, timeout=10, what="eighteen trade updates")
+        plain_received = [json.loads(plain.recv(timeout=5)) for _ in range(18)]
     # then: Alpaca's words, in commit order, each a TradeUpdate alpaca-py accepted
     ids = {
         str(v2_resting.id): "v2 resting",
@@ -166,6 +173,14 @@ def test_trading_stream_sees_every_api_the_processor_and_staff_act_each_as_get_v
     last = {str(u.order.id): u.order for u in received}
     for order_id, order in last.items():
         assert order == trading.get_order_by_id(order_id), ids[order_id]
+    # the JSON client got the same events, each as GET /v2/orders/{id} showed the order then
+    assert [(m["stream"], m["data"]["event"], m["data"]["order"]["id"]) for m in plain_received] == [
+        ("trade_updates", u.event, str(u.order.id)) for u in received
+    ]
+    assert [TradeUpdate(**m["data"]) for m in plain_received] == received
+    raw_last = {m["data"]["order"]["id"]: m["data"]["order"] for m in plain_received}
+    for order_id, order in raw_last.items():
+        assert order == trading.get(f"/orders/{order_id}"), ids[order_id]
     fills = [u for u in received if u.event == "fill"]
     assert [(u.price, u.qty, u.position_qty) for u in fills] == [
         (50000.0, 0.01, 0.01),

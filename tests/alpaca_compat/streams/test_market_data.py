@@ -15,7 +15,8 @@ from alpaca.data.models import Bar, Quote, Trade
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from assets.price_events import announce_prices
+from alpaca_compat.streams import wire
+from assets.price_events import PriceEvent, announce_prices
 from assets.prices import Quote as PriceQuote
 from balances.models import AssetTransaction
 from tests.alpaca_compat.streams import flows
@@ -296,4 +297,33 @@ def test_a_websocket_to_a_path_that_is_no_stream_is_refused(streams, server_erro
     with pytest.raises(InvalidStatus) as refused:
         connect(streams.url("/v2/orders"))
     assert refused.value.response.status_code == 403
+    assert server_errors() == []
+
+
+def test_market_data_leaves_batched_and_each_reply_in_a_frame_of_its_own(streams, user, make_key, server_errors):
+    # given: a client subscribed to quotes
+    key, secret = make_key(user)
+    quotes = [
+        wire.quote(PriceEvent("BTC", Decimal(p), Decimal(p), Decimal(p), AS_OF, "simulated")) for p in ("1", "2", "3")
+    ]
+    with connect(streams.url("/v1beta2/crypto")) as ws:
+        frames(ws)
+        ws.send(auth(key, secret))
+        frames(ws)
+        ws.send(json.dumps({"action": "subscribe", "quotes": ["BTC/USD"]}))
+        subscription = frames(ws)
+
+        # when: a quote, a reply and two quotes wait for the writer at once
+        async def queue() -> None:
+            (connection,) = streams.hub._market["quotes"]["BTC/USD"]
+            connection.offer(quotes[0])
+            connection.reply(connection.subscription())
+            connection.offer(quotes[1])
+            connection.offer(quotes[2])
+
+        streams.call(queue)
+        received = [frames(ws) for _ in range(3)]
+    # then: CCXT reads a frame that starts with a reply as that reply only
+    assert [[m.get("bp", m["T"]) for m in frame] for frame in received] == [[1.0], ["subscription"], [2.0, 3.0]]
+    assert received[1] == subscription
     assert server_errors() == []
