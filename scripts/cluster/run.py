@@ -8,7 +8,10 @@ load (market buys and sells, resting limit buys, cancels, deposits, withdrawals,
 history reads) from CLUSTER_THREADS threads across both instances for CLUSTER_LOAD_SECONDS.
 A third of the way in it SIGKILLs the replica, one app instance (master and workers) and one
 processor; CLUSTER_DOWN_SECONDS later it starts them again. A client that cannot connect to an
-instance retries on the other with the same idempotency key, as a load balancer would.
+instance retries on the other with the same idempotency key, as a load balancer would. A
+trade-update client listens on each instance (scripts/cluster/streams.py), both of one
+account whose orders the load places too; the one on the killed instance reconnects to the
+other, listens again and re-reads the account's orders.
 
 Checks, printed as a table (and written to cluster-results/latest.md):
 - no 5xx, except 503s inside the kill window;
@@ -18,7 +21,11 @@ Checks, printed as a table (and written to cluster-results/latest.md):
   every filled order has exactly one cash row and one asset row; acknowledged cancels stayed
   cancelled; no resting order the market crosses is left unfilled once the processors drain;
 - `manage.py reconcile_ledger` passes on the primary;
-- the replica caught up: same row counts as the primary after replaying to its WAL position.
+- the replica caught up: same row counts as the primary after replaying to its WAL position;
+- the streams: an order the processors fill reaches the clients on both instances (the one
+  of the killed instance before the kill and, through the other, after), that client listens
+  on the other instance again, and each client's view of the orders (events applied over its
+  re-reads) ends equal to GET /v2/orders.
 Exits 1 when any check fails. Knobs: CLUSTER_LOAD_SECONDS (30), CLUSTER_DOWN_SECONDS (8),
 CLUSTER_THREADS (6), CLUSTER_USERS (24 traders, plus 4 viewers who only read), CLUSTER_KEEP=1
 (keep the folder and logs).
@@ -26,6 +33,7 @@ CLUSTER_THREADS (6), CLUSTER_USERS (24 traders, plus 4 viewers who only read), C
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -36,14 +44,15 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import datetime
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from pathlib import Path
 
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from scripts.cluster import nodes
+from scripts.cluster import nodes, streams
 
 LOAD_SECONDS = float(os.environ.get("CLUSTER_LOAD_SECONDS", 30))
 DOWN_SECONDS = float(os.environ.get("CLUSTER_DOWN_SECONDS", 8))
@@ -57,7 +66,8 @@ HISTORY_PATHS = ("orders/", "transactions/", "cash-transactions/")
 
 SETUP_SCRIPT = """
 import json
-from decimal import Decimal
+from datetime import datetime
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from django.core.management import call_command
 from django.contrib.auth import get_user_model
 from accounts.services import issue_token
@@ -75,6 +85,16 @@ for n in range({users}):
     if n >= {traders}:  # a viewer: history made here, never writes over HTTP, so never pinned
         place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.001")))
     users.append({{"id": user.pk, "token": token.key}})
+# The stream clients' account: its orders are placed by the load, its keys one per client.
+from accounts.services import create_api_key
+watcher = get_user_model().objects.create_user(username="watcher")
+services.deposit(user=watcher, amount=Decimal("50000.00"), client_reference="watcher-seed")
+keys = [create_api_key(user=watcher, name=f"stream {{n}}") for n in range(2)]
+users.append({{
+    "id": watcher.pk,
+    "token": issue_token(user=watcher).key,
+    "keys": [[new.api_key.key_id, new.secret_key] for new in keys],
+}})
 print(json.dumps(users))
 """
 
@@ -185,6 +205,35 @@ class Driver:
                 reader = user if rng.random() < 0.5 else rng.choice(self.viewers)
                 self.request("history", "GET", rng.choice(HISTORY_PATHS), reader["token"])
 
+    def run_watcher(self, watcher: dict) -> None:
+        """The stream clients' account trades too, about three orders a second: ETH bought at
+        the market, and limit orders at the simulated market's next price (known ahead), which
+        the processors fill within a bucket, whichever way the price goes."""
+        self.place(watcher, {"asset_id": "ETH", "order_type": "BUY", "quantity": "0.05"})
+        n = 0
+        while time.monotonic() < self.deadline:
+            body = self.next_price_order() if n % 2 else None
+            self.place(watcher, body or {"asset_id": "ETH", "order_type": "BUY", "quantity": "0.002"})
+            n += 1
+            time.sleep(0.3)
+
+    @staticmethod
+    def next_price_order() -> dict | None:
+        """A limit order that rests now and fills at the next bucket's price, or None when
+        the price does not move."""
+        from assets.models import Asset
+        from assets.price_providers import SIMULATED_BUCKET_SECONDS, SimulatedProvider
+
+        asset = Asset.objects.get(asset_id="ETH")
+        bucket = int(time.time()) // SIMULATED_BUCKET_SECONDS
+        now, soon = (SimulatedProvider().price_at(asset, b) for b in (bucket, bucket + 1))
+        if soon == now:
+            return None
+        side = "BUY" if soon < now else "SELL"
+        rounding = ROUND_UP if side == "BUY" else ROUND_DOWN  # crossed at that price exactly
+        limit = soon.quantize(Decimal("0.01"), rounding=rounding)
+        return {"asset_id": "ETH", "order_type": side, "quantity": "0.002", "order_price": str(limit)}
+
     def place(self, user: dict, body: dict) -> dict | None:
         key = uuid.uuid4().hex
         with self.ledger.lock:
@@ -227,6 +276,87 @@ class Driver:
         return {"asset_id": "ETH", "order_type": "BUY", "quantity": "0.002", "order_price": f"{limit:.2f}"}
 
 
+def start_stream_clients(apps: dict, watcher: dict, started: float) -> list[streams.StreamClient]:
+    """A trade-update client on each instance, of the watcher's account, each with its key."""
+    instances = [(name, port) for name, (_, port) in apps.items()]
+    clients = []
+    for n, (key, secret) in enumerate(watcher["keys"]):
+        name = instances[n][0]
+        clients.append(streams.StreamClient(name, instances[n:] + instances[:n], key, secret, started))
+    for client in clients:
+        client.start()
+    nodes.wait_until(lambda: all(c.listening() for c in clients), timeout=30, what="the stream clients to listen")
+    return clients
+
+
+def stream_checks(clients: list[streams.StreamClient], watcher: dict, port: int, killed_at: float) -> list[Check]:
+    """An order the processors fill reaches the clients on both instances; the client of the
+    killed one reconnects to the other; each client's view (events over its re-reads) ends
+    equal to GET /v2/orders."""
+    with contextlib.suppress(TimeoutError):  # the view checks below say what is missing
+        nodes.wait_until(lambda: all(c.quiet_for(1.5) for c in clients), timeout=20, what="the streams to go quiet")
+    for client in clients:
+        client.stopping.set()
+    for client in clients:
+        client.join(timeout=10)
+    key, secret = watcher["keys"][0]
+    final = streams.orders_of(port, key, secret)
+    # The processors' fills: limit orders filled after they were placed (not on arrival).
+    processor_fills = {
+        order_id
+        for order_id, o in final.items()
+        if o["type"] == "limit" and o["status"] == "filled" and _time(o["filled_at"]) > _time(o["created_at"])
+    }
+    b = clients[1]
+    got = {
+        (client.home, instance, before_kill): {
+            data["order"]["id"]
+            for at, instance, data in client.events
+            if data["event"] == "fill" and data["order"]["id"] in processor_fills and (at < killed_at) == before_kill
+        }
+        for client in clients
+        for instance in ("app-a", "app-b")
+        for before_kill in (True, False)
+    }
+    a_fills = got[("app-a", "app-a", True)] | got[("app-a", "app-a", False)]
+    b_before = got[("app-b", "app-b", True)]
+    b_after = got[("app-b", "app-a", False)]
+    back = [listened for listened in b.listened if listened.at > killed_at]
+    checks = [
+        Check(
+            "processor fills reach stream clients on both instances",
+            f"{len(processor_fills)} filled; client on app-a got {len(a_fills)}, on app-b {len(b_before)} "
+            f"before the kill and {len(b_after)} after, through app-a",
+            a_fills == processor_fills and len(b_before) > 0 and len(b_after) > 0,
+        ),
+        Check(
+            "the killed instance's stream client reconnected to the other",
+            (
+                f"listening on {back[0].instance} {back[0].at - killed_at:.1f}s after the kill, "
+                f"re-read {back[0].reread} orders"
+                if back
+                else "never"
+            ),
+            bool(back) and back[0].instance == "app-a",
+        ),
+    ]
+    for client in clients:
+        missing = sorted(set(final) - set(client.view))
+        wrong = sorted(i for i in final if i in client.view and client.view[i] != final[i])
+        checks.append(
+            Check(
+                f"stream client of {client.home}: its view equals GET /v2/orders",
+                f"{len(client.events)} events, {len(final)} orders, {len(missing)} missing, {len(wrong)} differ",
+                not missing and not wrong and set(client.view) == set(final),
+            )
+        )
+    return checks
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
 def setup_django(database_url: str) -> None:
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portfolio_project.settings")
@@ -265,6 +395,7 @@ def run(cluster: nodes.Cluster, base: Path, t0: float) -> int:
     if done.returncode != 0:
         raise SystemExit(done.stderr)
     users = json.loads(done.stdout.strip().splitlines()[-1])
+    watcher = users.pop()
     app_env = nodes.django_env(
         DATABASE_URL=f"postgresql://postgres@127.0.0.1:{bouncer_port}/portfolio",
         DATABASE_POOLING="transaction",
@@ -274,6 +405,8 @@ def run(cluster: nodes.Cluster, base: Path, t0: float) -> int:
         CACHE_URL=f"redis://127.0.0.1:{redis_port}/0",
         PRICE_CACHE_SECONDS="1",
         CONN_MAX_AGE="60",
+        # The streams' hub LISTENs, which PgBouncer's transaction pooling cannot carry.
+        STREAM_DATABASE_URL=primary.url("portfolio"),
     )
     apps: dict[str, tuple[nodes.Process, int]] = {}
     for name in ("app-a", "app-b"):
@@ -290,7 +423,9 @@ def run(cluster: nodes.Cluster, base: Path, t0: float) -> int:
     wal_start = primary.sql("SELECT pg_current_wal_lsn()::text")[0][0]
     started = time.monotonic()
     driver = Driver([f"http://127.0.0.1:{port}" for _, port in apps.values()], users, started, ledger)
+    watchers = start_stream_clients(apps, watcher, started)
     threads = [threading.Thread(target=driver.run, args=(n,), name=f"load-{n}") for n in range(THREADS)]
+    threads.append(threading.Thread(target=driver.run_watcher, args=(watcher,), name="load-watcher"))
     for thread in threads:
         thread.start()
 
@@ -318,6 +453,7 @@ def run(cluster: nodes.Cluster, base: Path, t0: float) -> int:
         process.stop()
     caught_up_in = nodes.wait_replica_caught_up(primary, replica)
     checks = evaluate(ledger, primary, replica, direct, killed_at, restarted_at, crossed_left, caught_up_in)
+    checks += stream_checks(watchers, watcher, apps["app-a"][1], killed_at)
     return report(checks, ledger, load_seconds, drained, time.monotonic() - t0, footprint(primary, ledger, wal_bytes))
 
 
