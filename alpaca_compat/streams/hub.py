@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -55,6 +56,9 @@ ORDER_EVENTS = "order_events"
 # A read of the outbox that returns this many events is followed by another at once.
 POLL_BATCH = 1000
 FORGET_EVERY_SECONDS = 60.0
+# An event's account, near the start of its JSON (orders.events: "event", then "user_id"),
+# whether Python (``OrderEvent.to_json``) or PostgreSQL (``json_build_object``) wrote it.
+USER_ID = re.compile(r'"user_id"\s*:\s*(\d+)')
 
 
 class Connection(Protocol):
@@ -166,7 +170,8 @@ class Hub:
             self.reads += 1
             if self._trade or self._market["trades"]:  # else nobody here wants them: not even parsed
                 for txid, payload in events:
-                    self._dispatch(ORDER_EVENTS, payload, txid=txid)
+                    if self._wanted(payload):
+                        self._dispatch(ORDER_EVENTS, payload, txid=txid)
             now = time.monotonic()
             if not horizons or now - horizons[-1][0] >= FORGET_EVERY_SECONDS:
                 horizons.append((now, str(feed.since)))
@@ -174,6 +179,15 @@ class Hub:
                 await conn.execute(FORGET_SQL, {"before": horizons.popleft()[1]})
             if len(events) < POLL_BATCH:
                 await asyncio.sleep(settings.STREAM_POLL_SECONDS)
+
+    def _wanted(self, payload: str) -> bool:
+        """Whether an order event may concern a connection of this process, read from its
+        text: every process reads every event, and most are of accounts listening elsewhere or
+        nowhere, which need not be parsed (a payload not in the expected form is)."""
+        if self._market["trades"]:
+            return True
+        match = USER_ID.search(payload, 0, 200)
+        return match is None or int(match.group(1)) in self._trade
 
     def _price_notification(self, notification: psycopg.Notify) -> None:
         self._dispatch(notification.channel, notification.payload)

@@ -25,7 +25,12 @@ What it does, in order (docs/PERFORMANCE.md explains the method and the results)
    the query count against the 100 ms p50 target, by ``portfolio_history.py --periods`` in a
    child process (its own database ``portfolio_history_bench``, reused while its data set is
    unchanged; this process's Django is bound to ``portfolio_bench``).
-7. ``manage.py reconcile_ledger`` on the bench database (when a phase used it).
+7. Streams: BENCH_STREAM_CLIENTS trade-update clients (scripts/bench/streams.py, one process,
+   several per bench user) on gunicorn; market orders with wrk without and with them connected,
+   alternating; BENCH_STREAM_RATE paced orders a second and the time from each fill to its
+   event at every client of its account (p50/p99); then as many quote subscribers and the
+   quote messages a second that reach them at BENCH_QUOTE_RATES announced quotes a second.
+8. ``manage.py reconcile_ledger`` on the bench database (when a phase used it).
 
 Results: a table on stdout, ``bench-results/latest.json`` and ``bench-results/latest.md``.
 
@@ -39,8 +44,10 @@ BENCH_LAT_RUNS (3), BENCH_LATENCY_CONFIG ("asgi:2", used for portfolio and histo
 BENCH_HISTORY_ROWS (1000000), BENCH_RESTING_ORDERS (10000), BENCH_REDIS_URL
 (redis://127.0.0.1:6379/9; that Redis database is flushed), BENCH_PORT (8765),
 BENCH_PROFILE (1: profile with py-spy when it is installed), BENCH_DB (portfolio_bench), BENCH_PHASES (all of
-"portfolio,history,portfolio_history,orders,fills"), BENCH_HISTORY_RUNS (50 runs per portfolio
-history case), BENCH_HISTORY_DB (portfolio_history_bench), PGBENCH (path of pgbench).
+"portfolio,history,portfolio_history,orders,fills,streams"), BENCH_HISTORY_RUNS (50 runs per portfolio
+history case), BENCH_HISTORY_DB (portfolio_history_bench), PGBENCH (path of pgbench),
+BENCH_STREAM_CLIENTS (1000), BENCH_STREAM_RATE (200 orders/s), BENCH_STREAM_SECONDS (10),
+BENCH_QUOTE_RATES ("20,100,500" quotes/s), BENCH_STREAM_CONFIG ("asgi:2").
 """
 
 # ruff: noqa: S603  (the bench runs its own fixed commands: gunicorn, wrk, pgbench, py-spy, manage.py)
@@ -115,9 +122,17 @@ CACHES = os.environ.get("BENCH_CACHES", "redis,locmem")
 LATENCY_CONFIG = os.environ.get("BENCH_LATENCY_CONFIG", "asgi:2")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 PROFILE = os.environ.get("BENCH_PROFILE", "1") not in ("", "0", "false")
-PHASES = set(os.environ.get("BENCH_PHASES", "portfolio,history,portfolio_history,orders,fills").split(","))
+PHASES = set(os.environ.get("BENCH_PHASES", "portfolio,history,portfolio_history,orders,fills,streams").split(","))
 # The phases that run on portfolio_bench and its bench users; portfolio_history has its own database.
-BENCH_DB_PHASES = {"portfolio", "history", "orders", "fills"}
+BENCH_DB_PHASES = {"portfolio", "history", "orders", "fills", "streams"}
+STREAM_CLIENTS = env_int("BENCH_STREAM_CLIENTS", 1000)
+STREAM_RATE = env_int("BENCH_STREAM_RATE", 200)  # paced market orders a second, for the fill latency
+STREAM_SECONDS = env_int("BENCH_STREAM_SECONDS", 10, 5)
+QUOTE_RATES = tuple(int(r) for r in os.environ.get("BENCH_QUOTE_RATES", "20,100,500").split(","))
+STREAM_CONFIG = os.environ.get("BENCH_STREAM_CONFIG", "asgi:2")
+# A bench user's token (or key) has one connection per stream and process on Alpaca's terms;
+# the bench gives each of its users several.
+STREAM_ENV = {"STREAM_CONNECTIONS_PER_KEY": "50"}
 PORTFOLIO_HISTORY_RUNS = env_int("BENCH_HISTORY_RUNS", 50, 15)
 
 ORDER_ASSET = "BTC"
@@ -260,7 +275,7 @@ WORKER_KINDS = {
 
 
 class Gunicorn:
-    def __init__(self, config: dict, cache_url: str) -> None:
+    def __init__(self, config: dict, cache_url: str, extra_env: dict | None = None) -> None:
         self.config, self.cache_url = config, cache_url
         application, worker_class = WORKER_KINDS[config["worker_class"]]
         cmd = [
@@ -275,7 +290,7 @@ class Gunicorn:
             "--log-level",
             "warning",
         ]
-        env = child_env(cache_url)
+        env = {**child_env(cache_url), **(extra_env or {})}
         if config["worker_class"] == "gthread":
             cmd += ["--threads", str(config["threads"] or 1)]
         elif config["worker_class"] == "asgi" and config["threads"]:
@@ -1156,6 +1171,271 @@ def fill_anchor(srv: dict, *, clients: int, first_user: int, users: int, base: i
     return {**result, "still_pending": _pending_fills()}
 
 
+# --- streams -----------------------------------------------------------------------------
+
+
+class StreamClients:
+    """scripts/bench/streams.py in a process of its own: ``kind`` connections, PER of each
+    credential, all listening (trade) or subscribed to quotes (market) once started."""
+
+    def __init__(self, kind: str, credentials: Path, per: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(BENCH_DIR / "streams.py"), kind, str(PORT), str(credentials), str(per)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        _children.append(self.proc)
+        started = time.monotonic()
+        self.ready = int(self._line("READY"))
+        self.connect_seconds = time.monotonic() - started
+
+    def _line(self, prefix: str) -> str:
+        for line in self.proc.stdout:
+            if line.startswith(prefix + " "):
+                return line[len(prefix) + 1 :].strip()
+        raise SystemExit(f"the stream clients ended before {prefix}")
+
+    def count(self) -> tuple[int, int, int]:
+        self.proc.stdin.write("COUNT\n")
+        self.proc.stdin.flush()
+        quotes, fills, closed = self._line("COUNT").split()
+        return int(quotes), int(fills), int(closed)
+
+    def finish(self) -> dict:
+        self.proc.stdin.write("STOP\n")
+        self.proc.stdin.flush()
+        result = json.loads(self._line("RESULT"))
+        self.proc.wait(timeout=60)
+        _children.remove(self.proc)
+        return result
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (/proc/<pid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def measured_wrk(server: Gunicorn, tokens_file: Path, clients: StreamClients | None) -> dict:
+    """A wrk run of market orders, with the CPU the server's workers (and the stream clients'
+    process) used for it, per order."""
+    workers = server.worker_pids()
+    client_pids = [clients.proc.pid] if clients else []
+    before = cpu_seconds(workers), cpu_seconds(client_pids)
+    r = run_wrk("orders.lua", tokens_file, duration=DURATION)
+    after = cpu_seconds(workers), cpu_seconds(client_pids)
+    requests = max(1, r["requests"])
+    r["server_cpu_ms_per_order"] = (after[0] - before[0]) * 1000 / requests
+    r["clients_cpu_ms_per_order"] = (after[1] - before[1]) * 1000 / requests
+    return r
+
+
+def paced_orders(tokens: list[str], *, rate: int, seconds: int, threads: int = 32) -> dict:
+    """``rate`` market orders a second for ``seconds`` over HTTP, each order at its time (a
+    thread that falls behind sends at once): {"orders": [(order_id, sent_at)], ...}."""
+    import http.client
+    import itertools
+    import threading
+
+    total = rate * seconds
+    numbers = itertools.count()
+    lock = threading.Lock()
+    placed: list[tuple[str, float]] = []
+    errors: list[str] = []
+    t0 = time.time() + 0.2
+
+    def sender() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
+        while True:
+            with lock:
+                k = next(numbers)
+            if k >= total:
+                break
+            time.sleep(max(0.0, t0 + k / rate - time.time()))
+            sent = time.time()
+            conn.request(
+                "POST",
+                "/api/v1/orders/",
+                body=ORDER_BODY,
+                headers={"Authorization": f"Token {tokens[k % len(tokens)]}", "Content-Type": "application/json"},
+            )
+            response = conn.getresponse()
+            body = response.read()
+            if response.status == 201:
+                with lock:
+                    placed.append((json.loads(body)["order_id"], sent))
+            else:
+                errors.append(f"{response.status} {body[:200]!r}")
+        conn.close()
+
+    workers = [threading.Thread(target=sender) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.time() - t0
+    first_error = errors[0] if errors else ""
+    return {"orders": placed, "errors": len(errors), "first_error": first_error, "per_s": total / elapsed}
+
+
+def fill_latencies(orders: list[tuple[str, float]], fills: list[tuple[str, float]]) -> dict:
+    """For each fill event a client received of ``orders``: its receipt time less the fill's
+    time (the order's filled_at, its transaction's timestamp, a moment before its commit)."""
+    from django.db import connection
+
+    wanted = {order_id for order_id, _ in orders}
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT order_id::text, extract(epoch FROM filled_at)::float8 FROM orders_order WHERE order_id = ANY(%s)",
+            [list(wanted)],
+        )
+        filled_at = dict(cur.fetchall())
+    connection.close()
+    ms = sorted((at - filled_at[order_id]) * 1000 for order_id, at in fills if order_id in filled_at)
+
+    def pct(p: float) -> float | None:
+        return ms[min(len(ms) - 1, int(p / 100 * len(ms)))] if ms else None
+
+    return {"events": len(ms), "p50_ms": pct(50), "p99_ms": pct(99), "max_ms": ms[-1] if ms else None}
+
+
+def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
+    from django.utils import timezone
+
+    from assets.price_events import announce_prices
+    from assets.prices import Quote
+
+    # One client per account, as a thousand bots would be: the bench users, and more of them.
+    if len(users) < STREAM_CLIENTS:
+        log(f"streams: creating {STREAM_CLIENTS - len(users)} more users")
+        users = users + create_users(STREAM_CLIENTS - len(users), "stream", top_up=Decimal("10000000.00"))
+    users = users[:STREAM_CLIENTS]
+    per = 1
+    tokens = [t for _, t in users]
+    tokens_file = write_tokens(tokens, "stream-tokens.txt")
+    keys_file = write_tokens(alpaca_credentials([u for u, _ in users]), "stream-keys.txt")
+    config = parse_config(STREAM_CONFIG)
+    runs = {"without": [], "with": []}
+    sessions = []
+    log(
+        f"streams: gunicorn {STREAM_CONFIG}; {len(users) * per} trade-update clients ({per} per user); "
+        f"{RUNS} alternating wrk runs of {DURATION} s without and with them; {STREAM_RATE} orders/s for "
+        f"{STREAM_SECONDS} s for the fill latency"
+    )
+    with Gunicorn(config, cache_url, extra_env=STREAM_ENV) as server:
+        run_wrk("orders.lua", tokens_file, duration=2)  # warm
+        for i in range(RUNS):
+            runs["without"].append(measured_wrk(server, tokens_file, None))
+            clients = StreamClients("trade", tokens_file, per)
+            session = {"ready": clients.ready, "connect_seconds": clients.connect_seconds}
+            if i == 0:
+                paced = paced_orders(tokens, rate=STREAM_RATE, seconds=STREAM_SECONDS)
+                time.sleep(1)  # the last fills reach the clients
+            runs["with"].append(measured_wrk(server, tokens_file, clients))
+            result = clients.finish()
+            if i == 0:
+                latency = fill_latencies(paced["orders"], result["fills"])
+                latency.update(
+                    orders=len(paced["orders"]),
+                    expected=len(paced["orders"]) * per,
+                    per_s=paced["per_s"],
+                    errors=paced["errors"],
+                    first_error=paced["first_error"],
+                )
+                log(
+                    f"  {latency['orders']} orders at {latency['per_s']:.0f}/s: {latency['events']} of "
+                    f"{latency['expected']} fill events received, fill -> client p50 {fmt(latency['p50_ms'])} ms, "
+                    f"p99 {fmt(latency['p99_ms'])} ms, max {fmt(latency['max_ms'])} ms"
+                )
+            session.update(
+                closed=Counter(f"{code} {reason}" for code, reason in result["closed"]),
+                failed=result["failed_count"],
+                messages=result["messages"],
+            )
+            sessions.append(session)
+            w, c = runs["without"][-1], runs["with"][-1]
+            log(
+                f"  run {i + 1}: wrk without clients {w['rps']:.1f}/s ({w['server_cpu_ms_per_order']:.2f} ms of "
+                f"server CPU an order), with {session['ready']} clients {c['rps']:.1f}/s "
+                f"({c['server_cpu_ms_per_order']:.2f} ms, clients' process {c['clients_cpu_ms_per_order']:.2f} ms); "
+                f"connected in "
+                f"{session['connect_seconds']:.1f} s; closed by the server {dict(session['closed'])}, "
+                f"failed {session['failed']}"
+            )
+
+        log(f"streams: {len(users) * per} quote subscribers, quotes announced at {QUOTE_RATES}/s")
+        market = StreamClients("market", keys_file, per)
+        quotes = []
+        for rate in QUOTE_RATES:
+            before, _, _ = market.count()
+            t0 = time.time()
+            for k in range(rate * STREAM_SECONDS):
+                time.sleep(max(0.0, t0 + k / rate - time.time()))
+                price = Decimal("65000") + Decimal(k % 100)
+                announce_prices([Quote(asset_id="BTC", price=price, as_of=timezone.now(), source="bench")])
+            announced_for = time.time() - t0
+            time.sleep(1)  # what is on its way arrives
+            after, _, closed = market.count()
+            received = after - before
+            expected = rate * STREAM_SECONDS * market.ready
+            quotes.append(
+                {
+                    "rate": rate,
+                    "announced_per_s": rate * STREAM_SECONDS / announced_for,
+                    "received": received,
+                    "expected": expected,
+                    "received_per_s": received / announced_for,
+                    "closed": closed,
+                }
+            )
+            log(
+                f"  {rate} quotes/s: {received} of {expected} messages reached {market.ready} subscribers, "
+                f"{received / announced_for:,.0f} messages/s; clients closed so far {closed}"
+            )
+        result = market.finish()
+    from django.db import connection
+
+    connection.close()
+    without = median([r["rps"] for r in runs["without"]])
+    with_clients = median([r["rps"] for r in runs["with"]])
+    return {
+        "clients": len(users) * per,
+        "config": STREAM_CONFIG,
+        "latency": latency,
+        "sessions": [{**s, "closed": dict(s["closed"])} for s in sessions],
+        "orders_without": {
+            "per_s": without,
+            "runs_per_s": [round(r["rps"], 1) for r in runs["without"]],
+            "p50_ms": median([r["p50_ms"] for r in runs["without"]]),
+            "p99_ms": median([r["p99_ms"] for r in runs["without"]]),
+            "errors": sum(r["errors"] for r in runs["without"]),
+            "server_cpu_ms_per_order": median([r["server_cpu_ms_per_order"] for r in runs["without"]]),
+            "clients_cpu_ms_per_order": median([r["clients_cpu_ms_per_order"] for r in runs["without"]]),
+        },
+        "orders_with": {
+            "per_s": with_clients,
+            "runs_per_s": [round(r["rps"], 1) for r in runs["with"]],
+            "p50_ms": median([r["p50_ms"] for r in runs["with"]]),
+            "p99_ms": median([r["p99_ms"] for r in runs["with"]]),
+            "errors": sum(r["errors"] for r in runs["with"]),
+            "server_cpu_ms_per_order": median([r["server_cpu_ms_per_order"] for r in runs["with"]]),
+            "clients_cpu_ms_per_order": median([r["clients_cpu_ms_per_order"] for r in runs["with"]]),
+        },
+        "ratio_with_without": with_clients / without,
+        "quotes": quotes,
+        "quote_clients_closed": dict(Counter(f"{code} {reason}" for code, reason in result["closed"])),
+    }
+
+
 # --- report ------------------------------------------------------------------------------
 
 
@@ -1306,6 +1586,45 @@ def render_markdown(res: dict) -> str:
                 f"{r['still_pending']} | {r['anchor']['tps']:.0f} | {r['ratio']:.2f} |"
             )
         L.append("")
+    if "streams" in ph:
+        st = ph["streams"]
+        lat = st["latency"]
+        L.append(
+            f"## Streams ({st['clients']} trade-update clients, one per account, on gunicorn {st['config']}; "
+            "the clients in one process on the same machine)\n"
+        )
+        L.append(
+            f"Fill event latency, {lat['orders']} market orders paced at {STREAM_RATE}/s (sent {lat['per_s']:.0f}/s, "
+            f"errors {lat['errors']}), from the fill's timestamp to the client's receipt: "
+            f"{lat['events']} of {lat['expected']} events received, p50 {fmt(lat['p50_ms'], 1)} ms, "
+            f"p99 {fmt(lat['p99_ms'], 1)} ms, max {fmt(lat['max_ms'], 1)} ms "
+            f"(target p99 < 100 ms: {'PASS' if lat['p99_ms'] is not None and lat['p99_ms'] < 100 else 'FAIL'})\n"
+        )
+        ow, oc = st["orders_without"], st["orders_with"]
+        L.append(
+            "| market orders (wrk, random users) | orders/s | p50 ms | p99 ms | errors | server CPU ms/order | "
+            "clients' CPU ms/order | runs |"
+        )
+        L.append("|---|---|---|---|---|---|---|---|")
+        L.append(
+            f"| without stream clients | {fmt(ow['per_s'])} | {fmt(ow['p50_ms'], 2)} | {fmt(ow['p99_ms'], 2)} | "
+            f"{ow['errors']} | {fmt(ow['server_cpu_ms_per_order'], 2)} | - | {ow['runs_per_s']} |"
+        )
+        L.append(
+            f"| with {st['clients']} clients listening | {fmt(oc['per_s'])} | {fmt(oc['p50_ms'], 2)} | "
+            f"{fmt(oc['p99_ms'], 2)} | {oc['errors']} | {fmt(oc['server_cpu_ms_per_order'], 2)} | "
+            f"{fmt(oc['clients_cpu_ms_per_order'], 2)} | {oc['runs_per_s']} |"
+        )
+        L.append(
+            f"\nWith/without: {st['ratio_with_without']:.2f} (target within 5%: "
+            f"{'PASS' if st['ratio_with_without'] >= 0.95 else 'FAIL'}). Connections the server closed, by "
+            f"session: {[s['closed'] for s in st['sessions']]}.\n"
+        )
+        L.append("| quotes announced/s | messages received | of | messages/s at the clients |")
+        L.append("|---|---|---|---|")
+        for q in st["quotes"]:
+            L.append(f"| {q['rate']} | {q['received']} | {q['expected']} | {q['received_per_s']:,.0f} |")
+        L.append(f"\nQuote subscribers closed by the server: {st['quote_clients_closed'] or 'none'}.\n")
     rec = res.get("reconcile")
     if rec:
         L.append(
@@ -1379,6 +1698,8 @@ def main() -> None:
         RESULTS["phases"]["orders"] = phase_orders(srv, users, redis_ok)
     if "fills" in PHASES:
         RESULTS["phases"]["fills"] = phase_fills(srv, users, main_cache)
+    if "streams" in PHASES:
+        RESULTS["phases"]["streams"] = phase_streams(users, main_cache)
 
     if bench_db:
         rec = manage("reconcile_ledger", check=False)
