@@ -165,6 +165,13 @@ def eth(make_asset):
 
 
 @pytest.fixture
+def btc_at_50k_eth_at_2500(btc, eth, set_price):
+    """BTC with a current price of 50000 and ETH with one of 2500."""
+    set_price("BTC", "50000")
+    set_price("ETH", "2500")
+
+
+@pytest.fixture
 def btc_minutes(btc):
     """BTC's recorded prices minute by minute from tests/price_records.py's T0."""
     record_btc_minutes(btc)

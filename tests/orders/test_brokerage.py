@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from balances.models import AssetBalance, UsdBalance
+from balances.models import AssetBalance
 from balances.selectors import calculate_portfolio_value
 from core.exceptions import (
     Conflict,
@@ -33,20 +33,11 @@ from orders.services import (
     replace_order,
 )
 from orders.validation import OrderChanges, OrderRequest
+from tests.support.balances import asset_quantity_and_held, usd_balance_and_held
 
 pytestmark = pytest.mark.django_db
 
 D = Decimal
-
-
-def usd(user) -> tuple[Decimal, Decimal]:
-    balance = UsdBalance.objects.get(user=user)
-    return balance.current_balance, balance.held
-
-
-def holding(user, asset_id: str = "BTC") -> tuple[Decimal, Decimal]:
-    row = AssetBalance.objects.get(user=user, asset_id=asset_id)
-    return row.quantity, row.held_quantity
 
 
 def order(user, order_type: str, quantity: str | None = None, **extra) -> Order:
@@ -55,12 +46,7 @@ def order(user, order_type: str, quantity: str | None = None, **extra) -> Order:
 
 
 @pytest.fixture
-def market(btc, set_price):
-    set_price("BTC", "50000")
-
-
-@pytest.fixture
-def holds_btc(user, market):
+def holds_btc(user, btc_at_50k):
     """alice bought 0.1 BTC at 50000 for 5000.00."""
     order(user, "BUY", "0.1")
 
@@ -77,14 +63,14 @@ def holds_btc(user, market):
         ({"stop_price": D("60000"), "order_price": D("61000")}, "stop_limit"),
     ],
 )
-def test_the_kind_follows_from_the_prices_given(user, market, prices, kind):
+def test_the_kind_follows_from_the_prices_given(user, btc_at_50k, prices, kind):
     assert order(user, "BUY", "0.01", **prices).kind == kind
 
 
 # --- stop orders ------------------------------------------------------------------------
 
 
-def test_a_stop_buy_rests_holding_quantity_times_stop_plus_the_margin(user, market, settings):
+def test_a_stop_buy_rests_holding_quantity_times_stop_plus_the_margin(user, btc_at_50k, settings):
     # given
     settings.STOP_BUY_HOLD_MARGIN = D("0.05")
 
@@ -93,11 +79,11 @@ def test_a_stop_buy_rests_holding_quantity_times_stop_plus_the_margin(user, mark
 
     # then
     assert (stop.status, stop.held_amount, stop.triggered_at) == ("PENDING", D("630.00"), None)
-    assert usd(user) == (D("10000.00"), D("630.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("630.00"))
     assert reconcile_ledger() == []
 
 
-def test_a_stop_buy_waits_below_its_stop_and_fills_at_market_once_reached(user, market, set_price):
+def test_a_stop_buy_waits_below_its_stop_and_fills_at_market_once_reached(user, btc_at_50k, set_price):
     # given
     stop = order(user, "BUY", "0.01", stop_price=D("60000"))
     set_price("BTC", "59999.99")
@@ -117,15 +103,15 @@ def test_a_stop_buy_waits_below_its_stop_and_fills_at_market_once_reached(user, 
         D("0"),
     )
     assert stop.triggered_at is not None
-    assert usd(user) == (D("9395.00"), D("0.00"))
-    assert holding(user) == (D("0.01"), D("0"))
+    assert usd_balance_and_held(user) == (D("9395.00"), D("0.00"))
+    assert asset_quantity_and_held(user) == (D("0.01"), D("0"))
     assert reconcile_ledger() == []
 
 
 def test_a_stop_sell_holds_its_quantity_and_fills_when_the_market_falls_to_it(user, holds_btc, set_price):
     # given
     stop = order(user, "SELL", "0.04", stop_price=D("45000"))
-    assert holding(user) == (D("0.1"), D("0.04"))
+    assert asset_quantity_and_held(user) == (D("0.1"), D("0.04"))
     set_price("BTC", "45000.01")
     assert process_resting_orders().filled == 0
 
@@ -136,25 +122,25 @@ def test_a_stop_sell_holds_its_quantity_and_fills_when_the_market_falls_to_it(us
     # then: 0.04 x 44000 = 1760.00
     stop.refresh_from_db()
     assert (stop.status, stop.executed_price, stop.total_amount) == ("COMPLETED", D("44000"), D("1760.00"))
-    assert holding(user) == (D("0.06"), D("0"))
-    assert usd(user) == (D("6760.00"), D("0.00"))
+    assert asset_quantity_and_held(user) == (D("0.06"), D("0"))
+    assert usd_balance_and_held(user) == (D("6760.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
-def test_a_stop_already_reached_when_placed_fills_at_once(user, market):
+def test_a_stop_already_reached_when_placed_fills_at_once(user, btc_at_50k):
     # when: the market (50000) is already at or above a BUY stop of 49000
     stop = order(user, "BUY", "0.01", stop_price=D("49000"))
 
     # then
     assert (stop.status, stop.executed_price, stop.total_amount) == ("COMPLETED", D("50000"), D("500.00"))
     assert stop.triggered_at == stop.filled_at
-    assert usd(user) == (D("9500.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("9500.00"), D("0.00"))
 
 
-def test_a_stop_limit_triggers_at_its_stop_then_waits_for_its_limit(user, market, set_price):
+def test_a_stop_limit_triggers_at_its_stop_then_waits_for_its_limit(user, btc_at_50k, set_price):
     # given: stop 55000, limit 54000 (buy once the market breaks out, but not above 54000)
     stop_limit = order(user, "BUY", "0.01", stop_price=D("55000"), order_price=D("54000"))
-    assert (stop_limit.held_amount, usd(user)) == (D("540.00"), (D("10000.00"), D("540.00")))
+    assert (stop_limit.held_amount, usd_balance_and_held(user)) == (D("540.00"), (D("10000.00"), D("540.00")))
 
     # when the market reaches the stop, above the limit
     set_price("BTC", "56000")
@@ -177,14 +163,14 @@ def test_a_stop_limit_triggers_at_its_stop_then_waits_for_its_limit(user, market
         D("53000"),
         D("530.00"),
     )
-    assert usd(user) == (D("9470.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("9470.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
-def test_a_stop_buy_the_market_gaps_past_beyond_what_it_holds_ends_failed(user, market, set_price, settings):
+def test_a_stop_buy_the_market_gaps_past_beyond_what_it_holds_ends_failed(user, btc_at_50k, set_price, settings):
     # given: 10000.00 USD, a stop BUY holding 0.19 x 50100 x 1.05 = 9994.95
     stop = order(user, "BUY", "0.19", stop_price=D("50100"))
-    assert usd(user) == (D("10000.00"), D("9994.95"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("9994.95"))
 
     # when the market gaps to 60000: 0.19 x 60000 = 11400.00 > 10000.00
     set_price("BTC", "60000")
@@ -194,7 +180,7 @@ def test_a_stop_buy_the_market_gaps_past_beyond_what_it_holds_ends_failed(user, 
     stop.refresh_from_db()
     assert (report.filled, stop.status, stop.held_amount) == (0, "FAILED", D("0"))
     assert stop.failure_reason == "Not enough available USD."
-    assert usd(user) == (D("10000.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("0.00"))
     assert not AssetBalance.objects.filter(user=user).exists()
     assert reconcile_ledger() == []
 
@@ -211,7 +197,7 @@ def test_a_notional_buy_buys_what_the_notional_pays_for_rounded_down(user, btc, 
 
     # then: 0.003 x 33333.33 = 99.99999 -> 100.00, never more than the notional
     assert (bought.quantity, bought.notional, bought.total_amount) == (D("0.003"), D("100.00"), D("100.00"))
-    assert usd(user) == (D("9900.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("9900.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
@@ -221,7 +207,7 @@ def test_a_notional_sell_sells_the_quantity_the_notional_is_worth(user, holds_bt
 
     # then
     assert (sold.status, sold.quantity, sold.total_amount) == ("COMPLETED", D("0.02"), D("1000.00"))
-    assert holding(user) == (D("0.08"), D("0"))
+    assert asset_quantity_and_held(user) == (D("0.08"), D("0"))
 
 
 @pytest.mark.parametrize(
@@ -235,7 +221,7 @@ def test_a_notional_sell_sells_the_quantity_the_notional_is_worth(user, holds_bt
         {},
     ],
 )
-def test_notional_is_for_market_orders_alone_and_in_cents(user, market, money_snapshot, extra):
+def test_notional_is_for_market_orders_alone_and_in_cents(user, btc_at_50k, money_snapshot, extra):
     # given
     before = money_snapshot(user)
 
@@ -251,7 +237,7 @@ def test_notional_is_for_market_orders_alone_and_in_cents(user, market, money_sn
 
 @pytest.mark.parametrize("time_in_force", ["ioc", "fok"])
 def test_an_ioc_or_fok_limit_not_filled_at_once_ends_cancelled_holding_nothing(
-    user, market, money_snapshot, time_in_force
+    user, btc_at_50k, money_snapshot, time_in_force
 ):
     # given
     before = money_snapshot(user)
@@ -265,12 +251,12 @@ def test_an_ioc_or_fok_limit_not_filled_at_once_ends_cancelled_holding_nothing(
 
 
 @pytest.mark.parametrize("time_in_force", ["ioc", "fok"])
-def test_an_ioc_or_fok_order_the_market_fills_fills(user, market, time_in_force):
+def test_an_ioc_or_fok_order_the_market_fills_fills(user, btc_at_50k, time_in_force):
     placed = order(user, "BUY", "0.01", order_price=D("51000"), time_in_force=time_in_force)
     assert (placed.status, placed.total_amount) == ("COMPLETED", D("500.00"))
 
 
-def test_only_good_till_cancelled_orders_take_an_expiry(user, market):
+def test_only_good_till_cancelled_orders_take_an_expiry(user, btc_at_50k):
     from django.utils import timezone
 
     with pytest.raises(InvalidRequest, match="Only orders that rest expire"):
@@ -280,7 +266,7 @@ def test_only_good_till_cancelled_orders_take_an_expiry(user, market):
 # --- replace ------------------------------------------------------------------------------
 
 
-def test_replace_moves_the_order_and_its_hold_in_one_step(user, market):
+def test_replace_moves_the_order_and_its_hold_in_one_step(user, btc_at_50k):
     # given a limit BUY holding 0.01 x 40000 = 400.00
     old = order(user, "BUY", "0.01", order_price=D("40000"), client_order_id="first")
 
@@ -300,7 +286,7 @@ def test_replace_moves_the_order_and_its_hold_in_one_step(user, market):
         D("820.00"),
     )
     assert (new.client_order_id, new.expires_at, new.time_in_force) == ("second", old.expires_at, "gtc")
-    assert usd(user) == (D("10000.00"), D("820.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("820.00"))
     assert reconcile_ledger() == []
 
 
@@ -308,11 +294,11 @@ def test_replace_of_a_sell_moves_its_held_quantity(user, holds_btc):
     old = order(user, "SELL", "0.03", order_price=D("60000"))
     new = replace_order(order=old, changes=OrderChanges(quantity=D("0.05")))
     assert (new.quantity, new.order_price) == (D("0.05"), D("60000"))
-    assert holding(user) == (D("0.1"), D("0.05"))
+    assert asset_quantity_and_held(user) == (D("0.1"), D("0.05"))
     assert reconcile_ledger() == []
 
 
-def test_a_replacement_the_market_crosses_fills_at_once(user, market):
+def test_a_replacement_the_market_crosses_fills_at_once(user, btc_at_50k):
     old = order(user, "BUY", "0.01", order_price=D("40000"))
     new = replace_order(order=old, changes=OrderChanges(order_price=D("50000")))
     assert (new.status, new.executed_price, new.total_amount, new.held_amount) == (
@@ -321,11 +307,11 @@ def test_a_replacement_the_market_crosses_fills_at_once(user, market):
         D("500.00"),
         D("0"),
     )
-    assert usd(user) == (D("9500.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("9500.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
-def test_replace_that_does_not_fit_the_balance_changes_nothing(user, market, money_snapshot):
+def test_replace_that_does_not_fit_the_balance_changes_nothing(user, btc_at_50k, money_snapshot):
     # given
     old = order(user, "BUY", "0.01", order_price=D("40000"))
     before = money_snapshot(user)
@@ -339,7 +325,7 @@ def test_replace_that_does_not_fit_the_balance_changes_nothing(user, market, mon
     assert Order.objects.count() == 1
 
 
-def test_replace_of_an_order_no_longer_pending_is_a_conflict(user, market):
+def test_replace_of_an_order_no_longer_pending_is_a_conflict(user, btc_at_50k):
     old = order(user, "BUY", "0.01", order_price=D("40000"))
     stale = Order.objects.get(pk=old.pk)
     replace_order(order=old, changes=OrderChanges(order_price=D("39000")))
@@ -349,7 +335,7 @@ def test_replace_of_an_order_no_longer_pending_is_a_conflict(user, market):
     assert Order.objects.filter(status="PENDING").count() == 1
 
 
-def test_replace_with_a_client_order_id_already_used_is_a_conflict(user, market):
+def test_replace_with_a_client_order_id_already_used_is_a_conflict(user, btc_at_50k):
     order(user, "BUY", "0.01", order_price=D("30000"), client_order_id="taken")
     old = order(user, "BUY", "0.01", order_price=D("40000"))
     with pytest.raises(Conflict):
@@ -358,13 +344,13 @@ def test_replace_with_a_client_order_id_already_used_is_a_conflict(user, market)
     assert old.status == "PENDING"
 
 
-def test_replace_needs_something_to_change(user, market):
+def test_replace_needs_something_to_change(user, btc_at_50k):
     old = order(user, "BUY", "0.01", order_price=D("40000"))
     with pytest.raises(InvalidRequest):
         replace_order(order=old, changes=OrderChanges())
 
 
-def test_replace_leaves_the_callers_old_order_as_it_is_stored(user, market, set_price):
+def test_replace_leaves_the_callers_old_order_as_it_is_stored(user, btc_at_50k, set_price):
     # given
     old = order(user, "BUY", "0.01", order_price=D("40000"))
 
@@ -426,8 +412,8 @@ def test_cancel_all_cancels_every_pending_order_and_releases_every_hold(user, ho
     assert {o.status for o in cancelled} == {"CANCELLED"}
     assert Order.objects.filter(user=user, status="PENDING").count() == 0
     assert Order.objects.filter(user=user, status="COMPLETED").count() == 1
-    assert usd(user) == (D("5000.00"), D("0.00"))
-    assert holding(user) == (D("0.1"), D("0"))
+    assert usd_balance_and_held(user) == (D("5000.00"), D("0.00"))
+    assert asset_quantity_and_held(user) == (D("0.1"), D("0"))
     assert reconcile_ledger() == []
 
 
@@ -448,7 +434,7 @@ def test_cancel_all_answers_each_order_as_it_is_stored(user, holds_btc):
         assert (answered.status, answered.updated_at) == ("CANCELLED", now)
 
 
-def test_cancel_all_leaves_other_users_alone(user, other_user, market):
+def test_cancel_all_leaves_other_users_alone(user, other_user, btc_at_50k):
     theirs = order(other_user, "BUY", "0.01", order_price=D("40000"))
     assert cancel_all_orders(user=user) == []
     theirs.refresh_from_db()
@@ -472,7 +458,7 @@ def test_closing_a_position_sells_all_that_is_not_held(user, holds_btc):
         D("0.07"),
         "COMPLETED",
     )
-    assert holding(user) == (D("0.03"), D("0.03"))
+    assert asset_quantity_and_held(user) == (D("0.03"), D("0.03"))
 
 
 @pytest.mark.parametrize(
@@ -499,7 +485,7 @@ def test_closing_more_than_is_free_or_a_bad_share_moves_nothing(user, holds_btc,
     assert money_snapshot(user) == before
 
 
-def test_closing_a_position_not_held_is_not_found(user, market):
+def test_closing_a_position_not_held_is_not_found(user, btc_at_50k):
     with pytest.raises(PositionNotFound):
         close_position(user=user, asset_id="BTC")
 
@@ -519,7 +505,7 @@ def test_close_all_cancels_the_orders_then_sells_every_holding(user, holds_btc, 
         ("BTC", "COMPLETED", D("0.1"), None),
         ("ETH", "COMPLETED", D("1"), None),
     ]
-    assert usd(user) == (D("10000.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("0.00"))
     assert not AssetBalance.objects.filter(user=user, quantity__gt=0).exists()
     assert reconcile_ledger() == []
 
@@ -540,7 +526,7 @@ def test_close_all_reports_an_asset_it_could_not_sell_and_sells_the_others(user,
     # then BTC sold; ETH not, with the reason and no order (a transient refusal stores none)
     assert (closed[0].asset_id, closed[0].order.status, closed[0].error) == ("BTC", "COMPLETED", None)
     assert (closed[1].asset_id, closed[1].order, closed[1].error.code) == ("ETH", None, "price_unavailable")
-    assert holding(user, "ETH") == (D("1"), D("0"))
+    assert asset_quantity_and_held(user, "ETH") == (D("1"), D("0"))
     assert not Order.objects.filter(user=user, asset_id="ETH", order_type="SELL").exists()
 
 
@@ -563,10 +549,10 @@ def test_the_cost_basis_is_the_usd_paid_rounding_cent_included(user, btc, set_pr
         D("-0.01"),
         D("0.00"),
     )
-    assert usd(user)[0] + value.cost_basis == D("10000.00")
+    assert usd_balance_and_held(user)[0] + value.cost_basis == D("10000.00")
 
 
-def test_buying_at_the_average_price_again_keeps_a_round_basis(user, market):
+def test_buying_at_the_average_price_again_keeps_a_round_basis(user, btc_at_50k):
     # given / when: two buys at 50000 with whole-cent costs
     order(user, "BUY", "0.01")
     order(user, "BUY", "0.03")

@@ -16,12 +16,13 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.services import issue_token
-from balances.models import AssetBalance, UsdBalance
+from balances.models import AssetBalance
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order
 from orders.validation import OrderRequest
 from tests.api_helpers import error_code
+from tests.support.balances import usd_balance_and_held
 
 pytestmark = pytest.mark.django_db
 
@@ -29,25 +30,14 @@ D = Decimal
 ORDERS = "/api/v1/orders/"
 
 
-@pytest.fixture
-def market(btc, eth, set_price):
-    set_price("BTC", "50000")
-    set_price("ETH", "2500")
-
-
 def post(client, path: str, body: dict | None = None):
     return client.post(path, body or {}, format="json")
-
-
-def usd(user) -> tuple[Decimal, Decimal]:
-    balance = UsdBalance.objects.get(user=user)
-    return balance.current_balance, balance.held
 
 
 # --- placing ------------------------------------------------------------------------------
 
 
-def test_a_stop_order_answers_its_kind_stop_price_and_hold(auth_client, user, market):
+def test_a_stop_order_answers_its_kind_stop_price_and_hold(auth_client, user, btc_at_50k_eth_at_2500):
     response = post(
         auth_client, ORDERS, {"asset_id": "BTC", "order_type": "BUY", "quantity": "0.01", "stop_price": "60000"}
     )
@@ -63,7 +53,7 @@ def test_a_stop_order_answers_its_kind_stop_price_and_hold(auth_client, user, ma
     assert (body["replaces"], body["replaced_by"], body["notional"]) == (None, None, None)
 
 
-def test_a_notional_buy_answers_the_quantity_it_bought(auth_client, user, market):
+def test_a_notional_buy_answers_the_quantity_it_bought(auth_client, user, btc_at_50k_eth_at_2500):
     response = post(auth_client, ORDERS, {"asset_id": "BTC", "order_type": "BUY", "notional": "250.00"})
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -75,7 +65,7 @@ def test_a_notional_buy_answers_the_quantity_it_bought(auth_client, user, market
     )
 
 
-def test_time_in_force_is_taken_in_any_case_and_an_unfilled_ioc_is_cancelled(auth_client, user, market):
+def test_time_in_force_is_taken_in_any_case_and_an_unfilled_ioc_is_cancelled(auth_client, user, btc_at_50k_eth_at_2500):
     response = post(
         auth_client,
         ORDERS,
@@ -83,7 +73,7 @@ def test_time_in_force_is_taken_in_any_case_and_an_unfilled_ioc_is_cancelled(aut
     )
     assert response.status_code == 201, response.json()
     assert (response.json()["status"], response.json()["time_in_force"]) == ("CANCELLED", "ioc")
-    assert usd(user) == (D("10000.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("0.00"))
 
 
 @pytest.mark.parametrize(
@@ -97,18 +87,18 @@ def test_time_in_force_is_taken_in_any_case_and_an_unfilled_ioc_is_cancelled(aut
         {"asset_id": "BTC", "order_type": "BUY", "notional": "0.001"},
     ],
 )
-def test_bad_brokerage_orders_are_400_and_store_nothing(auth_client, user, market, body):
+def test_bad_brokerage_orders_are_400_and_store_nothing(auth_client, user, btc_at_50k_eth_at_2500, body):
     response = post(auth_client, ORDERS, body)
     assert response.status_code == 400, response.json()
     assert error_code(response) == "validation_error"
     assert Order.objects.count() == 0
-    assert usd(user) == (D("10000.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("0.00"))
 
 
 # --- replace ------------------------------------------------------------------------------
 
 
-def test_patch_replaces_a_pending_order(auth_client, user, market):
+def test_patch_replaces_a_pending_order(auth_client, user, btc_at_50k_eth_at_2500):
     # given
     old = place_order(
         user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000"))
@@ -129,18 +119,18 @@ def test_patch_replaces_a_pending_order(auth_client, user, market):
     )
     replaced = auth_client.get(f"{ORDERS}{old.pk}/").json()
     assert (replaced["status"], replaced["replaced_by"]) == ("REPLACED", body["order_id"])
-    assert usd(user) == (D("10000.00"), D("420.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("420.00"))
     assert reconcile_ledger() == []
 
 
-def test_patch_of_a_filled_order_is_409(auth_client, user, market):
+def test_patch_of_a_filled_order_is_409(auth_client, user, btc_at_50k_eth_at_2500):
     filled = place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"))).order
     response = auth_client.patch(f"{ORDERS}{filled.pk}/", {"order_price": "42000"}, format="json")
     assert response.status_code == 409
     assert error_code(response) == "conflict"
 
 
-def test_patch_of_another_users_order_is_404(auth_client, other_user, market):
+def test_patch_of_another_users_order_is_404(auth_client, other_user, btc_at_50k_eth_at_2500):
     theirs = place_order(
         user=other_user,
         request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000")),
@@ -153,7 +143,7 @@ def test_patch_of_another_users_order_is_404(auth_client, other_user, market):
 
 
 @pytest.mark.parametrize("body", [{}, {"quantity": "-1"}, {"colour": "red"}, {"order_price": "abc"}])
-def test_patch_with_bad_input_is_400_and_replaces_nothing(auth_client, user, market, body):
+def test_patch_with_bad_input_is_400_and_replaces_nothing(auth_client, user, btc_at_50k_eth_at_2500, body):
     old = place_order(
         user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000"))
     ).order
@@ -164,17 +154,19 @@ def test_patch_with_bad_input_is_400_and_replaces_nothing(auth_client, user, mar
     assert (old.status, Order.objects.count()) == ("PENDING", 1)
 
 
-def test_patch_beyond_the_balance_is_422(auth_client, user, market):
+def test_patch_beyond_the_balance_is_422(auth_client, user, btc_at_50k_eth_at_2500):
     old = place_order(
         user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D("40000"))
     ).order
     response = auth_client.patch(f"{ORDERS}{old.pk}/", {"quantity": "1"}, format="json")
     assert response.status_code == 422
     assert error_code(response) == "insufficient_funds"
-    assert usd(user) == (D("10000.00"), D("400.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("400.00"))
 
 
-def test_the_browsable_patch_form_sent_back_with_one_change_replaces_the_order(api_client, user, market):
+def test_the_browsable_patch_form_sent_back_with_one_change_replaces_the_order(
+    api_client, user, btc_at_50k_eth_at_2500
+):
     # given a stop loss with a client_order_id, and its page in the browser (a session login)
     place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01")))
     old = place_order(
@@ -206,7 +198,9 @@ def test_the_browsable_patch_form_sent_back_with_one_change_replaces_the_order(a
 # --- cancel all ---------------------------------------------------------------------------
 
 
-def test_cancel_all_lists_what_it_cancelled_and_leaves_other_users_alone(auth_client, user, other_user, market):
+def test_cancel_all_lists_what_it_cancelled_and_leaves_other_users_alone(
+    auth_client, user, other_user, btc_at_50k_eth_at_2500
+):
     mine = [
         place_order(
             user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), order_price=D(p))
@@ -222,13 +216,13 @@ def test_cancel_all_lists_what_it_cancelled_and_leaves_other_users_alone(auth_cl
 
     assert response.status_code == 200, response.json()
     assert [(o["order_id"], o["status"]) for o in response.json()] == [(str(o.pk), "CANCELLED") for o in mine]
-    assert usd(user) == (D("10000.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("0.00"))
     theirs.refresh_from_db()
     assert theirs.status == "PENDING"
     assert post(auth_client, f"{ORDERS}cancel-all/").json() == []
 
 
-def test_cancel_all_answers_the_time_each_order_was_cancelled(auth_client, user, market):
+def test_cancel_all_answers_the_time_each_order_was_cancelled(auth_client, user, btc_at_50k_eth_at_2500):
     # given
     placed = [
         place_order(
@@ -248,7 +242,7 @@ def test_cancel_all_answers_the_time_each_order_was_cancelled(auth_client, user,
 # --- closing positions ---------------------------------------------------------------------
 
 
-def test_close_a_position_in_part_and_then_whole(auth_client, user, market):
+def test_close_a_position_in_part_and_then_whole(auth_client, user, btc_at_50k_eth_at_2500):
     place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
 
     half = post(auth_client, "/api/v1/asset-balances/btc/close/", {"percentage": "50"})
@@ -261,7 +255,7 @@ def test_close_a_position_in_part_and_then_whole(auth_client, user, market):
     assert reconcile_ledger() == []
 
 
-def test_closing_a_position_not_held_is_404(auth_client, user, other_user, market):
+def test_closing_a_position_not_held_is_404(auth_client, user, other_user, btc_at_50k_eth_at_2500):
     place_order(user=other_user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
     response = post(auth_client, "/api/v1/asset-balances/BTC/close/")
     assert response.status_code == 404
@@ -278,14 +272,14 @@ def test_closing_a_position_not_held_is_404(auth_client, user, other_user, marke
         ({"share": "all"}, 400, "unknown_field"),
     ],
 )
-def test_closing_with_bad_input_moves_nothing(auth_client, user, market, body, status, code):
+def test_closing_with_bad_input_moves_nothing(auth_client, user, btc_at_50k_eth_at_2500, body, status, code):
     place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
     response = post(auth_client, "/api/v1/asset-balances/BTC/close/", body)
     assert (response.status_code, error_code(response)) == (status, code)
     assert AssetBalance.objects.get(user=user).quantity == D("0.1")
 
 
-def test_close_all_cancels_then_closes_and_says_what_happened_per_asset(auth_client, user, market):
+def test_close_all_cancels_then_closes_and_says_what_happened_per_asset(auth_client, user, btc_at_50k_eth_at_2500):
     place_order(user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.1")))
     place_order(user=user, request=OrderRequest(asset_id="ETH", order_type="BUY", quantity=D("1")))
     resting = place_order(
@@ -301,7 +295,7 @@ def test_close_all_cancels_then_closes_and_says_what_happened_per_asset(auth_cli
         ("BTC", 201, "0.1", None),
         ("ETH", 201, "1", None),
     ]
-    assert usd(user) == (D("10000.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("0.00"))
 
 
 def test_closing_needs_authentication(api_client):
@@ -313,7 +307,7 @@ def test_closing_needs_authentication(api_client):
 
 
 @pytest.fixture
-def history(user, market):
+def history(user, btc_at_50k_eth_at_2500):
     """Five orders a minute apart: market BUY BTC, limit BUY ETH (resting), stop SELL BTC
     (resting), market BUY ETH with a client id, stop-limit BUY BTC (resting)."""
     start = timezone.now() - timedelta(minutes=10)
