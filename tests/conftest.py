@@ -61,7 +61,8 @@ def set_price(settings):
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    # Prices, throttle counters and recently read assets are cached; each test starts from nothing.
+    # The cache holds throttle counters, breaker openings, price-history marks and replica pins,
+    # and each process keeps recently read assets; each test starts from nothing.
     cache.clear()
     forget_assets()
     yield

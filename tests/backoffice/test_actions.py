@@ -414,7 +414,7 @@ def test_asset_list_shows_the_current_price(support_client, btc):
     from assets.prices import get_quotes
 
     response = support_client.get(reverse("admin:assets_asset_changelist"))
-    price = get_quotes([btc])["BTC"].price  # same cache entry the page used
+    price = get_quotes([btc])["BTC"].price  # the same last good price the page read
     assert format(price.normalize(), "f") in response.content.decode()
 
 
