@@ -11,19 +11,10 @@ import time_machine
 from django.utils import timezone
 
 from balances.models import AssetBalance
-from core.exceptions import (
-    InsufficientAsset,
-    InvalidRequest,
-    PositionNotFound,
-)
+from core.exceptions import InsufficientAsset, InvalidRequest, PositionNotFound
 from orders.models import Order
 from orders.selectors import reconcile_ledger
-from orders.services import (
-    cancel_all_orders,
-    close_all_positions,
-    close_position,
-    place_order,
-)
+from orders.services import cancel_all_orders, close_all_positions, close_position, place_order
 from orders.validation import OrderRequest
 from tests.support.balances import asset_quantity_and_held, usd_balance_and_held
 from tests.support.orders import place_btc_order
@@ -31,6 +22,7 @@ from tests.support.orders import place_btc_order
 pytestmark = pytest.mark.django_db
 
 D = Decimal
+
 
 # --- cancel all ---------------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db
 D = Decimal
 ORDERS = "/api/v1/orders/"
 
+
 # --- cancel all ---------------------------------------------------------------------------
 
 

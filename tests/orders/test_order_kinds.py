@@ -10,16 +10,10 @@ import pytest
 from django.utils import timezone
 
 from balances.models import AssetBalance
-from core.exceptions import (
-    InvalidRequest,
-)
+from core.exceptions import InvalidRequest
 from orders.models import Order
 from orders.selectors import reconcile_ledger
-from orders.services import (
-    OrderFailed,
-    place_order,
-    process_resting_orders,
-)
+from orders.services import OrderFailed, place_order, process_resting_orders
 from orders.validation import OrderRequest
 from tests.support.balances import asset_quantity_and_held, usd_balance_and_held
 from tests.support.orders import place_btc_order
@@ -27,6 +21,7 @@ from tests.support.orders import place_btc_order
 pytestmark = pytest.mark.django_db
 
 D = Decimal
+
 
 # --- kinds ------------------------------------------------------------------------------
 

@@ -10,17 +10,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from core.exceptions import (
-    Conflict,
-    InsufficientFunds,
-    InvalidRequest,
-    OrderNoLongerPending,
-)
+from core.exceptions import Conflict, InsufficientFunds, InvalidRequest, OrderNoLongerPending
 from orders.models import Order
 from orders.selectors import reconcile_ledger
-from orders.services import (
-    replace_order,
-)
+from orders.services import replace_order
 from orders.validation import OrderChanges
 from tests.support.balances import asset_quantity_and_held, usd_balance_and_held
 from tests.support.orders import place_btc_order
