@@ -228,10 +228,6 @@ def reading_from_replicas(*, user_id: int | None) -> Iterator[Route]:
         _route.reset(token)
 
 
-def current_route() -> Route | None:
-    return _route.get()
-
-
 def fall_back_to_primary(route: Route) -> None:
     """The replica failed under this request: mark it down and send the rest to the primary."""
     if route.replica is not None:

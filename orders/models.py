@@ -51,10 +51,25 @@ class Order(models.Model):
     asset = models.ForeignKey("assets.Asset", on_delete=models.PROTECT, related_name="orders")
     order_type = models.CharField(max_length=4, choices=Type.choices)
     quantity = quantity_field()
-    order_price = price_field(null=True, blank=True, help_text="Limit price; empty for a market order.")
-    total_amount = usd_field(null=True, blank=True, help_text="USD of the fill.")
+    order_price = price_field(
+        null=True,
+        blank=True,
+        help_text="Limit price (a limit or stop-limit order); empty for a market or stop order.",
+    )
+    total_amount = usd_field(
+        null=True,
+        blank=True,
+        help_text="USD of the fill: a BUY's cost rounded up to the cent, a SELL's proceeds rounded down; "
+        "empty until it fills.",
+    )
     executed_price = price_field(null=True, blank=True)
-    held_amount = usd_field(default=0, help_text="USD reserved while a BUY limit or stop order rests.")
+    held_amount = usd_field(
+        default=0,
+        help_text="USD this order reserves of the user's balance while it is PENDING: a BUY with a limit "
+        "holds quantity x limit price, a stop BUY quantity x stop price x (1 + STOP_BUY_HOLD_MARGIN), "
+        "rounded up to the cent. 0 for a SELL (its quantity is held on the holding) and once the order "
+        "is no longer PENDING.",
+    )
     stop_price = price_field(null=True, blank=True, help_text="Stop price; empty unless a stop or stop-limit order.")
     triggered_at = models.DateTimeField(null=True, blank=True, help_text="When the market reached the stop price.")
     notional = usd_field(null=True, blank=True, help_text="USD asked for instead of a quantity (market orders).")

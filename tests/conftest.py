@@ -61,7 +61,8 @@ def set_price(settings):
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    # Prices, throttle counters and recently read assets are cached; each test starts from nothing.
+    # The cache holds throttle counters, breaker openings, price-history marks and replica pins,
+    # and each process keeps recently read assets; each test starts from nothing.
     cache.clear()
     forget_assets()
     yield
@@ -162,6 +163,13 @@ def btc_at_50k(btc, set_price):
 @pytest.fixture
 def eth(make_asset):
     return make_asset("ETH", name="Ethereum", coingecko_id="ethereum", reference_price=Decimal("2500"))
+
+
+@pytest.fixture
+def btc_at_50k_eth_at_2500(btc, eth, set_price):
+    """BTC with a current price of 50000 and ETH with one of 2500."""
+    set_price("BTC", "50000")
+    set_price("ETH", "2500")
 
 
 @pytest.fixture

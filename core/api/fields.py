@@ -21,7 +21,7 @@ from decimal import Decimal
 from django.utils import timezone as dj_timezone
 from rest_framework import serializers
 
-from core.api.times import InvalidTime, parse_day, parse_instant
+from core.api.times import InvalidTime, parse_instant
 from core.money import PRICE, QUANTITY, USD, Precision
 
 # re.ASCII: \d is [0-9] only (without it, it also matches Arabic-Indic and full-width digits).
@@ -142,15 +142,5 @@ class InstantField(serializers.DateTimeField):
     def to_internal_value(self, value):
         try:
             return parse_instant(value)
-        except InvalidTime as error:
-            raise serializers.ValidationError(str(error), code="invalid") from None
-
-
-class DayField(serializers.DateField):
-    """A calendar date (``YYYY-MM-DD``), read by ``core.api.times.parse_day``."""
-
-    def to_internal_value(self, value):
-        try:
-            return parse_day(value)
         except InvalidTime as error:
             raise serializers.ValidationError(str(error), code="invalid") from None

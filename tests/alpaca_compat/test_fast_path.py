@@ -23,7 +23,7 @@ def _queries(send) -> list[str]:
 
 def test_a_v2_market_buy_runs_the_same_queries_as_an_api_v1_one(db, btc, set_price):
     # given: a registered user (its token as registration issues it), both clients
-    # authenticated, the price cached and the asset read once
+    # authenticated, the price stored and the asset read once
     set_price("BTC", "50000")
     user, token = register_user(username="fast", password="correct-horse-battery")
     v1 = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")

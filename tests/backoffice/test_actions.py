@@ -1,10 +1,11 @@
 """What the back-office actions do: cancel through the service, adjustments through the
-service with an ADJUSTMENT row, CSV export, asset toggles, and the links between pages."""
+service with an ADJUSTMENT row, CSV export, asset toggles, the links between pages and the titles they show."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -107,6 +108,21 @@ def test_cancel_action_is_not_run_for_staff_without_cancel_permission(make_staff
     resting_buy.refresh_from_db()
     assert resting_buy.status == Order.Status.PENDING
     assert UsdBalance.objects.get(user=resting_buy.user).held == Decimal("10.00")
+
+
+def test_the_cancel_action_names_each_refused_order_and_its_status(support_client, completed_buy, resting_buy):
+    # when Support cancels a completed and a pending order at once
+    response = support_client.post(
+        "/admin/orders/order/",
+        {"action": "cancel_pending_orders", "_selected_action": [completed_buy.pk, resting_buy.pk]},
+        follow=True,
+    )
+    # then
+    messages = [str(m) for m in response.context["messages"]]
+    assert messages == [
+        f"Cancelled 1 order(s), holds released: {str(resting_buy.pk)[:8]}.",
+        f"Not cancelled, only PENDING orders can be: {str(completed_buy.pk)[:8]} (COMPLETED).",
+    ]
 
 
 # --- Adjustments ------------------------------------------------------------------------
@@ -398,7 +414,7 @@ def test_asset_list_shows_the_current_price(support_client, btc):
     from assets.prices import get_quotes
 
     response = support_client.get(reverse("admin:assets_asset_changelist"))
-    price = get_quotes([btc])["BTC"].price  # same cache entry the page used
+    price = get_quotes([btc])["BTC"].price  # the same last good price the page read
     assert format(price.normalize(), "f") in response.content.decode()
 
 
@@ -491,3 +507,23 @@ def test_order_list_filters_by_status_type_asset_and_date(support_client, restin
         assert response.status_code == 200
         pks = sorted(o.pk for o in response.context["cl"].result_list)
         assert pks == (expected if expected is not None else sorted([resting_buy.pk, completed_buy.pk]))
+
+
+@pytest.mark.parametrize(
+    ("path", "linked"),
+    [("/admin/balances/usdbalance/", "usdbalance"), ("/admin/balances/assetbalance/", "assetbalance")],
+)
+def test_balance_rows_link_to_their_balance_with_visible_text(support_client, completed_buy, path, linked):
+    # given carol's balances; when
+    html = support_client.get(path).content.decode()
+    # then every link to a balance page has text (not an anchor wrapped around the user link)
+    links = re.findall(rf'<a href="/admin/balances/{linked}/\d+/change/[^"]*">([^<]*)</a>', html)
+    assert links
+    assert all(text.strip() for text in links)
+
+
+def test_order_titles_have_no_trailing_zeros(resting_buy):
+    assert str(resting_buy) == "BUY 0.01 BTC (PENDING)"
+    assert str(Order(order_type="SELL", quantity=Decimal("10.000"), asset_id="ETH", status="FAILED")) == (
+        "SELL 10 ETH (FAILED)"
+    )

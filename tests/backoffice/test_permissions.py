@@ -130,6 +130,18 @@ def test_support_does_not_see_adjustment_links(support_client, customer):
     assert "Adjust USD" not in page.content.decode()
 
 
+def test_support_sees_no_password_button_it_may_not_use(support_client, customer):
+    response = support_client.get(f"/admin/auth/user/{customer.pk}/change/")
+    assert response.status_code == 200
+    assert "Reset password" not in response.content.decode()
+    assert support_client.get(f"/admin/auth/user/{customer.pk}/password/").status_code == 403
+
+
+def test_a_superuser_still_resets_passwords(superuser_client, customer):
+    response = superuser_client.get(f"/admin/auth/user/{customer.pk}/change/")
+    assert "Reset password" in response.content.decode()
+
+
 # --- Operations -------------------------------------------------------------------------
 
 

@@ -73,7 +73,7 @@ def test_changelist_costs_the_same_queries_for_1_and_20_rows(
     # given
     url = reverse(url_name)
     add_traders(1)
-    superuser_client.get(url)  # warm the price cache and the session
+    superuser_client.get(url)  # warm the prices (the first read asks the provider) and the session
     with django_assert_num_queries(QUERIES[url_name]):
         few = _rows(superuser_client, url)
 

@@ -12,13 +12,9 @@ from balances.services import adjust_asset_balance, adjust_usd_balance, deposit,
 from core.exceptions import Conflict, InsufficientAsset, InsufficientFunds, InvalidRequest
 from orders.models import Order
 from orders.selectors import Mismatch, reconcile_ledger
+from tests.support.balances import usd_balance_and_held
 
 pytestmark = pytest.mark.django_db
-
-
-def usd(user) -> tuple[Decimal, Decimal]:
-    balance = UsdBalance.objects.get(user=user)
-    return balance.current_balance, balance.held
 
 
 def ledger(user) -> list[tuple]:
@@ -57,7 +53,7 @@ def test_deposit_adds_the_amount_and_writes_one_ledger_row(user):
     # then
     assert movement.created is True
     assert movement.balance.current_balance == Decimal("10250.50")
-    assert usd(user) == (Decimal("10250.50"), Decimal("0.00"))
+    assert usd_balance_and_held(user) == (Decimal("10250.50"), Decimal("0.00"))
     assert ledger(user) == [INITIAL_ROW, ("DEPOSIT", Decimal("250.50"), Decimal("10250.50"), None)]
     assert movement.transaction.pk == CashTransaction.objects.filter(user=user).latest("id").pk
     assert reconcile_ledger() == []
@@ -70,7 +66,7 @@ def test_withdrawals_subtract_and_record_the_balance_after_each_one(user):
     deposit(user=user, amount=Decimal("3.33"))
 
     # then
-    assert usd(user) == (Decimal("3.34"), Decimal("0.00"))
+    assert usd_balance_and_held(user) == (Decimal("3.34"), Decimal("0.00"))
     assert ledger(user) == [
         INITIAL_ROW,
         ("WITHDRAWAL", Decimal("-0.01"), Decimal("9999.99"), None),
@@ -85,7 +81,7 @@ def test_withdrawing_everything_available_leaves_exactly_zero(user):
     withdraw(user=user, amount=Decimal("10000.00"))
 
     # then
-    assert usd(user) == (Decimal("0.00"), Decimal("0.00"))
+    assert usd_balance_and_held(user) == (Decimal("0.00"), Decimal("0.00"))
     assert reconcile_ledger() == []
 
 
@@ -96,7 +92,7 @@ def test_withdrawing_more_than_available_fails_and_moves_nothing(user, resting_b
     with pytest.raises(InsufficientFunds) as excinfo:
         withdraw(user=user, amount=Decimal("6000.01"))
     assert excinfo.value.details == {"available": "6000.00", "requested": "6000.01"}
-    assert usd(user) == (Decimal("10000.00"), Decimal("4000.00"))
+    assert usd_balance_and_held(user) == (Decimal("10000.00"), Decimal("4000.00"))
     assert ledger(user) == [INITIAL_ROW]
     assert reconcile_ledger() == []
 
@@ -106,7 +102,7 @@ def test_withdrawing_exactly_the_available_amount_keeps_the_hold(user, resting_b
     withdraw(user=user, amount=Decimal("6000.00"))
 
     # then
-    assert usd(user) == (Decimal("4000.00"), Decimal("4000.00"))
+    assert usd_balance_and_held(user) == (Decimal("4000.00"), Decimal("4000.00"))
     assert reconcile_ledger() == []
 
 
@@ -129,7 +125,7 @@ def test_an_amount_that_is_not_positive_or_has_a_fraction_of_a_cent_is_rejected_
     # when / then
     with pytest.raises(InvalidRequest):
         service(user=user, amount=Decimal(amount))
-    assert usd(user) == (Decimal("10000.00"), Decimal("0.00"))
+    assert usd_balance_and_held(user) == (Decimal("10000.00"), Decimal("0.00"))
     assert ledger(user) == [INITIAL_ROW]
     assert reconcile_ledger() == []
 
@@ -147,7 +143,7 @@ def test_repeating_a_deposit_with_its_client_reference_returns_the_original(user
     # then
     assert (first.created, again.created) == (True, False)
     assert again.transaction.pk == first.transaction.pk
-    assert usd(user) == (Decimal("10100.00"), Decimal("0.00"))
+    assert usd_balance_and_held(user) == (Decimal("10100.00"), Decimal("0.00"))
     assert ledger(user) == [INITIAL_ROW, ("DEPOSIT", Decimal("100.00"), Decimal("10100.00"), "dep-1")]
 
 
@@ -160,7 +156,7 @@ def test_repeating_a_withdrawal_replays_it_even_when_it_could_not_be_paid_again(
 
     # then
     assert again.created is False
-    assert usd(user) == (Decimal("0.00"), Decimal("0.00"))
+    assert usd_balance_and_held(user) == (Decimal("0.00"), Decimal("0.00"))
     assert CashTransaction.objects.filter(user=user).count() == 2
 
 
@@ -176,7 +172,7 @@ def test_reusing_a_client_reference_for_another_movement_is_a_conflict(user, ser
     # when / then
     with pytest.raises(Conflict):
         service(user=user, amount=Decimal(amount), client_reference="dep-1")
-    assert usd(user) == (Decimal("10100.00"), Decimal("0.00"))
+    assert usd_balance_and_held(user) == (Decimal("10100.00"), Decimal("0.00"))
     assert CashTransaction.objects.filter(user=user).count() == 2
 
 
@@ -189,7 +185,7 @@ def test_client_references_belong_to_one_user(user, other_user):
 
     # then
     assert movement.created is True
-    assert usd(other_user) == (Decimal("10005.00"), Decimal("0.00"))
+    assert usd_balance_and_held(other_user) == (Decimal("10005.00"), Decimal("0.00"))
 
 
 # --- staff adjustments ----------------------------------------------------------------
@@ -207,7 +203,7 @@ def test_an_adjustment_records_its_reason_and_the_staff_user(user, staff_user):
         Decimal("9987.66"),
     )
     assert (row.note, row.actor_id) == ("Refund reversal", staff_user.pk)
-    assert usd(user) == (Decimal("9987.66"), Decimal("0.00"))
+    assert usd_balance_and_held(user) == (Decimal("9987.66"), Decimal("0.00"))
     assert reconcile_ledger() == []
 
 
@@ -230,7 +226,7 @@ def test_a_negative_adjustment_cannot_take_more_than_available(user, staff_user,
     # when / then
     with pytest.raises(InsufficientFunds):
         adjust_usd_balance(user=user, amount=Decimal("-6000.01"), reason="chargeback", actor=staff_user)
-    assert usd(user) == (Decimal("10000.00"), Decimal("4000.00"))
+    assert usd_balance_and_held(user) == (Decimal("10000.00"), Decimal("4000.00"))
     assert ledger(user) == [INITIAL_ROW]
     assert reconcile_ledger() == []
 

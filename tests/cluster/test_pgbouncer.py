@@ -21,7 +21,10 @@ from tests.processes import require_program
 
 MONEY_FLOWS = [
     "tests/orders/test_services.py",  # buys, sells, limits, cancels, process_resting_orders, expiry
-    "tests/orders/test_brokerage.py",  # stops, notional orders, replace, cancel-all, closing positions
+    "tests/orders/test_order_kinds.py",  # stops, notional orders, time in force
+    "tests/orders/test_replace_order.py",
+    "tests/orders/test_cancel_all_and_close_positions.py",
+    "tests/orders/test_cost_basis.py",
     "tests/orders/test_concurrency.py",  # real threads racing one account, two processors
     "tests/orders/test_transactions.py",
     "tests/balances/test_services.py",  # deposits, withdrawals, adjustments, registration

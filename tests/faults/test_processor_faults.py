@@ -1,6 +1,6 @@
 """process_orders under its cache's outages (Redis killed, then frozen): it logs, backs off
 and carries on, and fills what the market crossed once it can. (What requests do while
-Redis is away is the price cache's and the throttles' business: tests/assets/.)"""
+Redis is away: tests/faults/test_cache_service.py and test_cache_faults.py.)"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fixtures of the trading tests: a snapshot of everything money."""
+"""Fixtures of the trading tests: a snapshot of everything money, and alice holding BTC."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import pytest
 
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from orders.models import Order
+from tests.support.orders import place_btc_order
 
 
 @pytest.fixture
@@ -29,3 +30,9 @@ def money_snapshot():
         }
 
     return snapshot
+
+
+@pytest.fixture
+def holds_btc(user, btc_at_50k):
+    """alice bought 0.1 BTC at 50000 for 5000.00."""
+    place_btc_order(user, "BUY", "0.1")

@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts.services import create_api_key, issue_token
-from balances.models import AccountReset, AssetBalance, AssetTransaction, CashTransaction, UsdBalance
+from balances.models import AccountReset, AssetBalance, AssetTransaction, CashTransaction
 from core.exceptions import Conflict, InvalidRequest
 from orders.events import Event, OrderEvent
 from orders.models import Order, OrderEventRecord
@@ -22,6 +22,7 @@ from orders.selectors import reconcile_ledger
 from orders.services import place_order, reset_account
 from orders.validation import OrderRequest
 from tests.api_helpers import error_code
+from tests.support.balances import usd_balance_and_held
 
 RESET = "/api/v1/account/reset/"
 
@@ -57,11 +58,6 @@ def trader(user, btc, set_price):
     return user
 
 
-def usd(user) -> tuple[D, D]:
-    balance = UsdBalance.objects.get(user=user)
-    return balance.current_balance, balance.held
-
-
 def order_events() -> list[OrderEvent]:
     return [
         OrderEvent.from_json(payload)
@@ -83,7 +79,7 @@ def test_a_reset_cancels_open_orders_takes_holdings_out_and_sets_the_cash(trader
     # then the cash is the amount, nothing is held, the holding is empty with its average price reset
     reset = result.reset
     assert result.created is True
-    assert usd(trader) == (D("2500.00"), D("0.00"))
+    assert usd_balance_and_held(trader) == (D("2500.00"), D("0.00"))
     holding = AssetBalance.objects.get(user=trader)
     assert (holding.quantity, holding.held_quantity, holding.average_purchase_price) == (D("0"), D("0"), D("0"))
     assert (holding.total_bought, holding.total_sold) == (D("0.03"), D("0"))  # lifetime totals stay
@@ -127,14 +123,14 @@ def test_a_reset_to_the_cash_already_there_still_records_itself(user, db):
         ("DEPOSIT", D("10000.00")),
     ]
     assert (reset.cash, reset.cancelled_orders, reset.positions) == (D("10000.00"), [], [])
-    assert usd(user) == (D("10000.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
 def test_a_reset_with_no_cash_starts_over_with_the_initial_balance(trader, settings):
     settings.INITIAL_USD_BALANCE = D("1234.56")
     assert reset_account(user=trader).reset.cash == D("1234.56")
-    assert usd(trader) == (D("1234.56"), D("0.00"))
+    assert usd_balance_and_held(trader) == (D("1234.56"), D("0.00"))
 
 
 def test_a_replayed_reset_moves_nothing_and_answers_the_first(trader, set_price, money_snapshot):
@@ -150,7 +146,7 @@ def test_a_replayed_reset_moves_nothing_and_answers_the_first(trader, set_price,
     # then the first reset, and the trade after it is still there
     assert (again.created, again.reset.pk) == (False, first.pk)
     assert money_snapshot(trader) == before
-    assert usd(trader) == (D("4500.00"), D("0.00"))
+    assert usd_balance_and_held(trader) == (D("4500.00"), D("0.00"))
     assert AccountReset.objects.count() == resets
 
 
@@ -165,7 +161,7 @@ def test_a_client_reference_used_for_another_cash_amount_is_a_conflict_that_move
 def test_one_client_reference_is_per_user(trader, other_user):
     reset_account(user=trader, cash=D("5000.00"), client_reference="same")
     assert reset_account(user=other_user, cash=D("7000.00"), client_reference="same").created is True
-    assert usd(other_user) == (D("7000.00"), D("0.00"))
+    assert usd_balance_and_held(other_user) == (D("7000.00"), D("0.00"))
 
 
 @pytest.mark.parametrize(
@@ -197,7 +193,7 @@ def test_after_a_reset_the_account_trades_from_scratch(trader, set_price):
     # then the holding's average is the new purchase's alone
     holding = AssetBalance.objects.get(user=trader)
     assert (holding.quantity, holding.average_purchase_price) == (D("0.01"), D("20000"))
-    assert usd(trader) == (D("800.00"), D("0.00"))
+    assert usd_balance_and_held(trader) == (D("800.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
@@ -360,7 +356,7 @@ def test_a_reset_touches_only_the_callers_account(trader, other_user, set_price,
     # then alice's account is reset, bob's is untouched, and the answer names nothing of his
     assert response.status_code == 201
     assert money_snapshot(other_user) == bobs
-    assert usd(trader) == (D("1.00"), D("0.00"))
+    assert usd_balance_and_held(trader) == (D("1.00"), D("0.00"))
     assert AccountReset.objects.get().user == trader
     assert not set(response.json()["cancelled_orders"]) & {
         str(pk) for pk in Order.objects.filter(user=other_user).values_list("pk", flat=True)

@@ -87,7 +87,7 @@ def test_insufficient_errors_write_quantities_plainly_and_usd_with_cents(auth_cl
 
 
 def test_price_unavailable_is_503_with_retry_after_and_nothing_is_stored(auth_client, user, btc, settings):
-    # given a provider that cannot be reached and no cached price
+    # given a provider that cannot be reached and no last good price
     settings.PRICE_PROVIDER = "coingecko"
     settings.COINGECKO_API_URL = "http://127.0.0.1:9"
     settings.COINGECKO_RETRIES = 0

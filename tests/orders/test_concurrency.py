@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from assets.prices import get_trade_quote
-from balances.models import AssetBalance, CashTransaction, UsdBalance
+from balances.models import AssetBalance, CashTransaction
 from core.exceptions import OrderNotCancellable
 from orders import settlement
 from orders.lock_objects import claim_pending_order
@@ -28,16 +28,12 @@ from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import OrderFailed, cancel_order, fill_resting_order, place_order, process_resting_orders
 from orders.validation import OrderRequest
+from tests.support.balances import usd_balance_and_held
 from tests.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 D = Decimal
-
-
-def usd(user) -> tuple[Decimal, Decimal]:
-    balance = UsdBalance.objects.get(user=user)
-    return balance.current_balance, balance.held
 
 
 def market_buy(user, quantity: str = "0.01"):
@@ -75,7 +71,7 @@ def test_racing_market_buys_spend_the_balance_exactly_once(make_user, btc, set_p
 
     # then
     assert Counter(results) == {"COMPLETED": 5, "insufficient_funds": 15}
-    assert usd(user) == (D("499.99"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("499.99"), D("0.00"))
     assert AssetBalance.objects.get(user=user, asset=btc).quantity == D("0.05")
     assert Counter(Order.objects.values_list("status", flat=True)) == {"COMPLETED": 5, "FAILED": 15}
     assert set(Order.objects.filter(status="FAILED").values_list("failure_reason", flat=True)) == {
@@ -110,7 +106,7 @@ def test_concurrent_processors_fill_each_crossed_order_exactly_once(make_user, b
     per_order = Counter(CashTransaction.objects.filter(transaction_type="BUY").values_list("order_id", flat=True))
     assert per_order == {order.pk: 1 for order in orders}
     for user in users:
-        assert usd(user) == (D("7799.95"), D("0.00"))
+        assert usd_balance_and_held(user) == (D("7799.95"), D("0.00"))
         assert AssetBalance.objects.get(user=user, asset=btc).quantity == D("0.05")
     assert reconcile_ledger() == []
 
@@ -163,10 +159,10 @@ def test_a_cancel_racing_a_fill_has_one_effect_never_both(make_user, btc, set_pr
     assert rows_per_order == dict.fromkeys(filled, 1)
     for buyer in buyers:
         fills = Order.objects.filter(user=buyer, status="COMPLETED").count()
-        assert usd(buyer) == (D("10000.00") - fills * D("500.00"), D("0.00"))
+        assert usd_balance_and_held(buyer) == (D("10000.00") - fills * D("500.00"), D("0.00"))
     for seller in sellers:
         fills = Order.objects.filter(user=seller, status="COMPLETED", order_type="SELL").count()
-        assert usd(seller) == (D("7600.00") + fills * D("500.00"), D("0.00"))
+        assert usd_balance_and_held(seller) == (D("7600.00") + fills * D("500.00"), D("0.00"))
         holding = AssetBalance.objects.get(user=seller, asset=btc)
         assert (holding.quantity, holding.held_quantity) == (D("0.05") - fills * D("0.01"), D("0"))
     assert reconcile_ledger() == []

@@ -266,7 +266,7 @@ def test_a_failing_market_buy_taking_the_key_mid_placement_makes_a_limit_order_a
 def test_identical_requests_racing_while_the_provider_flips_place_each_order_once(
     user, btc, coingecko_server, settings
 ):
-    # given: every request asks the provider once (no breaker, no retry, no cached price),
+    # given: every request asks the provider once (no breaker, no retry, no price reused),
     # and in each round it fails the first 0, 1 or 2 calls, whichever request makes them
     settings.PRICE_BREAKER_FAILURES = 1000
     settings.COINGECKO_RETRIES = 0

@@ -21,20 +21,12 @@ from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import OrderFailed, cancel_order, place_order, process_resting_orders
 from orders.validation import OrderRequest
+from tests.support.balances import asset_balance, usd_balance_and_held
 
 pytestmark = pytest.mark.django_db
 
 D = Decimal
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def usd(user) -> tuple[Decimal, Decimal]:
-    balance = UsdBalance.objects.get(user=user)
-    return balance.current_balance, balance.held
-
-
-def holding(user, asset_id: str = "BTC") -> AssetBalance:
-    return AssetBalance.objects.get(user=user, asset_id=asset_id)
 
 
 def buy(user, quantity: str, asset_id: str = "BTC", **extra) -> Order:
@@ -59,13 +51,7 @@ def cash_rows(user) -> list[tuple]:
 
 
 @pytest.fixture
-def market(btc, eth, set_price):
-    set_price("BTC", "50000")
-    set_price("ETH", "2500")
-
-
-@pytest.fixture
-def alice_holds_btc(user, market, set_price):
+def alice_holds_btc(user, btc_at_50k_eth_at_2500, set_price):
     """alice bought 0.01 BTC at 50000 and 0.02 at 40000: 0.03 at 43333.333333333333, 8700.00 USD."""
     buy(user, "0.01")
     set_price("BTC", "40000")
@@ -76,7 +62,7 @@ def alice_holds_btc(user, market, set_price):
 # --- market buys and sells ------------------------------------------------------------
 
 
-def test_a_market_buy_costs_quantity_times_price_rounded_up_to_the_cent(user, market, set_price):
+def test_a_market_buy_costs_quantity_times_price_rounded_up_to_the_cent(user, btc_at_50k_eth_at_2500, set_price):
     # given: 0.00012345 x 33333.33 = 4.1149996885
     set_price("BTC", "33333.33")
 
@@ -92,10 +78,10 @@ def test_a_market_buy_costs_quantity_times_price_rounded_up_to_the_cent(user, ma
         D("0"),
     )
     assert order.filled_at is not None
-    assert usd(user) == (D("9995.88"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("9995.88"), D("0.00"))
     # the average purchase price is what was paid a unit, the rounding cent included:
     # 4.12 / 0.00012345 = 33373.835560955853... (cost basis is what was paid)
-    btc = holding(user)
+    btc = asset_balance(user)
     assert (btc.quantity, btc.held_quantity, btc.average_purchase_price, btc.total_bought, btc.total_sold) == (
         D("0.00012345"),
         D("0"),
@@ -120,17 +106,17 @@ def test_a_market_buy_costs_quantity_times_price_rounded_up_to_the_cent(user, ma
 
 def test_two_buys_at_different_prices_average_the_purchase_price_by_weight(user, alice_holds_btc):
     # then: (0.01 x 50000 + 0.02 x 40000) / 0.03 = 43333.333... at 12 places
-    btc = holding(user)
+    btc = asset_balance(user)
     assert (btc.quantity, btc.average_purchase_price, btc.total_bought) == (
         D("0.03"),
         D("43333.333333333333"),
         D("0.03"),
     )
-    assert usd(user) == (D("8700.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("8700.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
-def test_a_market_sell_pays_proceeds_rounded_down_with_exact_realized_pnl(user, market, set_price):
+def test_a_market_sell_pays_proceeds_rounded_down_with_exact_realized_pnl(user, btc_at_50k_eth_at_2500, set_price):
     # given: bought 0.00012345 at 33333.33 for 4.12
     set_price("BTC", "33333.33")
     buy(user, "0.00012345")
@@ -142,7 +128,7 @@ def test_a_market_sell_pays_proceeds_rounded_down_with_exact_realized_pnl(user, 
     # then: pnl 4.93 - the 4.12 paid = 0.81 (0.00012345 x 33373.835560955853 = 4.1199999...)
     order.refresh_from_db()
     assert (order.status, order.executed_price, order.total_amount) == ("COMPLETED", D("40000.01"), D("4.93"))
-    assert usd(user) == (D("10000.81"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10000.81"), D("0.00"))
     row = AssetTransaction.objects.get(order=order)
     assert (row.transaction_type, row.quantity, row.total_amount, row.realized_pnl) == (
         "SELL",
@@ -162,7 +148,7 @@ def test_a_sell_leaves_the_average_price_and_selling_everything_resets_it(user, 
     first = sell(user, "0.01")
 
     # then: 450.00 - 0.01 x 43333.333333333333 = 16.6666...
-    btc = holding(user)
+    btc = asset_balance(user)
     assert (btc.quantity, btc.average_purchase_price, btc.total_sold) == (D("0.02"), D("43333.333333333333"), D("0.01"))
     assert AssetTransaction.objects.get(order=first).realized_pnl == D("16.67")
 
@@ -170,7 +156,7 @@ def test_a_sell_leaves_the_average_price_and_selling_everything_resets_it(user, 
     last = sell(user, "0.02")
 
     # then
-    btc = holding(user)
+    btc = asset_balance(user)
     assert (btc.quantity, btc.average_purchase_price, btc.total_bought, btc.total_sold) == (
         D("0"),
         D("0"),
@@ -178,16 +164,16 @@ def test_a_sell_leaves_the_average_price_and_selling_everything_resets_it(user, 
         D("0.03"),
     )
     assert AssetTransaction.objects.get(order=last).realized_pnl == D("33.33")
-    assert usd(user) == (D("10050.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10050.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
-def test_buying_exactly_the_whole_balance_leaves_zero(user, market):
+def test_buying_exactly_the_whole_balance_leaves_zero(user, btc_at_50k_eth_at_2500):
     # when: 0.2 x 50000 = 10000.00
     buy(user, "0.2")
 
     # then
-    assert usd(user) == (D("0.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("0.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
@@ -202,7 +188,7 @@ def test_cost_is_rounded_up_even_past_28_significant_digits(user, make_asset, se
 
     # then
     assert order.total_amount == D("1.01")
-    assert usd(user) == (D("9998.99"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("9998.99"), D("0.00"))
     assert reconcile_ledger() == []
 
 
@@ -220,7 +206,7 @@ def test_proceeds_are_rounded_down_even_past_28_significant_digits(user, staff_u
 
     # then
     assert order.total_amount == D("1.00")
-    assert usd(user) == (D("10001.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("10001.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
@@ -233,20 +219,20 @@ def test_a_holding_of_29_significant_digits_is_held_and_sold_to_exactly_zero(use
 
     # when: rest a sell of all of it, cancel it, then sell all of it at the market
     resting = sell(user, quantity, asset_id="DUST", order_price=D("0.0000000002"))
-    held = holding(user, "DUST").held_quantity
+    held = asset_balance(user, "DUST").held_quantity
     cancel_order(order=resting)
     sell(user, quantity, asset_id="DUST")
 
     # then
     assert held == D(quantity)
-    dust = holding(user, "DUST")
+    dust = asset_balance(user, "DUST")
     assert (dust.quantity, dust.held_quantity, dust.total_bought, dust.total_sold) == (
         D("0"),
         D("0"),
         D(quantity),
         D(quantity),
     )
-    assert usd(user) == (D("9999.99"), D("0.00"))  # paid 1.01, got 1.00 back
+    assert usd_balance_and_held(user) == (D("9999.99"), D("0.00"))  # paid 1.01, got 1.00 back
     assert reconcile_ledger() == []
 
 
@@ -254,7 +240,7 @@ def test_a_holding_of_29_significant_digits_is_held_and_sold_to_exactly_zero(use
 
 
 @time_machine.travel(NOW, tick=False)
-def test_a_limit_buy_below_the_market_rests_and_holds_its_cost_rounded_up(user, market):
+def test_a_limit_buy_below_the_market_rests_and_holds_its_cost_rounded_up(user, btc_at_50k_eth_at_2500):
     # when: 0.00012345 x 33333.33 = 4.1149996885
     order = buy(user, "0.00012345", order_price=D("33333.33"))
 
@@ -268,7 +254,7 @@ def test_a_limit_buy_below_the_market_rests_and_holds_its_cost_rounded_up(user, 
         None,
     )
     assert order.expires_at == NOW + timedelta(days=30)
-    assert usd(user) == (D("10000.00"), D("4.12"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("4.12"))
     assert cash_rows(user) == []
     assert AssetTransaction.objects.count() == 0
     assert AssetBalance.objects.count() == 0
@@ -276,7 +262,7 @@ def test_a_limit_buy_below_the_market_rests_and_holds_its_cost_rounded_up(user, 
 
 
 @time_machine.travel(NOW, tick=False)
-def test_limit_orders_expire_after_the_default_ttl_unless_told_otherwise(user, market, settings):
+def test_limit_orders_expire_after_the_default_ttl_unless_told_otherwise(user, btc_at_50k_eth_at_2500, settings):
     # given
     settings.DEFAULT_ORDER_TTL = timedelta(hours=2)
 
@@ -291,7 +277,7 @@ def test_limit_orders_expire_after_the_default_ttl_unless_told_otherwise(user, m
     assert market_order.expires_at is None
 
 
-def test_a_marketable_limit_buy_fills_at_the_market_price(user, market):
+def test_a_marketable_limit_buy_fills_at_the_market_price(user, btc_at_50k_eth_at_2500):
     # when
     order = buy(user, "0.01", order_price=D("55000"))
 
@@ -302,7 +288,7 @@ def test_a_marketable_limit_buy_fills_at_the_market_price(user, market):
         D("500.00"),
         D("0"),
     )
-    assert usd(user) == (D("9500.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("9500.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
@@ -312,8 +298,8 @@ def test_a_marketable_limit_sell_fills_at_the_market_price(user, alice_holds_btc
 
     # then
     assert (order.status, order.executed_price, order.total_amount) == ("COMPLETED", D("50000"), D("500.00"))
-    assert holding(user).held_quantity == D("0")
-    assert usd(user) == (D("9200.00"), D("0.00"))
+    assert asset_balance(user).held_quantity == D("0")
+    assert usd_balance_and_held(user) == (D("9200.00"), D("0.00"))
     assert reconcile_ledger() == []
 
 
@@ -323,9 +309,9 @@ def test_a_limit_sell_above_the_market_rests_holding_its_quantity(user, alice_ho
 
     # then
     assert (order.status, order.held_amount) == ("PENDING", D("0"))
-    btc = holding(user)
+    btc = asset_balance(user)
     assert (btc.quantity, btc.held_quantity, btc.available_quantity) == (D("0.03"), D("0.02"), D("0.01"))
-    assert usd(user) == (D("8700.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("8700.00"), D("0.00"))
     assert reconcile_ledger() == []
 
     # when: the held quantity cannot be sold twice
@@ -341,18 +327,18 @@ def test_a_limit_sell_above_the_market_rests_holding_its_quantity(user, alice_ho
 # --- cancelling -----------------------------------------------------------------------
 
 
-def test_cancelling_a_resting_buy_releases_its_hold_exactly(user, market):
+def test_cancelling_a_resting_buy_releases_its_hold_exactly(user, btc_at_50k_eth_at_2500):
     # given
     keep = buy(user, "0.01", order_price=D("40000"))
     order = buy(user, "0.00012345", order_price=D("33333.33"))
-    assert usd(user) == (D("10000.00"), D("404.12"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("404.12"))
 
     # when
     cancelled = cancel_order(order=order)
 
     # then
     assert (cancelled.status, cancelled.held_amount) == ("CANCELLED", D("0.00"))
-    assert usd(user) == (D("10000.00"), D("400.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("400.00"))
     assert Order.objects.get(pk=keep.pk).status == "PENDING"
     assert cash_rows(user) == []
     assert reconcile_ledger() == []
@@ -368,13 +354,13 @@ def test_cancelling_a_resting_sell_releases_its_held_quantity(user, alice_holds_
     # then
     order.refresh_from_db()
     assert order.status == "CANCELLED"
-    btc = holding(user)
+    btc = asset_balance(user)
     assert (btc.quantity, btc.held_quantity) == (D("0.03"), D("0"))
     assert reconcile_ledger() == []
 
 
 @pytest.mark.parametrize("how", ["completed", "cancelled", "failed"])
-def test_only_a_pending_order_can_be_cancelled(user, market, money_snapshot, how):
+def test_only_a_pending_order_can_be_cancelled(user, btc_at_50k_eth_at_2500, money_snapshot, how):
     # given
     if how == "completed":
         order = buy(user, "0.01")
@@ -397,7 +383,9 @@ def test_only_a_pending_order_can_be_cancelled(user, market, money_snapshot, how
 # --- failures -------------------------------------------------------------------------
 
 
-def test_a_buy_costing_one_cent_more_than_available_fails_and_moves_nothing(user, market, money_snapshot):
+def test_a_buy_costing_one_cent_more_than_available_fails_and_moves_nothing(
+    user, btc_at_50k_eth_at_2500, money_snapshot
+):
     # given: 0.20000001 x 50000 = 10000.0005, rounded up to 10000.01
     before = money_snapshot(user)
 
@@ -417,7 +405,9 @@ def test_a_buy_costing_one_cent_more_than_available_fails_and_moves_nothing(user
     assert reconcile_ledger() == []
 
 
-def test_a_limit_buy_whose_hold_exceeds_what_is_available_fails_and_moves_nothing(user, market, money_snapshot):
+def test_a_limit_buy_whose_hold_exceeds_what_is_available_fails_and_moves_nothing(
+    user, btc_at_50k_eth_at_2500, money_snapshot
+):
     # given: 6000.00 held, 4000.00 available
     buy(user, "0.15", order_price=D("40000"))
     before = money_snapshot(user)
@@ -445,7 +435,7 @@ def test_selling_more_than_held_fails_and_moves_nothing(user, alice_holds_btc, m
     assert money_snapshot(user) == before
 
 
-def test_selling_an_asset_never_held_fails_and_moves_nothing(user, market, money_snapshot):
+def test_selling_an_asset_never_held_fails_and_moves_nothing(user, btc_at_50k_eth_at_2500, money_snapshot):
     # given
     before = money_snapshot(user)
 
@@ -479,7 +469,9 @@ def test_selling_an_asset_never_held_fails_and_moves_nothing(user, market, money
     ],
 )
 @time_machine.travel(NOW, tick=False)
-def test_an_invalid_order_is_rejected_and_nothing_is_stored(user, market, money_snapshot, asset_id, quantity, extra):
+def test_an_invalid_order_is_rejected_and_nothing_is_stored(
+    user, btc_at_50k_eth_at_2500, money_snapshot, asset_id, quantity, extra
+):
     # given
     before = money_snapshot(user)
 
@@ -490,7 +482,7 @@ def test_an_invalid_order_is_rejected_and_nothing_is_stored(user, market, money_
     assert money_snapshot(user) == before
 
 
-def test_an_inactive_asset_cannot_be_traded(user, market, btc, money_snapshot):
+def test_an_inactive_asset_cannot_be_traded(user, btc_at_50k_eth_at_2500, btc, money_snapshot):
     # given
     btc.is_active = False
     btc.save(update_fields=["is_active"])
@@ -504,7 +496,7 @@ def test_an_inactive_asset_cannot_be_traded(user, market, btc, money_snapshot):
     assert money_snapshot(user) == before
 
 
-def test_trailing_zeros_do_not_count_as_decimals(user, market):
+def test_trailing_zeros_do_not_count_as_decimals(user, btc_at_50k_eth_at_2500):
     # when
     order = buy(user, "0.0100000000000")
 
@@ -547,7 +539,9 @@ def test_a_missing_price_refuses_the_order_stores_nothing_and_moves_nothing(user
 # --- idempotency ----------------------------------------------------------------------
 
 
-def test_repeating_a_client_order_id_returns_the_original_order_and_moves_nothing(user, market, money_snapshot):
+def test_repeating_a_client_order_id_returns_the_original_order_and_moves_nothing(
+    user, btc_at_50k_eth_at_2500, money_snapshot
+):
     # given
     first = place_order(
         user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=D("0.01"), client_order_id="c-1")
@@ -564,7 +558,7 @@ def test_repeating_a_client_order_id_returns_the_original_order_and_moves_nothin
     assert again.order.pk == first.order.pk
     assert Order.objects.count() == 1
     assert money_snapshot(user) == after_first
-    assert usd(user) == (D("9500.00"), D("0.00"))
+    assert usd_balance_and_held(user) == (D("9500.00"), D("0.00"))
 
 
 @pytest.mark.parametrize(
@@ -572,7 +566,9 @@ def test_repeating_a_client_order_id_returns_the_original_order_and_moves_nothin
     [{"quantity": D("0.02")}, {"order_type": "SELL"}, {"asset_id": "ETH"}, {"order_price": D("40000")}],
     ids=["quantity", "type", "asset", "limit_price"],
 )
-def test_reusing_a_client_order_id_for_another_order_is_a_conflict(user, market, money_snapshot, changed):
+def test_reusing_a_client_order_id_for_another_order_is_a_conflict(
+    user, btc_at_50k_eth_at_2500, money_snapshot, changed
+):
     # given
     original = {"asset_id": "BTC", "order_type": "BUY", "quantity": D("0.01")}
     place_order(user=user, request=OrderRequest(client_order_id="c-1", **original))
@@ -585,7 +581,7 @@ def test_reusing_a_client_order_id_for_another_order_is_a_conflict(user, market,
     assert money_snapshot(user) == before
 
 
-def test_client_order_ids_belong_to_one_user(user, other_user, market):
+def test_client_order_ids_belong_to_one_user(user, other_user, btc_at_50k_eth_at_2500):
     # given
     buy(user, "0.01", client_order_id="c-1")
 
@@ -609,7 +605,7 @@ def test_resting_orders_expire_when_their_time_has_come_and_release_their_holds(
         buy_order = buy(user, "0.01", order_price=D("40000"))
         sell_order = sell(user, "0.02", order_price=D("60000"))
         soon = buy(user, "0.01", order_price=D("30000"), expires_at=NOW + timedelta(days=1))
-    assert usd(user) == (D("8700.00"), D("700.00"))
+    assert usd_balance_and_held(user) == (D("8700.00"), D("700.00"))
 
     # when: a day and a second later, only the short-lived order expires
     with time_machine.travel(NOW + timedelta(days=1, seconds=1), tick=False):
@@ -618,7 +614,7 @@ def test_resting_orders_expire_when_their_time_has_come_and_release_their_holds(
     # then
     assert (report.expired, report.filled) == (1, 0)
     assert Order.objects.get(pk=soon.pk).status == "EXPIRED"
-    assert usd(user) == (D("8700.00"), D("400.00"))
+    assert usd_balance_and_held(user) == (D("8700.00"), D("400.00"))
 
     # when: past the default 30 days
     with time_machine.travel(NOW + timedelta(days=30), tick=False):
@@ -628,20 +624,22 @@ def test_resting_orders_expire_when_their_time_has_come_and_release_their_holds(
     assert (report.expired, report.filled) == (2, 0)
     assert {o.status for o in Order.objects.filter(pk__in=[buy_order.pk, sell_order.pk])} == {"EXPIRED"}
     assert Order.objects.get(pk=buy_order.pk).held_amount == D("0.00")
-    assert usd(user) == (D("8700.00"), D("0.00"))
-    assert holding(user).held_quantity == D("0")
+    assert usd_balance_and_held(user) == (D("8700.00"), D("0.00"))
+    assert asset_balance(user).held_quantity == D("0")
     assert CashTransaction.objects.filter(user=user).count() == 3  # the deposit and two buys
     assert reconcile_ledger() == []
 
 
-def test_the_processor_fills_crossed_limit_orders_at_the_market_and_leaves_the_rest(user, market, set_price):
+def test_the_processor_fills_crossed_limit_orders_at_the_market_and_leaves_the_rest(
+    user, btc_at_50k_eth_at_2500, set_price
+):
     # given
     crossed_buy = buy(user, "0.01", order_price=D("45000"))  # holds 450.00
     resting_buy = buy(user, "0.01", order_price=D("40000"))  # holds 400.00
     buy(user, "1", asset_id="ETH")  # 2500.00
     crossed_sell = sell(user, "0.5", asset_id="ETH", order_price=D("3000"))
     resting_sell = sell(user, "0.5", asset_id="ETH", order_price=D("3500"))
-    assert usd(user) == (D("7500.00"), D("850.00"))
+    assert usd_balance_and_held(user) == (D("7500.00"), D("850.00"))
 
     # when
     set_price("BTC", "44000.5")
@@ -667,10 +665,10 @@ def test_the_processor_fills_crossed_limit_orders_at_the_market_and_leaves_the_r
     assert AssetTransaction.objects.get(order=crossed_sell).realized_pnl == D("300.00")
     assert Order.objects.get(pk=resting_buy.pk).status == "PENDING"
     assert Order.objects.get(pk=resting_sell.pk).status == "PENDING"
-    assert usd(user) == (D("8609.99"), D("400.00"))
-    eth = holding(user, "ETH")
+    assert usd_balance_and_held(user) == (D("8609.99"), D("400.00"))
+    eth = asset_balance(user, "ETH")
     assert (eth.quantity, eth.held_quantity, eth.average_purchase_price) == (D("0.5"), D("0.5"), D("2500"))
-    assert holding(user, "BTC").quantity == D("0.01")
+    assert asset_balance(user, "BTC").quantity == D("0.01")
 
     # when: run again at the same prices
     report = process_resting_orders()
@@ -681,7 +679,7 @@ def test_the_processor_fills_crossed_limit_orders_at_the_market_and_leaves_the_r
     assert reconcile_ledger() == []
 
 
-def test_the_processor_leaves_orders_alone_when_their_price_is_stale(user, market, set_price, settings):
+def test_the_processor_leaves_orders_alone_when_their_price_is_stale(user, btc_at_50k_eth_at_2500, set_price, settings):
     # given
     order = buy(user, "0.01", order_price=D("45000"))
     set_price("BTC", "44000", as_of=timezone.now() - timedelta(seconds=settings.PRICE_MAX_AGE_SECONDS + 1))
@@ -692,7 +690,7 @@ def test_the_processor_leaves_orders_alone_when_their_price_is_stale(user, marke
     # then
     assert (report.filled, report.expired) == (0, 0)
     assert Order.objects.get(pk=order.pk).status == "PENDING"
-    assert usd(user) == (D("10000.00"), D("450.00"))
+    assert usd_balance_and_held(user) == (D("10000.00"), D("450.00"))
 
 
 # --- a property -----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Real threads on PostgreSQL racing the brokerage features' state changes against fills: a replace
+"""Real threads on PostgreSQL racing replace and cancel-all against fills: a replace
 against the fill of the same order, and cancel-all against process_orders. Whoever wins,
 each order ends once, holds are released exactly, and the ledger reconciles."""
 

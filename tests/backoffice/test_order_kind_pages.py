@@ -1,4 +1,4 @@
-"""What a support agent sees of the brokerage orders: the kind, the stop price and trigger,
+"""What a support agent sees of each order kind: the kind, the stop price and trigger,
 time in force, notional, and the replace chain as links both ways."""
 
 from __future__ import annotations
