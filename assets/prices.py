@@ -152,15 +152,16 @@ _next_market_refresh = 0.0
 
 
 def refresh_market_prices() -> None:
-    """Price every active asset at most once a recording window (PRICE_RECORD_SECONDS) per
-    process, for ``process_orders``: the history then has every asset while it runs, not only
-    those with resting orders, and the guard sees the provider at least that often. A provider
-    that fails records nothing."""
+    """Price every active asset once a price may be reused no longer (PRICE_CACHE_SECONDS, at
+    most a recording window) per process, for ``process_orders``: the history then has every
+    asset while it runs, not only those with resting orders, the guard sees the provider at
+    least that often, and the quote stream has a new price that often even when nothing else
+    asks for one. A provider that fails records nothing."""
     global _next_market_refresh
     now = time.monotonic()
     if now < _next_market_refresh:
         return
-    _next_market_refresh = now + settings.PRICE_RECORD_SECONDS
+    _next_market_refresh = now + min(settings.PRICE_CACHE_SECONDS, settings.PRICE_RECORD_SECONDS)
     get_quotes(list(Asset.objects.filter(is_active=True)))
 
 

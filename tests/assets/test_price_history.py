@@ -4,6 +4,7 @@ quotes are stored, and kept bounded by prune_price_history."""
 from __future__ import annotations
 
 import io
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from assets.models import PriceRecord
+from assets.models import LastGoodPrice, PriceRecord
 from assets.price_history import backfill_simulated_prices, prune_price_history, record_quotes, slot_start
 from assets.price_providers import SIMULATED_BUCKET_SECONDS, SimulatedProvider
 from assets.prices import Quote, get_quotes, store_quotes
@@ -166,6 +167,25 @@ def test_process_orders_records_every_active_asset_while_it_runs(settings, btc, 
     assert [(r.asset_id, r.source) for r in rows] == [("BTC", "simulated"), ("ETH", "simulated")]
     for row, asset in zip(rows, (btc, eth), strict=True):
         assert row.price == provider.price_at(asset, int(row.as_of.timestamp()) // SIMULATED_BUCKET_SECONDS)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_process_orders_asks_for_new_prices_as_often_as_a_price_may_be_reused(settings, btc, monkeypatch):
+    # given: prices reused for one second, recorded once a minute (the stream's subscribers see
+    # a quote only when something asks the provider)
+    monkeypatch.setattr("assets.prices._next_market_refresh", 0.0)
+    settings.PRICE_PROVIDER = "simulated"
+    settings.PRICE_CACHE_SECONDS = 1
+    settings.PRICE_RECORD_SECONDS = 60
+    call_command("process_orders", "--once", stdout=io.StringIO())
+    first_check = LastGoodPrice.objects.get(asset=btc).checked_at
+
+    # when: a pass once the price may no longer be reused
+    time.sleep(1.1)
+    call_command("process_orders", "--once", stdout=io.StringIO())
+
+    # then: the provider was asked again, not only once a recording window
+    assert LastGoodPrice.objects.get(asset=btc).checked_at > first_check
 
 
 def test_backfilled_simulated_history_is_what_the_provider_quotes(settings, btc):
