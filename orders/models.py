@@ -202,3 +202,68 @@ class OrderEventRecord(models.Model):
 
     def __str__(self) -> str:
         return f"order event {self.id}"
+
+
+class AccountFillModel(models.Model):
+    """An account's own fill model (docs/DESIGN.md, "Fill model"), set by the user or by
+    Operations; an account without one fills under the deployment's (settings ``FILL_MODEL``).
+    Applies to orders placed (and resting fills made) after it is saved. Never deleted: going
+    back to the deployment's default stores its parameters here."""
+
+    class Profile(models.TextChoices):
+        IDEAL = "ideal"
+        REALISTIC = "realistic"
+        CUSTOM = "custom"
+
+    class Slippage(models.TextChoices):
+        NONE = "none"
+        VOLUME_SHARE = "volume_share"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="fill_model"
+    )
+    profile = models.CharField(max_length=10, choices=Profile.choices)
+    spread_bps = models.DecimalField(
+        max_digits=6, decimal_places=2, help_text="bid = mid x (1 - s/2), ask = mid x (1 + s/2)."
+    )
+    slippage = models.CharField(max_length=12, choices=Slippage.choices)
+    volume_limit = models.DecimalField(max_digits=5, decimal_places=4)
+    price_impact = models.DecimalField(max_digits=5, decimal_places=4)
+    fill_participation = models.DecimalField(
+        max_digits=5, decimal_places=4, null=True, blank=True, help_text="Empty: resting orders fill whole."
+    )
+    maker_fee_bps = models.DecimalField(max_digits=6, decimal_places=2)
+    taker_fee_bps = models.DecimalField(max_digits=6, decimal_places=2)
+    seed = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Back-office staff who set it last; empty when the user did.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(spread_bps__gte=0, spread_bps__lte=1000), name="fill_model_spread_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(volume_limit__gt=0, volume_limit__lte=1), name="fill_model_volume_limit_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(price_impact__gte=0, price_impact__lte=1), name="fill_model_price_impact_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(fill_participation__isnull=True) | Q(fill_participation__gt=0, fill_participation__lte=1),
+                name="fill_model_participation_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    maker_fee_bps__gte=0, maker_fee_bps__lte=1000, taker_fee_bps__gte=0, taker_fee_bps__lte=1000
+                ),
+                name="fill_model_fees_in_range",
+            ),
+            models.CheckConstraint(condition=Q(seed__gte=0), name="fill_model_seed_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"fill model of user {self.user_id} ({self.profile})"

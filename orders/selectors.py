@@ -17,8 +17,9 @@ from django.db.models.functions import Coalesce
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from core.exceptions import InvalidRequest
 from core.money import ZERO, quantity_field, usd_field
+from orders.fill_model import FillParams, deployment_default
 from orders.filters import OrderFilter
-from orders.models import Order
+from orders.models import AccountFillModel, Order
 
 
 def get_orders_by_user(*, user: AbstractBaseUser) -> QuerySet[Order]:
@@ -178,3 +179,28 @@ def reconcile_ledger() -> list[Mismatch]:
         if row.held_quantity != row.open_holds:
             mismatches.append(Mismatch(row.user.username, f"{row.asset_id} held", row.held_quantity, row.open_holds))
     return mismatches
+
+
+# --- The fill model (docs/DESIGN.md, "Fill model") ------------------------------------------
+
+
+def params_of(row: AccountFillModel | None) -> FillParams:
+    """The parameters of an account's own model row, or the deployment's when it has none."""
+    if row is None:
+        return deployment_default()
+    return FillParams(
+        spread_bps=row.spread_bps,
+        slippage=row.slippage,
+        volume_limit=row.volume_limit,
+        price_impact=row.price_impact,
+        fill_participation=row.fill_participation,
+        maker_fee_bps=row.maker_fee_bps,
+        taker_fee_bps=row.taker_fee_bps,
+        seed=row.seed,
+    )
+
+
+def get_account_fill_model(*, user_id: int) -> tuple[FillParams, AccountFillModel | None]:
+    """The model an account's next orders fill under, with its own row (None: the deployment's). One query."""
+    row = AccountFillModel.objects.filter(user_id=user_id).first()
+    return params_of(row), row

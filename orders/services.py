@@ -52,6 +52,7 @@ from core.exceptions import (
     PositionNotFound,
 )
 from core.money import EXACT, ZERO, to_cents_up, value_of
+from orders import fill_model
 from orders.events import Event, OrderEvent, announce, order_event
 from orders.lock_objects import (
     claim_pending_order,
@@ -60,8 +61,8 @@ from orders.lock_objects import (
     transition_pending,
     trigger_pending,
 )
-from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
-from orders.selectors import pending_order_ids_crossed
+from orders.models import CLIENT_ORDER_ID_CONSTRAINT, AccountFillModel, Order
+from orders.selectors import params_of, pending_order_ids_crossed
 from orders.settlement import (
     as_stored,
     execute_buy_order,
@@ -895,3 +896,53 @@ def _cancel_every_pending_locked(*, user_id: int, actor: AbstractBaseUser | None
         cancelled.append((order, held))
     announce(*(order_event(Event.CANCELLED, order, at=now) for order, _ in cancelled))
     return cancelled
+
+
+# --- The account's fill model (docs/DESIGN.md, "Fill model") ---------------------------
+
+_FILL_BOUNDS = {
+    "spread_bps": (ZERO, fill_model.MAX_SPREAD_BPS, True),
+    "volume_limit": (ZERO, Decimal(1), False),
+    "price_impact": (ZERO, Decimal(1), True),
+    "fill_participation": (ZERO, Decimal(1), False),
+    "maker_fee_bps": (ZERO, fill_model.MAX_FEE_BPS, True),
+    "taker_fee_bps": (ZERO, fill_model.MAX_FEE_BPS, True),
+}
+FILL_PARAMETERS = tuple(field.name for field in dataclasses.fields(fill_model.FillParams))
+
+
+def set_account_fill_model(
+    *, user: AbstractBaseUser, profile: str | None = None, actor: AbstractBaseUser | None = None, **changes
+) -> AccountFillModel:
+    """Set the model the account's next orders fill under: ``profile`` (ideal or realistic)
+    starts from that profile's parameters, else from the account's model now; ``changes``
+    (any of ``FILL_PARAMETERS``) then set each parameter on its own. The row's ``profile``
+    says which profile the result is, or ``custom``. ``actor``: the back-office staff member
+    setting it for the user. Orders already resting fill under the model in force when they
+    fill. Raises InvalidRequest naming each field out of its bounds."""
+    errors: dict[str, list[str]] = {}
+    if profile is not None and profile not in fill_model.PROFILES_SETTABLE:
+        errors["profile"] = [f"One of {', '.join(fill_model.PROFILES_SETTABLE)}."]
+    unknown = set(changes) - set(FILL_PARAMETERS)
+    for name in sorted(unknown):
+        errors[name] = ["Unknown parameter."]
+    for name, (low, high, inclusive) in _FILL_BOUNDS.items():
+        value = changes.get(name)
+        if value is None:
+            continue
+        if not value.is_finite() or value > high or value < low or (value == low and not inclusive):
+            errors[name] = [f"From {low} ({'included' if inclusive else 'excluded'}) to {high}."]
+    if "slippage" in changes and changes["slippage"] not in fill_model.SLIPPAGES:
+        errors["slippage"] = [f"One of {', '.join(fill_model.SLIPPAGES)}."]
+    seed = changes.get("seed")
+    if seed is not None and not 0 <= seed <= fill_model.MAX_SEED:
+        errors["seed"] = [f"From 0 to {fill_model.MAX_SEED}."]
+    if errors:
+        raise InvalidRequest("The fill model is not valid.", details=errors)
+    with transaction.atomic(durable=True):
+        current = AccountFillModel.objects.select_for_update().filter(user_id=user.pk).first()
+        base = fill_model.PROFILES[profile] if profile is not None else params_of(current)
+        params = dataclasses.replace(base, **changes)
+        values = {**params.as_dict(), "profile": params.profile, "actor": actor}
+        row, _ = AccountFillModel.objects.update_or_create(user_id=user.pk, defaults=values)
+    return row

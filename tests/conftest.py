@@ -108,6 +108,7 @@ def staff_groups(db):
     import_module("accounts.migrations.0002_api_key_permissions").grant_api_key_permissions(django_apps, None)
     import_module("orders.migrations.0008_operations_replace_orders").grant_replace_order(django_apps, None)
     import_module("balances.migrations.0009_operations_reset_accounts").grant_reset_permissions(django_apps, None)
+    import_module("orders.migrations.0011_operations_set_fill_models").grant(django_apps, None)
     return {group.name: group for group in Group.objects.filter(name__in=["Support", "Operations"])}
 
 
