@@ -47,9 +47,10 @@ def test_a_bad_parameter_shows_the_form_again_and_saves_nothing(operations_clien
 def test_support_sees_the_model_but_cannot_change_it(support_client, user):
     assert support_client.get(_url(user)).status_code == 403
     assert support_client.post(_url(user), {"profile": "realistic"}).status_code == 403
-    assert b"ideal</strong> (the deployment" in support_client.get(
-        reverse("admin:auth_user_change", args=[user.pk])
-    ).content
+    assert (
+        b"ideal</strong> (the deployment"
+        in support_client.get(reverse("admin:auth_user_change", args=[user.pk])).content
+    )
 
 
 def _ideal_fields() -> dict:

@@ -80,7 +80,7 @@ def test_setting_every_parameter_back_to_ideal_values_is_the_ideal_profile(auth_
 
 
 @pytest.mark.parametrize(
-    "body, field",
+    ("body", "field"),
     [
         ({"profile": "custom"}, "profile"),
         ({"spread_bps": "-1"}, "spread_bps"),
