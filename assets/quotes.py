@@ -4,7 +4,7 @@ guard, the history and the cache in front of them can all use it without importi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import Protocol
@@ -27,12 +27,20 @@ class Quote:
     # asked, or the price guard is holding it (docs/DESIGN.md, "Prices and the price guard").
     stale: bool = False
     # The asset's traded volume in the minute the price was observed, in units of the asset
-    # (docs/DESIGN.md, "Fill model"); None when the provider says nothing of it.
-    volume: Decimal | None = None
+    # (docs/DESIGN.md, "Fill model"); None when the provider says nothing of it. Not part of a
+    # quote's equality: two quotes of the same price at the same instant are the same quote.
+    volume: Decimal | None = field(default=None, compare=False)
 
     def bid_ask(self, spread_bps: Decimal) -> tuple[Decimal, Decimal]:
         """(bid, ask) around this price as the mid: see ``bid_ask``."""
         return bid_ask(self.price, spread_bps)
+
+
+def market_bid_ask(mid: Decimal) -> tuple[Decimal, Decimal]:
+    """The bid and ask the public market data shows: the deployment's spread (``FILL_SPREAD_BPS``)."""
+    from django.conf import settings  # the only setting this module reads, when asked
+
+    return bid_ask(mid, settings.FILL_SPREAD_BPS)
 
 
 def bid_ask(mid: Decimal, spread_bps: Decimal) -> tuple[Decimal, Decimal]:

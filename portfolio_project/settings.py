@@ -218,6 +218,8 @@ FILL_MAKER_FEE_BPS = Decimal(env.str("FILL_MAKER_FEE_BPS", default="15" if _REAL
 FILL_TAKER_FEE_BPS = Decimal(env.str("FILL_TAKER_FEE_BPS", default="25" if _REALISTIC_FILLS else "0"))
 FILL_SEED = env.int("FILL_SEED", default=0)
 PRICE_PROVIDER = env.str("PRICE_PROVIDER", default="simulated")
+# The simulated market's USD value traded a minute per asset (drawn between half and 1.5 times it).
+SIMULATED_MINUTE_USD_VOLUME = Decimal(env.str("SIMULATED_MINUTE_USD_VOLUME", default="500000"))
 COINGECKO_API_URL = env.str("COINGECKO_API_URL", default="https://api.coingecko.com/api/v3")
 COINGECKO_API_KEY = env.str("COINGECKO_API_KEY", default="")
 COINGECKO_TIMEOUT_SECONDS = env.float("COINGECKO_TIMEOUT_SECONDS", default=5.0)
