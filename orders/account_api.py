@@ -127,7 +127,9 @@ class AccountResetView(generics.GenericAPIView):
 # --- The account's fill model (docs/DESIGN.md, "Fill model") ----------------------------
 
 _BPS = Precision(max_digits=6, decimals=2)
-_SHARE = Precision(max_digits=5, decimals=4)
+# Two integer digits, though a share is at most 1 (max_value says so): the schema's pattern of
+# every decimal takes "10", and the answer to 10 is a 400 naming the bound, not the pattern.
+_SHARE = Precision(max_digits=6, decimals=4)
 
 
 def _bps(**kwargs) -> StrictDecimalField:

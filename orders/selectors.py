@@ -143,7 +143,7 @@ def reconcile_ledger() -> list[Mismatch]:
             mismatches.append(Mismatch(row.user.username, "USD held", row.held, row.open_holds))
 
     # SELL rows are positive quantities taken out; every other row carries its sign (a BUY adds,
-    # an ADJUSTMENT goes either way, a RESET takes the holding out).
+    # an ADJUSTMENT goes either way, a RESET takes the holding out, a FEE pays a BUY's fee).
     signed_quantity = Sum(
         "quantity",
         filter=Q(
@@ -151,6 +151,7 @@ def reconcile_ledger() -> list[Mismatch]:
                 AssetTransaction.Type.BUY,
                 AssetTransaction.Type.ADJUSTMENT,
                 AssetTransaction.Type.RESET,
+                AssetTransaction.Type.FEE,
             ]
         ),
     ) - Coalesce(Sum("quantity", filter=Q(transaction_type=AssetTransaction.Type.SELL)), Value(ZERO), output_field=qty)
@@ -204,3 +205,37 @@ def get_account_fill_model(*, user_id: int) -> tuple[FillParams, AccountFillMode
     """The model an account's next orders fill under, with its own row (None: the deployment's). One query."""
     row = AccountFillModel.objects.filter(user_id=user_id).first()
     return params_of(row), row
+
+
+# Accounts this process knows to have their own model, so that their orders read it before
+# they are priced (an order of any other account is priced under the deployment's, and its
+# statement checks that the account has none: docs/DESIGN.md, "Fill model"). Bounded; an
+# account forgotten costs one refused statement, never a wrong price.
+_OWN_MODELS: dict[int, None] = {}
+_OWN_MODELS_MAX = 100_000
+
+
+def remember_own_fill_model(user_id: int) -> None:
+    if len(_OWN_MODELS) >= _OWN_MODELS_MAX:
+        del _OWN_MODELS[next(iter(_OWN_MODELS))]
+    _OWN_MODELS[user_id] = None
+
+
+def own_fill_model(*, user_id: int) -> FillParams | None:
+    """The account's own model, read now (one query), remembered by this process; None when it has none."""
+    params, row = get_account_fill_model(user_id=user_id)
+    if row is None:
+        _OWN_MODELS.pop(user_id, None)
+        return None
+    remember_own_fill_model(user_id)
+    return params
+
+
+def fill_model_for_order(*, user_id: int) -> tuple[FillParams, bool]:
+    """The model to price an order of ``user_id`` under, and whether it is the account's own:
+    no query unless this process knows the account has its own model."""
+    if user_id in _OWN_MODELS:
+        model = own_fill_model(user_id=user_id)
+        if model is not None:
+            return model, True
+    return deployment_default(), False

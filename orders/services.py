@@ -62,8 +62,9 @@ from orders.lock_objects import (
     trigger_pending,
 )
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, AccountFillModel, Order
-from orders.selectors import params_of, pending_order_ids_crossed
+from orders.selectors import fill_model_for_order, params_of, pending_order_ids_crossed, remember_own_fill_model
 from orders.settlement import (
+    OwnFillModel,
     as_stored,
     execute_buy_order,
     execute_sell_order,
@@ -190,8 +191,27 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
         expires_at=request.expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )
     _trigger_if_reached(order, price=quote.price, now=now)
-    if fills_at(order, quote.price):
-        return _place_filled(order, quote=quote, now=now, request=request)
+    model, own_model = fill_model_for_order(user_id=user.pk)
+    return _arrive(order, quote=quote, now=now, request=request, model=model, own_model=own_model)
+
+
+def side_price(model: fill_model.FillParams, *, order_type: str, mid: Decimal) -> Decimal:
+    """The price an order of ``order_type`` meets: the ask for a BUY, the bid for a SELL
+    (both the mid under a model without a spread)."""
+    bid, ask = model.bid_ask(mid)
+    return ask if order_type == Order.Type.BUY else bid
+
+
+def _arrive(
+    order: Order, *, quote: Quote, now: datetime, request: OrderRequest, model: fill_model.FillParams, own_model: bool
+) -> PlacedOrder:
+    """Fill, rest or end a new order under ``model`` (docs/DESIGN.md, "Fill model"): a limit
+    is marketable when the ask (BUY) or the bid (SELL) crosses it."""
+    if fills_at(order, side_price(model, order_type=order.order_type, mid=quote.price)):
+        try:
+            return _place_filled(order, quote=quote, now=now, request=request, model=model, own_model=own_model)
+        except OwnFillModel as found:  # priced under the deployment's model; the account has its own
+            return _arrive(order, quote=quote, now=now, request=request, model=found.model, own_model=True)
 
     try:
         return _place_unfilled(order, request=request)
@@ -240,7 +260,15 @@ def _place_unfilled(order: Order, *, request: OrderRequest) -> PlacedOrder:
     return PlacedOrder(order, created=True)
 
 
-def _place_filled(order: Order, *, quote: Quote, now: datetime, request: OrderRequest) -> PlacedOrder:
+def _place_filled(
+    order: Order,
+    *,
+    quote: Quote,
+    now: datetime,
+    request: OrderRequest,
+    model: fill_model.FillParams,
+    own_model: bool,
+) -> PlacedOrder:
     """An order the market fills at once, in the one settlement statement of its side, which
     is its own transaction and takes the user lock itself. Refused, it is stored FAILED with
     its answer; nothing else moves."""
@@ -248,7 +276,7 @@ def _place_filled(order: Order, *, quote: Quote, now: datetime, request: OrderRe
     try:
         try:
             with localcontext(EXACT):
-                execute(order=order, quote=quote, now=now)
+                execute(order=order, quote=quote, now=now, model=model, own_model=own_model)
         except (InsufficientFunds, InsufficientAsset, BalanceLimitExceeded) as error:
             with transaction.atomic(durable=True):  # the order and its event: two statements
                 _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
@@ -945,4 +973,5 @@ def set_account_fill_model(
         params = dataclasses.replace(base, **changes)
         values = {**params.as_dict(), "profile": params.profile, "actor": actor}
         row, _ = AccountFillModel.objects.update_or_create(user_id=user.pk, defaults=values)
+    remember_own_fill_model(user.pk)
     return row

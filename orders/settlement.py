@@ -27,6 +27,7 @@ adjustments). ``scripts/bench`` builds its SQL with the same functions.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -39,11 +40,15 @@ from django.db import connection, transaction
 from assets.prices import Quote
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.services import check_balance_limit, require_unheld
-from core.exceptions import InsufficientAsset, InsufficientFunds, OrderNoLongerPending
+from core.exceptions import InsufficientAsset, InsufficientFunds, InvalidRequest, OrderNoLongerPending
 from core.money import PRICE, USD, ZERO, to_cents_down, to_cents_up, value_of
 from core.sql import insert_sql
 from orders.events import AS_ACCEPTED, Event, order_events_insert_sql
+from orders.fill_model import PROFILES, SLIPPAGE_NONE, FillParams
 from orders.models import Order
+from orders.selectors import own_fill_model
+
+IDEAL_PARAMS = PROFILES["ideal"]
 
 # --- Raw INSERTs, from the models' columns --------------------------------------------------
 
@@ -153,6 +158,13 @@ _ACCOUNT_SQL = """SELECT user_id FROM balances_usdbalance
     FOR NO KEY UPDATE"""
 _FUNDS_CHECK = "current_balance - held + %(released)s >= %(cost)s"
 _CAP_CHECK = "current_balance + %(proceeds)s <= %(max_balance)s"
+# A fill on arrival is priced before any query under the deployment's fill model, unless this
+# process knows the account has its own (``own_model``): the statement then checks that it has
+# none, in the same probe as the user lock, and writes nothing when it does (docs/DESIGN.md,
+# "Fill model"). An account with its own model thus costs a query more, and one without none.
+_MODEL_CHECK = "(%(own_model)s OR NOT EXISTS (SELECT FROM orders_accountfillmodel m WHERE m.user_id = %(user_id)s))"
+# The cap of a sale that pays a fee: the USD credited is the proceeds less the fee.
+_NET_CAP_CHECK = "current_balance + %(proceeds)s - %(fee)s <= %(max_balance)s"
 
 
 def _position_sql(*, releasing: bool) -> str:
@@ -213,13 +225,42 @@ _PLACED = {
 }
 
 
-def _cash_sql(*, side: str, source: str, order: str, balance: str) -> str:
+def _cash_sql(*, side: str, source: str, order: str, balance: str, fee: bool = False) -> str:
     amount = "%(debit)s" if side == Order.Type.BUY else "%(proceeds)s"
+    # A sale's fee row comes after its SELL row: the SELL row's balance is before the fee.
+    after = f"{balance}.current_balance + %(fee)s" if fee and side == Order.Type.SELL else f"{balance}.current_balance"
     return cash_row_insert_sql(
         source=source,
         **_OF_THE_FILL,
         transaction_type=f"'{side}'",
         amount=amount,
+        balance_after=after,
+        order_id=f"{order}.order_id",
+    )
+
+
+def _fee_sql(*, side: str, order: str, balance: str) -> str:
+    """A fill's fee as a ledger row of its own, in what the fill gave the account: a BUY's in
+    the asset (a FEE row of the asset ledger, negative, at the fill's price), a SELL's in USD
+    (a FEE row of the cash ledger, negative). None when the fee is 0. Each selects from the
+    row it follows, so that it is written after it (its id, its place in the ledger)."""
+    if side == Order.Type.BUY:
+        return asset_row_insert_sql(
+            source=f"FROM {order}, asset_row WHERE %(fee_quantity)s > 0",
+            **_OF_THE_FILL,
+            asset_id="%(asset_id)s",
+            quantity="-%(fee_quantity)s",
+            transaction_type=f"'{AssetTransaction.Type.FEE}'",
+            price_per_unit="%(price)s",
+            total_amount="%(fee_value)s",
+            order_id=f"{order}.order_id",
+            price_source="%(price_source)s",
+        )
+    return cash_row_insert_sql(
+        source=f"FROM {balance}, {order}, cash WHERE %(fee)s > 0",
+        **_OF_THE_FILL,
+        transaction_type=f"'{CashTransaction.Type.FEE}'",
+        amount="-%(fee)s",
         balance_after=f"{balance}.current_balance",
         order_id=f"{order}.order_id",
     )
@@ -236,9 +277,11 @@ _FILL_SELECT = (
 )
 
 
-def _asset_row_sql(*, side: str, source: str, order: str) -> str:
+def _asset_row_sql(*, side: str, source: str, order: str, fee: bool = False) -> str:
     sold = side == Order.Type.SELL
     amount = "%(proceeds)s" if sold else "%(cost)s"
+    # Realized P&L is net of the sale's fee (docs/DESIGN.md, "Fill model").
+    proceeds = "%(proceeds)s - %(fee)s" if fee else "%(proceeds)s"
     return asset_row_insert_sql(
         source=source,
         **_OF_THE_FILL,
@@ -249,7 +292,7 @@ def _asset_row_sql(*, side: str, source: str, order: str) -> str:
         total_amount=amount,
         # Realized P&L against the average purchase price the sale leaves (or resets).
         realized_pnl=(
-            cents_half_even_sql("%(proceeds)s - %(quantity)s * holding.average_purchase_price") if sold else "NULL"
+            cents_half_even_sql(f"{proceeds} - %(quantity)s * holding.average_purchase_price") if sold else "NULL"
         ),
         order_id=f"{order}.order_id",
         price_source="%(price_source)s",
@@ -275,15 +318,24 @@ def _events_sql(*, order: str, arrival: bool) -> str:
     return order_events_insert_sql(source=f"FROM {order}, holding, asset_row", events=events)
 
 
-def _fill_steps(*, side: str, order: str, balance: str, order_source: str, arrival: bool) -> str:
-    """The two ledger rows, the domain events, and the fill the statement returns. ``order``
-    is the statement's relation of the order's row, every column (``RETURNING *``)."""
+def _fill_steps(*, side: str, order: str, balance: str, order_source: str, arrival: bool, fee: bool = False) -> str:
+    """The two ledger rows (and with ``fee`` the fee's, after them), the domain events, and the
+    fill the statement returns. ``order`` is the statement's relation of the order's row,
+    every column (``RETURNING *``)."""
+    fee_step = (
+        f"""), fee_row AS (
+    {_fee_sql(side=side, order=order, balance=balance)}
+"""
+        if fee
+        else ""
+    )
+    returning = "\n    RETURNING id" if fee else ""
     return f"""cash AS (
-    {_cash_sql(side=side, source=f"FROM {balance}, {order}", order=order, balance=balance)}
+    {_cash_sql(side=side, source=f"FROM {balance}, {order}", order=order, balance=balance, fee=fee)}{returning}
 ), asset_row AS (
-    {_asset_row_sql(side=side, source=order_source, order=order)}
+    {_asset_row_sql(side=side, source=order_source, order=order, fee=fee)}
     {_FILL_RETURNING}
-), events AS (
+{fee_step}), events AS (
     {_events_sql(order=order, arrival=arrival)}
 )
 {_FILL_SELECT}
@@ -299,28 +351,53 @@ def _fill_steps(*, side: str, order: str, balance: str, order_source: str, arriv
 _PLACED_SQL = order_insert_sql(
     source="FROM holding", **_PLACED, order_type=f"'{Order.Type.BUY}'", total_amount="%(cost)s"
 )
-MARKET_BUY_SQL = f"""
+
+
+def _market_buy_sql(*, fee: bool) -> str:
+    # With a fee the holding gains what is left after it (``net_quantity``) for the whole cost:
+    # the cost basis includes the fee.
+    bought = {**_BOUGHT, "quantity": "%(net_quantity)s"} if fee else _BOUGHT
+    steps = _fill_steps(
+        side=Order.Type.BUY, order="placed", balance="debit", order_source="FROM placed", arrival=True, fee=fee
+    )
+    return f"""
 WITH debit AS (
     UPDATE balances_usdbalance SET current_balance = current_balance - %(cost)s, updated_at = %(at)s
-    WHERE user_id = %(user_id)s AND current_balance - held >= %(cost)s
+    WHERE user_id = %(user_id)s AND current_balance - held >= %(cost)s AND {_MODEL_CHECK}
     RETURNING current_balance
 ), holding AS (
-    {add_bought_quantity_sql(source="FROM debit", **_BOUGHT)}
+    {add_bought_quantity_sql(source="FROM debit", **bought)}
     RETURNING b.quantity
 ), placed AS (
     {_PLACED_SQL}
     RETURNING *
-), {_fill_steps(side=Order.Type.BUY, order="placed", balance="debit", order_source="FROM placed", arrival=True)}"""
+), {steps}"""
 
 
-def _sale_sql(*, resting: bool) -> str:
-    """A SELL's fill: the user lock (its WHERE the balance cap), the holding (its WHERE the
-    unheld quantity, counting what a resting SELL releases of its own hold), for a stored
-    order its compare-and-swap, then the writes; an order filled on arrival is inserted."""
+MARKET_BUY_SQL = _market_buy_sql(fee=False)
+# The same under a fill model with fees: the fee's ledger row, the holding net of it.
+MARKET_BUY_FEE_SQL = _market_buy_sql(fee=True)
+
+
+def _sale_sql(*, resting: bool, fee: bool = False) -> str:
+    """A SELL's fill: the user lock (its WHERE the balance cap and, on arrival, the fill
+    model's check), the holding (its WHERE the unheld quantity, counting what a resting SELL
+    releases of its own hold), for a stored order its compare-and-swap, then the writes; an
+    order filled on arrival is inserted. With ``fee``, the account is credited the proceeds
+    less the fee, written as a FEE row after the SELL row."""
     order = "filled" if resting else "placed"
     steps = _fill_steps(
-        side=Order.Type.SELL, order=order, balance="credit", order_source=f"FROM {order}, holding", arrival=not resting
+        side=Order.Type.SELL,
+        order=order,
+        balance="credit",
+        order_source=f"FROM {order}, holding",
+        arrival=not resting,
+        fee=fee,
     )
+    check = _NET_CAP_CHECK if fee else _CAP_CHECK
+    if not resting:
+        check = f"{check} AND {_MODEL_CHECK}"
+    credit = _CREDIT_SQL.replace("%(proceeds)s", "%(proceeds)s - %(fee)s") if fee else _CREDIT_SQL
     swap = (
         f"""), filled AS (
     {_FILLED_SQL.format(source="FROM position")}
@@ -338,18 +415,19 @@ def _sale_sql(*, resting: bool) -> str:
     )
     return f"""
 WITH account AS (
-    {_ACCOUNT_SQL.format(check=_CAP_CHECK)}
+    {_ACCOUNT_SQL.format(check=check)}
 ), position AS (
     {_position_sql(releasing=resting)}
 {swap}), holding AS (
     {_sold_sql(source="FROM position, filled" if resting else "FROM position", releasing=resting)}
 ), credit AS (
-    {_CREDIT_SQL.format(source="FROM holding")}
+    {credit.format(source="FROM holding")}
 {place}), {steps}"""
 
 
-# A SELL filled on arrival, as ONE statement run as its own transaction.
+# A SELL filled on arrival, as ONE statement run as its own transaction; and with a fee.
 ARRIVAL_SELL_SQL = _sale_sql(resting=False)
+ARRIVAL_SELL_FEE_SQL = _sale_sql(resting=False, fee=True)
 
 # A stored PENDING BUY filled under the user lock the caller holds: the funds (counting the
 # hold the fill releases), then the order's compare-and-swap, which every write follows.
@@ -414,8 +492,9 @@ def durable_statement():
 # --- Orders filled on arrival (each statement its own transaction) ------------------------
 
 
-def _arrival_params(order: Order, *, quote: Quote, now: datetime) -> dict:
+def _arrival_params(order: Order, *, quote: Quote, now: datetime, own_model: bool = False) -> dict:
     return {
+        "own_model": own_model,
         "user_id": order.user_id,
         "asset_id": order.asset_id,
         "order_id": order.order_id,
@@ -435,53 +514,120 @@ def _arrival_params(order: Order, *, quote: Quote, now: datetime) -> dict:
     }
 
 
-def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetime) -> dict:
+def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetime, own_model: bool = False) -> dict:
     """The values of ``MARKET_BUY_SQL`` for a new BUY filled at ``quote`` for ``cost``."""
-    return {**_arrival_params(order, quote=quote, now=now), "cost": cost, "debit": -cost}
+    return {**_arrival_params(order, quote=quote, now=now, own_model=own_model), "cost": cost, "debit": -cost}
 
 
-def execute_buy_order(*, order: Order, quote: Quote, now: datetime) -> Fill:
-    """Fill a new BUY (not stored yet) at ``quote.price`` in one SQL statement that is its
-    own transaction and takes the user lock itself (call it outside any lock): cost rounded
-    up to the cent, debit USD, add the quantity at the weighted average purchase price,
-    insert the order COMPLETED and both ledger rows. ``order`` is left as stored. Raises
-    InsufficientFunds with nothing written, and IntegrityError when a concurrent request
-    took the same client_order_id."""
-    cost = to_cents_up(value_of(order.quantity, quote.price))
+class OwnFillModel(Exception):
+    """A fill on arrival priced under the deployment's fill model found that the account has
+    its own (``orders.selectors.fill_model_for_order`` did not know yet): nothing was
+    written; the caller prices the order again under ``model``."""
+
+    def __init__(self, model: FillParams) -> None:
+        super().__init__("The account has its own fill model.")
+        self.model = model
+
+
+def _refused_for_its_model(order: Order, *, own_model: bool) -> None:
+    """After a fill on arrival wrote nothing: raise OwnFillModel when the statement's fill
+    model check is what refused it (one query, only on that path)."""
+    if own_model:
+        return
+    model = own_fill_model(user_id=order.user_id)
+    if model is not None:
+        raise OwnFillModel(model)
+
+
+def arrival_price(order: Order, *, quote: Quote, model: FillParams) -> Decimal:
+    """The price an order filled on arrival fills at: the quote's under ``ideal``; under a
+    fill model with a spread or slippage, a BUY at the ask plus slippage and a SELL at the bid
+    less it, never past the order's limit (docs/DESIGN.md, "Fill model")."""
+    if model.spread_bps == 0 and model.slippage == SLIPPAGE_NONE:
+        return quote.price
+    price = model.market_price(side=order.order_type, mid=quote.price, quantity=order.quantity, volume=quote.volume)
+    if order.order_price is not None:
+        price = min(price, order.order_price) if order.order_type == Order.Type.BUY else max(price, order.order_price)
+    return price
+
+
+def execute_buy_order(
+    *, order: Order, quote: Quote, now: datetime, model: FillParams | None = None, own_model: bool = False
+) -> Fill:
+    """Fill a new BUY (not stored yet) in one SQL statement that is its own transaction and
+    takes the user lock itself (call it outside any lock), at ``quote.price`` or, under a
+    fill model (``model``, the account's when ``own_model``, else the deployment's), at the
+    ask plus slippage with the taker fee paid in the asset: cost rounded up to the cent,
+    debit USD, add the quantity (net of the fee) at the weighted average purchase price,
+    insert the order COMPLETED and its ledger rows. ``order`` is left as stored. Raises
+    InsufficientFunds with nothing written, OwnFillModel when the account turned out to have
+    its own model, and IntegrityError when a concurrent request took the same
+    client_order_id."""
+    model = model or IDEAL_PARAMS
+    price = arrival_price(order, quote=quote, model=model)
+    priced = quote if price == quote.price else dataclasses.replace(quote, price=price)
+    cost = to_cents_up(value_of(order.quantity, price))
+    params = market_buy_params(order, quote=priced, cost=cost, now=now, own_model=own_model)
+    fee_quantity = model.buy_fee(quantity=order.quantity, step=order.asset.step, maker=False)
+    sql = MARKET_BUY_SQL
+    if fee_quantity:
+        if fee_quantity >= order.quantity:
+            raise InvalidRequest(
+                "The order is too small to pay its fee.", details={"quantity": ["Too small to pay its fee."]}
+            )
+        sql = MARKET_BUY_FEE_SQL
+        params.update(
+            fee_quantity=fee_quantity,
+            net_quantity=order.quantity - fee_quantity,
+            fee_value=to_cents_up(value_of(fee_quantity, price)),
+        )
     with durable_statement():
-        fill = _run(MARKET_BUY_SQL, market_buy_params(order, quote=quote, cost=cost, now=now))
+        fill = _run(sql, params)
     if fill is None:
+        _refused_for_its_model(order, own_model=own_model)
         balance, held = UsdBalance.objects.filter(user_id=order.user_id).values_list("current_balance", "held").get()
         raise InsufficientFunds("Not enough available USD.", details={"available": balance - held, "required": cost})
     set_filled(order, fill)
     return fill
 
 
-def execute_sell_order(*, order: Order, quote: Quote, now: datetime) -> Fill:
+def execute_sell_order(
+    *, order: Order, quote: Quote, now: datetime, model: FillParams | None = None, own_model: bool = False
+) -> Fill:
     """Fill a new SELL (not stored yet) at ``quote.price`` in one SQL statement that is its
     own transaction and takes the user lock itself (call it outside any lock): proceeds
     rounded down to the cent, take the quantity from the holding (realized P&L against its
     average purchase price), credit USD, insert the order COMPLETED and both ledger rows.
-    ``order`` is left as stored. Raises InsufficientAsset or BalanceLimitExceeded with
-    nothing written, and IntegrityError when a concurrent request took the same
-    client_order_id."""
-    proceeds = to_cents_down(value_of(order.quantity, quote.price))
+    ``order`` is left as stored. Under a fill model (``model``: see ``execute_buy_order``) it
+    sells at the bid less slippage and pays the taker fee in USD, rounded up to the cent.
+    Raises InsufficientAsset or BalanceLimitExceeded with nothing written, OwnFillModel, and
+    IntegrityError when a concurrent request took the same client_order_id."""
+    model = model or IDEAL_PARAMS
+    price = arrival_price(order, quote=quote, model=model)
+    priced = quote if price == quote.price else dataclasses.replace(quote, price=price)
+    proceeds = to_cents_down(value_of(order.quantity, price))
+    fee = model.sell_fee(proceeds=proceeds, maker=False)
     params = {
-        **_arrival_params(order, quote=quote, now=now),
+        **_arrival_params(order, quote=priced, now=now, own_model=own_model),
         "proceeds": proceeds,
         "max_balance": settings.MAX_USD_BALANCE,
     }
+    sql = ARRIVAL_SELL_SQL
+    if fee:
+        sql = ARRIVAL_SELL_FEE_SQL
+        params["fee"] = fee
     with durable_statement():
-        fill = _run(ARRIVAL_SELL_SQL, params)
+        fill = _run(sql, params)
     if fill is None:
+        _refused_for_its_model(order, own_model=own_model)
         # What refused it, from a fresh read. When nothing does, the statement missed a
         # holding that a buy inserted while it waited for the user lock (its snapshot is
         # older than the lock): tried once more, which sees it.
-        _explain_refused_sale(order, proceeds=proceeds)
+        _explain_refused_sale(order, proceeds=proceeds - fee)
         with durable_statement():
-            fill = _run(ARRIVAL_SELL_SQL, params)
+            fill = _run(sql, params)
     if fill is None:
-        _explain_refused_sale(order, proceeds=proceeds)
+        _explain_refused_sale(order, proceeds=proceeds - fee)
         raise InsufficientAsset(f"Not enough {order.asset_id}.", details={"required": order.quantity})
     set_filled(order, fill)
     return fill

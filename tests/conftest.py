@@ -51,8 +51,17 @@ def set_price(settings):
     halfway through."""
     settings.PRICE_CACHE_SECONDS = 3600
 
-    def set_(asset_id: str, price: str | Decimal, *, as_of: datetime | None = None, source: str = "test") -> Quote:
-        quote = Quote(asset_id=asset_id, price=Decimal(price), as_of=as_of or timezone.now(), source=source)
+    def set_(
+        asset_id: str,
+        price: str | Decimal,
+        *,
+        as_of: datetime | None = None,
+        source: str = "test",
+        volume: Decimal | None = None,
+    ) -> Quote:
+        quote = Quote(
+            asset_id=asset_id, price=Decimal(price), as_of=as_of or timezone.now(), source=source, volume=volume
+        )
         store_quotes([quote])
         return quote
 
