@@ -3,13 +3,15 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from core.money import plain, price_field, quantity_field, usd_field
 
 CLIENT_ORDER_ID_CONSTRAINT = "order_client_order_id_unique_per_user"
+# A status shown, never stored: an open (PENDING) order part of which filled (docs/DESIGN.md, "Fill model").
+PARTIALLY_FILLED = "PARTIALLY_FILLED"
 
 
 class Order(models.Model):
@@ -52,8 +54,12 @@ class Order(models.Model):
     order_type = models.CharField(max_length=4, choices=Type.choices)
     quantity = quantity_field()
     order_price = price_field(null=True, blank=True, help_text="Limit price; empty for a market order.")
-    total_amount = usd_field(null=True, blank=True, help_text="USD of the fill.")
-    executed_price = price_field(null=True, blank=True)
+    total_amount = usd_field(null=True, blank=True, help_text="USD of the fill (of its fills so far).")
+    executed_price = price_field(null=True, blank=True, help_text="The fill's price (its fills' average so far).")
+    # What has filled so far (docs/DESIGN.md, "Fill model"): the whole quantity once COMPLETED;
+    # part of it while a resting order is partly filled, which stays PENDING (open: its holds,
+    # cancel and replace work on what is left) and is shown as PARTIALLY_FILLED.
+    filled_quantity = quantity_field(default=0, db_default=0)
     held_amount = usd_field(default=0, help_text="USD reserved while a BUY limit or stop order rests.")
     stop_price = price_field(null=True, blank=True, help_text="Stop price; empty unless a stop or stop-limit order.")
     triggered_at = models.DateTimeField(null=True, blank=True, help_text="When the market reached the stop price.")
@@ -137,6 +143,13 @@ class Order(models.Model):
                 name="order_completed_has_fill",
             ),
             models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0, filled_quantity__lte=F("quantity"))
+                & (~Q(status="COMPLETED") | Q(filled_quantity=F("quantity"))),
+                # Named to sort after order_quantity_positive: PostgreSQL checks in name order,
+                # and a quantity of 0 or less is that constraint's refusal.
+                name="order_remaining_fits_status",
+            ),
+            models.CheckConstraint(
                 condition=Q(stop_price__isnull=True) | Q(stop_price__gt=0), name="order_stop_price_positive"
             ),
             models.CheckConstraint(
@@ -156,11 +169,25 @@ class Order(models.Model):
         return self.order_price is not None
 
     @property
+    def remaining_quantity(self) -> Decimal:
+        """What is still to fill of an open order (all of it unless partly filled)."""
+        return self.quantity - self.filled_quantity
+
+    @property
     def held_quantity(self) -> Decimal:
-        """What a resting SELL reserves of the holding: all of its quantity (no partial fills)."""
+        """What a resting SELL reserves of the holding: what is still to fill of it."""
         if self.status == self.Status.PENDING and self.order_type == self.Type.SELL:
-            return self.quantity
+            return self.remaining_quantity
         return Decimal(0)
+
+    @property
+    def partly_filled(self) -> bool:
+        return self.status == self.Status.PENDING and self.filled_quantity > 0
+
+    @property
+    def shown_status(self) -> str:
+        """The status the APIs show: a PENDING order part of which filled is PARTIALLY_FILLED."""
+        return PARTIALLY_FILLED if self.partly_filled else self.status
 
     @property
     def kind(self) -> str:

@@ -59,6 +59,7 @@ def order_insert_sql(*, source: str = "", **values: str) -> str:
         "order_price": "NULL",
         "total_amount": "NULL",
         "executed_price": "NULL",
+        "filled_quantity": "0",
         "held_amount": "0",
         "failure_reason": "''",
         "failure_code": "''",
@@ -198,9 +199,10 @@ _CREDIT_SQL = """UPDATE balances_usdbalance SET current_balance = current_balanc
 # for a BUY, the hold are those the caller read under the user lock).
 _FILLED_SQL = f"""UPDATE orders_order SET
         status = '{Order.Status.COMPLETED}', executed_price = %(price)s, total_amount = %(amount)s,
-        held_amount = 0, triggered_at = %(triggered_at)s, filled_at = %(at)s, updated_at = %(at)s
+        filled_quantity = quantity, held_amount = 0, triggered_at = %(triggered_at)s, filled_at = %(at)s,
+        updated_at = %(at)s
     {{source}} WHERE order_id = %(order_id)s AND status = '{Order.Status.PENDING}'
-      AND quantity = %(quantity)s AND held_amount = %(held_amount)s
+      AND quantity = %(quantity)s AND held_amount = %(held_amount)s AND filled_quantity = 0
     RETURNING orders_order.*"""
 
 _PLACED = {
@@ -213,6 +215,7 @@ _PLACED = {
     "stop_price": "%(stop_price)s",
     "triggered_at": "%(triggered_at)s",
     "executed_price": "%(price)s",
+    "filled_quantity": "%(quantity)s",
     "status": f"'{Order.Status.COMPLETED}'",
     "client_order_id": "%(client_order_id)s",
     "expires_at": "%(expires_at)s",

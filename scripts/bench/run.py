@@ -616,6 +616,7 @@ def history_sql(cur, *, uid_expr: str, n: int, per_user_index: str, balance_afte
             asset_id="'BTC'",
             order_type="'BUY'",
             quantity="0.0001",
+            filled_quantity="0.0001",
             total_amount="6.50",
             executed_price="65000",
             status="'COMPLETED'",
