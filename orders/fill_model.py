@@ -101,13 +101,14 @@ class FillParams:
         return self.maker_fee_bps if maker else self.taker_fee_bps
 
     def buy_fee(self, *, quantity: Decimal, step: Decimal, maker: bool) -> Decimal:
-        """A BUY's fee, in the asset received: quantity x bps, rounded UP to the asset's step
-        (never more than what was bought)."""
+        """A BUY's fee, in the asset received: quantity x bps, rounded UP to the asset's step,
+        but always leaving at least one step of what was bought (a fill of one step pays none:
+        the holding must gain something for its cost basis to mean anything)."""
         bps = self.fee_bps(maker=maker)
         if not bps:
             return ZERO
         fee = EXACT.divide(EXACT.multiply(quantity, bps), BPS).quantize(step, rounding=ROUND_CEILING)
-        return min(fee, quantity)
+        return max(min(fee, quantity - step), ZERO)
 
     def sell_fee(self, *, proceeds: Decimal, maker: bool) -> Decimal:
         """A SELL's fee, in USD: proceeds x bps, rounded UP to the cent (never more than the proceeds)."""

@@ -169,7 +169,7 @@ def reconcile_ledger() -> list[Mismatch]:
         )
         .order_by()
         .values("user", "asset")
-        .annotate(total=Sum("quantity"))
+        .annotate(total=Sum(F("quantity") - F("filled_quantity")))
     )
     asset_rows = AssetBalance.objects.select_related("user").annotate(
         ledger=_sum(asset_sum, "total", qty), open_holds=_sum(sell_holds, "total", qty)

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes, get_trade_quote
+from assets.selectors import get_asset
 from balances.lock_objects import (
     asset_balance_for_update,
     asset_balances_for_update,
@@ -62,7 +63,13 @@ from orders.lock_objects import (
     trigger_pending,
 )
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, AccountFillModel, Order
-from orders.selectors import fill_model_for_order, params_of, pending_order_ids_crossed, remember_own_fill_model
+from orders.selectors import (
+    fill_model_for_order,
+    own_fill_model,
+    params_of,
+    pending_order_ids_crossed,
+    remember_own_fill_model,
+)
 from orders.settlement import (
     OwnFillModel,
     as_stored,
@@ -208,6 +215,11 @@ def _arrive(
     """Fill, rest or end a new order under ``model`` (docs/DESIGN.md, "Fill model"): a limit
     is marketable when the ask (BUY) or the bid (SELL) crosses it."""
     if fills_at(order, side_price(model, order_type=order.order_type, mid=quote.price)):
+        part = _immediate_part(order, model=model, quote=quote, now=now)
+        if part is not None:  # an ioc or fok limit the minute's volume cannot fill whole
+            if part and order.time_in_force == Order.TimeInForce.IOC:
+                return _place_part_then_cancel(order, request=request, quote=quote, now=now, model=model, part=part)
+            return _place_unfilled(order, request=request)  # fok, or nothing to fill: CANCELLED
         try:
             return _place_filled(order, quote=quote, now=now, request=request, model=model, own_model=own_model)
         except OwnFillModel as found:  # priced under the deployment's model; the account has its own
@@ -222,6 +234,47 @@ def _arrive(
         if request.client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
             raise
         return _replay_after_losing_the_key(order, request=request, error=error)
+
+
+def _immediate_part(order: Order, *, model: fill_model.FillParams, quote: Quote, now: datetime) -> Decimal | None:
+    """What of a marketable ioc or fok limit order the minute's volume lets fill at once under
+    a model with a participation limit (docs/DESIGN.md, "Fill model"); None when all of it
+    fills (market orders always do: they take the price, not the queue)."""
+    if model.fill_participation is None or order.order_price is None or order.time_in_force == Order.TimeInForce.GTC:
+        return None
+    minute = int(now.timestamp()) // 60
+    key = f"{order.asset_id}:{order.order_type}:{order.order_price}:{order.quantity}:0:{minute}"
+    part = model.fillable(remaining=order.quantity, volume=quote.volume, step=order.asset.step, key=key)
+    return None if part >= order.quantity else part
+
+
+def _place_part_then_cancel(
+    order: Order, *, request: OrderRequest, quote: Quote, now: datetime, model: fill_model.FillParams, part: Decimal
+) -> PlacedOrder:
+    """An ioc limit order of which only ``part`` fills at once: in one transaction under the
+    user lock it is accepted with its hold, ``part`` fills (a taker's fill), and the rest is
+    cancelled, its hold released: ``new``, ``partly_filled``, ``cancelled``."""
+    failure: DomainError | None = None
+    with transaction.atomic(durable=True), localcontext(EXACT):
+        usd = usd_balance_for_update(user_id=order.user_id)
+        if order.client_order_id is not None:
+            existing = replay_or_conflict(user_id=order.user_id, request=request)
+            if existing is not None:
+                return PlacedOrder(existing, created=False)
+        try:
+            _rest_locked(order=order, usd=usd)
+        except (InsufficientFunds, InsufficientAsset) as error:
+            failure = error
+            _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
+        else:
+            fill_pending_order_locked(
+                order=order, usd=usd, quote=quote, now=now, model=model, quantity=part, maker=False
+            )
+            reason = f"Filled {part} at once ({order.time_in_force}); the rest is cancelled."
+            announce(_end_pending_locked(order, usd=usd, to_status=Order.Status.CANCELLED, reason=reason))
+    if failure is not None:
+        raise OrderFailed(failure, order)
+    return PlacedOrder(order, created=True)
 
 
 def _replay_after_losing_the_key(order: Order, *, request: OrderRequest, error: IntegrityError) -> PlacedOrder:
@@ -375,7 +428,8 @@ def replace_order(
     kept = OrderRequest(
         asset_id=order.asset_id,
         order_type=order.order_type,
-        quantity=order.quantity,
+        # A partly filled order keeps what filled; its successor is for what is left, by default.
+        quantity=order.remaining_quantity,
         order_price=order.order_price,
         stop_price=order.stop_price,
         time_in_force=order.time_in_force,
@@ -405,6 +459,10 @@ def replace_order(
             raise OrderNoLongerPending(
                 f"The order was {old.status.lower()} first.", details={"order_id": str(old.pk), "status": old.status}
             )
+        if old.filled_quantity != order.filled_quantity:  # a part filled since it was read: ask again
+            raise OrderNoLongerPending(
+                "Part of the order filled first.", details={"order_id": str(old.pk), "status": old.status}
+            )
         if request.client_order_id is not None:
             _require_free_client_order_id(user_id=old.user_id, client_order_id=request.client_order_id)
         if new.order_type == Order.Type.BUY:
@@ -415,7 +473,7 @@ def replace_order(
                     details={"available": usd.available + old.held_amount, "required": new.held_amount},
                 )
         else:
-            available = (holding.available_quantity if holding else ZERO) + old.quantity
+            available = (holding.available_quantity if holding else ZERO) + old.remaining_quantity
             require_unheld(available=available, quantity=new.quantity, message=f"Not enough {new.asset_id}.")
         new.save(force_insert=True)
         replaced = {"replaced_by": new, "held_amount": ZERO, "updated_at": now}
@@ -427,7 +485,7 @@ def replace_order(
         if new.order_type == Order.Type.BUY:
             change_hold_locked(balance=usd, held_change=new.held_amount - old.held_amount)
         else:
-            change_held_quantity_locked(holding=holding, change=new.quantity - old.quantity)
+            change_held_quantity_locked(holding=holding, change=new.quantity - old.remaining_quantity)
         old.status = Order.Status.REPLACED
         for field, value in replaced.items():
             setattr(old, field, value)
@@ -452,10 +510,15 @@ def _require_free_client_order_id(*, user_id: int, client_order_id: str) -> None
 
 def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now: datetime) -> None:
     """The new order of a replace, stored PENDING with its hold: fill it if the market
-    allows, or end it if it may not rest. The caller holds the user lock."""
+    allows (under the account's fill model, read only when the mid crosses it: the ask or bid
+    can cross only then; filled at once, it pays the taker's fee), or end it if it may not
+    rest. The caller holds the user lock."""
     if fills_at(new, quote.price):
-        fill_pending_order_locked(order=new, usd=usd, quote=quote, now=now)
-    elif new.time_in_force != Order.TimeInForce.GTC:
+        model = own_fill_model(user_id=new.user_id) or fill_model.deployment_default()
+        if fills_at(new, side_price(model, order_type=new.order_type, mid=quote.price)):
+            fill_pending_order_locked(order=new, usd=usd, quote=quote, now=now, model=model, maker=False)
+            return
+    if new.time_in_force != Order.TimeInForce.GTC:
         announce(_end_pending_locked(new, usd=usd, to_status=Order.Status.CANCELLED, reason="Not filled at once."))
 
 
@@ -493,8 +556,8 @@ def _end_pending_locked(
         )
     if order.order_type == Order.Type.BUY:
         change_hold_locked(balance=usd, held_change=-order.held_amount)
-    else:
-        change_held_quantity_locked(holding=holding, change=-order.quantity)
+    else:  # what is still held: a partly filled SELL's fills released their part
+        change_held_quantity_locked(holding=holding, change=-order.remaining_quantity)
     order.status = to_status
     for field, value in ended.items():
         setattr(order, field, value)
@@ -743,22 +806,27 @@ class _Walk:
                     return
 
 
-def _fill_claimed(order: Order, usd: UsdBalance, *, quote: Quote) -> bool:
-    """Fill a claimed order (its owner's user lock held) if the price fills it; see
-    ``fill_resting_order``."""
+def _fill_claimed(order: Order, usd: UsdBalance, own_model: AccountFillModel | None, *, quote: Quote) -> bool:
+    """Fill a claimed order (its owner's user lock held) if the price fills it, under the
+    account's fill model (``own_model``, None: the deployment's); see ``fill_resting_order``."""
+    model = params_of(own_model)
+    met = side_price(model, order_type=order.order_type, mid=quote.price)
     triggers = order.stop_price is not None and order.triggered_at is None
     if triggers and not stop_reached(order_type=order.order_type, stop_price=order.stop_price, price=quote.price):
         return False
-    if not triggers and not fills_at(order, quote.price):
+    if not triggers and not fills_at(order, met):
         return False
     now = timezone.now()
     if triggers:
         order.triggered_at = now  # stored with the fill, or on its own below
-        if not fills_at(order, quote.price):  # a stop-limit now waiting for its limit
+        if not fills_at(order, met):  # a stop-limit now waiting for its limit
             trigger_pending(order_id=order.pk, at=now)
             return False
+    quantity = _resting_fill_quantity(order, model=model, quote=quote, now=now)
+    if not quantity:
+        return False
     try:
-        fill_pending_order_locked(order=order, usd=usd, quote=quote, now=now)
+        fill_pending_order_locked(order=order, usd=usd, quote=quote, now=now, model=model, quantity=quantity)
     except OrderNoLongerPending:
         return False  # a cancel or a replace got there first
     except (InsufficientFunds, BalanceLimitExceeded) as error:  # raised before the fill wrote anything
@@ -770,6 +838,22 @@ def _fill_claimed(order: Order, usd: UsdBalance, *, quote: Quote) -> bool:
         announce(_end_pending_locked(order, usd=usd, to_status=failed, reason=error.message, code=error.code))
         return False
     return True
+
+
+def _resting_fill_quantity(order: Order, *, model: fill_model.FillParams, quote: Quote, now: datetime) -> Decimal:
+    """How much of a crossed resting order fills now (docs/DESIGN.md, "Fill model"): all that
+    is left, unless the model limits a resting limit order to its share of the minute's
+    volume; then once a minute at most, and its share is drawn from the seed and what the order
+    is (not its random id), so the same seed, prices and orders give the same fills."""
+    remaining = order.remaining_quantity
+    if model.fill_participation is None or order.order_price is None:
+        return remaining
+    minute = int(now.timestamp()) // 60
+    if order.filled_quantity and int(order.updated_at.timestamp()) // 60 == minute:
+        return ZERO  # it took its share of this minute already
+    key = f"{order.asset_id}:{order.order_type}:{order.order_price}:{order.quantity}:{order.filled_quantity}:{minute}"
+    step = get_asset(order.asset_id).step  # this process's recent read: no query
+    return model.fillable(remaining=remaining, volume=quote.volume, step=step, key=key)
 
 
 # The database itself is unreachable or restarting: no other order would fare better, so
@@ -884,7 +968,8 @@ def reset_account(
         released_quantities: dict[str, Decimal] = {}
         for order, _ in cancelled:
             if order.order_type == Order.Type.SELL:
-                released_quantities[order.asset_id] = released_quantities.get(order.asset_id, ZERO) + order.quantity
+                released = order.remaining_quantity
+                released_quantities[order.asset_id] = released_quantities.get(order.asset_id, ZERO) + released
         reset = reset_balances_locked(
             usd=usd,
             holdings=holdings,

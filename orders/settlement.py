@@ -32,15 +32,16 @@ import uuid
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
 
 from assets.prices import Quote
+from assets.selectors import get_asset
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.services import check_balance_limit, require_unheld
-from core.exceptions import InsufficientAsset, InsufficientFunds, InvalidRequest, OrderNoLongerPending
+from core.exceptions import InsufficientAsset, InsufficientFunds, OrderNoLongerPending
 from core.money import PRICE, USD, ZERO, to_cents_down, to_cents_up, value_of
 from core.sql import insert_sql
 from orders.events import AS_ACCEPTED, Event, order_events_insert_sql
@@ -205,6 +206,28 @@ _FILLED_SQL = f"""UPDATE orders_order SET
       AND quantity = %(quantity)s AND held_amount = %(held_amount)s AND filled_quantity = 0
     RETURNING orders_order.*"""
 
+# A stored PENDING order's fill of ``quantity`` (all or part of what is left) by
+# compare-and-swap on what the caller read under the user lock (nothing filled since, the same
+# hold): what has filled grows, the price becomes the fills' average, the hold becomes
+# ``held_after``; COMPLETED once all of it filled (docs/DESIGN.md, "Fill model").
+_PART_FILLED_SQL = f"""UPDATE orders_order SET
+        filled_quantity = filled_quantity + %(quantity)s,
+        executed_price = round(
+            (coalesce(executed_price, 0) * filled_quantity + %(price)s * %(quantity)s)
+                / (filled_quantity + %(quantity)s),
+            {PRICE.decimals}
+        ),
+        total_amount = coalesce(total_amount, 0) + %(amount)s,
+        held_amount = %(held_after)s,
+        status = CASE WHEN filled_quantity + %(quantity)s = quantity
+            THEN '{Order.Status.COMPLETED}' ELSE status END,
+        filled_at = CASE WHEN filled_quantity + %(quantity)s = quantity THEN %(at)s::timestamptz END,
+        triggered_at = %(triggered_at)s, updated_at = %(at)s
+    {{source}} WHERE order_id = %(order_id)s AND status = '{Order.Status.PENDING}'
+      AND filled_quantity = %(filled_before)s AND held_amount = %(held_amount)s
+      AND filled_quantity + %(quantity)s <= quantity
+    RETURNING orders_order.*"""
+
 _PLACED = {
     **_OF_THE_FILL,
     "asset_id": "%(asset_id)s",
@@ -302,10 +325,11 @@ def _asset_row_sql(*, side: str, source: str, order: str, fee: bool = False) -> 
     )
 
 
-def _events_sql(*, order: str, arrival: bool) -> str:
+def _events_sql(*, order: str, arrival: bool, partial: bool = False) -> str:
     """The fill's domain events (docs/DESIGN.md, "Domain events"), written by the statement
     itself so that they exist exactly when it commits: ``fill``, after ``new`` for an order
-    filled on arrival (as accepted, before the fill), as for an order that rested first."""
+    filled on arrival (as accepted, before the fill), as for an order that rested first. A
+    ``partial`` statement's fill is ``partly_filled`` unless it completed the order."""
     fill = {
         "event": Event.FILL,
         "row": order,
@@ -315,13 +339,18 @@ def _events_sql(*, order: str, arrival: bool) -> str:
         "position_quantity": "holding.quantity",
         "execution_id": "asset_row.id",
     }
+    if partial:
+        completed = f"{order}.status = '{Order.Status.COMPLETED}'"
+        fill["event_sql"] = f"CASE WHEN {completed} THEN '{Event.FILL}' ELSE '{Event.PARTLY_FILLED}' END"
     events = [fill]
     if arrival:
         events.insert(0, {"event": Event.NEW, "row": order, "at": "%(at)s", "overrides": AS_ACCEPTED})
     return order_events_insert_sql(source=f"FROM {order}, holding, asset_row", events=events)
 
 
-def _fill_steps(*, side: str, order: str, balance: str, order_source: str, arrival: bool, fee: bool = False) -> str:
+def _fill_steps(
+    *, side: str, order: str, balance: str, order_source: str, arrival: bool, fee: bool = False, partial: bool = False
+) -> str:
     """The two ledger rows (and with ``fee`` the fee's, after them), the domain events, and the
     fill the statement returns. ``order`` is the statement's relation of the order's row,
     every column (``RETURNING *``)."""
@@ -339,7 +368,7 @@ def _fill_steps(*, side: str, order: str, balance: str, order_source: str, arriv
     {_asset_row_sql(side=side, source=order_source, order=order, fee=fee)}
     {_FILL_RETURNING}
 {fee_step}), events AS (
-    {_events_sql(order=order, arrival=arrival)}
+    {_events_sql(order=order, arrival=arrival, partial=partial)}
 )
 {_FILL_SELECT}
 """
@@ -382,7 +411,7 @@ MARKET_BUY_SQL = _market_buy_sql(fee=False)
 MARKET_BUY_FEE_SQL = _market_buy_sql(fee=True)
 
 
-def _sale_sql(*, resting: bool, fee: bool = False) -> str:
+def _sale_sql(*, resting: bool, fee: bool = False, partial: bool = False) -> str:
     """A SELL's fill: the user lock (its WHERE the balance cap and, on arrival, the fill
     model's check), the holding (its WHERE the unheld quantity, counting what a resting SELL
     releases of its own hold), for a stored order its compare-and-swap, then the writes; an
@@ -396,6 +425,7 @@ def _sale_sql(*, resting: bool, fee: bool = False) -> str:
         order_source=f"FROM {order}, holding",
         arrival=not resting,
         fee=fee,
+        partial=partial,
     )
     check = _NET_CAP_CHECK if fee else _CAP_CHECK
     if not resting:
@@ -403,7 +433,7 @@ def _sale_sql(*, resting: bool, fee: bool = False) -> str:
     credit = _CREDIT_SQL.replace("%(proceeds)s", "%(proceeds)s - %(fee)s") if fee else _CREDIT_SQL
     swap = (
         f"""), filled AS (
-    {_FILLED_SQL.format(source="FROM position")}
+    {(_PART_FILLED_SQL if partial else _FILLED_SQL).format(source="FROM position")}
 """
         if resting
         else ""
@@ -451,6 +481,34 @@ WITH account AS (
 
 # A stored PENDING SELL filled under the user lock the caller holds.
 RESTING_SELL_SQL = _sale_sql(resting=True)
+
+# A stored PENDING order's fill under a fill model (docs/DESIGN.md, "Fill model"): all or part
+# of what is left, at the model's price, with its maker fee's row (none when it is 0).
+RESTING_BUY_PART_SQL = f"""
+WITH account AS (
+    {_ACCOUNT_SQL.format(check=_FUNDS_CHECK)}
+), filled AS (
+    {_PART_FILLED_SQL.format(source="FROM account")}
+), debit AS (
+    UPDATE balances_usdbalance SET
+        current_balance = current_balance - %(cost)s, held = held - %(released)s, updated_at = %(at)s
+    FROM filled WHERE balances_usdbalance.user_id = %(user_id)s
+    RETURNING current_balance
+), holding AS (
+    {add_bought_quantity_sql(source="FROM debit", **{**_BOUGHT, "quantity": "%(net_quantity)s"})}
+    RETURNING b.quantity
+), {
+    _fill_steps(
+        side=Order.Type.BUY,
+        order="filled",
+        balance="debit",
+        order_source="FROM filled",
+        arrival=False,
+        fee=True,
+        partial=True,
+    )
+}"""
+RESTING_SELL_PART_SQL = _sale_sql(resting=True, fee=True, partial=True)
 
 # --- The fill, as a value ------------------------------------------------------------------
 
@@ -574,10 +632,6 @@ def execute_buy_order(
     fee_quantity = model.buy_fee(quantity=order.quantity, step=order.asset.step, maker=False)
     sql = MARKET_BUY_SQL
     if fee_quantity:
-        if fee_quantity >= order.quantity:
-            raise InvalidRequest(
-                "The order is too small to pay its fee.", details={"quantity": ["Too small to pay its fee."]}
-            )
         sql = MARKET_BUY_FEE_SQL
         params.update(
             fee_quantity=fee_quantity,
@@ -648,14 +702,62 @@ def _explain_refused_sale(order: Order, *, proceeds: Decimal) -> None:
 # --- Stored orders filled under the caller's user lock -------------------------------------
 
 
-def fill_pending_order_locked(*, order: Order, usd: UsdBalance, quote: Quote, now: datetime) -> Fill:
+def resting_price(order: Order, *, quote: Quote, model: FillParams, quantity: Decimal) -> Decimal:
+    """The price a stored order fills at under ``model``: a limit at its limit or better (the
+    ask for a BUY, the bid for a SELL, when better), a stop without a limit as a market order
+    (the ask plus slippage, the bid less it) (docs/DESIGN.md, "Fill model")."""
+    if model.spread_bps == 0 and model.slippage == SLIPPAGE_NONE:
+        return quote.price
+    if order.order_price is None:
+        return model.market_price(side=order.order_type, mid=quote.price, quantity=quantity, volume=quote.volume)
+    bid, ask = model.bid_ask(quote.price)
+    return min(order.order_price, ask) if order.order_type == Order.Type.BUY else max(order.order_price, bid)
+
+
+def _fills_as_it_always_did(order: Order, model: FillParams, quantity: Decimal | None) -> bool:
+    """Whole, at the quote, free: today's statements, unchanged."""
+    return (
+        order.filled_quantity == 0
+        and quantity in (None, order.quantity)
+        and model.spread_bps == 0
+        and model.slippage == SLIPPAGE_NONE
+        and model.maker_fee_bps == 0
+        and model.taker_fee_bps == 0
+    )
+
+
+def fill_pending_order_locked(
+    *,
+    order: Order,
+    usd: UsdBalance,
+    quote: Quote,
+    now: datetime,
+    model: FillParams | None = None,
+    quantity: Decimal | None = None,
+    maker: bool = True,
+) -> Fill:
     """Fill a stored PENDING order (resting, a replacement filled at once, a stop that
     triggered: its ``triggered_at`` is stored with the fill) at ``quote.price``, under the
     user lock the caller holds (``usd``, as locked): release its hold, move the money and
     the holding, write both ledger rows, and move the order to COMPLETED by compare-and-swap.
     ``order`` and ``usd`` are left as stored. Raises, with nothing written, InsufficientFunds
     (a stop BUY the market gapped past its hold), BalanceLimitExceeded (proceeds past
-    MAX_USD_BALANCE) and OrderNoLongerPending (another worker or a cancel got there first)."""
+    MAX_USD_BALANCE) and OrderNoLongerPending (another worker or a cancel got there first).
+
+    Under a fill model (``model``), ``quantity`` of what is left (default: all of it) fills at
+    ``resting_price`` with the maker fee (``maker``: it rested; a replacement filled at once
+    pays the taker's), by ``fill_part_locked``."""
+    model = model or IDEAL_PARAMS
+    if not _fills_as_it_always_did(order, model, quantity):
+        return fill_part_locked(
+            order=order,
+            usd=usd,
+            quote=quote,
+            now=now,
+            model=model,
+            quantity=quantity or order.remaining_quantity,
+            maker=maker,
+        )
     params = {
         "user_id": order.user_id,
         "asset_id": order.asset_id,
@@ -690,12 +792,97 @@ def fill_pending_order_locked(*, order: Order, usd: UsdBalance, quote: Quote, no
     return fill
 
 
+def fill_part_locked(
+    *,
+    order: Order,
+    usd: UsdBalance,
+    quote: Quote,
+    now: datetime,
+    model: FillParams,
+    quantity: Decimal,
+    maker: bool,
+) -> Fill:
+    """Fill ``quantity`` of a stored PENDING order (all or part of what is left) under
+    ``model``, in one statement (``RESTING_BUY_PART_SQL``, ``RESTING_SELL_PART_SQL``): its
+    ledger rows, its fee's row, its hold released in proportion (a BUY keeps holding what is
+    left x its limit), and ``partly_filled``, or ``fill`` when it completes the order. The
+    caller holds the user lock; ``order`` and ``usd`` are left as stored. Raises as
+    ``fill_pending_order_locked``."""
+    price = resting_price(order, quote=quote, model=model, quantity=quantity)
+    remaining = order.remaining_quantity
+    params = {
+        "user_id": order.user_id,
+        "asset_id": order.asset_id,
+        "order_id": order.order_id,
+        "quantity": quantity,
+        "filled_before": order.filled_quantity,
+        "held_amount": order.held_amount,
+        "triggered_at": order.triggered_at,
+        "price": price,
+        "price_source": quote.source,
+        "at": now,
+    }
+    if order.order_type == Order.Type.BUY:
+        cost = to_cents_up(value_of(quantity, price))
+        left = remaining - quantity
+        # What is left keeps its hold at the limit (a stop's hold, its own price, goes whole).
+        held_after = to_cents_up(value_of(left, order.order_price)) if left and order.order_price else ZERO
+        held_after = min(held_after, order.held_amount)
+        released = order.held_amount - held_after
+        if usd.available + released < cost:
+            raise InsufficientFunds("Not enough available USD.", details={"available": usd.available, "required": cost})
+        step = get_asset(order.asset_id).step  # this process's recent read: no query
+        fee_quantity = model.buy_fee(quantity=quantity, step=step, maker=maker)
+        params.update(
+            cost=cost,
+            debit=-cost,
+            amount=cost,
+            released=released,
+            held_after=held_after,
+            fee_quantity=fee_quantity,
+            net_quantity=quantity - fee_quantity,
+            fee_value=to_cents_up(value_of(fee_quantity, price)),
+        )
+        fill = _run(RESTING_BUY_PART_SQL, params)
+        if fill is not None:
+            usd.current_balance, usd.held = usd.current_balance - cost, usd.held - released
+            order.held_amount = held_after
+    else:
+        proceeds = to_cents_down(value_of(quantity, price))
+        fee = model.sell_fee(proceeds=proceeds, maker=maker)
+        check_balance_limit(current_balance=usd.current_balance, amount=proceeds - fee)
+        params.update(
+            proceeds=proceeds,
+            amount=proceeds,
+            fee=fee,
+            released=quantity,
+            held_after=ZERO,
+            max_balance=settings.MAX_USD_BALANCE,
+        )
+        fill = _run(RESTING_SELL_PART_SQL, params)
+        if fill is not None:
+            usd.current_balance += proceeds - fee
+    if fill is None:
+        raise OrderNoLongerPending("The order is no longer pending.", details={"order_id": str(order.pk)})
+    usd.updated_at = now
+    filled = order.filled_quantity + quantity
+    average = (order.executed_price or ZERO) * order.filled_quantity + price * quantity
+    order.executed_price = (average / filled).quantize(PRICE.step, rounding=ROUND_HALF_UP)
+    order.total_amount = (order.total_amount or ZERO) + fill.amount
+    order.filled_quantity = filled
+    order.updated_at = now
+    if filled == order.quantity:
+        order.status, order.filled_at, order.held_amount = Order.Status.COMPLETED, now, ZERO
+    return fill
+
+
 # --- The order's side of a fill ---------------------------------------------------------
 
 
 def set_filled(order: Order, fill: Fill) -> None:
-    """Leave ``order`` as its fill stored it."""
+    """Leave ``order`` as its (whole) fill stored it."""
     order.status = Order.Status.COMPLETED
+    order.filled_quantity = order.quantity
     order.executed_price, order.total_amount = fill.price, fill.amount
     order.filled_at = order.updated_at = fill.filled_at
     order.held_amount = ZERO

@@ -192,6 +192,8 @@ def test_volume_share_slippage_is_leans():
 def test_fees_are_rounded_up_in_the_asset_received():
     params = PROFILES[REALISTIC]
     assert params.buy_fee(quantity=D("0.001"), step=D("0.00000001"), maker=False) == D("0.0000025")
-    assert params.buy_fee(quantity=D("0.00000001"), step=D("0.00000001"), maker=True) == D("0.00000001")
+    # rounded up to a step, but a fill keeps at least one step: one step pays nothing, two pay one
+    assert params.buy_fee(quantity=D("0.00000001"), step=D("0.00000001"), maker=True) == D("0")
+    assert params.buy_fee(quantity=D("0.00000002"), step=D("0.00000001"), maker=True) == D("0.00000001")
     assert params.sell_fee(proceeds=D("50.00"), maker=False) == D("0.13")
     assert params.sell_fee(proceeds=D("50.00"), maker=True) == D("0.08")
