@@ -65,3 +65,24 @@ def _ideal_fields() -> dict:
         "taker_fee_bps": "0",
         "seed": "0",
     }
+
+
+def test_an_orders_page_shows_its_fills_and_fees_and_the_model_in_force(support_client, user, btc, set_price):
+    # given a realistic market buy
+    from orders.services import place_order, set_account_fill_model
+    from orders.validation import OrderRequest
+
+    set_account_fill_model(user=user, profile="realistic")
+    set_price("BTC", "50000", volume=Decimal("10"))
+    order = place_order(
+        user=user, request=OrderRequest(asset_id="BTC", order_type="BUY", quantity=Decimal("0.1"))
+    ).order
+
+    # when
+    page = support_client.get(reverse("admin:orders_order_change", args=[order.pk]))
+
+    # then
+    assert page.status_code == 200
+    assert b'id="order-fills"' in page.content
+    assert b"<td>FEE</td><td>-0.00025</td>" in page.content
+    assert b"realistic (the account&#x27;s own)" in page.content
