@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -207,35 +208,35 @@ def get_account_fill_model(*, user_id: int) -> tuple[FillParams, AccountFillMode
     return params_of(row), row
 
 
-# Accounts this process knows to have their own model, so that their orders read it before
-# they are priced (an order of any other account is priced under the deployment's, and its
-# statement checks that the account has none: docs/DESIGN.md, "Fill model"). Bounded; an
-# account forgotten costs one refused statement, never a wrong price.
-_OWN_MODELS: dict[int, None] = {}
-_OWN_MODELS_MAX = 100_000
+# The accounts this process knows to have their own model, with that model and the version it
+# read (the row's updated_at), so that their orders are priced under it without a query: the
+# statement that fills an order checks the version in the same probe as its user lock, and
+# writes nothing when the account's model is not the one it was priced under
+# (docs/DESIGN.md, "Fill model"). Bounded; an account forgotten costs one refused statement.
+_KNOWN_MODELS: dict[int, tuple[FillParams, datetime]] = {}
+_KNOWN_MODELS_MAX = 100_000
 
 
-def remember_own_fill_model(user_id: int) -> None:
-    if len(_OWN_MODELS) >= _OWN_MODELS_MAX:
-        del _OWN_MODELS[next(iter(_OWN_MODELS))]
-    _OWN_MODELS[user_id] = None
+def remember_fill_model(row: AccountFillModel) -> tuple[FillParams, datetime]:
+    known = (params_of(row), row.updated_at)
+    _KNOWN_MODELS.pop(row.user_id, None)
+    if len(_KNOWN_MODELS) >= _KNOWN_MODELS_MAX:
+        del _KNOWN_MODELS[next(iter(_KNOWN_MODELS))]
+    _KNOWN_MODELS[row.user_id] = known
+    return known
 
 
-def own_fill_model(*, user_id: int) -> FillParams | None:
-    """The account's own model, read now (one query), remembered by this process; None when it has none."""
-    params, row = get_account_fill_model(user_id=user_id)
+def read_fill_model(*, user_id: int) -> tuple[FillParams, datetime | None]:
+    """The account's model and its version (None: the deployment's model, the account has none
+    of its own), read now (one query) and remembered by this process."""
+    row = AccountFillModel.objects.filter(user_id=user_id).first()
     if row is None:
-        _OWN_MODELS.pop(user_id, None)
-        return None
-    remember_own_fill_model(user_id)
-    return params
+        _KNOWN_MODELS.pop(user_id, None)
+        return deployment_default(), None
+    return remember_fill_model(row)
 
 
-def fill_model_for_order(*, user_id: int) -> tuple[FillParams, bool]:
-    """The model to price an order of ``user_id`` under, and whether it is the account's own:
-    no query unless this process knows the account has its own model."""
-    if user_id in _OWN_MODELS:
-        model = own_fill_model(user_id=user_id)
-        if model is not None:
-            return model, True
-    return deployment_default(), False
+def fill_model_for_order(*, user_id: int) -> tuple[FillParams, datetime | None]:
+    """The model to price an order of ``user_id`` under and its version, as this process
+    knows it: no query. The fill's statement checks the version."""
+    return _KNOWN_MODELS.get(user_id) or (deployment_default(), None)

@@ -65,10 +65,10 @@ from orders.lock_objects import (
 from orders.models import CLIENT_ORDER_ID_CONSTRAINT, AccountFillModel, Order
 from orders.selectors import (
     fill_model_for_order,
-    own_fill_model,
     params_of,
     pending_order_ids_crossed,
-    remember_own_fill_model,
+    read_fill_model,
+    remember_fill_model,
 )
 from orders.settlement import (
     OwnFillModel,
@@ -198,8 +198,8 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
         expires_at=request.expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )
     _trigger_if_reached(order, price=quote.price, now=now)
-    model, own_model = fill_model_for_order(user_id=user.pk)
-    return _arrive(order, quote=quote, now=now, request=request, model=model, own_model=own_model)
+    model, version = fill_model_for_order(user_id=user.pk)
+    return _arrive(order, quote=quote, now=now, request=request, model=model, model_version=version)
 
 
 def side_price(model: fill_model.FillParams, *, order_type: str, mid: Decimal) -> Decimal:
@@ -210,7 +210,13 @@ def side_price(model: fill_model.FillParams, *, order_type: str, mid: Decimal) -
 
 
 def _arrive(
-    order: Order, *, quote: Quote, now: datetime, request: OrderRequest, model: fill_model.FillParams, own_model: bool
+    order: Order,
+    *,
+    quote: Quote,
+    now: datetime,
+    request: OrderRequest,
+    model: fill_model.FillParams,
+    model_version: datetime | None,
 ) -> PlacedOrder:
     """Fill, rest or end a new order under ``model`` (docs/DESIGN.md, "Fill model"): a limit
     is marketable when the ask (BUY) or the bid (SELL) crosses it."""
@@ -221,9 +227,9 @@ def _arrive(
                 return _place_part_then_cancel(order, request=request, quote=quote, now=now, model=model, part=part)
             return _place_unfilled(order, request=request)  # fok, or nothing to fill: CANCELLED
         try:
-            return _place_filled(order, quote=quote, now=now, request=request, model=model, own_model=own_model)
-        except OwnFillModel as found:  # priced under the deployment's model; the account has its own
-            return _arrive(order, quote=quote, now=now, request=request, model=found.model, own_model=True)
+            return _place_filled(order, quote=quote, now=now, request=request, model=model, model_version=model_version)
+        except OwnFillModel as found:  # priced under a model the account does not have: again, under its own
+            return _arrive(order, quote=quote, now=now, request=request, model=found.model, model_version=found.version)
 
     try:
         return _place_unfilled(order, request=request)
@@ -320,7 +326,7 @@ def _place_filled(
     now: datetime,
     request: OrderRequest,
     model: fill_model.FillParams,
-    own_model: bool,
+    model_version: datetime | None,
 ) -> PlacedOrder:
     """An order the market fills at once, in the one settlement statement of its side, which
     is its own transaction and takes the user lock itself. Refused, it is stored FAILED with
@@ -329,7 +335,7 @@ def _place_filled(
     try:
         try:
             with localcontext(EXACT):
-                execute(order=order, quote=quote, now=now, model=model, own_model=own_model)
+                execute(order=order, quote=quote, now=now, model=model, model_version=model_version)
         except (InsufficientFunds, InsufficientAsset, BalanceLimitExceeded) as error:
             with transaction.atomic(durable=True):  # the order and its event: two statements
                 _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
@@ -514,7 +520,7 @@ def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now
     can cross only then; filled at once, it pays the taker's fee), or end it if it may not
     rest. The caller holds the user lock."""
     if fills_at(new, quote.price):
-        model = own_fill_model(user_id=new.user_id) or fill_model.deployment_default()
+        model, _ = read_fill_model(user_id=new.user_id)
         if fills_at(new, side_price(model, order_type=new.order_type, mid=quote.price)):
             fill_pending_order_locked(order=new, usd=usd, quote=quote, now=now, model=model, maker=False)
             return
@@ -806,10 +812,10 @@ class _Walk:
                     return
 
 
-def _fill_claimed(order: Order, usd: UsdBalance, own_model: AccountFillModel | None, *, quote: Quote) -> bool:
+def _fill_claimed(order: Order, usd: UsdBalance, account_model: AccountFillModel | None, *, quote: Quote) -> bool:
     """Fill a claimed order (its owner's user lock held) if the price fills it, under the
-    account's fill model (``own_model``, None: the deployment's); see ``fill_resting_order``."""
-    model = params_of(own_model)
+    account's fill model (``account_model``, None: the deployment's); see ``fill_resting_order``."""
+    model = params_of(account_model)
     met = side_price(model, order_type=order.order_type, mid=quote.price)
     triggers = order.stop_price is not None and order.triggered_at is None
     if triggers and not stop_reached(order_type=order.order_type, stop_price=order.stop_price, price=quote.price):
@@ -1058,5 +1064,5 @@ def set_account_fill_model(
         params = dataclasses.replace(base, **changes)
         values = {**params.as_dict(), "profile": params.profile, "actor": actor}
         row, _ = AccountFillModel.objects.update_or_create(user_id=user.pk, defaults=values)
-    remember_own_fill_model(user.pk)
+    remember_fill_model(row)
     return row

@@ -47,7 +47,7 @@ from core.sql import insert_sql
 from orders.events import AS_ACCEPTED, Event, order_events_insert_sql
 from orders.fill_model import PROFILES, SLIPPAGE_NONE, FillParams
 from orders.models import Order
-from orders.selectors import own_fill_model
+from orders.selectors import read_fill_model
 
 IDEAL_PARAMS = PROFILES["ideal"]
 
@@ -160,11 +160,15 @@ _ACCOUNT_SQL = """SELECT user_id FROM balances_usdbalance
     FOR NO KEY UPDATE"""
 _FUNDS_CHECK = "current_balance - held + %(released)s >= %(cost)s"
 _CAP_CHECK = "current_balance + %(proceeds)s <= %(max_balance)s"
-# A fill on arrival is priced before any query under the deployment's fill model, unless this
-# process knows the account has its own (``own_model``): the statement then checks that it has
-# none, in the same probe as the user lock, and writes nothing when it does (docs/DESIGN.md,
-# "Fill model"). An account with its own model thus costs a query more, and one without none.
-_MODEL_CHECK = "(%(own_model)s OR NOT EXISTS (SELECT FROM orders_accountfillmodel m WHERE m.user_id = %(user_id)s))"
+# A fill on arrival is priced before any query under the fill model this process knows the
+# account to have (``orders.selectors.fill_model_for_order``: the deployment's unless it read
+# the account's own), of version ``model_version`` (the own model's updated_at; NULL: none). The
+# statement checks it in the same probe as the user lock and writes nothing when the account's
+# model is another (docs/DESIGN.md, "Fill model"): in the steady state, no query more.
+_MODEL_CHECK = (
+    "(SELECT m.updated_at FROM orders_accountfillmodel m WHERE m.user_id = %(user_id)s)"
+    " IS NOT DISTINCT FROM %(model_version)s::timestamptz"
+)
 # The cap of a sale that pays a fee: the USD credited is the proceeds less the fee.
 _NET_CAP_CHECK = "current_balance + %(proceeds)s - %(fee)s <= %(max_balance)s"
 
@@ -553,9 +557,9 @@ def durable_statement():
 # --- Orders filled on arrival (each statement its own transaction) ------------------------
 
 
-def _arrival_params(order: Order, *, quote: Quote, now: datetime, own_model: bool = False) -> dict:
+def _arrival_params(order: Order, *, quote: Quote, now: datetime, model_version: datetime | None = None) -> dict:
     return {
-        "own_model": own_model,
+        "model_version": model_version,
         "user_id": order.user_id,
         "asset_id": order.asset_id,
         "order_id": order.order_id,
@@ -575,29 +579,29 @@ def _arrival_params(order: Order, *, quote: Quote, now: datetime, own_model: boo
     }
 
 
-def market_buy_params(order: Order, *, quote: Quote, cost: Decimal, now: datetime, own_model: bool = False) -> dict:
+def market_buy_params(
+    order: Order, *, quote: Quote, cost: Decimal, now: datetime, model_version: datetime | None = None
+) -> dict:
     """The values of ``MARKET_BUY_SQL`` for a new BUY filled at ``quote`` for ``cost``."""
-    return {**_arrival_params(order, quote=quote, now=now, own_model=own_model), "cost": cost, "debit": -cost}
+    return {**_arrival_params(order, quote=quote, now=now, model_version=model_version), "cost": cost, "debit": -cost}
 
 
 class OwnFillModel(Exception):
-    """A fill on arrival priced under the deployment's fill model found that the account has
-    its own (``orders.selectors.fill_model_for_order`` did not know yet): nothing was
-    written; the caller prices the order again under ``model``."""
+    """A fill on arrival was priced under a fill model the account no longer has (this
+    process did not know it set one, or changed it): nothing was written; the caller prices
+    the order again under ``model`` of ``version``."""
 
-    def __init__(self, model: FillParams) -> None:
-        super().__init__("The account has its own fill model.")
-        self.model = model
+    def __init__(self, model: FillParams, version: datetime | None) -> None:
+        super().__init__("The account's fill model is another.")
+        self.model, self.version = model, version
 
 
-def _refused_for_its_model(order: Order, *, own_model: bool) -> None:
+def _refused_for_its_model(order: Order, *, model_version: datetime | None) -> None:
     """After a fill on arrival wrote nothing: raise OwnFillModel when the statement's fill
     model check is what refused it (one query, only on that path)."""
-    if own_model:
-        return
-    model = own_fill_model(user_id=order.user_id)
-    if model is not None:
-        raise OwnFillModel(model)
+    model, version = read_fill_model(user_id=order.user_id)
+    if version != model_version:
+        raise OwnFillModel(model, version)
 
 
 def arrival_price(order: Order, *, quote: Quote, model: FillParams) -> Decimal:
@@ -613,12 +617,13 @@ def arrival_price(order: Order, *, quote: Quote, model: FillParams) -> Decimal:
 
 
 def execute_buy_order(
-    *, order: Order, quote: Quote, now: datetime, model: FillParams | None = None, own_model: bool = False
+    *, order: Order, quote: Quote, now: datetime, model: FillParams | None = None, model_version: datetime | None = None
 ) -> Fill:
     """Fill a new BUY (not stored yet) in one SQL statement that is its own transaction and
     takes the user lock itself (call it outside any lock), at ``quote.price`` or, under a
-    fill model (``model``, the account's when ``own_model``, else the deployment's), at the
-    ask plus slippage with the taker fee paid in the asset: cost rounded up to the cent,
+    fill model (``model``), at the
+    ask plus slippage with the taker fee paid in the asset (``model_version``: the version of
+    the account's own model it was read at; None: the deployment's): cost rounded up to the cent,
     debit USD, add the quantity (net of the fee) at the weighted average purchase price,
     insert the order COMPLETED and its ledger rows. ``order`` is left as stored. Raises
     InsufficientFunds with nothing written, OwnFillModel when the account turned out to have
@@ -628,7 +633,7 @@ def execute_buy_order(
     price = arrival_price(order, quote=quote, model=model)
     priced = quote if price == quote.price else dataclasses.replace(quote, price=price)
     cost = to_cents_up(value_of(order.quantity, price))
-    params = market_buy_params(order, quote=priced, cost=cost, now=now, own_model=own_model)
+    params = market_buy_params(order, quote=priced, cost=cost, now=now, model_version=model_version)
     fee_quantity = model.buy_fee(quantity=order.quantity, step=order.asset.step, maker=False)
     sql = MARKET_BUY_SQL
     if fee_quantity:
@@ -641,7 +646,7 @@ def execute_buy_order(
     with durable_statement():
         fill = _run(sql, params)
     if fill is None:
-        _refused_for_its_model(order, own_model=own_model)
+        _refused_for_its_model(order, model_version=model_version)
         balance, held = UsdBalance.objects.filter(user_id=order.user_id).values_list("current_balance", "held").get()
         raise InsufficientFunds("Not enough available USD.", details={"available": balance - held, "required": cost})
     set_filled(order, fill)
@@ -649,7 +654,7 @@ def execute_buy_order(
 
 
 def execute_sell_order(
-    *, order: Order, quote: Quote, now: datetime, model: FillParams | None = None, own_model: bool = False
+    *, order: Order, quote: Quote, now: datetime, model: FillParams | None = None, model_version: datetime | None = None
 ) -> Fill:
     """Fill a new SELL (not stored yet) at ``quote.price`` in one SQL statement that is its
     own transaction and takes the user lock itself (call it outside any lock): proceeds
@@ -665,7 +670,7 @@ def execute_sell_order(
     proceeds = to_cents_down(value_of(order.quantity, price))
     fee = model.sell_fee(proceeds=proceeds, maker=False)
     params = {
-        **_arrival_params(order, quote=priced, now=now, own_model=own_model),
+        **_arrival_params(order, quote=priced, now=now, model_version=model_version),
         "proceeds": proceeds,
         "max_balance": settings.MAX_USD_BALANCE,
     }
@@ -676,7 +681,7 @@ def execute_sell_order(
     with durable_statement():
         fill = _run(sql, params)
     if fill is None:
-        _refused_for_its_model(order, own_model=own_model)
+        _refused_for_its_model(order, model_version=model_version)
         # What refused it, from a fresh read. When nothing does, the statement missed a
         # holding that a buy inserted while it waited for the user lock (its snapshot is
         # older than the lock): tried once more, which sees it.

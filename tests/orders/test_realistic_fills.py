@@ -98,9 +98,9 @@ def test_an_account_without_its_own_model_fills_as_it_always_did_beside_a_realis
     assert not AssetTransaction.objects.filter(user=other_user, transaction_type="FEE").exists()
 
 
-def test_a_process_that_does_not_know_the_account_has_its_own_model_finds_out_and_prices_again(realistic):
+def test_a_process_that_does_not_know_the_accounts_model_finds_out_and_prices_again(realistic):
     # given: this process forgot that alice has her own model (another process set it)
-    selectors._OWN_MODELS.clear()
+    selectors._KNOWN_MODELS.clear()
 
     # when
     with CaptureQueriesContext(connection) as captured:
@@ -114,8 +114,8 @@ def test_a_process_that_does_not_know_the_account_has_its_own_model_finds_out_an
     statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
     # the asset, the price, the refused statement, the model, the statement
     assert len(statements) == 5
-    # and from then on the model is read before the order is priced: one query more than ideal
-    assert len([q for q in again.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]) == 3
+    # and from then on this process knows it: the price and the statement, as an ideal order
+    assert len([q for q in again.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]) == 2
 
 
 def test_the_deployments_realistic_model_fills_an_account_without_its_own_and_not_one_with_ideal(
@@ -125,7 +125,7 @@ def test_the_deployments_realistic_model_fills_an_account_without_its_own_and_no
     for name, value in PROFILES[REALISTIC].as_dict().items():
         setattr(settings, f"FILL_{'PARTICIPATION' if name == 'fill_participation' else name.upper()}", value)
     set_account_fill_model(user=other_user, profile="ideal")
-    selectors._OWN_MODELS.clear()
+    selectors._KNOWN_MODELS.clear()
     set_price("BTC", "50000", volume=D("10"))
 
     # when
@@ -146,3 +146,22 @@ def test_a_marketable_limit_buy_fills_at_the_ask_plus_slippage_but_never_above_i
     # then
     assert below_ask.status == "PENDING"
     assert (capped.status, capped.executed_price) == ("COMPLETED", D("50025.1"))
+
+
+def test_a_model_changed_by_another_process_is_found_by_the_statement(realistic):
+    # given: another process set alice's model back to ideal (this one still knows realistic)
+    from orders import selectors as known
+    from orders.models import AccountFillModel
+
+    remembered = dict(known._KNOWN_MODELS)
+    set_account_fill_model(user=realistic, profile="ideal")
+    known._KNOWN_MODELS.clear()
+    known._KNOWN_MODELS.update(remembered)
+    assert AccountFillModel.objects.get(user=realistic).profile == "ideal"
+
+    # when
+    order = _order(realistic, "BUY", "0.1")
+
+    # then: priced as realistic, refused by the statement, priced again as ideal
+    assert (order.executed_price, order.total_amount) == (D("50000"), D("5000.00"))
+    assert not AssetTransaction.objects.filter(order=order, transaction_type="FEE").exists()
