@@ -184,8 +184,13 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
     # No fresh price is a transient refusal (503 with Retry-After): it stores nothing, so the
     # same request, client_order_id and all, is placed once the price is back.
     quote = get_trade_quote(asset)
+    model, version = fill_model_for_order(user_id=user.pk)
     if request.notional is not None:
-        quantity = quantity_for_notional(notional=request.notional, price=quote.price, asset=asset)
+        # At the worst price the model may fill it at (the ask plus the most slippage), so that
+        # a BUY never costs more than its notional (docs/DESIGN.md, "Fill model").
+        worst = model.market_price(side=request.order_type, mid=quote.price, quantity=ZERO, volume=None)
+        priced = quote.price if worst == quote.price else worst
+        quantity = quantity_for_notional(notional=request.notional, price=priced, asset=asset)
     elif request.kind == Order.Kind.MARKET:
         validate_value(quantity=quantity, price=quote.price)
 
@@ -198,7 +203,6 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
         expires_at=request.expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )
     _trigger_if_reached(order, price=quote.price, now=now)
-    model, version = fill_model_for_order(user_id=user.pk)
     return _arrive(order, quote=quote, now=now, request=request, model=model, model_version=version)
 
 

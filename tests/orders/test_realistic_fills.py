@@ -165,3 +165,14 @@ def test_a_model_changed_by_another_process_is_found_by_the_statement(realistic)
     # then: priced as realistic, refused by the statement, priced again as ideal
     assert (order.executed_price, order.total_amount) == (D("50000"), D("5000.00"))
     assert not AssetTransaction.objects.filter(order=order, transaction_type="FEE").exists()
+
+
+def test_a_notional_buy_never_costs_more_than_its_notional_under_a_spread_and_slippage(realistic):
+    # when
+    request = OrderRequest(asset_id="BTC", order_type="BUY", notional=D("1000.00"))
+    order = place_order(user=realistic, request=request).order
+
+    # then
+    assert order.status == "COMPLETED"
+    assert order.total_amount <= D("1000.00")
+    assert order.executed_price > D("50025")  # at the ask plus slippage
