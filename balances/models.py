@@ -109,11 +109,12 @@ class CashTransaction(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="cash_tx_user_newest"),
-            # The activity feed's cash movements without walking past every trade's cash row.
+            # The activity feed's cash movements without walking past every trade's cash row
+            # (a SELL's USD fee is in the feed: docs/DESIGN.md, "Fill model").
             models.Index(
                 fields=["user", "-created_at", "-id"],
-                condition=Q(transaction_type__in=["DEPOSIT", "WITHDRAWAL", "ADJUSTMENT", "RESET"]),
-                name="cash_tx_user_not_fills_newest",
+                condition=Q(transaction_type__in=["DEPOSIT", "WITHDRAWAL", "ADJUSTMENT", "RESET", "FEE"]),
+                name="cash_tx_user_feed_newest",
             ),
         ]
         constraints = [
