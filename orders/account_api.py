@@ -149,7 +149,8 @@ class FillModelSerializer(ReadSerializer):
     volume_limit = _share(help_text="volume_share: the largest share of a minute's volume slippage counts.")
     price_impact = _share(help_text="volume_share: slip = min(qty / minute volume, volume_limit)^2 x price_impact.")
     fill_participation = _share(
-        help_text="The largest share of a minute's volume one resting order takes per minute; null: whole fills."
+        allow_null=True,
+        help_text="The largest share of a minute's volume one resting order takes per minute; null: whole fills.",
     )
     maker_fee_bps = _bps(help_text="Fee of an order that rested before it filled (crypto fee tier 1: 15).")
     taker_fee_bps = _bps(help_text="Fee of an order filled on arrival (crypto fee tier 1: 25).")
