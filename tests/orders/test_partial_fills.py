@@ -187,3 +187,20 @@ def test_ioc_fills_what_it_can_at_once_and_cancels_the_rest_fok_fills_nothing(pa
     fee = AssetTransaction.objects.get(order=ioc, transaction_type="FEE").quantity
     assert -fee == (ioc.filled_quantity * D("0.0025")).quantize(D("0.00000001"), rounding="ROUND_CEILING")
     assert reconcile_ledger() == []
+
+
+def test_the_order_list_filters_what_each_order_shows(participating, set_price, auth_client):
+    # given: one partly filled order, one resting untouched (below the market's reach)
+    with time_machine.travel(T0, tick=False):
+        partly = _order(participating, "BUY", "0.2", order_price="40000")
+        resting = _order(participating, "BUY", "0.01", order_price="30000")
+    _minute(1, set_price)
+
+    # when
+    def ids(status: str) -> list[str]:
+        return [o["order_id"] for o in auth_client.get("/api/v1/orders/", {"status": status}).json()["results"]]
+
+    # then
+    assert ids("PARTIALLY_FILLED") == [str(partly.pk)]
+    assert ids("PENDING") == [str(resting.pk)]
+    assert sorted(ids("open")) == sorted([str(partly.pk), str(resting.pk)])
