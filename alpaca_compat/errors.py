@@ -130,6 +130,7 @@ ALPACA_STATUS = {
     "EXPIRED": "expired",
     "FAILED": "rejected",
     "REPLACED": "replaced",
+    "PARTIALLY_FILLED": "partially_filled",  # shown, never stored: an open order part of which filled
 }
 
 _DRF = [

@@ -1,7 +1,8 @@
 """Alpaca's crypto market data (``/v1beta3/crypto/us/``) from our prices.
 
-There is no order book here: a quote's bid and ask are both the last price, sizes and volumes
-are 0 where nothing says otherwise. Numbers are JSON numbers, as Alpaca sends them (alpaca-py
+There is no order book here: a quote's bid and ask are the last price less and plus half the
+deployment's spread (docs/DESIGN.md, "Fill model"), sizes and volumes are 0 where nothing says
+otherwise. Numbers are JSON numbers, as Alpaca sends them (alpaca-py
 reads them as floats). Anyone may read market data, as on Alpaca; a key that is sent must be valid.
 """
 
@@ -21,6 +22,7 @@ from alpaca_compat.symbols import asset_id_for, pair_hint, pair_symbol
 from alpaca_compat.views import AlpacaView, Timestamp, comma_list
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
+from assets.quotes import market_bid_ask
 from assets.selectors import Bar, Timeframe, bucket_start, get_assets, get_bars, get_latest_prices
 from core.api.fields import StrictIntegerField
 from core.api.serializers import ShallowFieldsSerializer
@@ -79,8 +81,8 @@ class MarketDataView(AlpacaView):
 
 
 def quote_json(quote: Quote) -> dict:
-    price = float(quote.price)
-    return {"t": render.iso(quote.as_of), "bp": price, "bs": 0, "ap": price, "as": 0}
+    bid, ask = market_bid_ask(quote.price)
+    return {"t": render.iso(quote.as_of), "bp": float(bid), "bs": 0, "ap": float(ask), "as": 0}
 
 
 def trade_json(quote: Quote) -> dict:

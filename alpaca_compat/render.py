@@ -51,7 +51,8 @@ def account_number(user) -> str:
 
 
 def order_json(order: Order, *, just_placed: bool = False) -> dict:
-    status = ALPACA_STATUS.get(order.status, order.status.lower())
+    shown = order.shown_status
+    status = ALPACA_STATUS.get(shown, shown.lower())
     if just_placed and order.status == Order.Status.PENDING:
         status = "accepted"  # accepted while being placed, new once it rests
     changed_at = iso(order.updated_at)
@@ -78,7 +79,7 @@ def order_json(order: Order, *, just_placed: bool = False) -> dict:
         # Alpaca leaves qty empty on a notional order until it fills.
         "notional": usd(order.notional),
         "qty": None if order.notional is not None and order.status != Order.Status.COMPLETED else plain(order.quantity),
-        "filled_qty": plain(order.quantity) if order.status == Order.Status.COMPLETED else "0",
+        "filled_qty": plain(order.filled_quantity),
         "filled_avg_price": plain(order.executed_price),
         "order_class": "",
         "order_type": kind,

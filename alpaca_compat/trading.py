@@ -389,6 +389,9 @@ ACTIVITY_TYPES = {
     "CSW": ActivityType.WITHDRAWAL,
     "JNLC": ActivityType.RESET,
     "JNLS": ActivityType.RESET,
+    # A fill's fee (docs/DESIGN.md, "Fill model"): Alpaca's crypto fee, in the asset a BUY
+    # received (qty negative, no cash) or in the USD a SELL did (net_amount negative).
+    "CFEE": ActivityType.FEE,
 }
 RESET_LEDGERS = {"JNLC": "C", "JNLS": "A"}  # the cash row; the rows of the holdings taken out
 
@@ -421,6 +424,21 @@ def activity_json(user, activity: Activity) -> dict:
             "symbol": pair_symbol(activity.asset_id),
             "qty": render.plain(activity.quantity),
         }
+    if activity.activity_type == ActivityType.FEE:
+        fee = {
+            **base,
+            "date": activity.created_at.astimezone(UTC).date().isoformat(),
+            "net_amount": render.usd(activity.net_amount) if activity.net_amount is not None else "0",
+            "description": f"Crypto fee of order {activity.order_id}",
+            "status": "executed",
+        }
+        if activity.asset_id is not None:
+            fee.update(
+                symbol=pair_symbol(activity.asset_id),
+                qty=render.plain(activity.quantity),
+                price=render.plain(activity.price),
+            )
+        return fee
     if activity.activity_type == ActivityType.FILL:
         qty = render.plain(activity.quantity)
         return {
@@ -448,14 +466,17 @@ def activity_json(user, activity: Activity) -> dict:
 def alpaca_activity_type(activity: Activity) -> str:
     if activity.activity_type == ActivityType.RESET:
         return "JNLS" if activity.asset_id is not None else "JNLC"
-    return {ActivityType.FILL: "FILL", ActivityType.DEPOSIT: "CSD", ActivityType.WITHDRAWAL: "CSW"}[
-        activity.activity_type
-    ]
+    return {
+        ActivityType.FILL: "FILL",
+        ActivityType.DEPOSIT: "CSD",
+        ActivityType.WITHDRAWAL: "CSW",
+        ActivityType.FEE: "CFEE",
+    }[activity.activity_type]
 
 
 class ActivitiesView(ReplicaReadMixin, AlpacaView):
-    """FILL, CSD, CSW, and a reset's JNLC and JNLS activities; other Alpaca types (dividends,
-    fees, ...) never happen here."""
+    """FILL, CSD, CSW, CFEE (a fill's fee), and a reset's JNLC and JNLS activities; other
+    Alpaca types (dividends, ...) never happen here."""
 
     def get(self, request, activity_type: str | None = None):
         params = self.query(ListActivities)

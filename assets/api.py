@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes
+from assets.quotes import market_bid_ask
 from core.api.defaults import StrictCursorPagination
 from core.api.fields import PriceField, TimestampField
 from core.api.serializers import ReadSerializer
@@ -27,6 +28,14 @@ class AssetWithQuote:
     @property
     def current_price(self) -> Decimal | None:
         return None if self.quote is None else self.quote.price
+
+    @property
+    def bid(self) -> Decimal | None:
+        return None if self.quote is None else market_bid_ask(self.quote.price)[0]
+
+    @property
+    def ask(self) -> Decimal | None:
+        return None if self.quote is None else market_bid_ask(self.quote.price)[1]
 
     @property
     def price_source(self) -> str | None:
@@ -49,7 +58,9 @@ class AssetSerializer(ReadSerializer):
         source="asset.quantity_decimals", help_text="The quantity step: 8 means 0.00000001."
     )
     coingecko_id = serializers.CharField(source="asset.coingecko_id")
-    current_price = PriceField(allow_null=True)
+    current_price = PriceField(allow_null=True, help_text="The mid price: what an ideal fill trades at.")
+    bid = PriceField(allow_null=True, help_text="current_price less half the deployment's spread.")
+    ask = PriceField(allow_null=True, help_text="current_price plus half the deployment's spread.")
     price_source = serializers.CharField(allow_null=True)
     price_as_of = TimestampField(allow_null=True)
     price_stale = serializers.BooleanField()

@@ -59,7 +59,9 @@ class LatestQuerySerializer(InputSerializer):
 
 class LatestPriceSerializer(ReadSerializer):
     asset_id = serializers.CharField()
-    price = PriceField(help_text="USD per unit, without trailing zeros.")
+    price = PriceField(help_text="USD per unit, without trailing zeros: the mid.")
+    bid = PriceField(help_text="price less half the deployment's spread (docs: Fill model).")
+    ask = PriceField(help_text="price plus half the deployment's spread.")
     as_of = TimestampField(help_text="When the price was observed.")
     source = serializers.CharField(help_text="The provider that quoted it: simulated or coingecko.")
 
@@ -81,8 +83,22 @@ class MarketLatestView(ReplicaReadMixin, APIView):
                 response_only=True,
                 value={
                     "prices": [
-                        {"asset_id": "BTC", "price": "63389.3", "as_of": "2026-11-27T17:52:05Z", "source": "simulated"},
-                        {"asset_id": "ETH", "price": "2481.07", "as_of": "2026-11-27T17:52:05Z", "source": "simulated"},
+                        {
+                            "asset_id": "BTC",
+                            "price": "63389.3",
+                            "bid": "63389.3",
+                            "ask": "63389.3",
+                            "as_of": "2026-11-27T17:52:05Z",
+                            "source": "simulated",
+                        },
+                        {
+                            "asset_id": "ETH",
+                            "price": "2481.07",
+                            "bid": "2481.07",
+                            "ask": "2481.07",
+                            "as_of": "2026-11-27T17:52:05Z",
+                            "source": "simulated",
+                        },
                     ]
                 },
             )

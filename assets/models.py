@@ -3,7 +3,7 @@ from decimal import Decimal
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
-from core.money import price_field
+from core.money import price_field, quantity_field
 
 # The simulated market's daily moves (assets.price_providers): past 20 % a day its walk would
 # reach nearly twice its reference price, further than MAX_PRICE_JUMP between two visits.
@@ -118,6 +118,9 @@ class LastGoodPrice(models.Model):
     candidate_seen_at = models.DateTimeField(null=True, blank=True, help_text="The last fetch counted for it.")
     candidate_fetches = models.PositiveSmallIntegerField(default=0, help_text="Fetches counted for it.")
     version = models.PositiveBigIntegerField(default=1, help_text="One more on every write.")
+    volume = quantity_field(
+        null=True, blank=True, help_text="Units traded in the minute of the price, if the provider says (fill model)."
+    )
 
     class Meta:
         constraints = [

@@ -4,7 +4,7 @@ Where quotes are accepted (``assets.prices.refresh_quotes``, once the price guar
 a fetch, and ``store_quotes``), ``announce_prices`` sends them on the
 ``price_events`` channel with ``pg_notify`` (``core.notify``): at once when no transaction is
 open, at commit otherwise. The market data streams turn them into quotes. A quote's bid and
-ask are both its price today (no spread yet).
+ask are its price less and plus half the deployment's spread (docs/DESIGN.md, "Fill model").
 
 Payload: ``{"asset_id": "BTC", "price": "63389.3", "bid": "63389.3", "ask": "63389.3",
 "as_of": "2026-11-27T17:52:05.000000Z", "source": "simulated"}``.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from assets.quotes import Quote
+from assets.quotes import Quote, market_bid_ask
 from core.notify import decimal_text, notify, parse_decimal, parse_time, time_text
 
 PRICE_EVENTS = "price_events"
@@ -38,8 +38,8 @@ class PriceEvent:
         return cls(
             asset_id=quote.asset_id,
             price=quote.price,
-            bid=quote.price,
-            ask=quote.price,
+            bid=market_bid_ask(quote.price)[0],
+            ask=market_bid_ask(quote.price)[1],
             as_of=quote.as_of,
             source=quote.source,
         )

@@ -61,6 +61,7 @@ class GuardedPrice:
     candidate_seen_at: datetime | None = None
     candidate_fetches: int = 0
     version: int = 1
+    volume: Decimal | None = None  # units traded in the price's minute (docs/DESIGN.md, "Fill model")
 
     @property
     def held(self) -> bool:
@@ -68,11 +69,20 @@ class GuardedPrice:
         return self.candidate_price is not None
 
     def quote(self, *, stale: bool) -> Quote:
-        return Quote(asset_id=self.asset_id, price=self.price, as_of=self.as_of, source=self.source, stale=stale)
+        return Quote(
+            asset_id=self.asset_id,
+            price=self.price,
+            as_of=self.as_of,
+            source=self.source,
+            stale=stale,
+            volume=self.volume,
+        )
 
 
 def _good(quote: Quote, *, now: datetime, version: int) -> GuardedPrice:
-    return GuardedPrice(quote.asset_id, quote.price, quote.as_of, quote.source, checked_at=now, version=version)
+    return GuardedPrice(
+        quote.asset_id, quote.price, quote.as_of, quote.source, checked_at=now, version=version, volume=quote.volume
+    )
 
 
 def _moved(old: Decimal, new: Decimal) -> Decimal:
@@ -144,7 +154,7 @@ def judge(last: GuardedPrice | None, quote: Quote, *, now: datetime) -> tuple[Gu
 
 _COLUMNS = [field.name for field in fields(GuardedPrice)]
 _TYPES = ["text", "numeric", "timestamptz", "text", "timestamptz", "numeric", "timestamptz", "timestamptz"]
-_TYPES += ["int", "bigint"]
+_TYPES += ["int", "bigint", "numeric"]
 
 _READ_SQL = f"SELECT {', '.join(_COLUMNS)} FROM assets_lastgoodprice WHERE asset_id = ANY(%s::text[])"
 # An order's read, of one asset: a plain parameter binds faster than a one-element array.
@@ -164,7 +174,8 @@ _WRITE_SQL = """
     columns=", ".join(_COLUMNS),
     new_columns=", ".join(f"n.{column}" for column in _COLUMNS),
     arrays=", ".join(f"%s::{kind}[]" for kind in _TYPES),
-    updates=", ".join(f"{column} = EXCLUDED.{column}" for column in _COLUMNS[1:-1]) + ", version = {version}",
+    updates=", ".join(f"{column} = EXCLUDED.{column}" for column in _COLUMNS[1:] if column != "version")
+    + ", version = {version}",
     compare="{compare}",
 )
 # Compare-and-swap: written only over the version the new row was judged against.

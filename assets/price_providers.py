@@ -74,12 +74,25 @@ class SimulatedProvider:
     def fetch(self, assets: Sequence[PricedAsset]) -> dict[str, Quote]:
         bucket = int(time.time()) // SIMULATED_BUCKET_SECONDS
         as_of = datetime.fromtimestamp(bucket * SIMULATED_BUCKET_SECONDS, tz=UTC)
-        return {
-            asset.asset_id: Quote(
-                asset_id=asset.asset_id, price=self.price_at(asset, bucket), as_of=as_of, source=self.name
+        quotes = {}
+        for asset in assets:
+            price = self.price_at(asset, bucket)
+            volume = self.minute_volume(asset.asset_id, bucket * SIMULATED_BUCKET_SECONDS // 60, price=price)
+            quotes[asset.asset_id] = Quote(
+                asset_id=asset.asset_id, price=price, as_of=as_of, source=self.name, volume=volume
             )
-            for asset in assets
-        }
+        return quotes
+
+    @staticmethod
+    def minute_volume(asset_id: str, minute: int, *, price: Decimal) -> Decimal:
+        """Units of the asset traded in minute ``minute`` (since the epoch): about
+        SIMULATED_MINUTE_USD_VOLUME of value, between half and one and a half times it, drawn
+        from a SHA-256 of the asset and the minute, so the same in every process and run
+        (docs/DESIGN.md, "Fill model")."""
+        digest = hashlib.sha256(f"{asset_id}:{minute}".encode()).digest()
+        draw = Decimal(int.from_bytes(digest[:4], "big")) / Decimal(2**32)
+        usd = settings.SIMULATED_MINUTE_USD_VOLUME * (Decimal("0.5") + draw)
+        return (usd / price).quantize(VOLUME_STEP)
 
     def price_at(self, asset: PricedAsset, bucket: int) -> Decimal:
         """The price in time bucket ``bucket``, past or present (``seed_demo`` backfills the
@@ -97,6 +110,10 @@ class SimulatedProvider:
             offset += amplitude * math.sin(2 * math.pi * seconds / period + phase)
         return Decimal(str(round(math.exp(float(daily_volatility) * offset), 9)))
 
+
+# A minute's volume is kept to 8 decimals (a satoshi): finer says nothing about a market.
+VOLUME_STEP = Decimal("0.00000001")
+MINUTES_A_DAY = 1440
 
 # --- CoinGecko provider ----------------------------------------------------------------
 
@@ -151,6 +168,8 @@ class CoinGeckoProvider:
             "ids": ",".join(sorted(by_coin)),
             "vs_currencies": "usd",
             "include_last_updated_at": "true",
+            # The day's volume in USD, from which a minute's in units (docs/DESIGN.md, "Fill model").
+            "include_24hr_vol": "true",
             "precision": "full",
         }
         body = get_within_deadline(
@@ -183,9 +202,25 @@ class CoinGeckoProvider:
                 logger.warning("Ignoring CoinGecko's unreadable price for %s: %r", coin_id, data[coin_id])
                 continue
             price, as_of = parsed
+            volume = _minute_volume(data[coin_id], price=price)
             for asset_id in asset_ids:
-                quotes[asset_id] = Quote(asset_id=asset_id, price=price, as_of=as_of, source=self.name)
+                quotes[asset_id] = Quote(asset_id=asset_id, price=price, as_of=as_of, source=self.name, volume=volume)
         return quotes
+
+
+def _minute_volume(entry: dict, *, price: Decimal) -> Decimal | None:
+    """An average minute's volume in units of the asset from ``usd_24h_vol`` (USD traded in
+    the last day): / 1440 / price. None when it is missing or unreadable (the price stands)."""
+    raw = entry.get("usd_24h_vol")
+    if isinstance(raw, bool) or not isinstance(raw, Decimal | int):
+        return None
+    try:
+        volume = (Decimal(str(raw)) / MINUTES_A_DAY / price).quantize(VOLUME_STEP)
+    except InvalidOperation:
+        return None
+    if not volume.is_finite() or volume < 0 or volume.adjusted() >= 20:
+        return None
+    return volume
 
 
 def _parse_entry(entry: object, *, now: datetime) -> tuple[Decimal, datetime] | None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from assets.models import Asset, PriceRecord
+from assets.quotes import market_bid_ask
 from core.replicas import read_connection
 
 # Every order reads its asset; the inventory changes a few times a day. Each process keeps
@@ -98,6 +99,14 @@ class LatestPrice:
     price: Decimal
     as_of: datetime
     source: str
+
+    @property
+    def bid(self) -> Decimal:
+        return market_bid_ask(self.price)[0]
+
+    @property
+    def ask(self) -> Decimal:
+        return market_bid_ask(self.price)[1]
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from rest_framework.authtoken.models import TokenProxy
 
 from accounts.admin import ApiKeyInline, KeepApiKeysPasswordChangeForm
 from accounts.selectors import username_taken
+from backoffice.forms import FillModelForm
 from balances.admin import ADJUST_PERMISSION
 from balances.equity_chart import equity_chart_svg
 from balances.forms import AccountResetForm
@@ -35,12 +36,13 @@ from core.admin import SafeChangelistMixin, admin_changelist_url, admin_time, pl
 from core.exceptions import Conflict, DomainError
 from core.sql import violated_constraint
 from orders.models import Order
-from orders.selectors import get_orders_by_user
-from orders.services import reset_account
+from orders.selectors import get_account_fill_model, get_orders_by_user
+from orders.services import reset_account, set_account_fill_model
 
 RECENT_ORDERS = 10
 RECENT_RESETS = 5
 RESET_PERMISSION = "balances.reset_account"
+FILL_MODEL_PERMISSION = "orders.change_accountfillmodel"
 
 User = get_user_model()
 
@@ -110,6 +112,7 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
         "equity_chart_panel",
         "recent_orders_panel",
         "resets_panel",
+        "fill_model_panel",
     )
     readonly_fields = money_fields
     fieldsets = (
@@ -152,6 +155,7 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
             **(extra_context or {}),
             "can_adjust": request.user.has_perm(ADJUST_PERMISSION),
             "can_reset": request.user.has_perm(RESET_PERMISSION),
+            "can_set_fill_model": request.user.has_perm(FILL_MODEL_PERMISSION),
             "usd_balance_id": balance_id,
         }
         return super().change_view(request, object_id, form_url, extra_context)
@@ -160,6 +164,11 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
 
     def get_urls(self):
         return [
+            path(
+                "<path:object_id>/fill-model/",
+                self.admin_site.admin_view(self.fill_model_view),
+                name="auth_user_fill_model",
+            ),
             path(
                 "<path:object_id>/reset-account/",
                 self.admin_site.admin_view(self.reset_account_view),
@@ -214,6 +223,60 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
             "user_url": reverse("admin:auth_user_change", args=[user.pk]),
         }
         return TemplateResponse(request, "admin/auth/user/reset_account.html", context)
+
+    def fill_model_view(self, request: HttpRequest, object_id: str):
+        """The form of a user's fill model (docs/DESIGN.md, "Fill model"): a profile, or each
+        parameter; saved through ``orders.services.set_account_fill_model`` with the staff
+        member as its actor. Operations only."""
+        if not request.user.has_perm(FILL_MODEL_PERMISSION):
+            raise PermissionDenied
+        user = self.get_object(request, object_id)
+        if user is None:
+            raise Http404("No such user.")
+        params, row = get_account_fill_model(user_id=user.pk)
+        form = FillModelForm(request.POST if request.method == "POST" else None, initial=params.as_dict())
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            profile = data.pop("profile") or None
+            try:
+                saved = set_account_fill_model(
+                    user=user, actor=request.user, **({"profile": profile} if profile else data)
+                )
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"{user.username}'s orders now fill under the {saved.profile} model.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:auth_user_change", args=[user.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Fill model of {user.username}",
+            "form": form,
+            "account": user,
+            "current": params,
+            "current_profile": params.profile,
+            "is_default": row is None,
+            "user_url": reverse("admin:auth_user_change", args=[user.pk]),
+        }
+        return TemplateResponse(request, "admin/auth/user/fill_model.html", context)
+
+    @admin.display(description="fill model")
+    def fill_model_panel(self, user) -> str:
+        params, row = get_account_fill_model(user_id=user.pk)
+        return format_html(
+            '<p id="fill-model"><strong>{}</strong>{}: spread {} bps, slippage {}, participation {}, '
+            "maker {} / taker {} bps, seed {}</p>",
+            params.profile,
+            " (the deployment's default)" if row is None else "",
+            plain_decimal(params.spread_bps),
+            params.slippage,
+            plain_decimal(params.fill_participation) if params.fill_participation is not None else "whole fills",
+            plain_decimal(params.maker_fee_bps),
+            plain_decimal(params.taker_fee_bps),
+            params.seed,
+        )
 
     def _reset_done(self, request: HttpRequest, user, result) -> None:
         reset = result.reset

@@ -37,6 +37,7 @@ class ActivityType(enum.StrEnum):
     CASH_ADJUSTMENT = "CASH_ADJUSTMENT"  # a back-office correction of the USD balance
     ASSET_ADJUSTMENT = "ASSET_ADJUSTMENT"  # a back-office correction of a holding
     RESET = "RESET"  # an account reset: its cash row (the cash set), and a row per holding taken out
+    FEE = "FEE"  # a fill's fee: a BUY's in the asset (asset ledger), a SELL's in USD (cash ledger)
 
 
 # Which ledger rows each activity type is, by ledger: "A" the asset ledger, "C" the cash ledger.
@@ -44,12 +45,14 @@ _ASSET_ROWS = {
     ActivityType.FILL: ("BUY", "SELL"),
     ActivityType.ASSET_ADJUSTMENT: ("ADJUSTMENT",),
     ActivityType.RESET: ("RESET",),
+    ActivityType.FEE: ("FEE",),
 }
 _CASH_ROWS = {
     ActivityType.DEPOSIT: ("DEPOSIT",),
     ActivityType.WITHDRAWAL: ("WITHDRAWAL",),
     ActivityType.CASH_ADJUSTMENT: ("ADJUSTMENT",),
     ActivityType.RESET: ("RESET",),
+    ActivityType.FEE: ("FEE",),
 }
 
 
@@ -95,7 +98,8 @@ def parse_activity_id(activity_id: str) -> tuple[datetime, str, int]:
 
 _ASSET_BRANCH = """
     SELECT 'A' AS ledger, t.id, t.created_at,
-           CASE t.transaction_type WHEN 'ADJUSTMENT' THEN 'ASSET_ADJUSTMENT' WHEN 'RESET' THEN 'RESET' ELSE 'FILL' END,
+           CASE t.transaction_type WHEN 'ADJUSTMENT' THEN 'ASSET_ADJUSTMENT' WHEN 'RESET' THEN 'RESET'
+                WHEN 'FEE' THEN 'FEE' ELSE 'FILL' END,
            t.asset_id, CASE WHEN t.transaction_type IN ('BUY', 'SELL') THEN t.transaction_type END,
            t.quantity, t.price_per_unit,
            CASE t.transaction_type WHEN 'BUY' THEN -t.total_amount WHEN 'SELL' THEN t.total_amount END,

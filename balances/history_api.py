@@ -49,7 +49,8 @@ class ActivitiesQuerySerializer(InputSerializer):
     activity_type = ActivityTypesField(
         required=False,
         max_length=200,
-        help_text="FILL, DEPOSIT, WITHDRAWAL, CASH_ADJUSTMENT, ASSET_ADJUSTMENT, RESET; one or a comma-separated list.",
+        help_text="FILL, DEPOSIT, WITHDRAWAL, CASH_ADJUSTMENT, ASSET_ADJUSTMENT, RESET, FEE; one or a comma-separated "
+        "list.",
     )
     asset_id = AssetIdsField(
         required=False, max_length=2000, help_text="Only activities of these assets (one or a comma-separated list)."

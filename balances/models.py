@@ -84,6 +84,7 @@ class CashTransaction(models.Model):
         SELL = "SELL"
         ADJUSTMENT = "ADJUSTMENT"
         RESET = "RESET"  # an account reset set the balance to its amount (AccountReset)
+        FEE = "FEE"  # a SELL's fee, in USD (docs/DESIGN.md, "Fill model"): negative
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cash_transactions")
     transaction_type = models.CharField(max_length=16, choices=Type.choices)
@@ -108,11 +109,12 @@ class CashTransaction(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="cash_tx_user_newest"),
-            # The activity feed's cash movements without walking past every trade's cash row.
+            # The activity feed's cash movements without walking past every trade's cash row
+            # (a SELL's USD fee is in the feed: docs/DESIGN.md, "Fill model").
             models.Index(
                 fields=["user", "-created_at", "-id"],
-                condition=Q(transaction_type__in=["DEPOSIT", "WITHDRAWAL", "ADJUSTMENT", "RESET"]),
-                name="cash_tx_user_not_fills_newest",
+                condition=Q(transaction_type__in=["DEPOSIT", "WITHDRAWAL", "ADJUSTMENT", "RESET", "FEE"]),
+                name="cash_tx_user_feed_newest",
             ),
         ]
         constraints = [
@@ -128,7 +130,7 @@ class CashTransaction(models.Model):
             models.CheckConstraint(
                 condition=(
                     Q(transaction_type__in=["DEPOSIT", "SELL"], amount__gt=0)
-                    | Q(transaction_type__in=["WITHDRAWAL", "BUY"], amount__lt=0)
+                    | Q(transaction_type__in=["WITHDRAWAL", "BUY", "FEE"], amount__lt=0)
                     | (Q(transaction_type="ADJUSTMENT") & ~Q(amount=0))
                     | Q(transaction_type="RESET")
                 ),
@@ -143,13 +145,14 @@ class CashTransaction(models.Model):
 class AssetTransaction(models.Model):
     """One line of an asset ledger. ``quantity`` is positive for BUY and SELL; an
     ADJUSTMENT carries its sign (negative takes asset away); a RESET is negative (an account
-    reset took the holding out, without a sale)."""
+    reset took the holding out, without a sale), and so is a FEE (a BUY's fee, paid in the asset)."""
 
     class Type(models.TextChoices):
         BUY = "BUY"
         SELL = "SELL"
         ADJUSTMENT = "ADJUSTMENT"
         RESET = "RESET"
+        FEE = "FEE"  # a BUY's fee, in the asset received (docs/DESIGN.md, "Fill model"): negative
 
     class Status(models.TextChoices):
         # Every row is written COMPLETED: a fill or an adjustment settles in the transaction
@@ -190,7 +193,7 @@ class AssetTransaction(models.Model):
             models.CheckConstraint(
                 condition=Q(transaction_type__in=["BUY", "SELL"], quantity__gt=0)
                 | (Q(transaction_type="ADJUSTMENT") & ~Q(quantity=0))
-                | Q(transaction_type="RESET", quantity__lt=0),
+                | Q(transaction_type__in=["RESET", "FEE"], quantity__lt=0),
                 name="asset_tx_quantity_positive",
             ),
             models.CheckConstraint(

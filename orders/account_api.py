@@ -1,8 +1,11 @@
 """The account as a whole over HTTP: starting a paper account over (docs/DESIGN.md, "Reset and
-exports"). Its own module: the reset sees orders and balances, as ``orders.services`` does."""
+exports") and how its orders fill (docs/DESIGN.md, "Fill model"). Its own module: the reset
+sees orders and balances, as ``orders.services`` does."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
@@ -10,11 +13,20 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
 from accounts.permissions import ReadOnlyForApiKeys
-from core.api.fields import QuantityField, TimestampField, UsdField
+from core.api.fields import (
+    EnumField,
+    QuantityField,
+    StrictDecimalField,
+    StrictIntegerField,
+    TimestampField,
+    UsdField,
+)
 from core.api.openapi import error_responses
 from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import UserAndOrderThrottle
+from core.money import Precision
 from orders import services
+from orders.selectors import get_account_fill_model, params_of
 
 
 class ResetRequestSerializer(InputSerializer):
@@ -110,3 +122,117 @@ class AccountResetView(generics.GenericAPIView):
             AccountResetSerializer(result.reset).data,
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
+
+
+# --- The account's fill model (docs/DESIGN.md, "Fill model") ----------------------------
+
+_BPS = Precision(max_digits=6, decimals=2)
+# Two integer digits, though a share is at most 1 (max_value says so): the schema's pattern of
+# every decimal takes "10", and the answer to 10 is a 400 naming the bound, not the pattern.
+_SHARE = Precision(max_digits=6, decimals=4)
+
+
+def _bps(**kwargs) -> StrictDecimalField:
+    return StrictDecimalField(_BPS, trim=True, **kwargs)
+
+
+def _share(**kwargs) -> StrictDecimalField:
+    return StrictDecimalField(_SHARE, trim=True, **kwargs)
+
+
+class FillModelSerializer(ReadSerializer):
+    """The model an account's next orders fill under."""
+
+    profile = serializers.CharField(help_text="ideal, realistic, or custom (any other set of the parameters).")
+    spread_bps = _bps(help_text="Basis points between bid and ask: bid = mid x (1 - s/2), ask = mid x (1 + s/2).")
+    slippage = serializers.CharField(help_text="none, or volume_share (LEAN's VolumeShareSlippageModel).")
+    volume_limit = _share(help_text="volume_share: the largest share of a minute's volume slippage counts.")
+    price_impact = _share(help_text="volume_share: slip = min(qty / minute volume, volume_limit)^2 x price_impact.")
+    fill_participation = _share(
+        allow_null=True,
+        help_text="The largest share of a minute's volume one resting order takes per minute; null: whole fills.",
+    )
+    maker_fee_bps = _bps(help_text="Fee of an order that rested before it filled (crypto fee tier 1: 15).")
+    taker_fee_bps = _bps(help_text="Fee of an order filled on arrival (crypto fee tier 1: 25).")
+    seed = serializers.IntegerField(help_text="The same seed, prices and orders give the same fills.")
+    is_default = serializers.BooleanField(help_text="True while the account uses the deployment's model.")
+    updated_at = TimestampField(allow_null=True, help_text="When the account's own model was last set.")
+    by_back_office = serializers.BooleanField(help_text="True when back-office staff set it last.")
+
+
+class FillModelChangeSerializer(InputSerializer):
+    profile = EnumField(choices=["ideal", "realistic"], required=False, help_text="Start from this profile.")
+    spread_bps = _bps(required=False, min_value=Decimal(0), max_value=Decimal(1000))
+    slippage = EnumField(choices=["none", "volume_share"], required=False)
+    volume_limit = _share(required=False, min_value=Decimal("0.0001"), max_value=Decimal(1))
+    price_impact = _share(required=False, min_value=Decimal(0), max_value=Decimal(1))
+    fill_participation = _share(required=False, allow_null=True, min_value=Decimal("0.0001"), max_value=Decimal(1))
+    maker_fee_bps = _bps(required=False, min_value=Decimal(0), max_value=Decimal(1000))
+    taker_fee_bps = _bps(required=False, min_value=Decimal(0), max_value=Decimal(1000))
+    seed = StrictIntegerField(required=False, min_value=0, max_value=2**31 - 1)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError({"profile": ["Give a profile or at least one parameter."]})
+        return attrs
+
+
+@dataclass(frozen=True)
+class _FillModelAnswer:
+    profile: str
+    spread_bps: Decimal
+    slippage: str
+    volume_limit: Decimal
+    price_impact: Decimal
+    fill_participation: Decimal | None
+    maker_fee_bps: Decimal
+    taker_fee_bps: Decimal
+    seed: int
+    is_default: bool
+    updated_at: datetime | None
+    by_back_office: bool
+
+
+def _answer(params, row) -> dict:
+    return FillModelSerializer(
+        _FillModelAnswer(
+            profile=params.profile,
+            **params.as_dict(),
+            is_default=row is None,
+            updated_at=row.updated_at if row is not None else None,
+            by_back_office=row is not None and row.actor_id is not None,
+        )
+    ).data
+
+
+class FillModelView(generics.GenericAPIView):
+    """How your orders fill: `ideal` (the last price, whole fills, no fees), `realistic`
+    (a spread, size-aware slippage, resting orders filled in parts by their share of each
+    minute's volume, maker 15 / taker 25 bps fees), or each parameter on its own. PATCH a
+    `profile` to start from it, and any parameter to set it; it applies to orders placed,
+    and resting orders filled, afterwards. An API key may read it, not change it."""
+
+    permission_classes = [ReadOnlyForApiKeys]
+    refused_to_api_keys = "change the fill model"
+    serializer_class = FillModelChangeSerializer
+    pagination_class = None
+    filter_backends: list = []
+
+    @extend_schema(request=None, responses={200: FillModelSerializer})
+    def get(self, request):
+        params, row = get_account_fill_model(user_id=request.user.pk)
+        return Response(_answer(params, row))
+
+    @extend_schema(
+        request=FillModelChangeSerializer,
+        responses={200: FillModelSerializer, **error_responses(403)},
+        examples=[
+            OpenApiExample("Realistic fills", value={"profile": "realistic"}, request_only=True),
+            OpenApiExample("Only a spread", value={"spread_bps": "5"}, request_only=True),
+        ],
+    )
+    def patch(self, request):
+        data = FillModelChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        row = services.set_account_fill_model(user=request.user, **data.validated_data)
+        return Response(_answer(params_of(row), row))

@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from balances.models import AssetTransaction, CashTransaction
 from core.admin import (
     SafeChangelistMixin,
     UuidSearchMixin,
@@ -23,6 +24,7 @@ from core.admin import (
 )
 from core.exceptions import DomainError
 from orders.models import Order
+from orders.selectors import get_account_fill_model
 from orders.services import cancel_order
 
 CANCEL_PERMISSION = "orders.cancel_order"
@@ -87,12 +89,14 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
                     "order_price",
                     "stop_price",
                     "triggered_at",
+                    "filled_quantity",
                     "executed_price",
                     "total_amount",
                     "held_amount",
                 )
             },
         ),
+        ("Fills and fees", {"fields": ("fills_panel", "fill_model_in_force")}),
         ("Replaced", {"fields": ("replace_chain",)}),
         ("Times", {"fields": ("created_at", "updated_at", "filled_at", "expires_at")}),
         ("Ledger", {"fields": ("ledger_links",)}),
@@ -177,6 +181,42 @@ class OrderAdmin(SafeChangelistMixin, UuidSearchMixin, admin.ModelAdmin):
     stop_price_display = decimal_column("stop_price", "stop price", ordering="stop_price")
 
     executed_price_display = decimal_column("executed_price", "executed price", ordering="executed_price")
+
+    @admin.display(description="fills and fees")
+    def fills_panel(self, obj: Order) -> str:
+        """Each fill of the order and each fee, as its ledger rows say (docs/DESIGN.md, "Fill
+        model"): the order's asset rows and its USD fee rows, a query each."""
+        rows = [
+            (
+                admin_time(row.created_at),
+                row.transaction_type,
+                plain_decimal(row.quantity),
+                plain_decimal(row.price_per_unit),
+                row.total_amount if row.total_amount is not None else "-",
+            )
+            for row in AssetTransaction.objects.filter(order=obj).order_by("id")
+        ] + [
+            (admin_time(row.created_at), "FEE (USD)", "-", "-", row.amount)
+            for row in CashTransaction.objects.filter(order=obj, transaction_type=CashTransaction.Type.FEE).order_by(
+                "id"
+            )
+        ]
+        if not rows:
+            return "No fills."
+        return format_html(
+            '<table id="order-fills"><tr><th>at</th><th>row</th><th>quantity</th><th>price</th><th>USD</th></tr>'
+            "{}</table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
+
+    @admin.display(description="fill model in force now")
+    def fill_model_in_force(self, obj: Order) -> str:
+        params, row = get_account_fill_model(user_id=obj.user_id)
+        source = "the account's own" if row is not None else "the deployment's default"
+        return (
+            f"{params.profile} ({source}): spread {plain_decimal(params.spread_bps)} bps, "
+            f"maker {plain_decimal(params.maker_fee_bps)} / taker {plain_decimal(params.taker_fee_bps)} bps"
+        )
 
     @admin.display(description="ledger rows")
     def ledger_links(self, obj: Order) -> str:

@@ -18,7 +18,7 @@ from core.api.serializers import InputSerializer, ReadSerializer
 from core.api.throttles import UserAndOrderThrottle
 from orders import selectors, services
 from orders.filters import OLDEST_FIRST, OrderFilter
-from orders.models import Order
+from orders.models import PARTIALLY_FILLED, Order
 from orders.selectors import OTHER_USERS_ORDER_PERMISSIONS, OrderAccess
 from orders.validation import OrderChanges, OrderRequest
 
@@ -34,8 +34,12 @@ class OrderSerializer(ReadSerializer):
     order_type = EnumField(choices=Order.Type.choices, read_only=True)
     quantity = QuantityField(read_only=True)
     order_price = PriceField(read_only=True, allow_null=True)
-    executed_price = PriceField(read_only=True, allow_null=True)
-    total_amount = UsdField(read_only=True, allow_null=True)
+    executed_price = PriceField(read_only=True, allow_null=True, help_text="The fill's price; its fills' average.")
+    filled_quantity = QuantityField(read_only=True, help_text="What has filled so far: all of it once COMPLETED.")
+    filled_avg_price = PriceField(
+        source="executed_price", read_only=True, allow_null=True, help_text="The average price of its fills so far."
+    )
+    total_amount = UsdField(read_only=True, allow_null=True, help_text="USD of its fills so far.")
     held_amount = UsdField(read_only=True, help_text="USD reserved while a BUY limit, stop or stop-limit order rests.")
     held_quantity = QuantityField(
         read_only=True, help_text="Quantity reserved while a SELL limit, stop or stop-limit order rests."
@@ -52,7 +56,12 @@ class OrderSerializer(ReadSerializer):
         help_text="True when back-office staff cancelled or replaced this order for its owner (the staff member is on "
         "the order's back-office page).",
     )
-    status = EnumField(choices=Order.Status.choices, read_only=True)
+    status = EnumField(
+        source="shown_status",
+        choices=[*Order.Status.choices, (PARTIALLY_FILLED, PARTIALLY_FILLED)],
+        read_only=True,
+        help_text="PARTIALLY_FILLED: open, part of it filled (its fills are in the ledgers and activities).",
+    )
     failure_reason = serializers.CharField(read_only=True)
     client_order_id = serializers.CharField(read_only=True, allow_null=True)
     expires_at = TimestampField(read_only=True, allow_null=True)

@@ -291,13 +291,15 @@ def order_event_json_sql(
     position_quantity: str | None = None,
     execution_id: str | None = None,
     overrides: dict[str, str] | None = None,
+    event_sql: str | None = None,
 ) -> str:
     """The event as a JSON expression, for a statement that writes the order itself: ``row``
     is a relation of that statement holding the order's row with every column (``placed`` of
     ``INSERT ... RETURNING *``), and the other arguments are SQL expressions
     (``placed.filled_at``, ``holding.quantity``, ``asset_row.id``). ``overrides`` gives some
     columns of the order another value (by attname, as SQL already in the JSON's form: the
-    order as it was before the statement filled it). Its JSON is ``OrderEvent.to_json()``'s
+    order as it was before the statement filled it). ``event_sql``: the event's word as an SQL
+    expression, when the statement decides it (``fill`` or ``partly_filled``). Its JSON is ``OrderEvent.to_json()``'s
     for the same values (tests/orders/test_events.py)."""
     if event not in Event.ALL:
         raise ValueError(f"Unknown order event {event!r}.")
@@ -309,7 +311,7 @@ def order_event_json_sql(
 
     return (
         "json_build_object("
-        f"'event', '{event}', "
+        f"'event', {event_sql or repr(event)}, "
         f"'user_id', {row}.user_id, "
         f"'at', {time_sql(at)}, "
         f"'order', (SELECT row_to_json(o) FROM (SELECT {columns}) o), "
@@ -343,6 +345,7 @@ def order_events_insert_sql(*, source: str, events: list[dict]) -> str:
 # ``new`` event that comes before its ``fill``, as for an order that rested first.
 AS_ACCEPTED = {
     "status": f"'{Order.Status.PENDING}'",
+    "filled_quantity": "'0'",
     "executed_price": "NULL::text",
     "total_amount": "NULL::text",
     "filled_at": "NULL::text",

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django_filters import rest_framework as filters
 
 from core.api.filters import EnumFilter, TimestampFilter
-from orders.models import KIND_FILTERS, Order
+from orders.models import KIND_FILTERS, PARTIALLY_FILLED, Order
 
 OPEN, CLOSED = "open", "closed"
 NEWEST_FIRST, OLDEST_FIRST = "desc", "asc"
@@ -21,7 +21,12 @@ def asset_id_list(value: str) -> list[str]:
 class OrderFilter(filters.FilterSet):
     asset_id = filters.CharFilter(method="filter_asset", help_text="One asset or a comma list: BTC,ETH.")
     status = EnumFilter(
-        choices=[(OPEN, "open: PENDING"), (CLOSED, "closed: every other status"), *Order.Status.choices],
+        choices=[
+            (OPEN, "open: PENDING and PARTIALLY_FILLED"),
+            (CLOSED, "closed: every other status"),
+            *Order.Status.choices,
+            (PARTIALLY_FILLED, "open, part of it filled"),
+        ],
         method="filter_status",
     )
     order_type = EnumFilter(choices=Order.Type.choices)
@@ -59,6 +64,12 @@ class OrderFilter(filters.FilterSet):
             return queryset.filter(status=Order.Status.PENDING)
         if value == CLOSED:
             return queryset.exclude(status=Order.Status.PENDING)
+        # A partly filled order is stored PENDING and shown PARTIALLY_FILLED (docs/DESIGN.md,
+        # "Fill model"): each status filters what it shows.
+        if value == PARTIALLY_FILLED:
+            return queryset.filter(status=Order.Status.PENDING, filled_quantity__gt=0)
+        if value == Order.Status.PENDING:
+            return queryset.filter(status=Order.Status.PENDING, filled_quantity=0)
         return queryset.filter(status=value)
 
     def filter_kind(self, queryset, name, value):

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from balances.lock_objects import require_transaction
 from balances.models import UsdBalance
-from orders.models import Order
+from orders.models import AccountFillModel, Order
 
 
 def transition_pending(*, order_id, to_status: str, **fields) -> bool:
@@ -41,14 +41,19 @@ def trigger_pending(*, order_id, at: datetime) -> bool:
 class Claimed(NamedTuple):
     order: Order
     usd: UsdBalance  # the owner's USD balance, locked: the user lock
+    fill_model: AccountFillModel | None  # the account's own fill model; None: the deployment's
 
 
 _ORDER_FIELDS = [field.attname for field in Order._meta.concrete_fields]
 _USD_FIELDS = [field.attname for field in UsdBalance._meta.concrete_fields]
+_MODEL_FIELDS = [field.attname for field in AccountFillModel._meta.concrete_fields]
+# The account's fill model comes with the claim (docs/DESIGN.md, "Fill model"): no query more.
 _CLAIM_SQL = f"""
 SELECT {", ".join(f"o.{connection.ops.quote_name(f.column)}" for f in Order._meta.concrete_fields)},
-       {", ".join(f"u.{connection.ops.quote_name(f.column)}" for f in UsdBalance._meta.concrete_fields)}
+       {", ".join(f"u.{connection.ops.quote_name(f.column)}" for f in UsdBalance._meta.concrete_fields)},
+       {", ".join(f"m.{connection.ops.quote_name(f.column)}" for f in AccountFillModel._meta.concrete_fields)}
 FROM orders_order o JOIN balances_usdbalance u ON u.user_id = o.user_id
+LEFT JOIN orders_accountfillmodel m ON m.user_id = o.user_id
 WHERE o.order_id = %s AND o.status = '{Order.Status.PENDING}'
   AND pg_try_advisory_xact_lock(hashtextextended(o.order_id::text, 0))
 FOR NO KEY UPDATE OF u
@@ -72,9 +77,11 @@ def claim_pending_order(*, order_id) -> Claimed | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    split = len(_ORDER_FIELDS)
+    split, end = len(_ORDER_FIELDS), len(_ORDER_FIELDS) + len(_USD_FIELDS)
     order = Order.from_db(connection.alias, _ORDER_FIELDS, row[:split])
-    return Claimed(order, UsdBalance.from_db(connection.alias, _USD_FIELDS, row[split:]))
+    usd = UsdBalance.from_db(connection.alias, _USD_FIELDS, row[split:end])
+    model = None if row[end] is None else AccountFillModel.from_db(connection.alias, _MODEL_FIELDS, row[end:])
+    return Claimed(order, usd, model)
 
 
 def release_client_order_id(order: Order) -> bool:

@@ -3,13 +3,15 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from core.money import plain, price_field, quantity_field, usd_field
 
 CLIENT_ORDER_ID_CONSTRAINT = "order_client_order_id_unique_per_user"
+# A status shown, never stored: an open (PENDING) order part of which filled (docs/DESIGN.md, "Fill model").
+PARTIALLY_FILLED = "PARTIALLY_FILLED"
 
 
 class Order(models.Model):
@@ -59,16 +61,20 @@ class Order(models.Model):
     total_amount = usd_field(
         null=True,
         blank=True,
-        help_text="USD of the fill: a BUY's cost rounded up to the cent, a SELL's proceeds rounded down; "
-        "empty until it fills.",
+        help_text="USD of the fills so far: a BUY's cost rounded up to the cent, a SELL's proceeds rounded "
+        "down; empty until it fills.",
     )
-    executed_price = price_field(null=True, blank=True)
+    executed_price = price_field(null=True, blank=True, help_text="The fills' average price so far.")
+    # What has filled so far (docs/DESIGN.md, "Fill model"): the whole quantity once COMPLETED;
+    # part of it while a resting order is partly filled, which stays PENDING (open: its holds,
+    # cancel and replace work on what is left) and is shown as PARTIALLY_FILLED.
+    filled_quantity = quantity_field(default=0, db_default=0)
     held_amount = usd_field(
         default=0,
-        help_text="USD this order reserves of the user's balance while it is PENDING: a BUY with a limit "
-        "holds quantity x limit price, a stop BUY quantity x stop price x (1 + STOP_BUY_HOLD_MARGIN), "
-        "rounded up to the cent. 0 for a SELL (its quantity is held on the holding) and once the order "
-        "is no longer PENDING.",
+        help_text="USD this order reserves of the user's balance while it is PENDING, for what is left to "
+        "fill: a BUY with a limit holds quantity x limit price, a stop BUY quantity x stop price x "
+        "(1 + STOP_BUY_HOLD_MARGIN), rounded up to the cent. 0 for a SELL (its quantity is held on the "
+        "holding) and once the order is no longer PENDING.",
     )
     stop_price = price_field(null=True, blank=True, help_text="Stop price; empty unless a stop or stop-limit order.")
     triggered_at = models.DateTimeField(null=True, blank=True, help_text="When the market reached the stop price.")
@@ -152,6 +158,13 @@ class Order(models.Model):
                 name="order_completed_has_fill",
             ),
             models.CheckConstraint(
+                condition=Q(filled_quantity__gte=0, filled_quantity__lte=F("quantity"))
+                & (~Q(status="COMPLETED") | Q(filled_quantity=F("quantity"))),
+                # Named to sort after order_quantity_positive: PostgreSQL checks in name order,
+                # and a quantity of 0 or less is that constraint's refusal.
+                name="order_remaining_fits_status",
+            ),
+            models.CheckConstraint(
                 condition=Q(stop_price__isnull=True) | Q(stop_price__gt=0), name="order_stop_price_positive"
             ),
             models.CheckConstraint(
@@ -171,11 +184,25 @@ class Order(models.Model):
         return self.order_price is not None
 
     @property
+    def remaining_quantity(self) -> Decimal:
+        """What is still to fill of an open order (all of it unless partly filled)."""
+        return self.quantity - self.filled_quantity
+
+    @property
     def held_quantity(self) -> Decimal:
-        """What a resting SELL reserves of the holding: all of its quantity (no partial fills)."""
+        """What a resting SELL reserves of the holding: what is still to fill of it."""
         if self.status == self.Status.PENDING and self.order_type == self.Type.SELL:
-            return self.quantity
+            return self.remaining_quantity
         return Decimal(0)
+
+    @property
+    def partly_filled(self) -> bool:
+        return self.status == self.Status.PENDING and self.filled_quantity > 0
+
+    @property
+    def shown_status(self) -> str:
+        """The status the APIs show: a PENDING order part of which filled is PARTIALLY_FILLED."""
+        return PARTIALLY_FILLED if self.partly_filled else self.status
 
     @property
     def kind(self) -> str:
@@ -217,3 +244,68 @@ class OrderEventRecord(models.Model):
 
     def __str__(self) -> str:
         return f"order event {self.id}"
+
+
+class AccountFillModel(models.Model):
+    """An account's own fill model (docs/DESIGN.md, "Fill model"), set by the user or by
+    Operations; an account without one fills under the deployment's (settings ``FILL_MODEL``).
+    Applies to orders placed (and resting fills made) after it is saved. Never deleted: going
+    back to the deployment's default stores its parameters here."""
+
+    class Profile(models.TextChoices):
+        IDEAL = "ideal"
+        REALISTIC = "realistic"
+        CUSTOM = "custom"
+
+    class Slippage(models.TextChoices):
+        NONE = "none"
+        VOLUME_SHARE = "volume_share"
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="fill_model"
+    )
+    profile = models.CharField(max_length=10, choices=Profile.choices)
+    spread_bps = models.DecimalField(
+        max_digits=6, decimal_places=2, help_text="bid = mid x (1 - s/2), ask = mid x (1 + s/2)."
+    )
+    slippage = models.CharField(max_length=12, choices=Slippage.choices)
+    volume_limit = models.DecimalField(max_digits=5, decimal_places=4)
+    price_impact = models.DecimalField(max_digits=5, decimal_places=4)
+    fill_participation = models.DecimalField(
+        max_digits=5, decimal_places=4, null=True, blank=True, help_text="Empty: resting orders fill whole."
+    )
+    maker_fee_bps = models.DecimalField(max_digits=6, decimal_places=2)
+    taker_fee_bps = models.DecimalField(max_digits=6, decimal_places=2)
+    seed = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Back-office staff who set it last; empty when the user did.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(spread_bps__gte=0, spread_bps__lte=1000), name="fill_model_spread_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(volume_limit__gt=0, volume_limit__lte=1), name="fill_model_volume_limit_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(price_impact__gte=0, price_impact__lte=1), name="fill_model_price_impact_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(fill_participation__isnull=True) | Q(fill_participation__gt=0, fill_participation__lte=1),
+                name="fill_model_participation_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    maker_fee_bps__gte=0, maker_fee_bps__lte=1000, taker_fee_bps__gte=0, taker_fee_bps__lte=1000
+                ),
+                name="fill_model_fees_in_range",
+            ),
+            models.CheckConstraint(condition=Q(seed__gte=0), name="fill_model_seed_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"fill model of user {self.user_id} ({self.profile})"

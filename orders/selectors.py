@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -17,8 +18,9 @@ from django.db.models.functions import Coalesce
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from core.exceptions import InvalidRequest
 from core.money import ZERO, quantity_field, usd_field
+from orders.fill_model import FillParams, deployment_default
 from orders.filters import OrderFilter
-from orders.models import Order
+from orders.models import AccountFillModel, Order
 
 
 def get_orders_by_user(*, user: AbstractBaseUser) -> QuerySet[Order]:
@@ -142,7 +144,7 @@ def reconcile_ledger() -> list[Mismatch]:
             mismatches.append(Mismatch(row.user.username, "USD held", row.held, row.open_holds))
 
     # SELL rows are positive quantities taken out; every other row carries its sign (a BUY adds,
-    # an ADJUSTMENT goes either way, a RESET takes the holding out).
+    # an ADJUSTMENT goes either way, a RESET takes the holding out, a FEE pays a BUY's fee).
     signed_quantity = Sum(
         "quantity",
         filter=Q(
@@ -150,6 +152,7 @@ def reconcile_ledger() -> list[Mismatch]:
                 AssetTransaction.Type.BUY,
                 AssetTransaction.Type.ADJUSTMENT,
                 AssetTransaction.Type.RESET,
+                AssetTransaction.Type.FEE,
             ]
         ),
     ) - Coalesce(Sum("quantity", filter=Q(transaction_type=AssetTransaction.Type.SELL)), Value(ZERO), output_field=qty)
@@ -167,7 +170,7 @@ def reconcile_ledger() -> list[Mismatch]:
         )
         .order_by()
         .values("user", "asset")
-        .annotate(total=Sum("quantity"))
+        .annotate(total=Sum(F("quantity") - F("filled_quantity")))
     )
     asset_rows = AssetBalance.objects.select_related("user").annotate(
         ledger=_sum(asset_sum, "total", qty), open_holds=_sum(sell_holds, "total", qty)
@@ -178,3 +181,62 @@ def reconcile_ledger() -> list[Mismatch]:
         if row.held_quantity != row.open_holds:
             mismatches.append(Mismatch(row.user.username, f"{row.asset_id} held", row.held_quantity, row.open_holds))
     return mismatches
+
+
+# --- The fill model (docs/DESIGN.md, "Fill model") ------------------------------------------
+
+
+def params_of(row: AccountFillModel | None) -> FillParams:
+    """The parameters of an account's own model row, or the deployment's when it has none."""
+    if row is None:
+        return deployment_default()
+    return FillParams(
+        spread_bps=row.spread_bps,
+        slippage=row.slippage,
+        volume_limit=row.volume_limit,
+        price_impact=row.price_impact,
+        fill_participation=row.fill_participation,
+        maker_fee_bps=row.maker_fee_bps,
+        taker_fee_bps=row.taker_fee_bps,
+        seed=row.seed,
+    )
+
+
+def get_account_fill_model(*, user_id: int) -> tuple[FillParams, AccountFillModel | None]:
+    """The model an account's next orders fill under, with its own row (None: the deployment's). One query."""
+    row = AccountFillModel.objects.filter(user_id=user_id).first()
+    return params_of(row), row
+
+
+# The accounts this process knows to have their own model, with that model and the version it
+# read (the row's updated_at), so that their orders are priced under it without a query: the
+# statement that fills an order checks the version in the same probe as its user lock, and
+# writes nothing when the account's model is not the one it was priced under
+# (docs/DESIGN.md, "Fill model"). Bounded; an account forgotten costs one refused statement.
+_KNOWN_MODELS: dict[int, tuple[FillParams, datetime]] = {}
+_KNOWN_MODELS_MAX = 100_000
+
+
+def remember_fill_model(row: AccountFillModel) -> tuple[FillParams, datetime]:
+    known = (params_of(row), row.updated_at)
+    _KNOWN_MODELS.pop(row.user_id, None)
+    if len(_KNOWN_MODELS) >= _KNOWN_MODELS_MAX:
+        del _KNOWN_MODELS[next(iter(_KNOWN_MODELS))]
+    _KNOWN_MODELS[row.user_id] = known
+    return known
+
+
+def read_fill_model(*, user_id: int) -> tuple[FillParams, datetime | None]:
+    """The account's model and its version (None: the deployment's model, the account has none
+    of its own), read now (one query) and remembered by this process."""
+    row = AccountFillModel.objects.filter(user_id=user_id).first()
+    if row is None:
+        _KNOWN_MODELS.pop(user_id, None)
+        return deployment_default(), None
+    return remember_fill_model(row)
+
+
+def fill_model_for_order(*, user_id: int) -> tuple[FillParams, datetime | None]:
+    """The model to price an order of ``user_id`` under and its version, as this process
+    knows it: no query. The fill's statement checks the version."""
+    return _KNOWN_MODELS.get(user_id) or (deployment_default(), None)

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from assets.models import Asset
 from assets.prices import Quote, get_quotes, get_trade_quote
+from assets.selectors import get_asset
 from balances.lock_objects import (
     asset_balance_for_update,
     asset_balances_for_update,
@@ -52,6 +53,7 @@ from core.exceptions import (
     PositionNotFound,
 )
 from core.money import EXACT, ZERO, to_cents_up, value_of
+from orders import fill_model
 from orders.events import Event, OrderEvent, announce, order_event
 from orders.lock_objects import (
     claim_pending_order,
@@ -60,9 +62,16 @@ from orders.lock_objects import (
     transition_pending,
     trigger_pending,
 )
-from orders.models import CLIENT_ORDER_ID_CONSTRAINT, Order
-from orders.selectors import pending_order_ids_crossed
+from orders.models import CLIENT_ORDER_ID_CONSTRAINT, AccountFillModel, Order
+from orders.selectors import (
+    fill_model_for_order,
+    params_of,
+    pending_order_ids_crossed,
+    read_fill_model,
+    remember_fill_model,
+)
 from orders.settlement import (
+    OwnFillModel,
     as_stored,
     execute_buy_order,
     execute_sell_order,
@@ -175,8 +184,13 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
     # No fresh price is a transient refusal (503 with Retry-After): it stores nothing, so the
     # same request, client_order_id and all, is placed once the price is back.
     quote = get_trade_quote(asset)
+    model, version = fill_model_for_order(user_id=user.pk)
     if request.notional is not None:
-        quantity = quantity_for_notional(notional=request.notional, price=quote.price, asset=asset)
+        # At the worst price the model may fill it at (the ask plus the most slippage), so that
+        # a BUY never costs more than its notional (docs/DESIGN.md, "Fill model").
+        worst = model.market_price(side=request.order_type, mid=quote.price, quantity=ZERO, volume=None)
+        priced = quote.price if worst == quote.price else worst
+        quantity = quantity_for_notional(notional=request.notional, price=priced, asset=asset)
     elif request.kind == Order.Kind.MARKET:
         validate_value(quantity=quantity, price=quote.price)
 
@@ -189,8 +203,37 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
         expires_at=request.expires_at or (now + settings.DEFAULT_ORDER_TTL if request.may_rest else None),
     )
     _trigger_if_reached(order, price=quote.price, now=now)
-    if fills_at(order, quote.price):
-        return _place_filled(order, quote=quote, now=now, request=request)
+    return _arrive(order, quote=quote, now=now, request=request, model=model, model_version=version)
+
+
+def side_price(model: fill_model.FillParams, *, order_type: str, mid: Decimal) -> Decimal:
+    """The price an order of ``order_type`` meets: the ask for a BUY, the bid for a SELL
+    (both the mid under a model without a spread)."""
+    bid, ask = model.bid_ask(mid)
+    return ask if order_type == Order.Type.BUY else bid
+
+
+def _arrive(
+    order: Order,
+    *,
+    quote: Quote,
+    now: datetime,
+    request: OrderRequest,
+    model: fill_model.FillParams,
+    model_version: datetime | None,
+) -> PlacedOrder:
+    """Fill, rest or end a new order under ``model`` (docs/DESIGN.md, "Fill model"): a limit
+    is marketable when the ask (BUY) or the bid (SELL) crosses it."""
+    if fills_at(order, side_price(model, order_type=order.order_type, mid=quote.price)):
+        part = _immediate_part(order, model=model, quote=quote, now=now)
+        if part is not None:  # an ioc or fok limit the minute's volume cannot fill whole
+            if part and order.time_in_force == Order.TimeInForce.IOC:
+                return _place_part_then_cancel(order, request=request, quote=quote, now=now, model=model, part=part)
+            return _place_unfilled(order, request=request)  # fok, or nothing to fill: CANCELLED
+        try:
+            return _place_filled(order, quote=quote, now=now, request=request, model=model, model_version=model_version)
+        except OwnFillModel as found:  # priced under a model the account does not have: again, under its own
+            return _arrive(order, quote=quote, now=now, request=request, model=found.model, model_version=found.version)
 
     try:
         return _place_unfilled(order, request=request)
@@ -201,6 +244,47 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
         if request.client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
             raise
         return _replay_after_losing_the_key(order, request=request, error=error)
+
+
+def _immediate_part(order: Order, *, model: fill_model.FillParams, quote: Quote, now: datetime) -> Decimal | None:
+    """What of a marketable ioc or fok limit order the minute's volume lets fill at once under
+    a model with a participation limit (docs/DESIGN.md, "Fill model"); None when all of it
+    fills (market orders always do: they take the price, not the queue)."""
+    if model.fill_participation is None or order.order_price is None or order.time_in_force == Order.TimeInForce.GTC:
+        return None
+    minute = int(now.timestamp()) // 60
+    key = f"{order.asset_id}:{order.order_type}:{order.order_price}:{order.quantity}:0:{minute}"
+    part = model.fillable(remaining=order.quantity, volume=quote.volume, step=order.asset.step, key=key)
+    return None if part >= order.quantity else part
+
+
+def _place_part_then_cancel(
+    order: Order, *, request: OrderRequest, quote: Quote, now: datetime, model: fill_model.FillParams, part: Decimal
+) -> PlacedOrder:
+    """An ioc limit order of which only ``part`` fills at once: in one transaction under the
+    user lock it is accepted with its hold, ``part`` fills (a taker's fill), and the rest is
+    cancelled, its hold released: ``new``, ``partly_filled``, ``cancelled``."""
+    failure: DomainError | None = None
+    with transaction.atomic(durable=True), localcontext(EXACT):
+        usd = usd_balance_for_update(user_id=order.user_id)
+        if order.client_order_id is not None:
+            existing = replay_or_conflict(user_id=order.user_id, request=request)
+            if existing is not None:
+                return PlacedOrder(existing, created=False)
+        try:
+            _rest_locked(order=order, usd=usd)
+        except (InsufficientFunds, InsufficientAsset) as error:
+            failure = error
+            _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
+        else:
+            fill_pending_order_locked(
+                order=order, usd=usd, quote=quote, now=now, model=model, quantity=part, maker=False
+            )
+            reason = f"Filled {part} at once ({order.time_in_force}); the rest is cancelled."
+            announce(_end_pending_locked(order, usd=usd, to_status=Order.Status.CANCELLED, reason=reason))
+    if failure is not None:
+        raise OrderFailed(failure, order)
+    return PlacedOrder(order, created=True)
 
 
 def _replay_after_losing_the_key(order: Order, *, request: OrderRequest, error: IntegrityError) -> PlacedOrder:
@@ -239,7 +323,15 @@ def _place_unfilled(order: Order, *, request: OrderRequest) -> PlacedOrder:
     return PlacedOrder(order, created=True)
 
 
-def _place_filled(order: Order, *, quote: Quote, now: datetime, request: OrderRequest) -> PlacedOrder:
+def _place_filled(
+    order: Order,
+    *,
+    quote: Quote,
+    now: datetime,
+    request: OrderRequest,
+    model: fill_model.FillParams,
+    model_version: datetime | None,
+) -> PlacedOrder:
     """An order the market fills at once, in the one settlement statement of its side, which
     is its own transaction and takes the user lock itself. Refused, it is stored FAILED with
     its answer; nothing else moves."""
@@ -247,7 +339,7 @@ def _place_filled(order: Order, *, quote: Quote, now: datetime, request: OrderRe
     try:
         try:
             with localcontext(EXACT):
-                execute(order=order, quote=quote, now=now)
+                execute(order=order, quote=quote, now=now, model=model, model_version=model_version)
         except (InsufficientFunds, InsufficientAsset, BalanceLimitExceeded) as error:
             with transaction.atomic(durable=True):  # the order and its event: two statements
                 _store_ended(order, status=Order.Status.FAILED, reason=error.message, error=error)
@@ -346,7 +438,8 @@ def replace_order(
     kept = OrderRequest(
         asset_id=order.asset_id,
         order_type=order.order_type,
-        quantity=order.quantity,
+        # A partly filled order keeps what filled; its successor is for what is left, by default.
+        quantity=order.remaining_quantity,
         order_price=order.order_price,
         stop_price=order.stop_price,
         time_in_force=order.time_in_force,
@@ -376,6 +469,10 @@ def replace_order(
             raise OrderNoLongerPending(
                 f"The order was {old.status.lower()} first.", details={"order_id": str(old.pk), "status": old.status}
             )
+        if old.filled_quantity != order.filled_quantity:  # a part filled since it was read: ask again
+            raise OrderNoLongerPending(
+                "Part of the order filled first.", details={"order_id": str(old.pk), "status": old.status}
+            )
         if request.client_order_id is not None:
             _require_free_client_order_id(user_id=old.user_id, client_order_id=request.client_order_id)
         if new.order_type == Order.Type.BUY:
@@ -386,7 +483,7 @@ def replace_order(
                     details={"available": usd.available + old.held_amount, "required": new.held_amount},
                 )
         else:
-            available = (holding.available_quantity if holding else ZERO) + old.quantity
+            available = (holding.available_quantity if holding else ZERO) + old.remaining_quantity
             require_unheld(available=available, quantity=new.quantity, message=f"Not enough {new.asset_id}.")
         new.save(force_insert=True)
         replaced = {"replaced_by": new, "held_amount": ZERO, "updated_at": now}
@@ -398,7 +495,7 @@ def replace_order(
         if new.order_type == Order.Type.BUY:
             change_hold_locked(balance=usd, held_change=new.held_amount - old.held_amount)
         else:
-            change_held_quantity_locked(holding=holding, change=new.quantity - old.quantity)
+            change_held_quantity_locked(holding=holding, change=new.quantity - old.remaining_quantity)
         old.status = Order.Status.REPLACED
         for field, value in replaced.items():
             setattr(old, field, value)
@@ -423,10 +520,15 @@ def _require_free_client_order_id(*, user_id: int, client_order_id: str) -> None
 
 def _act_on_replacement_locked(new: Order, *, usd: UsdBalance, quote: Quote, now: datetime) -> None:
     """The new order of a replace, stored PENDING with its hold: fill it if the market
-    allows, or end it if it may not rest. The caller holds the user lock."""
+    allows (under the account's fill model, read only when the mid crosses it: the ask or bid
+    can cross only then; filled at once, it pays the taker's fee), or end it if it may not
+    rest. The caller holds the user lock."""
     if fills_at(new, quote.price):
-        fill_pending_order_locked(order=new, usd=usd, quote=quote, now=now)
-    elif new.time_in_force != Order.TimeInForce.GTC:
+        model, _ = read_fill_model(user_id=new.user_id)
+        if fills_at(new, side_price(model, order_type=new.order_type, mid=quote.price)):
+            fill_pending_order_locked(order=new, usd=usd, quote=quote, now=now, model=model, maker=False)
+            return
+    if new.time_in_force != Order.TimeInForce.GTC:
         announce(_end_pending_locked(new, usd=usd, to_status=Order.Status.CANCELLED, reason="Not filled at once."))
 
 
@@ -464,8 +566,8 @@ def _end_pending_locked(
         )
     if order.order_type == Order.Type.BUY:
         change_hold_locked(balance=usd, held_change=-order.held_amount)
-    else:
-        change_held_quantity_locked(holding=holding, change=-order.quantity)
+    else:  # what is still held: a partly filled SELL's fills released their part
+        change_held_quantity_locked(holding=holding, change=-order.remaining_quantity)
     order.status = to_status
     for field, value in ended.items():
         setattr(order, field, value)
@@ -714,22 +816,27 @@ class _Walk:
                     return
 
 
-def _fill_claimed(order: Order, usd: UsdBalance, *, quote: Quote) -> bool:
-    """Fill a claimed order (its owner's user lock held) if the price fills it; see
-    ``fill_resting_order``."""
+def _fill_claimed(order: Order, usd: UsdBalance, account_model: AccountFillModel | None, *, quote: Quote) -> bool:
+    """Fill a claimed order (its owner's user lock held) if the price fills it, under the
+    account's fill model (``account_model``, None: the deployment's); see ``fill_resting_order``."""
+    model = params_of(account_model)
+    met = side_price(model, order_type=order.order_type, mid=quote.price)
     triggers = order.stop_price is not None and order.triggered_at is None
     if triggers and not stop_reached(order_type=order.order_type, stop_price=order.stop_price, price=quote.price):
         return False
-    if not triggers and not fills_at(order, quote.price):
+    if not triggers and not fills_at(order, met):
         return False
     now = timezone.now()
     if triggers:
         order.triggered_at = now  # stored with the fill, or on its own below
-        if not fills_at(order, quote.price):  # a stop-limit now waiting for its limit
+        if not fills_at(order, met):  # a stop-limit now waiting for its limit
             trigger_pending(order_id=order.pk, at=now)
             return False
+    quantity = _resting_fill_quantity(order, model=model, quote=quote, now=now)
+    if not quantity:
+        return False
     try:
-        fill_pending_order_locked(order=order, usd=usd, quote=quote, now=now)
+        fill_pending_order_locked(order=order, usd=usd, quote=quote, now=now, model=model, quantity=quantity)
     except OrderNoLongerPending:
         return False  # a cancel or a replace got there first
     except (InsufficientFunds, BalanceLimitExceeded) as error:  # raised before the fill wrote anything
@@ -741,6 +848,22 @@ def _fill_claimed(order: Order, usd: UsdBalance, *, quote: Quote) -> bool:
         announce(_end_pending_locked(order, usd=usd, to_status=failed, reason=error.message, code=error.code))
         return False
     return True
+
+
+def _resting_fill_quantity(order: Order, *, model: fill_model.FillParams, quote: Quote, now: datetime) -> Decimal:
+    """How much of a crossed resting order fills now (docs/DESIGN.md, "Fill model"): all that
+    is left, unless the model limits a resting limit order to its share of the minute's
+    volume; then once a minute at most, and its share is drawn from the seed and what the order
+    is (not its random id), so the same seed, prices and orders give the same fills."""
+    remaining = order.remaining_quantity
+    if model.fill_participation is None or order.order_price is None:
+        return remaining
+    minute = int(now.timestamp()) // 60
+    if order.filled_quantity and int(order.updated_at.timestamp()) // 60 == minute:
+        return ZERO  # it took its share of this minute already
+    key = f"{order.asset_id}:{order.order_type}:{order.order_price}:{order.quantity}:{order.filled_quantity}:{minute}"
+    step = get_asset(order.asset_id).step  # this process's recent read: no query
+    return model.fillable(remaining=remaining, volume=quote.volume, step=step, key=key)
 
 
 # The database itself is unreachable or restarting: no other order would fare better, so
@@ -855,7 +978,8 @@ def reset_account(
         released_quantities: dict[str, Decimal] = {}
         for order, _ in cancelled:
             if order.order_type == Order.Type.SELL:
-                released_quantities[order.asset_id] = released_quantities.get(order.asset_id, ZERO) + order.quantity
+                released = order.remaining_quantity
+                released_quantities[order.asset_id] = released_quantities.get(order.asset_id, ZERO) + released
         reset = reset_balances_locked(
             usd=usd,
             holdings=holdings,
@@ -895,3 +1019,54 @@ def _cancel_every_pending_locked(*, user_id: int, actor: AbstractBaseUser | None
         cancelled.append((order, held))
     announce(*(order_event(Event.CANCELLED, order, at=now) for order, _ in cancelled))
     return cancelled
+
+
+# --- The account's fill model (docs/DESIGN.md, "Fill model") ---------------------------
+
+_FILL_BOUNDS = {
+    "spread_bps": (ZERO, fill_model.MAX_SPREAD_BPS, True),
+    "volume_limit": (ZERO, Decimal(1), False),
+    "price_impact": (ZERO, Decimal(1), True),
+    "fill_participation": (ZERO, Decimal(1), False),
+    "maker_fee_bps": (ZERO, fill_model.MAX_FEE_BPS, True),
+    "taker_fee_bps": (ZERO, fill_model.MAX_FEE_BPS, True),
+}
+FILL_PARAMETERS = tuple(field.name for field in dataclasses.fields(fill_model.FillParams))
+
+
+def set_account_fill_model(
+    *, user: AbstractBaseUser, profile: str | None = None, actor: AbstractBaseUser | None = None, **changes
+) -> AccountFillModel:
+    """Set the model the account's next orders fill under: ``profile`` (ideal or realistic)
+    starts from that profile's parameters, else from the account's model now; ``changes``
+    (any of ``FILL_PARAMETERS``) then set each parameter on its own. The row's ``profile``
+    says which profile the result is, or ``custom``. ``actor``: the back-office staff member
+    setting it for the user. Orders already resting fill under the model in force when they
+    fill. Raises InvalidRequest naming each field out of its bounds."""
+    errors: dict[str, list[str]] = {}
+    if profile is not None and profile not in fill_model.PROFILES_SETTABLE:
+        errors["profile"] = [f"One of {', '.join(fill_model.PROFILES_SETTABLE)}."]
+    unknown = set(changes) - set(FILL_PARAMETERS)
+    for name in sorted(unknown):
+        errors[name] = ["Unknown parameter."]
+    for name, (low, high, inclusive) in _FILL_BOUNDS.items():
+        value = changes.get(name)
+        if value is None:
+            continue
+        if not value.is_finite() or value > high or value < low or (value == low and not inclusive):
+            errors[name] = [f"From {low} ({'included' if inclusive else 'excluded'}) to {high}."]
+    if "slippage" in changes and changes["slippage"] not in fill_model.SLIPPAGES:
+        errors["slippage"] = [f"One of {', '.join(fill_model.SLIPPAGES)}."]
+    seed = changes.get("seed")
+    if seed is not None and not 0 <= seed <= fill_model.MAX_SEED:
+        errors["seed"] = [f"From 0 to {fill_model.MAX_SEED}."]
+    if errors:
+        raise InvalidRequest("The fill model is not valid.", details=errors)
+    with transaction.atomic(durable=True):
+        current = AccountFillModel.objects.select_for_update().filter(user_id=user.pk).first()
+        base = fill_model.PROFILES[profile] if profile is not None else params_of(current)
+        params = dataclasses.replace(base, **changes)
+        values = {**params.as_dict(), "profile": params.profile, "actor": actor}
+        row, _ = AccountFillModel.objects.update_or_create(user_id=user.pk, defaults=values)
+    remember_fill_model(row)
+    return row

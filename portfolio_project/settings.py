@@ -201,7 +201,25 @@ STOP_BUY_HOLD_MARGIN = Decimal(env.str("STOP_BUY_HOLD_MARGIN", default="0.05"))
 # balance (checked under the user lock); no order may be worth more than a balance may hold.
 MAX_DEPOSIT = Decimal(env.str("MAX_DEPOSIT", default="1000000.00"))
 MAX_USD_BALANCE = Decimal(env.str("MAX_USD_BALANCE", default="1000000000.00"))
+# The deployment's fill model (docs/DESIGN.md, "Fill model"): what an account without its own
+# uses, and the spread the public market data shows. FILL_MODEL names a profile (ideal: the
+# last price, whole fills, no fees; realistic); each FILL_* setting overrides one of its
+# parameters. The realistic values are orders.fill_model.PROFILES' (a test keeps them equal).
+FILL_MODEL = env.str("FILL_MODEL", default="ideal")
+_REALISTIC_FILLS = FILL_MODEL == "realistic"
+FILL_SPREAD_BPS = Decimal(env.str("FILL_SPREAD_BPS", default="10" if _REALISTIC_FILLS else "0"))
+FILL_SLIPPAGE = env.str("FILL_SLIPPAGE", default="volume_share" if _REALISTIC_FILLS else "none")
+FILL_VOLUME_LIMIT = Decimal(env.str("FILL_VOLUME_LIMIT", default="0.025"))
+FILL_PRICE_IMPACT = Decimal(env.str("FILL_PRICE_IMPACT", default="0.1"))
+# The largest share of a minute's volume one resting order takes; empty: resting orders fill whole.
+_PARTICIPATION = env.str("FILL_PARTICIPATION", default="0.1" if _REALISTIC_FILLS else "")
+FILL_PARTICIPATION = Decimal(_PARTICIPATION) if _PARTICIPATION else None
+FILL_MAKER_FEE_BPS = Decimal(env.str("FILL_MAKER_FEE_BPS", default="15" if _REALISTIC_FILLS else "0"))
+FILL_TAKER_FEE_BPS = Decimal(env.str("FILL_TAKER_FEE_BPS", default="25" if _REALISTIC_FILLS else "0"))
+FILL_SEED = env.int("FILL_SEED", default=0)
 PRICE_PROVIDER = env.str("PRICE_PROVIDER", default="simulated")
+# The simulated market's USD value traded a minute per asset (drawn between half and 1.5 times it).
+SIMULATED_MINUTE_USD_VOLUME = Decimal(env.str("SIMULATED_MINUTE_USD_VOLUME", default="500000"))
 COINGECKO_API_URL = env.str("COINGECKO_API_URL", default="https://api.coingecko.com/api/v3")
 COINGECKO_API_KEY = env.str("COINGECKO_API_KEY", default="")
 COINGECKO_TIMEOUT_SECONDS = env.float("COINGECKO_TIMEOUT_SECONDS", default=5.0)

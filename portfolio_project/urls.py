@@ -24,7 +24,7 @@ from balances.api import (
 from balances.history_api import ActivitiesView, PortfolioHistoryView
 from core.api.root import ApiRootView
 from core.logins import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm, answer_throttled_login_with_429
-from orders.account_api import AccountResetView
+from orders.account_api import AccountResetView, FillModelView
 from orders.api import CloseAllPositionsView, ClosePositionView, OrderViewSet
 from portfolio_project.health import HealthView
 
@@ -47,6 +47,7 @@ api_v1 = [
     path("balance/withdraw/", WithdrawView.as_view(), name="withdraw"),
     path("portfolio/", PortfolioView.as_view(), name="portfolio"),
     path("account/reset/", AccountResetView.as_view(), name="account-reset"),
+    path("account/fill-model/", FillModelView.as_view(), name="account-fill-model"),
     # Before the router's asset-balances/{asset_id}/, which would take "close-all" for an asset.
     path("asset-balances/close-all/", CloseAllPositionsView.as_view(), name="close-all-positions"),
     path("asset-balances/<str:asset_id>/close/", ClosePositionView.as_view(), name="close-position"),

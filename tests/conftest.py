@@ -51,8 +51,17 @@ def set_price(settings):
     halfway through."""
     settings.PRICE_CACHE_SECONDS = 3600
 
-    def set_(asset_id: str, price: str | Decimal, *, as_of: datetime | None = None, source: str = "test") -> Quote:
-        quote = Quote(asset_id=asset_id, price=Decimal(price), as_of=as_of or timezone.now(), source=source)
+    def set_(
+        asset_id: str,
+        price: str | Decimal,
+        *,
+        as_of: datetime | None = None,
+        source: str = "test",
+        volume: Decimal | None = None,
+    ) -> Quote:
+        quote = Quote(
+            asset_id=asset_id, price=Decimal(price), as_of=as_of or timezone.now(), source=source, volume=volume
+        )
         store_quotes([quote])
         return quote
 
@@ -109,6 +118,7 @@ def staff_groups(db):
     import_module("accounts.migrations.0002_api_key_permissions").grant_api_key_permissions(django_apps, None)
     import_module("orders.migrations.0008_operations_replace_orders").grant_replace_order(django_apps, None)
     import_module("balances.migrations.0009_operations_reset_accounts").grant_reset_permissions(django_apps, None)
+    import_module("orders.migrations.0011_operations_set_fill_models").grant(django_apps, None)
     return {group.name: group for group in Group.objects.filter(name__in=["Support", "Operations"])}
 
 

@@ -61,7 +61,8 @@ class Scripted:
 class FakeCoinGecko:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, str] = {}  # coin id -> raw JSON text of its entry
+        # coin id -> raw JSON text of its entry, or its (name, JSON literal) parts
+        self._entries: dict[str, str | list[tuple[str, str]]] = {}
         self._script: deque[Scripted] = deque()
         self._wake = threading.Event()
         self.requests: list[RecordedRequest] = []
@@ -76,17 +77,30 @@ class FakeCoinGecko:
 
     # --- scripting ---------------------------------------------------------------------
 
-    def set_price(self, coin_id: str, price: str | int, *, updated_at: int | object | None = NOW) -> None:
+    def set_price(
+        self,
+        coin_id: str,
+        price: str | int,
+        *,
+        updated_at: int | object | None = NOW,
+        volume_24h: str | int | None = "31235654587.08",
+    ) -> None:
         """``price`` goes into the JSON verbatim as a number literal ("67187.3358", "NaN", "-1").
 
         ``updated_at``: unix seconds, ``NOW`` (default) for the answer time, None to omit it.
+        ``volume_24h``: ``usd_24h_vol``, USD traded in the last day, verbatim, answered (in
+        CoinGecko's order: after the price) only to a request with ``include_24hr_vol=true``,
+        as CoinGecko does; None to omit it.
         """
-        parts = [f'"usd": {price}']
+        parts = [("usd", str(price))]
+        if volume_24h is not None:
+            parts.append(("usd_24h_vol", str(volume_24h)))
         if updated_at is NOW:
-            parts.append('"usd_last_updated_at": {now}')
+            parts.append(("usd_last_updated_at", "{now}"))
         elif updated_at is not None:
-            parts.append(f'"usd_last_updated_at": {int(updated_at)}')
-        self.set_entry(coin_id, "{" + ", ".join(parts) + "}")
+            parts.append(("usd_last_updated_at", str(int(updated_at))))
+        with self._lock:
+            self._entries[coin_id] = parts
 
     def set_entry(self, coin_id: str, raw_json: str) -> None:
         """The entry of ``coin_id`` as raw JSON text, for shapes set_price cannot make."""
@@ -159,7 +173,10 @@ class FakeCoinGecko:
             return b'{"error": "Not Found"}'
         ids = [coin for value in request.query.get("ids", []) for coin in value.split(",") if coin]
         now = str(int(time.time()))
-        entries = [f"{json.dumps(c)}: {self._entries[c].replace('{now}', now)}" for c in ids if c in self._entries]
+        with_volume = request.query.get("include_24hr_vol") == ["true"]
+        entries = [
+            f"{json.dumps(c)}: {_answered(self._entries[c], now, with_volume)}" for c in ids if c in self._entries
+        ]
         return ("{" + ", ".join(entries) + "}").encode()
 
 
@@ -236,3 +253,11 @@ def coingecko_server(coingecko_http_server: FakeCoinGecko, settings) -> FakeCoin
     yield coingecko_http_server
     coingecko_http_server.reset()
     reset_breakers()
+
+
+def _answered(entry: str | list[tuple[str, str]], now: str, with_volume: bool) -> str:
+    """An entry as CoinGecko answers it now: ``usd_24h_vol`` only when it was asked for."""
+    if isinstance(entry, str):
+        return entry.replace("{now}", now)
+    parts = [f'"{name}": {value}' for name, value in entry if with_volume or name != "usd_24h_vol"]
+    return ("{" + ", ".join(parts) + "}").replace("{now}", now)

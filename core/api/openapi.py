@@ -247,7 +247,7 @@ def put_the_token_scheme_first(result, generator, request, public):
 
 
 # Examples by decimal places: Swagger UI made up "-331605500823993" from the pattern.
-DECIMAL_EXAMPLES = {2: "250.00", 12: "63389.3", 18: "0.01"}
+DECIMAL_EXAMPLES = {2: "250.00", 4: "0.01", 12: "63389.3", 18: "0.01"}
 
 
 class StrictDecimalFieldScheme(OpenApiSerializerFieldExtension):

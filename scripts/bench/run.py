@@ -122,9 +122,11 @@ CACHES = os.environ.get("BENCH_CACHES", "redis,locmem")
 LATENCY_CONFIG = os.environ.get("BENCH_LATENCY_CONFIG", "asgi:2")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 PROFILE = os.environ.get("BENCH_PROFILE", "1") not in ("", "0", "false")
-PHASES = set(os.environ.get("BENCH_PHASES", "portfolio,history,portfolio_history,orders,fills,streams").split(","))
+PHASES = set(
+    os.environ.get("BENCH_PHASES", "portfolio,history,portfolio_history,orders,fills,streams,fill_model").split(",")
+)
 # The phases that run on portfolio_bench and its bench users; portfolio_history has its own database.
-BENCH_DB_PHASES = {"portfolio", "history", "orders", "fills", "streams"}
+BENCH_DB_PHASES = {"portfolio", "history", "orders", "fills", "streams", "fill_model"}
 STREAM_CLIENTS = env_int("BENCH_STREAM_CLIENTS", 1000)
 STREAM_RATE = env_int("BENCH_STREAM_RATE", 200)  # paced market orders a second, for the fill latency
 STREAM_SECONDS = env_int("BENCH_STREAM_SECONDS", 10, 5)
@@ -631,6 +633,7 @@ def history_sql(cur, *, uid_expr: str, n: int, per_user_index: str, balance_afte
             asset_id="'BTC'",
             order_type="'BUY'",
             quantity="0.0001",
+            filled_quantity="0.0001",
             total_amount="6.50",
             executed_price="65000",
             status="'COMPLETED'",
@@ -1031,8 +1034,9 @@ def redis_available() -> bool:
         return False
 
 
-def fill_worker(asset_id: str, price: str, start_at: float) -> None:
-    """``run.py --fill-worker``: one order processor, timed (started by phase_fills)."""
+def fill_worker(asset_id: str, price: str, start_at: float, volume: str | None = None) -> None:
+    """``run.py --fill-worker``: one order processor, timed (started by phase_fills); with a
+    ``volume``, the minute's volume its quote carries (partial fills, phase_fill_model)."""
     from django.conf import settings
     from django.utils import timezone
 
@@ -1040,7 +1044,8 @@ def fill_worker(asset_id: str, price: str, start_at: float) -> None:
     from orders.services import process_resting_orders
 
     settings.PRICE_CACHE_SECONDS = 3600  # our quote must outlive the run
-    store_quotes([Quote(asset_id=asset_id, price=Decimal(price), as_of=timezone.now(), source="bench")])
+    traded = Decimal(volume) if volume else None
+    store_quotes([Quote(asset_id=asset_id, price=Decimal(price), as_of=timezone.now(), source="bench", volume=traded)])
     from django.db import connection
 
     connection.ensure_connection()
@@ -1126,6 +1131,96 @@ def phase_fills(srv: dict, users: list[tuple[int, str]], cache_url: str) -> dict
             f"  pgbench, {procs} client(s), the captured fill: {anchor['tps']:.0f} fills/s, errors {anchor['errors']}, "
             f"still pending {anchor['still_pending']}; ours/anchor {out[procs]['ratio']:.2f}"
         )
+    return out
+
+
+def phase_fill_model(users: list[tuple[int, str]], cache_url: str) -> dict:
+    """Market orders of accounts on the realistic fill model against ideal ones, alternating in
+    the same run (docs/DESIGN.md, "Fill model": within 10 %), then one pass of process_orders
+    over resting orders that each fill a part (a participation limit), against a pass that
+    fills them whole."""
+    from django.db import connection
+
+    from assets.models import Asset
+    from orders.services import set_account_fill_model
+
+    log(f"fill model: {len(users)} realistic users beside the {len(users)} ideal ones")
+    realistic = create_users(len(users), "benchr", top_up=Decimal("10000000.00"))
+    from django.contrib.auth import get_user_model
+
+    for user in get_user_model().objects.filter(pk__in=[u for u, _ in realistic]):
+        set_account_fill_model(user=user, profile="realistic")
+    files = {
+        "ideal": write_tokens([t for _, t in users], "ideal.txt"),
+        "realistic": write_tokens([t for _, t in realistic], "realistic.txt"),
+    }
+    runs: dict[str, list[dict]] = {"ideal": [], "realistic": []}
+    with Gunicorn(parse_config(LATENCY_CONFIG), cache_url):
+        for tokens in files.values():
+            run_wrk("orders.lua", tokens, duration=2)  # warm: each process learns the models
+        for i in range(RUNS):
+            for name, tokens in files.items():
+                runs[name].append(run_wrk("orders.lua", tokens, duration=DURATION))
+            log(
+                f"  run {i + 1}: ideal {runs['ideal'][-1]['rps']:.1f} orders/s, "
+                f"realistic {runs['realistic'][-1]['rps']:.1f} orders/s"
+            )
+    out = {
+        name: {
+            "per_s": median([r["rps"] for r in rs]),
+            "p50_ms": median([r["p50_ms"] for r in rs]),
+            "p99_ms": median([r["p99_ms"] for r in rs]),
+            "errors": sum(r["errors"] for r in rs),
+            "runs_per_s": [round(r["rps"], 1) for r in rs],
+        }
+        for name, rs in runs.items()
+    }
+    out["ratio_realistic_ideal"] = out["realistic"]["per_s"] / out["ideal"]["per_s"]
+    log(f"  realistic / ideal: {out['ratio_realistic_ideal']:.3f}")
+
+    Asset.objects.update_or_create(
+        asset_id=FILL_ASSET,
+        defaults={"name": "Bench fill asset", "reference_price": Decimal("100"), "quantity_decimals": 8},
+    )
+    passes = {}
+    for name, owners, volume in (("whole", users, None), ("partial", realistic, "5")):
+        lo, n = min(u for u, _ in owners), len(owners)
+        with connection.cursor() as cur:
+            cur.execute("DELETE FROM orders_ordereventrecord")
+            cur.execute(
+                resting_buys_sql(
+                    source=f"FROM generate_series(1, {RESTING_ORDERS}) g",
+                    order_id="gen_random_uuid()",
+                    user_id=f"{lo} + g % {n}",
+                    asset_id=FILL_ASSET,
+                    created_at="now() - make_interval(secs => g / 1000.0)",
+                )
+            )
+            cur.execute("ANALYZE orders_order")
+        connection.close()
+        start_at = time.time() + 8
+        args = [sys.executable, __file__, "--fill-worker", FILL_ASSET, "40", str(start_at)]
+        worker = subprocess.run(
+            args + ([volume] if volume else []), cwd=ROOT, env=child_env(cache_url), capture_output=True, text=True
+        )
+        line = next((ln for ln in worker.stdout.splitlines() if ln.startswith("FILL_JSON ")), None)
+        if line is None:
+            raise SystemExit(f"fill worker failed:\n{worker.stdout}{worker.stderr}")
+        report = json.loads(line[len("FILL_JSON ") :])
+        passes[name] = {**report, "fills_per_s": report["filled"] / report["seconds"], "still_open": _pending_fills()}
+        log(
+            f"  {name} fills: {report['filled']} in {report['seconds']:.1f} s = "
+            f"{passes[name]['fills_per_s']:.0f} fills/s, still open {passes[name]['still_open']}"
+        )
+        # The next pass starts from no open orders on the asset.
+        from orders.models import Order
+        from orders.services import cancel_all_orders
+
+        for user in get_user_model().objects.filter(
+            pk__in=Order.objects.filter(asset_id=FILL_ASSET, status="PENDING").values("user_id")
+        ):
+            cancel_all_orders(user=user)
+    out["fills"] = passes
     return out
 
 
@@ -1631,6 +1726,22 @@ def render_markdown(res: dict) -> str:
             f"## Ledger\n\n`manage.py reconcile_ledger` on {DB_NAME}: "
             f"{'passed' if rec['ok'] else 'FAILED'} - {rec['output']}\n"
         )
+    if "fill_model" in ph:
+        m = ph["fill_model"]
+        L.append('\n## Fill model: realistic against ideal accounts (docs/DESIGN.md, "Fill model")\n')
+        L.append("| accounts | orders/s | p50 ms | p99 ms | errors | runs |")
+        L.append("|---|---|---|---|---|---|")
+        for name in ("ideal", "realistic"):
+            r = m[name]
+            L.append(
+                f"| {name} | {r['per_s']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} | "
+                f"{r['runs_per_s']} |"
+            )
+        L.append(f"\nrealistic / ideal: {m['ratio_realistic_ideal']:.3f}\n")
+        L.append("| resting pass | filled | seconds | fills/s | still open |")
+        L.append("|---|---|---|---|---|")
+        for name, r in m["fills"].items():
+            L.append(f"| {name} | {r['filled']} | {r['seconds']:.1f} | {r['fills_per_s']:.0f} | {r['still_open']} |")
     return "\n".join(L)
 
 
@@ -1700,6 +1811,8 @@ def main() -> None:
         RESULTS["phases"]["fills"] = phase_fills(srv, users, main_cache)
     if "streams" in PHASES:
         RESULTS["phases"]["streams"] = phase_streams(users, main_cache)
+    if "fill_model" in PHASES:
+        RESULTS["phases"]["fill_model"] = phase_fill_model(users, main_cache)
 
     if bench_db:
         rec = manage("reconcile_ledger", check=False)
@@ -1724,6 +1837,10 @@ def _cleanup(*_):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 6 and sys.argv[1] == "--fill-worker":
+        setup_django(os.environ.get("CACHE_URL", "locmemcache://bench"))
+        fill_worker(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
+        raise SystemExit(0)
     if len(sys.argv) == 5 and sys.argv[1] == "--fill-worker":
         setup_django(os.environ.get("CACHE_URL", "locmemcache://bench"))
         fill_worker(sys.argv[2], sys.argv[3], float(sys.argv[4]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from alpaca.data.requests import (
@@ -127,3 +128,17 @@ def test_snapshot_has_last_trade_quote_minute_and_daily_bars(market_data, btc_mi
         7,
     )
     assert (snapshot.previous_daily_bar.close, snapshot.previous_daily_bar.trade_count) == (90.0, 1)
+
+
+def test_latest_quotes_and_snapshots_show_the_deployments_spread(market_data, btc, set_price, settings):
+    # given a 10 bps spread for the deployment
+    settings.FILL_SPREAD_BPS = Decimal("10")
+    set_price("BTC", "50000")
+
+    # when
+    quote = market_data.get_crypto_latest_quote(CryptoLatestQuoteRequest(symbol_or_symbols="BTC/USD"))["BTC/USD"]
+    snapshot = market_data.get_crypto_snapshot(CryptoSnapshotRequest(symbol_or_symbols="BTC/USD"))["BTC/USD"]
+
+    # then: half the spread either side of the price
+    assert (quote.bid_price, quote.ask_price) == (49975.0, 50025.0)
+    assert (snapshot.latest_quote.bid_price, snapshot.latest_quote.ask_price) == (49975.0, 50025.0)

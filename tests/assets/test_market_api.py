@@ -30,8 +30,22 @@ def test_latest_gives_each_assets_last_recorded_price(auth_client, btc_minutes, 
     assert response.status_code == 200
     assert response.json() == {
         "prices": [
-            {"asset_id": "ETH", "price": "2481.07", "as_of": "2026-03-02T12:00:05Z", "source": "test"},
-            {"asset_id": "BTC", "price": "107.5", "as_of": "2026-03-02T12:10:00Z", "source": "test"},
+            {
+                "asset_id": "ETH",
+                "price": "2481.07",
+                "bid": "2481.07",
+                "ask": "2481.07",
+                "as_of": "2026-03-02T12:00:05Z",
+                "source": "test",
+            },
+            {
+                "asset_id": "BTC",
+                "price": "107.5",
+                "bid": "107.5",
+                "ask": "107.5",
+                "as_of": "2026-03-02T12:10:00Z",
+                "source": "test",
+            },
         ]
     }
 
@@ -57,7 +71,16 @@ def test_latest_agrees_with_the_asset_and_the_trade_just_made(auth_client, user,
     assert order.executed_price == Decimal("67100")
     assert (asset["current_price"], asset["price_as_of"]) == ("67100", "2026-03-02T12:00:20Z")
     assert latest == {
-        "prices": [{"asset_id": "BTC", "price": "67100", "as_of": "2026-03-02T12:00:20Z", "source": "coingecko"}]
+        "prices": [
+            {
+                "asset_id": "BTC",
+                "price": "67100",
+                "bid": "67100",
+                "ask": "67100",
+                "as_of": "2026-03-02T12:00:20Z",
+                "source": "coingecko",
+            }
+        ]
     }
 
 
@@ -230,3 +253,17 @@ def test_bars_refuse_bad_input_in_the_error_shape(auth_client, btc, params, fiel
     assert response.status_code == 400
     assert error_code(response) == ("unknown_field" if field == "symbols" else "validation_error")
     assert field in response.json()["error"]["details"]
+
+
+def test_latest_and_assets_show_the_deployments_spread_around_the_price(auth_client, btc, set_price, settings):
+    # given a 10 bps spread for the deployment
+    settings.FILL_SPREAD_BPS = Decimal("10")
+    set_price("BTC", "50000")
+
+    # when
+    latest = auth_client.get(LATEST, {"asset_id": "BTC"}).json()["prices"][0]
+    asset = auth_client.get("/api/v1/assets/BTC/").json()
+
+    # then: bid and ask half the spread either side of the mid
+    assert (latest["price"], latest["bid"], latest["ask"]) == ("50000", "49975", "50025")
+    assert (asset["current_price"], asset["bid"], asset["ask"]) == ("50000", "49975", "50025")

@@ -50,13 +50,19 @@ def test_several_assets_are_priced_with_one_request(coingecko_server, btc, eth, 
         "ids": ["bitcoin,ethereum,solana"],
         "vs_currencies": ["usd"],
         "include_last_updated_at": ["true"],
+        "include_24hr_vol": ["true"],
         "precision": ["full"],
     }
+
+    def minute(price: str) -> Decimal:  # the day's USD volume (the fake's default) a minute, in units
+        return (Decimal("31235654587.08") / 1440 / Decimal(price)).quantize(Decimal("0.00000001"))
+
     assert quotes == {
         "BTC": Quote("BTC", Decimal("67187.335800000000"), T0, "coingecko"),
         "ETH": Quote("ETH", Decimal("3456.780000000000"), T0 - timedelta(seconds=30), "coingecko"),
         "SOL": Quote("SOL", Decimal("150.000000000000"), T0, "coingecko"),
     }
+    assert [quotes[a].volume for a in ("BTC", "ETH", "SOL")] == [minute("67187.3358"), minute("3456.78"), minute("150")]
     assert str(quotes["SOL"].price) == "150.000000000000"
 
 

@@ -45,6 +45,7 @@ def test_migration_gives_support_view_everything_and_cancel(staff_groups):
         "orders.cancel_order",
         "accounts.view_apikey",
         "balances.view_accountreset",
+        "orders.view_accountfillmodel",
     }
 
 
@@ -56,6 +57,7 @@ def test_migration_gives_operations_support_plus_assets_adjustments_replacing_or
         "accounts.revoke_apikey",
         "orders.replace_order",
         "balances.reset_account",
+        "orders.change_accountfillmodel",
     }
 
 

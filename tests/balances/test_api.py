@@ -287,7 +287,7 @@ def test_schema_decimal_patterns_take_what_the_api_takes(api_client, auth_client
         return node
 
     json.loads(api_client.get("/api/v1/schema/?format=json").content, object_hook=collect)
-    assert len(patterns) == 3  # USD, prices, quantities
+    assert len(patterns) == 5  # USD, prices, quantities, and the fill model's basis points and shares
 
     # then each takes the numbers the API takes, and none takes what it answers with a 400
     for pattern in patterns:

@@ -199,11 +199,13 @@ def test_the_market_buy_takes_the_user_lock_first_and_chains_each_write_to_the_o
     debit = buy[: buy.index("), holding AS (")]
 
     # then the user lock (the USD debit, whose WHERE is the funds check on the newest row
-    # version) comes first, then the holding, the order and the ledger rows
+    # version, and the check that the account's fill model is the one the order was priced
+    # under) comes first, then the holding, the order and the ledger rows
     assert debit.strip() == (
         "WITH debit AS (\n"
         "    UPDATE balances_usdbalance SET current_balance = current_balance - %(cost)s, updated_at = %(at)s\n"
-        "    WHERE user_id = %(user_id)s AND current_balance - held >= %(cost)s\n"
+        "    WHERE user_id = %(user_id)s AND current_balance - held >= %(cost)s AND (SELECT m.updated_at FROM "
+        "orders_accountfillmodel m WHERE m.user_id = %(user_id)s) IS NOT DISTINCT FROM %(model_version)s::timestamptz\n"
         "    RETURNING current_balance"
     )
     positions = [

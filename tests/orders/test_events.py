@@ -251,6 +251,7 @@ def _insert_and_notify_sql(**event) -> str:
         order_id="%(order_id)s",
         order_type="'BUY'",
         quantity="%(quantity)s",
+        filled_quantity="%(quantity)s",
         order_price="%(order_price)s",
         total_amount="%(cost)s",
         executed_price="%(price)s",

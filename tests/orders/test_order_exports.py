@@ -31,6 +31,8 @@ HEADER = [
     "quantity",
     "order_price",
     "executed_price",
+    "filled_quantity",
+    "filled_avg_price",
     "total_amount",
     "held_amount",
     "held_quantity",
