@@ -16,12 +16,12 @@ from accounts.services import issue_token
 from assets.models import Asset
 from assets.prices import Quote, store_quotes
 from assets.selectors import forget_assets
-from tests.price_records import record_btc_minutes
+from tests.support.price_records import record_btc_minutes
 
 User = get_user_model()
 
 # The local CoinGecko server (a real HTTP server on 127.0.0.1) for every test that wants it.
-pytest_plugins = ["tests.price_server"]
+pytest_plugins = ["tests.support.price_server"]
 
 
 @pytest.fixture
@@ -184,6 +184,6 @@ def btc_at_50k_eth_at_2500(btc, eth, set_price):
 
 @pytest.fixture
 def btc_minutes(btc):
-    """BTC's recorded prices minute by minute from tests/price_records.py's T0."""
+    """BTC's recorded prices minute by minute from tests/support/price_records.py's T0."""
     record_btc_minutes(btc)
     return btc

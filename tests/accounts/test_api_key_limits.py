@@ -16,7 +16,7 @@ from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
 from orders.services import place_order
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 API = "/api/v1"
 PASSWORD = "correct-horse-battery"  # the make_user fixture's

@@ -15,7 +15,7 @@ from accounts.models import ApiKey
 from accounts.services import MAX_ACTIVE_KEYS, create_api_key
 from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 User = get_user_model()
 

@@ -20,8 +20,8 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from accounts.models import ApiKey
 from accounts.services import MAX_ACTIVE_KEYS, change_password, create_api_key
-from tests.api_helpers import error_code
-from tests.threads import run_concurrently
+from tests.support.api import error_code
+from tests.support.threads import run_concurrently
 
 User = get_user_model()
 

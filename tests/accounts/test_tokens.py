@@ -10,7 +10,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 User = get_user_model()
 

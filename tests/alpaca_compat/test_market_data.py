@@ -15,7 +15,7 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from tests.price_records import T0, record
+from tests.support.price_records import T0, record
 
 
 def test_latest_quotes_and_trades_are_the_last_price(market_data, btc, eth, set_price):

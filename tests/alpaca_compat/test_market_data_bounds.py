@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from assets.models import Asset
 from assets.selectors import BARS_MAX_RECORDS
-from tests.price_records import T0, record, record_series
+from tests.support.price_records import T0, record, record_series
 
 BARS = "/v1beta3/crypto/us/bars"
 SYMBOLS = [f"C{k:02d}" for k in range(22)]

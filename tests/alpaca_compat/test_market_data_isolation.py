@@ -20,8 +20,8 @@ import requests
 
 from assets.models import Asset
 from tests.faults.servers import AppServer
-from tests.price_records import record_series
-from tests.processes import PYTHON, ROOT, OwnRedis
+from tests.support.price_records import record_series
+from tests.support.processes import PYTHON, ROOT, OwnRedis
 
 SYMBOLS = [f"C{k:02d}" for k in range(22)]
 LOAD_SECONDS = 12

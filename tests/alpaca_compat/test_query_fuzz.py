@@ -1,6 +1,6 @@
 """Every query parameter of Alpaca's routes (/v2 and /v1beta3 are not in the OpenAPI document:
 their parameters are read from the serializers the views parse them with), fuzzed with hostile
-times, page tokens and numbers (tests/query_fuzz.py): no answer is a 5xx, every answer is JSON,
+times, page tokens and numbers (tests/support/query_fuzz.py): no answer is a 5xx, every answer is JSON,
 every refusal Alpaca's ``{"code", "message"}``. Deterministic and bounded as FUZZ_SETTINGS says."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 from alpaca_compat import market_data, trading
 from orders.services import place_order
 from orders.validation import OrderRequest
-from tests.price_records import record_btc_minutes
-from tests.query_fuzz import FUZZ_SETTINGS, hostile_values, values_for
+from tests.support.price_records import record_btc_minutes
+from tests.support.query_fuzz import FUZZ_SETTINGS, hostile_values, values_for
 
 SYMBOLS = {"symbols": "BTC/USD,ETH/USD"}
 # (method, path, the serializer its query is read with, what a request needs besides).

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from assets.selectors import Bar, get_closing_bars
-from tests.price_records import record
+from tests.support.price_records import record
 
 pytestmark = pytest.mark.django_db
 

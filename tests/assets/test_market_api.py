@@ -11,8 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
-from tests.price_records import T0, record
+from tests.support.api import error_code
+from tests.support.price_records import T0, record
 
 LATEST = "/api/v1/market/latest/"
 BARS = "/api/v1/market/bars/"

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 
 from assets.price_events import PRICE_EVENTS, PriceEvent, announce_prices
 from assets.prices import Quote, get_quotes
-from tests.processes import database_url
+from tests.support.processes import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

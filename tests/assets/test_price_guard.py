@@ -31,8 +31,8 @@ from assets.price_events import PRICE_EVENTS
 from assets.prices import Quote, get_quotes, get_trade_quote
 from balances.models import AssetBalance, UsdBalance
 from orders.models import Order
-from tests.process_state import forget_outages
-from tests.processes import OwnRedis, database_url
+from tests.support.process_state import forget_outages
+from tests.support.processes import OwnRedis, database_url
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 BUY_ONE_BTC = {"asset_id": "BTC", "order_type": "BUY", "quantity": "1"}

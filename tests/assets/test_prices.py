@@ -1,5 +1,5 @@
 """Price providers and the reuse of fetched prices (PRICE_CACHE_SECONDS), against a real local
-CoinGecko (tests/price_server.py)."""
+CoinGecko (tests/support/price_server.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from assets.models import LastGoodPrice, PriceRecord
 from assets.price_providers import SIMULATED_BUCKET_SECONDS, CoinGeckoProvider, SimulatedProvider, get_provider
 from assets.prices import ProviderError, Quote, get_quotes, get_trade_quote, provider_status, store_quotes
 from core.exceptions import PriceUnavailable
-from tests.price_server import UNASKED_STATUS
+from tests.support.price_server import UNASKED_STATUS
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 T0_UNIX = int(T0.timestamp())

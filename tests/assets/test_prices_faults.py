@@ -1,5 +1,5 @@
 """A provider that hangs, drips, fails in a row or answers nonsense, against the real local
-CoinGecko of tests/price_server.py (docs/DESIGN.md, "Prices and the price guard")."""
+CoinGecko of tests/support/price_server.py (docs/DESIGN.md, "Prices and the price guard")."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import time_machine
 from assets.price_providers import CoinGeckoProvider
 from assets.prices import ProviderError, Quote, get_quotes, get_trade_quote, provider_status, store_quotes
 from core.exceptions import PriceUnavailable
-from tests.process_state import reset_breakers
+from tests.support.process_state import reset_breakers
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 

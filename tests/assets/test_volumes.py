@@ -11,7 +11,7 @@ import time_machine
 from assets.price_providers import SimulatedProvider
 from assets.prices import get_quotes
 
-pytest_plugins = ["tests.price_server"]
+pytest_plugins = ["tests.support.price_server"]
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 

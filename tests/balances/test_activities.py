@@ -15,7 +15,7 @@ from balances.history import ActivityType, get_activities
 from balances.services import adjust_asset_balance, adjust_usd_balance, deposit, withdraw
 from orders.services import place_order
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 ACTIVITIES = "/api/v1/activities/"
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

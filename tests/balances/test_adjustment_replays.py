@@ -12,7 +12,7 @@ from balances.models import AssetBalance, AssetTransaction, CashTransaction, Usd
 from balances.services import adjust_asset_balance, adjust_usd_balance
 from core.exceptions import Conflict
 from orders.selectors import reconcile_ledger
-from tests.threads import run_concurrently
+from tests.support.threads import run_concurrently
 
 D = Decimal
 

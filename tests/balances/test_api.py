@@ -10,7 +10,7 @@ from assets.models import Asset
 from balances.models import CashTransaction, UsdBalance
 from orders.services import place_order
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 User = get_user_model()
 

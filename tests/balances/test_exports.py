@@ -21,7 +21,7 @@ from balances.services import adjust_asset_balance, adjust_usd_balance, deposit,
 from core.api.csv_export import CsvExportMixin
 from orders.services import place_order, reset_account
 from orders.validation import OrderRequest
-from tests.api_helpers import as_csv_cells, asgi_get, csv_table, error_code, json_pages
+from tests.support.api import as_csv_cells, asgi_get, csv_table, error_code, json_pages
 
 ACTIVITIES = "/api/v1/activities/"
 HISTORY = "/api/v1/portfolio/history/"

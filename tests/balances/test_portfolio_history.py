@@ -29,7 +29,7 @@ from core.money import ZERO, to_cents
 from orders.selectors import reconcile_ledger
 from orders.services import place_order, reset_account
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 HISTORY = "/api/v1/portfolio/history/"
 END = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # a UTC midnight: the end of the histories below

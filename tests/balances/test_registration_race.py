@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from balances.models import CashTransaction, UsdBalance
 from orders.selectors import reconcile_ledger
-from tests.threads import run_concurrently
+from tests.support.threads import run_concurrently
 
 User = get_user_model()
 

@@ -20,7 +20,7 @@ from balances.models import UsdBalance
 from balances.services import deposit
 from orders.models import Order
 from orders.selectors import reconcile_ledger
-from tests.processes import ROOT
+from tests.support.processes import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts" / "bench"))
 import anchors

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from scripts.cluster import nodes
-from tests.processes import require_program
+from tests.support.processes import require_program
 
 # Users made straight through the services (no HTTP request, so no read-your-writes pin):
 # their reads may go to the replica from the first request on.

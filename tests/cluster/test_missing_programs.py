@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, python_env, require_program
+from tests.support.processes import ROOT, python_env, require_program
 
 
 def test_a_test_needing_a_missing_program_is_skipped_saying_how_to_install_it(monkeypatch):

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from scripts.cluster import nodes
-from tests.processes import require_program
+from tests.support.processes import require_program
 
 MONEY_FLOWS = [
     "tests/orders/test_services.py",  # buys, sells, limits, cancels, process_resting_orders, expiry

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from tests.processes import ROOT, python_env
+from tests.support.processes import ROOT, python_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

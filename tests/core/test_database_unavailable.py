@@ -10,7 +10,7 @@ import copy
 import pytest
 from django.db import connection
 
-from tests.processes import free_port
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

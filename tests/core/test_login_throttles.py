@@ -10,7 +10,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from balances.models import CashTransaction, UsdBalance
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 User = get_user_model()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from accounts.services import issue_token
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 PATHS = ["/api/v1/balance/", "/api/v1/orders/", "/api/v1/cash-transactions/", "/api/v1/portfolio/"]
 

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from core.api.times import EARLIEST, LATEST, LONGEST_WINDOW, InvalidTime, parse_day, parse_instant
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 OUT_OF_RANGE = "Out of range: times from 0100-01-01 to 9899-12-31 (UTC) are taken."
 

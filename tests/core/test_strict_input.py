@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 
 from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 ORDERS = "/api/v1/orders/"
 DEPOSIT = "/api/v1/balance/deposit/"

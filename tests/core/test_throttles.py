@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 BALANCE = "/api/v1/balance/"
 WINDOW_END = 1_800_000_060  # the frozen clock is 1_800_000_030: half a minute into its window

@@ -4,7 +4,7 @@ what is wrong with the header instead of "credentials were not provided"."""
 import pytest
 
 from accounts.services import issue_token
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from scripts.cluster.nodes import server_command
-from tests.processes import PYTHON, ROOT, OwnPostgres, OwnRedis, free_port, python_env, wait_for
+from tests.support.processes import PYTHON, ROOT, OwnPostgres, OwnRedis, free_port, python_env, wait_for
 
 BTC_PRICE = "50000"
 

@@ -1,6 +1,6 @@
 """The service itself for fault tests, as production runs it (gunicorn with the worker class of
 portfolio_project/server.py), pointed at the test database (the Redis to kill and freeze
-beside it is tests/processes.py's ``OwnRedis``).
+beside it is tests/support/processes.py's ``OwnRedis``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 
 from scripts.cluster.nodes import server_command
-from tests.processes import ROOT, database_url, free_port, wait_for
+from tests.support.processes import ROOT, database_url, free_port, wait_for
 
 
 class AppServer:

@@ -1,6 +1,6 @@
 """A Redis that dies or freezes never fails a request (docs/DESIGN.md, "Faults").
 
-Each test starts its own ``redis-server`` on a free port (tests/processes.py), kills it
+Each test starts its own ``redis-server`` on a free port (tests/support/processes.py), kills it
 with SIGKILL or freezes it with SIGSTOP mid-test, and brings it back. The cache settings are
 the project's own: what ``portfolio_project/settings.py`` builds from ``CACHE_URL``, read in a
 fresh interpreter.
@@ -20,8 +20,8 @@ from django.core.cache import cache
 import core.cache
 from assets.price_providers import SIMULATED_BUCKET_SECONDS, SimulatedProvider
 from assets.prices import get_quotes, get_trade_quote
-from tests.process_state import forget_outages
-from tests.processes import ROOT, OwnRedis
+from tests.support.process_state import forget_outages
+from tests.support.processes import ROOT, OwnRedis
 
 SOCKET_TIMEOUT = 0.25  # the default CACHE_SOCKET_TIMEOUT
 

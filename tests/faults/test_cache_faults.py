@@ -9,7 +9,7 @@ import time
 
 from tests.faults.conftest import Load, assert_ledger_reconciles, assert_nothing_lost_or_doubled
 from tests.faults.test_database_faults import assert_the_processor_survived_and_fills
-from tests.processes import wait_for
+from tests.support.processes import wait_for
 
 
 def test_a_killed_redis_under_load_fails_open_and_loses_nothing(healthy_system):

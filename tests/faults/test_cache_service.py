@@ -12,7 +12,7 @@ import core.cache
 from orders.models import Order
 from orders.selectors import reconcile_ledger
 from tests.faults.servers import AppServer
-from tests.processes import OwnRedis
+from tests.support.processes import OwnRedis
 
 SOCKET_TIMEOUT = 0.25  # the default CACHE_SOCKET_TIMEOUT
 

@@ -15,7 +15,7 @@ from tests.faults.conftest import (
     assert_nothing_lost_or_doubled,
     pending_crossed_at,
 )
-from tests.processes import wait_for
+from tests.support.processes import wait_for
 
 # How long after the database is back a 503 may still be answered: a request that was
 # already failing when it returned.

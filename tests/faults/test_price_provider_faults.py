@@ -1,5 +1,5 @@
 """A hung or byte-dripping price provider, seen through the service as production runs it:
-the production server (3 workers) against the real local CoinGecko of tests/price_server.py.
+the production server (3 workers) against the real local CoinGecko of tests/support/price_server.py.
 
 The numbers of issue 9: an order answers 503 ``price_unavailable`` within 2.5 s (the 2 s
 deadline), ``balance/`` (no price needed) within 0.5 s even while an order waits on the

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.faults.conftest import assert_ledger_reconciles, pending_crossed_at
-from tests.processes import OwnRedis, wait_for
+from tests.support.processes import OwnRedis, wait_for
 
 
 def resting_buy(system, limit: str) -> str:

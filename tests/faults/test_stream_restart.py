@@ -20,7 +20,7 @@ from websockets.sync.client import connect
 from accounts.services import create_api_key
 from tests.alpaca_compat.streams import flows
 from tests.faults.servers import AppServer
-from tests.processes import wait_for
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,7 +21,7 @@ from orders.models import Order, OrderEventRecord
 from orders.selectors import reconcile_ledger
 from orders.services import place_order, reset_account
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 from tests.support.balances import usd_balance_and_held
 
 RESET = "/api/v1/account/reset/"

@@ -5,7 +5,7 @@ import pytest
 from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 ORDERS = "/api/v1/orders/"
 

@@ -11,8 +11,7 @@ from balances.models import AssetBalance
 from orders.selectors import reconcile_ledger
 from orders.services import place_order
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
-from tests.support.api import post_json
+from tests.support.api import error_code, post_json
 from tests.support.balances import usd_balance_and_held
 
 pytestmark = pytest.mark.django_db

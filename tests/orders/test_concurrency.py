@@ -29,7 +29,7 @@ from orders.selectors import reconcile_ledger
 from orders.services import OrderFailed, cancel_order, fill_resting_order, place_order, process_resting_orders
 from orders.validation import OrderRequest
 from tests.support.balances import usd_balance_and_held
-from tests.threads import run_concurrently
+from tests.support.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

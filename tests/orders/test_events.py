@@ -32,7 +32,7 @@ from orders.events import (
 )
 from orders.models import Order, OrderEventRecord
 from orders.settlement import order_insert_sql
-from tests.processes import database_url
+from tests.support.processes import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from accounts.services import create_api_key
 from orders.fill_model import PROFILES, REALISTIC, FillParams, deployment_default
 from orders.models import AccountFillModel
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 URL = "/api/v1/account/fill-model/"
 

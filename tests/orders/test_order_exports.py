@@ -20,7 +20,7 @@ from core.api.csv_export import CsvExportMixin
 from orders.api import ORDER_TEXT
 from orders.services import cancel_order, place_order
 from orders.validation import OrderRequest
-from tests.api_helpers import as_csv_cells, asgi_get, csv_table, error_code, json_pages
+from tests.support.api import as_csv_cells, asgi_get, csv_table, error_code, json_pages
 
 ORDERS = "/api/v1/orders/"
 HEADER = [

@@ -8,8 +8,7 @@ from decimal import Decimal
 import pytest
 
 from orders.models import Order
-from tests.api_helpers import error_code
-from tests.support.api import post_json
+from tests.support.api import error_code, post_json
 from tests.support.balances import usd_balance_and_held
 
 pytestmark = pytest.mark.django_db

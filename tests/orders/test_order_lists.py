@@ -22,7 +22,7 @@ from orders.models import Order
 from orders.selectors import get_orders
 from orders.services import close_all_positions, place_order
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 pytestmark = pytest.mark.django_db
 

@@ -22,7 +22,7 @@ from balances.models import AssetBalance, UsdBalance
 from orders.models import Order
 from orders.services import FailingOrders, cancel_order, place_order, process_resting_orders
 from orders.validation import OrderRequest
-from tests.processes import PYTHON, ROOT, OwnRedis, database_url, free_port, python_env, wait_for
+from tests.support.processes import PYTHON, ROOT, OwnRedis, database_url, free_port, python_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import cancel_all_orders, fill_resting_order, place_order, process_resting_orders, replace_order
 from orders.validation import OrderChanges, OrderRequest
-from tests.threads import run_concurrently
+from tests.support.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

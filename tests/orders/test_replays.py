@@ -19,8 +19,8 @@ from balances.models import CashTransaction, UsdBalance
 from orders.models import Order
 from orders.services import OrderFailed, place_order, process_resting_orders
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
-from tests.threads import run_concurrently
+from tests.support.api import error_code
+from tests.support.threads import run_concurrently
 
 ORDERS = "/api/v1/orders/"
 

@@ -26,7 +26,7 @@ from orders.services import (
     reset_account,
 )
 from orders.validation import OrderRequest
-from tests.threads import run_concurrently
+from tests.support.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,7 +16,7 @@ from orders.models import Order
 from orders.selectors import reconcile_ledger
 from orders.services import place_order
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
+from tests.support.api import error_code
 
 ORDERS = "/api/v1/orders/"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from tests.processes import ROOT, python_env, wait_for
+from tests.support.processes import ROOT, python_env, wait_for
 
 BANNER = "Ctrl-C stops the server and the order processor."
 IGNORED = shutil.ignore_patterns(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import time_machine
 
-from tests.price_server import UNASKED_STATUS
+from tests.support.price_server import UNASKED_STATUS
 
 HEALTH = "/api/v1/health/"
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -1,5 +1,5 @@
 """Every query parameter of every GET in the OpenAPI document (``/api/v1/schema/``), fuzzed
-with hostile times, cursors, page tokens and numbers (tests/query_fuzz.py): no answer is a 5xx,
+with hostile times, cursors, page tokens and numbers (tests/support/query_fuzz.py): no answer is a 5xx,
 every refusal is in the error shape. Deterministic (derandomized hypothesis, no example
 database) and bounded: FUZZ_SETTINGS' examples per operation."""
 
@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from orders.services import place_order
 from orders.validation import OrderRequest
-from tests.api_helpers import error_code
-from tests.price_records import record_btc_minutes
-from tests.query_fuzz import FUZZ_SETTINGS, hostile_values, values_for
+from tests.support.api import error_code
+from tests.support.price_records import record_btc_minutes
+from tests.support.query_fuzz import FUZZ_SETTINGS, hostile_values, values_for
 
 
 def _query_parameters() -> list[tuple[str, dict]]:

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from tests.portfolio_project.make_run import BANNER, MakeRun, embedded_db, make_sandbox
-from tests.processes import free_port, python_env, wait_for
+from tests.support.processes import free_port, python_env, wait_for
 
 
 @pytest.fixture(scope="module")

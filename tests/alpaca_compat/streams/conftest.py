@@ -17,7 +17,7 @@ from django.db import connections
 from accounts.services import create_api_key
 from alpaca_compat.streams import hub as hub_module
 from scripts.cluster.nodes import free_port
-from tests.processes import wait_for
+from tests.support.processes import wait_for
 
 
 class LiveStreams:

@@ -30,7 +30,7 @@ from websockets.sync.client import connect
 from accounts.services import issue_token
 from orders.models import Order
 from tests.alpaca_compat.streams.clients import running
-from tests.processes import PYTHON, ROOT, database_url, python_env, wait_for
+from tests.support.processes import PYTHON, ROOT, database_url, python_env, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

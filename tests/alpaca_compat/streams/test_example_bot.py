@@ -15,7 +15,7 @@ from django.core.management import call_command
 
 from orders.models import Order
 from orders.selectors import reconcile_ledger
-from tests.processes import wait_for
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,8 +21,8 @@ from assets.prices import Quote as PriceQuote
 from balances.models import AssetTransaction
 from tests.alpaca_compat.streams import flows
 from tests.alpaca_compat.streams.clients import running
-from tests.price_records import record
-from tests.processes import wait_for
+from tests.support.price_records import record
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

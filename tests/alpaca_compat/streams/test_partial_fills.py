@@ -15,7 +15,7 @@ from django.utils import timezone
 from orders.models import Order
 from orders.services import fill_resting_order, set_account_fill_model
 from tests.alpaca_compat.streams import flows
-from tests.processes import wait_for
+from tests.support.processes import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

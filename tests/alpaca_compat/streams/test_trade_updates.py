@@ -24,8 +24,8 @@ from orders.services import place_order
 from orders.validation import OrderRequest
 from tests.alpaca_compat.streams import flows
 from tests.alpaca_compat.streams.clients import StalledClient, running
-from tests.processes import wait_for
-from tests.threads import run_concurrently
+from tests.support.processes import wait_for
+from tests.support.threads import run_concurrently
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -26,7 +26,7 @@ import pytest
 
 from scripts.cluster.nodes import find_program, free_port, how_to_install, redis_command, wait_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 

@@ -1,6 +1,6 @@
 """A local CoinGecko for tests: a real HTTP server, not a mock of ``requests``.
 
-Register with ``pytest_plugins = ["tests.price_server"]``. The ``coingecko_server`` fixture
+Register with ``pytest_plugins = ["tests.support.price_server"]``. The ``coingecko_server`` fixture
 points the settings at it (``PRICE_PROVIDER="coingecko"``, short timeouts) and hands back a
 ``FakeCoinGecko`` to script: prices per coin id, and misbehaviour for the next requests
 (an HTTP status, a slow answer, garbage, an answer that never comes, one dripped a byte at
@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.process_state import reset_breakers
+from tests.support.process_state import reset_breakers
 
 API_PREFIX = "/api/v3"
 NOW = object()  # set_price(updated_at=NOW): the server's clock when it answers
