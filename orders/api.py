@@ -40,7 +40,13 @@ class OrderSerializer(ReadSerializer):
         source="executed_price", read_only=True, allow_null=True, help_text="The average price of its fills so far."
     )
     total_amount = UsdField(read_only=True, allow_null=True, help_text="USD of its fills so far.")
-    held_amount = UsdField(read_only=True, help_text="USD reserved while a BUY limit, stop or stop-limit order rests.")
+    held_amount = UsdField(
+        read_only=True,
+        help_text=(
+            "USD reserved for what is left to fill while a BUY limit, stop or stop-limit order rests; "
+            "0 for a SELL (its quantity is held instead) and once the order ends."
+        ),
+    )
     held_quantity = QuantityField(
         read_only=True, help_text="Quantity reserved while a SELL limit, stop or stop-limit order rests."
     )

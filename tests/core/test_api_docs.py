@@ -78,7 +78,10 @@ def test_the_order_schema_says_stop_orders_hold_too(api_client):
     order = api_client.get("/api/v1/schema/?format=json").json()["components"]["schemas"]["Order"]["properties"]
 
     # then
-    assert order["held_amount"]["description"] == "USD reserved while a BUY limit, stop or stop-limit order rests."
+    assert order["held_amount"]["description"] == (
+        "USD reserved for what is left to fill while a BUY limit, stop or stop-limit order rests; "
+        "0 for a SELL (its quantity is held instead) and once the order ends."
+    )
     assert order["held_quantity"]["description"] == (
         "Quantity reserved while a SELL limit, stop or stop-limit order rests."
     )
