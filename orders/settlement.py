@@ -466,52 +466,45 @@ WITH account AS (
 ARRIVAL_SELL_SQL = _sale_sql(resting=False)
 ARRIVAL_SELL_FEE_SQL = _sale_sql(resting=False, fee=True)
 
-# A stored PENDING BUY filled under the user lock the caller holds: the funds (counting the
-# hold the fill releases), then the order's compare-and-swap, which every write follows.
-RESTING_BUY_SQL = f"""
-WITH account AS (
-    {_ACCOUNT_SQL.format(check=_FUNDS_CHECK)}
-), filled AS (
-    {_FILLED_SQL.format(source="FROM account")}
-), debit AS (
-    UPDATE balances_usdbalance SET
-        current_balance = current_balance - %(cost)s, held = held - %(released)s, updated_at = %(at)s
-    FROM filled WHERE balances_usdbalance.user_id = %(user_id)s
-    RETURNING current_balance
-), holding AS (
-    {add_bought_quantity_sql(source="FROM debit", **_BOUGHT)}
-    RETURNING b.quantity
-), {_fill_steps(side=Order.Type.BUY, order="filled", balance="debit", order_source="FROM filled", arrival=False)}"""
 
-# A stored PENDING SELL filled under the user lock the caller holds.
-RESTING_SELL_SQL = _sale_sql(resting=True)
-
-# A stored PENDING order's fill under a fill model (docs/DESIGN.md, "Fill model"): all or part
-# of what is left, at the model's price, with its maker fee's row (none when it is 0).
-RESTING_BUY_PART_SQL = f"""
-WITH account AS (
-    {_ACCOUNT_SQL.format(check=_FUNDS_CHECK)}
-), filled AS (
-    {_PART_FILLED_SQL.format(source="FROM account")}
-), debit AS (
-    UPDATE balances_usdbalance SET
-        current_balance = current_balance - %(cost)s, held = held - %(released)s, updated_at = %(at)s
-    FROM filled WHERE balances_usdbalance.user_id = %(user_id)s
-    RETURNING current_balance
-), holding AS (
-    {add_bought_quantity_sql(source="FROM debit", **{**_BOUGHT, "quantity": "%(net_quantity)s"})}
-    RETURNING b.quantity
-), {
-    _fill_steps(
+def _resting_buy_sql(*, partial: bool) -> str:
+    """A stored PENDING BUY filled under the user lock the caller holds: the funds (counting
+    the hold the fill releases), then the order's compare-and-swap, which every write follows.
+    ``partial``: under a fill model (docs/DESIGN.md, "Fill model"), all or part of what is
+    left, at the model's price, with its maker fee's row (none when it is 0)."""
+    filled = _PART_FILLED_SQL if partial else _FILLED_SQL
+    bought = {**_BOUGHT, "quantity": "%(net_quantity)s"} if partial else _BOUGHT
+    steps = _fill_steps(
         side=Order.Type.BUY,
         order="filled",
         balance="debit",
         order_source="FROM filled",
         arrival=False,
-        fee=True,
-        partial=True,
+        **({"fee": True, "partial": True} if partial else {}),
     )
-}"""
+    return f"""
+WITH account AS (
+    {_ACCOUNT_SQL.format(check=_FUNDS_CHECK)}
+), filled AS (
+    {filled.format(source="FROM account")}
+), debit AS (
+    UPDATE balances_usdbalance SET
+        current_balance = current_balance - %(cost)s, held = held - %(released)s, updated_at = %(at)s
+    FROM filled WHERE balances_usdbalance.user_id = %(user_id)s
+    RETURNING current_balance
+), holding AS (
+    {add_bought_quantity_sql(source="FROM debit", **bought)}
+    RETURNING b.quantity
+), {steps}"""
+
+
+RESTING_BUY_SQL = _resting_buy_sql(partial=False)
+
+# A stored PENDING SELL filled under the user lock the caller holds.
+RESTING_SELL_SQL = _sale_sql(resting=True)
+
+# A stored PENDING order's fill under a fill model: all or part of what is left.
+RESTING_BUY_PART_SQL = _resting_buy_sql(partial=True)
 RESTING_SELL_PART_SQL = _sale_sql(resting=True, fee=True, partial=True)
 
 # --- The fill, as a value ------------------------------------------------------------------
