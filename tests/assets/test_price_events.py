@@ -7,13 +7,12 @@ import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import psycopg
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from assets.price_events import PRICE_EVENTS, PriceEvent, announce_prices
 from assets.prices import Quote, get_quotes
-from tests.support.processes import database_url
+from tests.support.processes import own_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +21,7 @@ AS_OF = datetime(2026, 11, 27, 17, 52, 5, tzinfo=UTC)
 
 @pytest.fixture
 def listener():
-    conn = psycopg.connect(database_url(connection.settings_dict), autocommit=True)
+    conn = own_session(autocommit=True)
     conn.execute(f"LISTEN {PRICE_EVENTS}")
     yield conn
     conn.close()

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import psycopg
 import pytest
 import time_machine
 from alpaca.common.exceptions import APIError
@@ -32,7 +31,7 @@ from assets.prices import Quote, get_quotes, get_trade_quote
 from balances.models import AssetBalance, UsdBalance
 from orders.models import Order
 from tests.support.process_state import forget_outages
-from tests.support.processes import OwnRedis, database_url
+from tests.support.processes import OwnRedis, own_session
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 BUY_ONE_BTC = {"asset_id": "BTC", "order_type": "BUY", "quantity": "1"}
@@ -272,7 +271,7 @@ def test_the_prices_the_guard_accepts_are_announced_to_the_streams_and_those_it_
     coingecko_server, btc_good_at_67000
 ):
     # given: a process listening as the market data streams do
-    listener = psycopg.connect(database_url(connection.settings_dict), autocommit=True)
+    listener = own_session(autocommit=True)
     listener.execute(f"LISTEN {PRICE_EVENTS}")
 
     # when: a glitch (held), a price near the last good one (accepted), the glitch again (held)

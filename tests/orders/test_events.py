@@ -32,7 +32,7 @@ from orders.events import (
 )
 from orders.models import Order, OrderEventRecord
 from orders.settlement import order_insert_sql
-from tests.support.processes import database_url
+from tests.support.processes import own_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,7 +43,7 @@ class Reader:
     """A session of its own reading the outbox, as each streams' hub does."""
 
     def __init__(self) -> None:
-        self.conn = psycopg.connect(database_url(connection.settings_dict), autocommit=True)
+        self.conn = own_session(autocommit=True)
         self.feed = EventFeed(self.conn.execute(HORIZON_SQL).fetchone()[0])
 
     def read(self) -> list[dict]:
@@ -64,7 +64,7 @@ def received(reader: Reader, *, wait: float = 0) -> list[dict]:
 
 def session() -> psycopg.Connection:
     """A session of another process."""
-    return psycopg.connect(database_url(connection.settings_dict))
+    return own_session()
 
 
 def a_resting_order(user, btc, **fields) -> Order:

@@ -63,6 +63,15 @@ def database_url(settings_dict: dict, name: str | None = None) -> str:
     return f"postgresql://{user}@{host}:{port}/{name}"
 
 
+def own_session(*, autocommit: bool = False) -> psycopg.Connection:
+    """A connection of its own to the test database, as another process would open (libpq's
+    parameters, which a socket directory of the embedded server passes as they are)."""
+    from django.db import connection
+
+    params = {key: value for key, value in connection.get_connection_params().items() if key != "cursor_factory"}
+    return psycopg.connect(**params, autocommit=autocommit)
+
+
 def socket_url(socket_dir: str, name: str, *, user: str = "postgres", port: str | int = 5432) -> str:
     return f"postgresql://{user}@/{quote(str(socket_dir), safe='')}%2F{name}?port={port}"
 
