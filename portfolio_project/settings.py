@@ -51,11 +51,13 @@ MIDDLEWARE = [
     "core.api.middleware.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, user and message middleware, skipped for an API request that brings a
+    # token or an API key (core/api/middleware.py): only browsers' requests read them.
+    "core.api.middleware.SessionMiddleware",
     "core.api.middleware.CommonMiddleware",  # Django's, without empty 301s for API writes
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.api.middleware.AuthenticationMiddleware",
+    "core.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the views' exceptions first: a database outage is a 503.
     "core.api.middleware.DatabaseUnavailableMiddleware",
@@ -134,7 +136,7 @@ REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=2.0)
 if len(DATABASES) > 1:
     DATABASE_ROUTERS = ["core.replicas.ReplicaRouter"]
     MIDDLEWARE.insert(
-        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        MIDDLEWARE.index("core.api.middleware.AuthenticationMiddleware") + 1,
         "core.replicas.ReadYourWritesMiddleware",
     )
 # "transaction" when connections go through PgBouncer in transaction pooling mode: a server
