@@ -63,6 +63,12 @@ MIDDLEWARE = [
     "core.api.middleware.DatabaseUnavailableMiddleware",
 ]
 
+# Request headers (as in request.META) that DRF's authentication classes answer alone, with
+# the user or a 401, never falling back to the session: the token's (accounts/authentication.py)
+# and the API key's id (alpaca_compat/authentication.py). An API request with one of them skips
+# the session, user and message middleware.
+API_CREDENTIAL_HEADERS = ["HTTP_AUTHORIZATION", "HTTP_APCA_API_KEY_ID"]
+
 ROOT_URLCONF = "portfolio_project.urls"
 
 TEMPLATES = [

@@ -12,6 +12,7 @@ it is answered 400 here, once, rather than guarded in every lookup.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
@@ -105,12 +106,13 @@ API_PATHS = ("/api/", "/v2/", "/v1beta3/")
 
 
 def carries_api_credentials(request: HttpRequest) -> bool:
-    """An API request that brings its own credentials: an ``Authorization`` header or Alpaca's
-    key id. The token or the key decides who it is, or it is a 401: DRF never reaches the
-    session for it (the token class answers any non-empty Authorization header, the key class
-    any key id), so the session, the user it holds and its messages are never read."""
+    """An API request that brings its own credentials: one of ``API_CREDENTIAL_HEADERS`` (the
+    token's Authorization header, the API key's id), not empty. The token or the key decides
+    who it is, or it is a 401: DRF never reaches the session for it (the token class answers
+    any non-empty Authorization header, the key class any key id), so the session, the user
+    it holds and its messages are never read."""
     meta = request.META
-    return (bool(meta.get("HTTP_AUTHORIZATION")) or "HTTP_APCA_API_KEY_ID" in meta) and request.path_info.startswith(
+    return any(meta.get(header) for header in settings.API_CREDENTIAL_HEADERS) and request.path_info.startswith(
         API_PATHS
     )
 
