@@ -284,6 +284,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # DRF's negotiation, its answer remembered per Accept header (core/api/negotiation.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.api.negotiation.RememberingNegotiation",
     "DEFAULT_SCHEMA_CLASS": "core.api.openapi.ErrorDocumentingAutoSchema",
     # The browsable API's page descriptions: an action's own docstring, inline code as code.
     "VIEW_DESCRIPTION_FUNCTION": "core.api.descriptions.view_description",
