@@ -51,15 +51,23 @@ MIDDLEWARE = [
     "core.api.middleware.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's session, user and message middleware, skipped for an API request that brings a
+    # token or an API key (core/api/middleware.py): only browsers' requests read them.
+    "core.api.middleware.SessionMiddleware",
     "core.api.middleware.CommonMiddleware",  # Django's, without empty 301s for API writes
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "core.api.middleware.AuthenticationMiddleware",
+    "core.api.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, so that it sees the views' exceptions first: a database outage is a 503.
     "core.api.middleware.DatabaseUnavailableMiddleware",
 ]
+
+# Request headers (as in request.META) that DRF's authentication classes answer alone, with
+# the user or a 401, never falling back to the session: the token's (accounts/authentication.py)
+# and the API key's id (alpaca_compat/authentication.py). An API request with one of them skips
+# the session, user and message middleware.
+API_CREDENTIAL_HEADERS = ["HTTP_AUTHORIZATION", "HTTP_APCA_API_KEY_ID"]
 
 ROOT_URLCONF = "portfolio_project.urls"
 
@@ -134,7 +142,7 @@ REPLICA_CHECK_SECONDS = env.float("REPLICA_CHECK_SECONDS", default=2.0)
 if len(DATABASES) > 1:
     DATABASE_ROUTERS = ["core.replicas.ReplicaRouter"]
     MIDDLEWARE.insert(
-        MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+        MIDDLEWARE.index("core.api.middleware.AuthenticationMiddleware") + 1,
         "core.replicas.ReadYourWritesMiddleware",
     )
 # "transaction" when connections go through PgBouncer in transaction pooling mode: a server
@@ -294,6 +302,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # DRF's negotiation, its answer remembered per Accept header (core/api/negotiation.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.api.negotiation.RememberingNegotiation",
     "DEFAULT_SCHEMA_CLASS": "core.api.openapi.ErrorDocumentingAutoSchema",
     # The browsable API's page descriptions: an action's own docstring, inline code as code.
     "VIEW_DESCRIPTION_FUNCTION": "core.api.descriptions.view_description",

@@ -51,6 +51,9 @@ api_v1 = [
     # Before the router's asset-balances/{asset_id}/, which would take "close-all" for an asset.
     path("asset-balances/close-all/", CloseAllPositionsView.as_view(), name="close-all-positions"),
     path("asset-balances/<str:asset_id>/close/", ClosePositionView.as_view(), name="close-position"),
+    # The router's lists and details (orders among them) after those two and before the rest:
+    # none of the paths below overlaps its prefixes, and an order is matched sooner.
+    path("", include(router.urls)),
     # History and market data (README, "The API in short")
     path("portfolio/history/", PortfolioHistoryView.as_view(), name="portfolio-history"),
     path("activities/", ActivitiesView.as_view(), name="activities"),
@@ -59,7 +62,6 @@ api_v1 = [
     path("health/", HealthView.as_view(), name="health"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
-    path("", include(router.urls)),
 ]
 # The root links every endpoint above without an identifier, whoever adds it.
 api_v1.append(path("", ApiRootView.as_view(patterns=api_v1), name="api-root"))
@@ -81,11 +83,13 @@ browsable_api_auth = [
 ]
 
 urlpatterns = [
+    # The API first: Django tries the patterns in order on every request, and no prefix below
+    # overlaps another, so the order decides only how many are tried before the match.
+    path("api/v1/", include(api_v1)),
     # Alpaca's paper-trading API (docs/DESIGN.md, "Alpaca compatibility").
     path("v2/", include(alpaca_urls.trading_urls)),
     path("v1beta3/crypto/us/", include(alpaca_urls.market_data_urls)),
     path("", RedirectView.as_view(url="/api/v1/", permanent=False)),
-    path("api/v1/", include(api_v1)),
     path("api-auth/", include((browsable_api_auth, "rest_framework"))),
     path("admin/login/", answer_throttled_login_with_429(admin.site.login)),
     path("admin/", admin.site.urls),

@@ -12,6 +12,10 @@ it is answered 400 here, once, rather than guarded in every lookup.
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib.auth import middleware as auth_middleware
+from django.contrib.messages import middleware as messages_middleware
+from django.contrib.sessions import middleware as sessions_middleware
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware import common as django_common
@@ -94,3 +98,44 @@ class RateLimitHeadersMiddleware:
             response["X-RateLimit-Remaining"] = str(remaining)
             response["X-RateLimit-Reset"] = str(reset)
         return response
+
+
+# The API's paths: every view under them is DRF's, authenticated by REST_FRAMEWORK's classes
+# (or Alpaca's key alone), and the browsable API's login and the admin are elsewhere.
+API_PATHS = ("/api/", "/v2/", "/v1beta3/")
+
+
+def carries_api_credentials(request: HttpRequest) -> bool:
+    """An API request that brings its own credentials: one of ``API_CREDENTIAL_HEADERS`` (the
+    token's Authorization header, the API key's id), not empty. The token or the key decides
+    who it is, or it is a 401: DRF never reaches the session for it (the token class answers
+    any non-empty Authorization header, the key class any key id), so the session, the user
+    it holds and its messages are never read."""
+    meta = request.META
+    return any(meta.get(header) for header in settings.API_CREDENTIAL_HEADERS) and request.path_info.startswith(
+        API_PATHS
+    )
+
+
+class _BrowserOnly:
+    """Runs the middleware it is mixed into for every request but one that carries API
+    credentials, which passes straight through (about a tenth of a millisecond of CPU an
+    order: a session store, a lazy user, a message storage built and never read). A browser
+    with a session cookie on the browsable API, the admin and the login pages get all of it."""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if carries_api_credentials(request):
+            return self.get_response(request)
+        return super().__call__(request)
+
+
+class SessionMiddleware(_BrowserOnly, sessions_middleware.SessionMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(_BrowserOnly, auth_middleware.AuthenticationMiddleware):
+    pass
+
+
+class MessageMiddleware(_BrowserOnly, messages_middleware.MessageMiddleware):
+    pass

@@ -10,7 +10,8 @@ Prints, per request, the median wall time and the process CPU time (``time.proce
 the Python process spent, in every thread, which a busy machine moves far less than wall time).
 Neither includes reading the request off a socket (uvicorn's httptools, gunicorn's parser).
 ``--profile`` adds cProfile's top functions of the order request through WSGI, by own time and
-by cumulative time. The settings are the bench's (scripts/bench/run.py): Redis cache, no DEBUG,
+by cumulative time (``PROFILE_REQUEST="POST /v2/orders"`` profiles another request,
+``PROFILE_LINES`` lists more functions). The settings are the bench's (scripts/bench/run.py): Redis cache, no DEBUG,
 throttles raised out of the way. Its user, ``request-cpu-bench``, stays in the database.
 """
 
@@ -178,14 +179,15 @@ def main(n: int, profile: bool) -> None:
 
     if profile:
         profiler = cProfile.Profile(time.process_time)  # CPU time: waiting on a socket costs nothing here
-        request = requests["POST /api/v1/orders/"]
+        request = requests[os.environ.get("PROFILE_REQUEST", "POST /api/v1/orders/")]
         profiler.enable()
         for _ in range(n):
             call_wsgi(*request)
         profiler.disable()
         for order_by in ("tottime", "cumulative"):
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats(order_by).print_stats(35)
+            lines = int(os.environ.get("PROFILE_LINES", "35"))
+            pstats.Stats(profiler, stream=out).sort_stats(order_by).print_stats(lines)
             print(out.getvalue())
 
 

@@ -97,17 +97,30 @@ class _Basket(InputSerializer):
     sizes = serializers.ListField(child=serializers.IntegerField(min_value=1))
 
 
-def test_each_input_serializer_has_its_own_fields_though_they_are_copied_shallowly():
-    # when two instances are made (fields are shallow copies of the declared ones)
-    first, second = _Basket(data={}), _Basket(data={})
+def test_input_serializers_reading_requests_share_fields_bound_once_and_keep_their_own_results():
+    # when two instances read requests plainly (no context, not partial)
+    first = _Basket(data={"name": "a", "sizes": [1]})
+    second = _Basket(data={"name": "toolong", "sizes": [0]})
 
-    # then no field object, nor a list field's child, is shared between them or with the class
+    # then they share the fields bound once per class, never the class's declared ones
     for name in ("name", "sizes"):
-        assert first.fields[name] is not second.fields[name]
+        assert first.fields[name] is second.fields[name]
         assert first.fields[name] is not _Basket._declared_fields[name]
-        assert first.fields[name].parent is first
-        assert second.fields[name].parent is second
-    assert first.fields["sizes"].child is not second.fields["sizes"].child
+    assert first.fields["sizes"].child is not _Basket._declared_fields["sizes"].child
+    # and each keeps its own data, result and errors
+    assert first.is_valid()
+    assert not second.is_valid()
+    assert first.validated_data == {"name": "a", "sizes": [1]}
+    assert set(second.errors) == {"name", "sizes"}
+
+
+def test_a_serializer_with_context_or_partial_binds_its_own_fields():
+    # The browsable API's forms pass a context; a partial update reads "required" differently.
+    plain = _Basket(data={})
+    for other in (_Basket(data={}, context={"request": None}), _Basket(data={}, partial=True)):
+        assert other.fields["name"] is not plain.fields["name"]
+        assert other.fields["name"].parent is other
+        assert other.fields["sizes"].child is not plain.fields["sizes"].child
 
 
 def test_interleaved_input_serializers_keep_their_own_data_and_errors():

@@ -70,3 +70,20 @@ def test_behind_pgbouncer_in_transaction_pooling_nothing_is_prepared(funded, set
     # then the parameters are still bound on the server, and nothing is prepared
     assert _runs_of_prepared_statements() == {}
     assert Order.objects.filter(user=user, status=Order.Status.COMPLETED).count() == 2
+
+
+def test_a_long_statement_binds_each_calls_own_values_though_its_conversion_is_kept(db):
+    # given a statement over psycopg's 4 KB conversion cache, with named placeholders used
+    # more than once (as the settlement statements have)
+    padding = " ".join(f"%(a)s::int AS c{n}," for n in range(400))
+    sql = f"SELECT {padding} %(b)s::text AS last, %(a)s::int + 1 AS next"
+    assert len(sql) > 4096
+    # when it runs twice on the prepared cursor with different values
+    rows = []
+    for a, b in ((1, "one"), (2, "two")):
+        with connection.prepared_cursor() as cursor:
+            cursor.execute(sql, {"a": a, "b": b})
+            rows.append(cursor.fetchone())
+    # then each run answered its own values
+    assert (rows[0][0], *rows[0][-2:]) == (1, "one", 2)
+    assert (rows[1][0], *rows[1][-2:]) == (2, "two", 3)
