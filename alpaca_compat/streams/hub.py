@@ -71,23 +71,21 @@ class Connection(Protocol):
         """The hub's session is gone: end the connection so that the client starts over."""
 
 
+@functools.cache
+def _libpq_keywords() -> frozenset[str]:
+    return frozenset(option.keyword.decode() for option in psycopg.pq.Conninfo.get_defaults())
+
+
 def database_params() -> dict:
-    """Where the hub LISTENs: STREAM_DATABASE_URL, or the default database's own settings."""
+    """Where the hub LISTENs: STREAM_DATABASE_URL, or where Django's default connection goes,
+    with every libpq parameter Django would pass (a socket directory given as ``?host=`` in
+    DATABASE_URL lands in OPTIONS, not HOST, and must not be lost)."""
     keepalives = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
     if settings.STREAM_DATABASE_URL:
         return {"conninfo": settings.STREAM_DATABASE_URL, "application_name": APPLICATION_NAME, **keepalives}
-    database = settings.DATABASES["default"]
-    params = {
-        "dbname": database["NAME"],
-        "user": database.get("USER") or None,
-        "password": database.get("PASSWORD") or None,
-        "host": database.get("HOST") or None,
-        "port": database.get("PORT") or None,
-        "connect_timeout": database.get("OPTIONS", {}).get("connect_timeout"),
-        "application_name": APPLICATION_NAME,
-        **keepalives,
-    }
-    return {key: value for key, value in params.items() if value is not None}
+    django_params = connections["default"].get_connection_params()
+    params = {key: value for key, value in django_params.items() if key in _libpq_keywords() and value is not None}
+    return {**params, "application_name": APPLICATION_NAME, **keepalives}
 
 
 def _with_fresh_connections(function: Callable, /, *args, **kwargs):

@@ -1454,6 +1454,7 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
             session.update(
                 closed=Counter(f"{code} {reason}" for code, reason in result["closed"]),
                 failed=result["failed_count"],
+                first_failure=result["failed"][0] if result["failed"] else "",
                 messages=result["messages"],
             )
             sessions.append(session)
@@ -1464,7 +1465,7 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
                 f"({c['server_cpu_ms_per_order']:.2f} ms, clients' process {c['clients_cpu_ms_per_order']:.2f} ms); "
                 f"connected in "
                 f"{session['connect_seconds']:.1f} s; closed by the server {dict(session['closed'])}, "
-                f"failed {session['failed']}"
+                f"failed {session['failed']}" + (f" (first: {session['first_failure']})" if session["failed"] else "")
             )
 
         log(f"streams: {len(users) * per} quote subscribers, quotes announced at {QUOTE_RATES}/s")

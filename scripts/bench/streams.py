@@ -51,7 +51,8 @@ class Clients:
                     await ws.send(json.dumps({"action": "authenticate", "data": {"oauth_token": credential}}))
                     assert '"authorized"' in await ws.recv(), "not authorized"
                     await ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
-                    assert '"listening"' in await ws.recv(), "not listening"
+                    reply = await ws.recv()
+                    assert '"listening"' in reply, f"not listening: {reply[:200]!r}"
                 else:
                     await ws.recv()  # connected
                     key, secret = credential.split(":", 1)
