@@ -211,18 +211,16 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
             else:
                 self._reset_done(request, user, result)
                 return HttpResponseRedirect(reverse("admin:auth_user_change", args=[user.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": f"Reset the paper account of {user.username}",
-            "form": form,
-            "account": user,
-            "balance": self._balance(user),
-            "holdings": get_holdings(user=user),
-            "open_orders": Order.objects.filter(user=user, status=Order.Status.PENDING).count(),
-            "user_url": reverse("admin:auth_user_change", args=[user.pk]),
-        }
-        return TemplateResponse(request, "admin/auth/user/reset_account.html", context)
+        return self._account_page(
+            request,
+            user,
+            "admin/auth/user/reset_account.html",
+            title=f"Reset the paper account of {user.username}",
+            form=form,
+            balance=self._balance(user),
+            holdings=get_holdings(user=user),
+            open_orders=Order.objects.filter(user=user, status=Order.Status.PENDING).count(),
+        )
 
     def fill_model_view(self, request: HttpRequest, object_id: str):
         """The form of a user's fill model (docs/DESIGN.md, "Fill model"): a profile, or each
@@ -249,18 +247,28 @@ class PortfolioUserAdmin(SafeChangelistMixin, UserAdmin):
                     request, f"{user.username}'s orders now fill under the {saved.profile} model.", messages.SUCCESS
                 )
                 return HttpResponseRedirect(reverse("admin:auth_user_change", args=[user.pk]))
+        return self._account_page(
+            request,
+            user,
+            "admin/auth/user/fill_model.html",
+            title=f"Fill model of {user.username}",
+            form=form,
+            current_profile=params.profile,
+            is_default=row is None,
+        )
+
+    def _account_page(self, request: HttpRequest, user, template: str, *, title: str, form, **extra):
+        """A page of one action on ``user``'s account (templates/admin/account_action.html)."""
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
-            "title": f"Fill model of {user.username}",
+            "title": title,
             "form": form,
             "account": user,
-            "current": params,
-            "current_profile": params.profile,
-            "is_default": row is None,
             "user_url": reverse("admin:auth_user_change", args=[user.pk]),
+            **extra,
         }
-        return TemplateResponse(request, "admin/auth/user/fill_model.html", context)
+        return TemplateResponse(request, template, context)
 
     @admin.display(description="fill model")
     def fill_model_panel(self, user) -> str:

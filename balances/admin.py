@@ -505,6 +505,7 @@ class UsdBalanceAdmin(ReadOnlyAdmin):
             "opts": self.opts,
             "title": title,
             "form": form,
+            "account": balance.user,
             "balance": balance,
             "holdings": get_holdings(user=balance.user),
             "user_url": reverse("admin:auth_user_change", args=[balance.user_id]),
