@@ -34,12 +34,14 @@ import json
 import os
 import resource
 
+import environ
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
 # Read from the environment, as gunicorn loads this module before Django's settings exist.
 HEADER_TIMEOUT = float(os.environ.get("HTTP_HEADER_TIMEOUT", "10"))
 BODY_TIMEOUT = float(os.environ.get("HTTP_BODY_TIMEOUT", "30"))
+STREAM_COMPRESSION = environ.Env().bool("STREAM_COMPRESSION", default=False)
 # The request line and every header of one request: gunicorn's own limits allow about as much
 # (a 4 KB request line, 100 fields), nginx's default 32 KB.
 MAX_HEADER_BYTES = 64 * 1024
@@ -182,6 +184,9 @@ class Worker(UvicornWorker):
         "http": HttpProtocol,
         # The streams (Django Channels consumers) are served on the same port.
         "ws": "websockets-sansio",
+        # Off unless asked for (docs/DESIGN.md, "Streams"): compressing each message for each
+        # client cost the workers more CPU than the order path could spare.
+        "ws_per_message_deflate": STREAM_COMPRESSION,
         "lifespan": "on",  # the streams' hub stops at shutdown (portfolio_project/asgi.py)
         "proxy_headers": False,
         "server_header": False,

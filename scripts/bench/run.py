@@ -47,7 +47,9 @@ BENCH_PROFILE (1: profile with py-spy when it is installed), BENCH_DB (portfolio
 "portfolio,history,portfolio_history,orders,fills,streams"), BENCH_HISTORY_RUNS (50 runs per portfolio
 history case), BENCH_HISTORY_DB (portfolio_history_bench), PGBENCH (path of pgbench),
 BENCH_STREAM_CLIENTS (1000), BENCH_STREAM_RATE (200 orders/s), BENCH_STREAM_SECONDS (10),
-BENCH_QUOTE_RATES ("20,100,500" quotes/s), BENCH_STREAM_CONFIG ("asgi:2").
+BENCH_QUOTE_RATES ("20,100,500" quotes/s), BENCH_STREAM_CONFIG ("asgi:2"); the servers take the
+service's own settings from the environment too (STREAM_COMPRESSION=true: the streams phase with
+compressed messages).
 """
 
 # ruff: noqa: S603  (the bench runs its own fixed commands: gunicorn, wrk, pgbench, py-spy, manage.py)
@@ -70,6 +72,8 @@ import urllib.request
 from collections import Counter
 from decimal import ROUND_UP, Decimal
 from pathlib import Path
+
+import environ
 
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
@@ -135,6 +139,8 @@ STREAM_CONFIG = os.environ.get("BENCH_STREAM_CONFIG", "asgi:2")
 # A bench user's token (or key) has one connection per stream and process on Alpaca's terms;
 # the bench gives each of its users several.
 STREAM_ENV = {"STREAM_CONNECTIONS_PER_KEY": "50"}
+# As the server reads it (portfolio_project/server.py), to say in the report which was measured.
+STREAM_COMPRESSION = environ.Env().bool("STREAM_COMPRESSION", default=False)
 PORTFOLIO_HISTORY_RUNS = env_int("BENCH_HISTORY_RUNS", 50, 15)
 
 ORDER_ASSET = "BTC"
@@ -1307,6 +1313,20 @@ class StreamClients:
         return result
 
 
+def rss_bytes(pids: list[int]) -> int:
+    """The processes' resident memory now (/proc/<pid>/status, VmRSS)."""
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    return total
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """User and system CPU time the processes have used so far (/proc/<pid>/stat)."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -1331,7 +1351,22 @@ def measured_wrk(server: Gunicorn, tokens_file: Path, clients: StreamClients | N
     requests = max(1, r["requests"])
     r["server_cpu_ms_per_order"] = (after[0] - before[0]) * 1000 / requests
     r["clients_cpu_ms_per_order"] = (after[1] - before[1]) * 1000 / requests
+    r["server_rss_mb"] = rss_bytes(workers) / 2**20
     return r
+
+
+def _wrk_summary(runs: list[dict]) -> dict:
+    """The medians of measured_wrk's runs (their rates one by one too)."""
+    return {
+        "per_s": median([r["rps"] for r in runs]),
+        "runs_per_s": [round(r["rps"], 1) for r in runs],
+        "p50_ms": median([r["p50_ms"] for r in runs]),
+        "p99_ms": median([r["p99_ms"] for r in runs]),
+        "errors": sum(r["errors"] for r in runs),
+        "server_cpu_ms_per_order": median([r["server_cpu_ms_per_order"] for r in runs]),
+        "clients_cpu_ms_per_order": median([r["clients_cpu_ms_per_order"] for r in runs]),
+        "server_rss_mb": median([r["server_rss_mb"] for r in runs]),
+    }
 
 
 def paced_orders(tokens: list[str], *, rate: int, seconds: int, threads: int = 32) -> dict:
@@ -1422,7 +1457,8 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
     runs = {"without": [], "with": []}
     sessions = []
     log(
-        f"streams: gunicorn {STREAM_CONFIG}; {len(users) * per} trade-update clients ({per} per user); "
+        f"streams: gunicorn {STREAM_CONFIG}, messages {'compressed' if STREAM_COMPRESSION else 'not compressed'}; "
+        f"{len(users) * per} trade-update clients ({per} per user); "
         f"{RUNS} alternating wrk runs of {DURATION} s without and with them; {STREAM_RATE} orders/s for "
         f"{STREAM_SECONDS} s for the fill latency"
     )
@@ -1463,6 +1499,7 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
                 f"  run {i + 1}: wrk without clients {w['rps']:.1f}/s ({w['server_cpu_ms_per_order']:.2f} ms of "
                 f"server CPU an order), with {session['ready']} clients {c['rps']:.1f}/s "
                 f"({c['server_cpu_ms_per_order']:.2f} ms, clients' process {c['clients_cpu_ms_per_order']:.2f} ms); "
+                f"workers' memory {w['server_rss_mb']:.0f} MB without, {c['server_rss_mb']:.0f} MB with; "
                 f"connected in "
                 f"{session['connect_seconds']:.1f} s; closed by the server {dict(session['closed'])}, "
                 f"failed {session['failed']}" + (f" (first: {session['first_failure']})" if session["failed"] else "")
@@ -1473,6 +1510,8 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
         quotes = []
         for rate in QUOTE_RATES:
             before, _, _ = market.count()
+            workers = server.worker_pids()
+            cpu_before = cpu_seconds(workers)
             t0 = time.time()
             for k in range(rate * STREAM_SECONDS):
                 time.sleep(max(0.0, t0 + k / rate - time.time()))
@@ -1480,6 +1519,7 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
                 announce_prices([Quote(asset_id="BTC", price=price, as_of=timezone.now(), source="bench")])
             announced_for = time.time() - t0
             time.sleep(1)  # what is on its way arrives
+            workers_cpu = cpu_seconds(workers) - cpu_before
             after, _, closed = market.count()
             received = after - before
             expected = rate * STREAM_SECONDS * market.ready
@@ -1490,12 +1530,15 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
                     "received": received,
                     "expected": expected,
                     "received_per_s": received / announced_for,
+                    # the workers' CPU for it, in cores (a second of CPU a second is one core)
+                    "workers_cores": workers_cpu / (announced_for + 1),
                     "closed": closed,
                 }
             )
             log(
                 f"  {rate} quotes/s: {received} of {expected} messages reached {market.ready} subscribers, "
-                f"{received / announced_for:,.0f} messages/s; clients closed so far {closed}"
+                f"{received / announced_for:,.0f} messages/s, the workers' CPU {workers_cpu / (announced_for + 1):.2f} "
+                f"cores; clients closed so far {closed}"
             )
         result = market.finish()
     from django.db import connection
@@ -1506,26 +1549,11 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
     return {
         "clients": len(users) * per,
         "config": STREAM_CONFIG,
+        "compression": STREAM_COMPRESSION,
         "latency": latency,
         "sessions": [{**s, "closed": dict(s["closed"])} for s in sessions],
-        "orders_without": {
-            "per_s": without,
-            "runs_per_s": [round(r["rps"], 1) for r in runs["without"]],
-            "p50_ms": median([r["p50_ms"] for r in runs["without"]]),
-            "p99_ms": median([r["p99_ms"] for r in runs["without"]]),
-            "errors": sum(r["errors"] for r in runs["without"]),
-            "server_cpu_ms_per_order": median([r["server_cpu_ms_per_order"] for r in runs["without"]]),
-            "clients_cpu_ms_per_order": median([r["clients_cpu_ms_per_order"] for r in runs["without"]]),
-        },
-        "orders_with": {
-            "per_s": with_clients,
-            "runs_per_s": [round(r["rps"], 1) for r in runs["with"]],
-            "p50_ms": median([r["p50_ms"] for r in runs["with"]]),
-            "p99_ms": median([r["p99_ms"] for r in runs["with"]]),
-            "errors": sum(r["errors"] for r in runs["with"]),
-            "server_cpu_ms_per_order": median([r["server_cpu_ms_per_order"] for r in runs["with"]]),
-            "clients_cpu_ms_per_order": median([r["clients_cpu_ms_per_order"] for r in runs["with"]]),
-        },
+        "orders_without": _wrk_summary(runs["without"]),
+        "orders_with": _wrk_summary(runs["with"]),
         "ratio_with_without": with_clients / without,
         "quotes": quotes,
         "quote_clients_closed": dict(Counter(f"{code} {reason}" for code, reason in result["closed"])),
@@ -1686,7 +1714,8 @@ def render_markdown(res: dict) -> str:
         st = ph["streams"]
         lat = st["latency"]
         L.append(
-            f"## Streams ({st['clients']} trade-update clients, one per account, on gunicorn {st['config']}; "
+            f"## Streams ({st['clients']} trade-update clients, one per account, on gunicorn {st['config']}, "
+            f"messages {'compressed' if st['compression'] else 'not compressed'}; "
             "the clients in one process on the same machine)\n"
         )
         L.append(
@@ -1699,27 +1728,31 @@ def render_markdown(res: dict) -> str:
         ow, oc = st["orders_without"], st["orders_with"]
         L.append(
             "| market orders (wrk, random users) | orders/s | p50 ms | p99 ms | errors | server CPU ms/order | "
-            "clients' CPU ms/order | runs |"
+            "clients' CPU ms/order | workers' memory MB | runs |"
         )
-        L.append("|---|---|---|---|---|---|---|---|")
+        L.append("|---|---|---|---|---|---|---|---|---|")
         L.append(
             f"| without stream clients | {fmt(ow['per_s'])} | {fmt(ow['p50_ms'], 2)} | {fmt(ow['p99_ms'], 2)} | "
-            f"{ow['errors']} | {fmt(ow['server_cpu_ms_per_order'], 2)} | - | {ow['runs_per_s']} |"
+            f"{ow['errors']} | {fmt(ow['server_cpu_ms_per_order'], 2)} | - | {fmt(ow['server_rss_mb'], 0)} | "
+            f"{ow['runs_per_s']} |"
         )
         L.append(
             f"| with {st['clients']} clients listening | {fmt(oc['per_s'])} | {fmt(oc['p50_ms'], 2)} | "
             f"{fmt(oc['p99_ms'], 2)} | {oc['errors']} | {fmt(oc['server_cpu_ms_per_order'], 2)} | "
-            f"{fmt(oc['clients_cpu_ms_per_order'], 2)} | {oc['runs_per_s']} |"
+            f"{fmt(oc['clients_cpu_ms_per_order'], 2)} | {fmt(oc['server_rss_mb'], 0)} | {oc['runs_per_s']} |"
         )
         L.append(
             f"\nWith/without: {st['ratio_with_without']:.2f} (target within 5%: "
             f"{'PASS' if st['ratio_with_without'] >= 0.95 else 'FAIL'}). Connections the server closed, by "
             f"session: {[s['closed'] for s in st['sessions']]}.\n"
         )
-        L.append("| quotes announced/s | messages received | of | messages/s at the clients |")
-        L.append("|---|---|---|---|")
+        L.append("| quotes announced/s | messages received | of | messages/s at the clients | workers' CPU, cores |")
+        L.append("|---|---|---|---|---|")
         for q in st["quotes"]:
-            L.append(f"| {q['rate']} | {q['received']} | {q['expected']} | {q['received_per_s']:,.0f} |")
+            L.append(
+                f"| {q['rate']} | {q['received']} | {q['expected']} | {q['received_per_s']:,.0f} | "
+                f"{q['workers_cores']:.2f} |"
+            )
         L.append(f"\nQuote subscribers closed by the server: {st['quote_clients_closed'] or 'none'}.\n")
     rec = res.get("reconcile")
     if rec:

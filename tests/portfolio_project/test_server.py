@@ -2,7 +2,8 @@
 portfolio_project/asgi.py), as a client meets it: a request whose headers or body do not arrive
 in time is answered 408 and closed, oversized headers 431 and bodies 413, Django's sync views keep one
 persistent database connection per request thread however many requests wait, a streamed CSV
-export arrives whole, and a WebSocket to a path no stream serves is refused without an error."""
+export arrives whole, a WebSocket to a path no stream serves is refused without an error, and a
+stream's messages are compressed only where STREAM_COMPRESSION asks for it."""
 
 from __future__ import annotations
 
@@ -199,20 +200,47 @@ def test_a_ledger_exported_as_csv_streams_whole_through_the_server(server, suppo
     assert [line[4] for line in lines] == ["10000.00"] + ["1.00"] * 900
 
 
-def test_a_websocket_to_a_path_no_stream_serves_is_refused_without_an_error(server):
-    # given: a WebSocket handshake
+def websocket_handshake(app: AppServer, path: str, *headers: bytes) -> bytes:
+    """The server's answer to a WebSocket handshake on ``path``."""
     key = base64.b64encode(os.urandom(16))
-    with connect(server) as client:
+    with connect(app) as client:
         client.sendall(
-            b"GET /no-such-stream HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: "
+            + key
+            + b"\r\nSec-WebSocket-Version: 13\r\n"
+            + b"".join(header + b"\r\n" for header in headers)
+            + b"\r\n"
         )
+        return client.recv(65536)
 
-        # when
-        received = client.recv(65536)
+
+def test_a_websocket_to_a_path_no_stream_serves_is_refused_without_an_error(server):
+    # when: a WebSocket handshake
+    received = websocket_handshake(server, "/no-such-stream")
 
     # then: refused, the server still serves, and its log shows no error
     assert received.startswith(b"HTTP/1.1 403 ")
     assert requests.get(f"{server.url}/api/v1/health/", timeout=10).status_code == 200
     assert "Traceback" not in server.log_text()
     assert "ERROR" not in server.log_text()
+
+
+# Compression costs the server memory and CPU for each client (docs/DESIGN.md, "Streams"): off
+# unless the deployment asks for it.
+@pytest.mark.parametrize(
+    ("server", "compressed"),
+    [({}, False), ({"STREAM_COMPRESSION": "true"}, True)],
+    indirect=["server"],
+)
+def test_stream_messages_are_compressed_only_when_the_deployment_asks(server, compressed):
+    # given: a client that offers permessage-deflate, as alpaca-py's and CCXT's do
+    offer = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"
+
+    # when
+    received = websocket_handshake(server, "/stream", offer)
+
+    # then: the stream is opened, with compression exactly when asked for
+    head = received.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 101 ")
+    assert (b"sec-websocket-extensions: permessage-deflate" in head) is compressed

@@ -16,6 +16,7 @@ from django.db import connections
 
 from accounts.services import create_api_key
 from alpaca_compat.streams import hub as hub_module
+from portfolio_project.server import Worker
 from scripts.cluster.nodes import free_port
 from tests.support.processes import wait_for
 
@@ -28,6 +29,9 @@ class LiveStreams:
             host="127.0.0.1",
             port=self.port,
             lifespan="on",
+            # The WebSocket protocol as production serves it (compression included).
+            ws=Worker.CONFIG_KWARGS["ws"],
+            ws_per_message_deflate=Worker.CONFIG_KWARGS["ws_per_message_deflate"],
             log_config=None,  # uvicorn's records reach the root logger, and the test's caplog
             log_level="info",
             timeout_graceful_shutdown=2,  # a stalled test client must not hold the shutdown
