@@ -224,9 +224,6 @@ class Hub:
             if not targets:
                 del self._trade[user_id]
 
-    def trade_listeners(self, user_id: int) -> int:
-        return len(self._trade.get(user_id, ()))
-
     def subscribe(self, connection: Connection, channels: dict[str, Iterable[str]]) -> None:
         """Replace ``connection``'s market data subscriptions with ``channels`` (channel ->
         symbols, ``*`` for every one)."""

@@ -66,8 +66,9 @@ class LiveStreams:
         return hub
 
     def trade_listeners(self, user_id: int) -> int:
+        """Connections listening to ``user_id``'s trade updates in the server's hub."""
         hub = hub_module._hub
-        return hub.trade_listeners(user_id) if hub is not None and hub.loop is self.loop else 0
+        return len(hub._trade.get(user_id, ())) if hub is not None and hub.loop is self.loop else 0
 
     def subscribers(self, channel: str) -> int:
         """Connections subscribed to ``channel`` (any symbol) in the server's hub."""
