@@ -33,12 +33,15 @@ from __future__ import annotations
 import json
 import os
 import resource
+from pathlib import Path
 
 import environ
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
-# Read from the environment, as gunicorn loads this module before Django's settings exist.
+# Read from the environment (and the project's .env, as the settings read it), as gunicorn loads
+# this module before Django's settings exist.
+environ.Env.read_env(Path(__file__).resolve().parent.parent / ".env", overwrite=False)
 HEADER_TIMEOUT = float(os.environ.get("HTTP_HEADER_TIMEOUT", "10"))
 BODY_TIMEOUT = float(os.environ.get("HTTP_BODY_TIMEOUT", "30"))
 STREAM_COMPRESSION = environ.Env().bool("STREAM_COMPRESSION", default=False)
@@ -184,8 +187,8 @@ class Worker(UvicornWorker):
         "http": HttpProtocol,
         # The streams (Django Channels consumers) are served on the same port.
         "ws": "websockets-sansio",
-        # Off unless asked for (docs/DESIGN.md, "Streams"): compressing each message for each
-        # client cost the workers more CPU than the order path could spare.
+        # Off unless asked for (docs/DESIGN.md, "Streams"): each client's zlib stream costs
+        # memory, and compressing every message once per client costs CPU.
         "ws_per_message_deflate": STREAM_COMPRESSION,
         "lifespan": "on",  # the streams' hub stops at shutdown (portfolio_project/asgi.py)
         "proxy_headers": False,
