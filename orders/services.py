@@ -186,11 +186,7 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
     quote = get_trade_quote(asset)
     model, version = fill_model_for_order(user_id=user.pk)
     if request.notional is not None:
-        # At the worst price the model may fill it at (the ask plus the most slippage), so that
-        # a BUY never costs more than its notional (docs/DESIGN.md, "Fill model").
-        worst = model.market_price(side=request.order_type, mid=quote.price, quantity=ZERO, volume=None)
-        priced = quote.price if worst == quote.price else worst
-        quantity = quantity_for_notional(notional=request.notional, price=priced, asset=asset)
+        quantity = _notional_quantity(request, model=model, quote=quote, asset=asset)
     elif request.kind == Order.Kind.MARKET:
         validate_value(quantity=quantity, price=quote.price)
 
@@ -204,6 +200,15 @@ def place_order(*, user: AbstractBaseUser, request: OrderRequest, origin: OrderO
     )
     _trigger_if_reached(order, price=quote.price, now=now)
     return _arrive(order, quote=quote, now=now, request=request, model=model, model_version=version)
+
+
+def _notional_quantity(request: OrderRequest, *, model: fill_model.FillParams, quote: Quote, asset: Asset) -> Decimal:
+    """A notional order's quantity, at the worst price ``model`` may fill it at (the ask plus
+    the most slippage), so that a BUY never costs more than its notional (docs/DESIGN.md,
+    "Fill model")."""
+    worst = model.market_price(side=request.order_type, mid=quote.price, quantity=ZERO, volume=None)
+    priced = quote.price if worst == quote.price else worst
+    return quantity_for_notional(notional=request.notional, price=priced, asset=asset)
 
 
 def side_price(model: fill_model.FillParams, *, order_type: str, mid: Decimal) -> Decimal:
@@ -225,14 +230,24 @@ def _arrive(
     """Fill, rest or end a new order under ``model`` (docs/DESIGN.md, "Fill model"): a limit
     is marketable when the ask (BUY) or the bid (SELL) crosses it."""
     if fills_at(order, side_price(model, order_type=order.order_type, mid=quote.price)):
-        part = _immediate_part(order, model=model, quote=quote, now=now)
-        if part is not None:  # an ioc or fok limit the minute's volume cannot fill whole
-            if part and order.time_in_force == Order.TimeInForce.IOC:
-                return _place_part_then_cancel(order, request=request, quote=quote, now=now, model=model, part=part)
-            return _place_unfilled(order, request=request)  # fok, or nothing to fill: CANCELLED
         try:
+            part = _immediate_part(order, model=model, quote=quote, now=now)
+            if part is not None:  # an ioc or fok limit the minute's volume cannot fill whole
+                if part and order.time_in_force == Order.TimeInForce.IOC:
+                    return _place_part_then_cancel(
+                        order,
+                        request=request,
+                        quote=quote,
+                        now=now,
+                        model=model,
+                        model_version=model_version,
+                        part=part,
+                    )
+                return _place_unfilled(order, request=request)  # fok, or nothing to fill: CANCELLED
             return _place_filled(order, quote=quote, now=now, request=request, model=model, model_version=model_version)
         except OwnFillModel as found:  # priced under a model the account does not have: again, under its own
+            if request.notional is not None:  # sized for the other model's worst price
+                order.quantity = _notional_quantity(request, model=found.model, quote=quote, asset=order.asset)
             return _arrive(order, quote=quote, now=now, request=request, model=found.model, model_version=found.version)
 
     try:
@@ -259,14 +274,26 @@ def _immediate_part(order: Order, *, model: fill_model.FillParams, quote: Quote,
 
 
 def _place_part_then_cancel(
-    order: Order, *, request: OrderRequest, quote: Quote, now: datetime, model: fill_model.FillParams, part: Decimal
+    order: Order,
+    *,
+    request: OrderRequest,
+    quote: Quote,
+    now: datetime,
+    model: fill_model.FillParams,
+    model_version: datetime | None,
+    part: Decimal,
 ) -> PlacedOrder:
     """An ioc limit order of which only ``part`` fills at once: in one transaction under the
     user lock it is accepted with its hold, ``part`` fills (a taker's fill), and the rest is
-    cancelled, its hold released: ``new``, ``partly_filled``, ``cancelled``."""
+    cancelled, its hold released: ``new``, ``partly_filled``, ``cancelled``. Raises
+    OwnFillModel, with nothing written, when ``model`` is not the account's (this path is rare
+    enough to read the model under the lock rather than check it in a statement)."""
     failure: DomainError | None = None
     with transaction.atomic(durable=True), localcontext(EXACT):
         usd = usd_balance_for_update(user_id=order.user_id)
+        current, version = read_fill_model(user_id=order.user_id)
+        if version != model_version:
+            raise OwnFillModel(current, version)
         if order.client_order_id is not None:
             existing = replay_or_conflict(user_id=order.user_id, request=request)
             if existing is not None:
@@ -834,6 +861,8 @@ def _fill_claimed(order: Order, usd: UsdBalance, account_model: AccountFillModel
             return False
     quantity = _resting_fill_quantity(order, model=model, quote=quote, now=now)
     if not quantity:
+        if triggers:  # a stop-limit that crossed in a minute with no volume to take: triggered still
+            trigger_pending(order_id=order.pk, at=now)
         return False
     try:
         fill_pending_order_locked(order=order, usd=usd, quote=quote, now=now, model=model, quantity=quantity)

@@ -42,7 +42,7 @@ from assets.selectors import get_asset
 from balances.models import AssetBalance, AssetTransaction, CashTransaction, UsdBalance
 from balances.services import check_balance_limit, require_unheld
 from core.exceptions import InsufficientAsset, InsufficientFunds, OrderNoLongerPending
-from core.money import PRICE, USD, ZERO, to_cents_down, to_cents_up, value_of
+from core.money import CENT, PRICE, USD, ZERO, to_cents_down, to_cents_up, value_of
 from core.sql import insert_sql
 from orders.events import AS_ACCEPTED, Event, order_events_insert_sql
 from orders.fill_model import PROFILES, SLIPPAGE_NONE, FillParams
@@ -827,6 +827,11 @@ def fill_part_locked(
         held_after = to_cents_up(value_of(left, order.order_price)) if left and order.order_price else ZERO
         held_after = min(held_after, order.held_amount)
         released = order.held_amount - held_after
+        if usd.available + released < cost and order.order_price is not None and cost - released <= CENT:
+            # A limit fills at its limit or better, so the part's cost exceeds what its hold
+            # releases only by the cents the two roundings up differ by: the hold, rounded
+            # once for the whole order, pays it, rounded down (docs/DESIGN.md, "Fill model").
+            cost = released + usd.available
         if usd.available + released < cost:
             raise InsufficientFunds("Not enough available USD.", details={"available": usd.available, "required": cost})
         step = get_asset(order.asset_id).step  # this process's recent read: no query

@@ -204,3 +204,82 @@ def test_the_order_list_filters_what_each_order_shows(participating, set_price, 
     assert ids("PARTIALLY_FILLED") == [str(partly.pk)]
     assert ids("PENDING") == [str(resting.pk)]
     assert sorted(ids("open")) == sorted([str(partly.pk), str(resting.pk)])
+
+
+def test_an_ioc_priced_under_a_model_another_process_changed_fills_under_the_accounts_own(participating, set_price):
+    # given: another process set alice's model to ideal (whole fills, no fees); this one still
+    # knows the participating model
+    from orders import selectors
+
+    remembered = dict(selectors._KNOWN_MODELS)
+    set_account_fill_model(user=participating, profile="ideal")
+    selectors._KNOWN_MODELS.update(remembered)
+
+    # when: an ioc BUY of 0.2 that the participating model would fill only in part
+    with time_machine.travel(T0, tick=False):
+        set_price("BTC", "39000", volume=VOLUME)
+        ioc = _order(participating, "BUY", "0.2", order_price="40000", time_in_force="ioc")
+
+    # then: priced again under ideal, it fills whole and pays no fee
+    assert (ioc.status, ioc.filled_quantity) == ("COMPLETED", D("0.2"))
+    assert not AssetTransaction.objects.filter(order=ioc, transaction_type="FEE").exists()
+    assert reconcile_ledger() == []
+
+
+def test_a_part_whose_cost_rounds_a_cent_above_what_its_hold_releases_is_paid_by_the_hold(
+    make_user, btc, set_price, settings
+):
+    from django.db import transaction
+    from django.utils import timezone
+
+    from balances.lock_objects import usd_balance_for_update
+    from orders.settlement import IDEAL_PARAMS, fill_pending_order_locked
+
+    # given: all of alice's cash, 2.01, held by a limit BUY of 2 BTC at 1.005, the market above it
+    settings.INITIAL_USD_BALANCE = D("2.01")
+    alice = make_user("alice")
+    set_price("BTC", "1.1")
+    order = _order(alice, "BUY", "2", order_price="1.005")
+    assert (order.held_amount, UsdBalance.objects.get(user=alice).available) == (D("2.01"), 0)
+
+    # when: a part of 1 fills at 1.00401: its cost rounds up to 1.01, while keeping the rest's
+    # hold (1 at 1.005, rounded up: 1.01) releases 1.00; then the rest at the same price
+    quote = set_price("BTC", "1.00401")
+    for _ in range(2):
+        with transaction.atomic():
+            usd = usd_balance_for_update(user_id=alice.pk)
+            order.refresh_from_db()
+            fill_pending_order_locked(
+                order=order, usd=usd, quote=quote, now=timezone.now(), model=IDEAL_PARAMS, quantity=D("1")
+            )
+
+    # then: the first part cost what the hold released (1.00), the second 1.01; nothing failed
+    order.refresh_from_db()
+    assert (order.status, order.filled_quantity, order.held_amount) == ("COMPLETED", D("2"), 0)
+    buys = CashTransaction.objects.filter(order=order, transaction_type="BUY").order_by("id")
+    assert [row.amount for row in buys] == [D("-1.00"), D("-1.01")]
+    balance = UsdBalance.objects.get(user=alice)
+    assert (balance.current_balance, balance.held) == (0, 0)
+    assert AssetBalance.objects.get(user=alice, asset_id="BTC").quantity == D("2")
+    assert reconcile_ledger() == []
+
+
+def test_a_stop_limit_that_crosses_in_a_minute_without_volume_stays_triggered(participating, set_price):
+    # given: a stop-limit BUY, stop 45,000, limit 46,000, the market below the stop
+    with time_machine.travel(T0, tick=False):
+        set_price("BTC", "44000", volume=VOLUME)
+        order = _order(participating, "BUY", "0.05", stop_price="45000", order_price="46000")
+
+    # when: the market passes the stop in a minute that traded nothing, then falls back below it
+    with time_machine.travel(T0 + timedelta(minutes=1), tick=False):
+        set_price("BTC", "45500", volume=D("0"))
+        process_resting_orders()
+    order.refresh_from_db()
+    triggered_at = order.triggered_at
+    _minute(2, set_price, price="44500")
+
+    # then: the trigger was kept, and the limit order it became fills below the stop
+    assert triggered_at is not None
+    order.refresh_from_db()
+    assert order.filled_quantity > 0
+    assert reconcile_ledger() == []

@@ -176,3 +176,20 @@ def test_a_notional_buy_never_costs_more_than_its_notional_under_a_spread_and_sl
     assert order.status == "COMPLETED"
     assert order.total_amount <= D("1000.00")
     assert order.executed_price > D("50025")  # at the ask plus slippage
+
+
+def test_a_notional_buy_priced_by_a_process_that_did_not_know_the_model_is_sized_again(realistic):
+    # given: this process forgot that alice has her own model, so it first sizes the order at
+    # the deployment's (ideal) price, 50,000
+    selectors._KNOWN_MODELS.clear()
+
+    # when
+    request = OrderRequest(asset_id="BTC", order_type="BUY", notional=D("1000.00"))
+    order = place_order(user=realistic, request=request).order
+
+    # then: sized again at the realistic worst price, it costs no more than its notional
+    assert order.status == "COMPLETED"
+    assert order.executed_price > D("50025")
+    assert order.total_amount <= D("1000.00")
+    assert order.quantity < D("0.02")  # 1,000 / 50,000 would have been 0.02
+    assert reconcile_ledger() == []
