@@ -44,8 +44,9 @@ class ShallowFieldsSerializer(serializers.Serializer):
         threads share them; copying and binding them again for each request was ~4% of a
         market order's CPU. A form of the browsable API (context given), a partial update or
         a serializer nesting serializers (a list serializer keeps each item on its child while
-        it reads it) bind their own; a ListField's or DictField's child is a plain field."""
-        if self._context or self.partial or self.instance is not None:
+        it reads it) bind their own, and so does one nested in another (its fields take the
+        outer one's context and partial); a ListField's or DictField's child is a plain field."""
+        if self._context or self.partial or self.instance is not None or self.parent is not None:
             return self._bind_own_fields()
         shared = type(self).__dict__.get("_shared_fields")
         if shared is None:

@@ -135,3 +135,24 @@ def test_interleaved_input_serializers_keep_their_own_data_and_errors():
     assert good.validated_data == {"name": "ab", "sizes": [1, 2]}
     assert set(bad.errors) == {"name", "sizes"}
     assert _Basket(data={"name": "ok", "sizes": [3]}).is_valid()
+
+
+class _Item(InputSerializer):
+    a = serializers.CharField()
+    b = serializers.CharField()
+
+
+class _Order(InputSerializer):
+    item = _Item()
+
+
+def test_a_serializer_nested_in_another_reads_with_the_outer_ones_context_and_partial():
+    # given: a partial read with a context, through a nested serializer
+    outer = _Order(data={"item": {"a": "x"}}, partial=True, context={"request": "the request"})
+
+    # then: the nested fields belong to this read (b may be left out, the context is the outer's)
+    assert outer.is_valid(), outer.errors
+    assert outer.validated_data == {"item": {"a": "x"}}
+    nested = outer.fields["item"]
+    assert nested.fields["b"].root is outer
+    assert nested.fields["b"].context == {"request": "the request"}
