@@ -151,6 +151,12 @@ class Hub:
             except (psycopg.Error, OSError) as error:
                 failures += 1
                 logger.warning("stream hub: database session lost (%s: %s)", type(error).__name__, error)
+            except Exception:
+                # A bug in reading or fanning out events: the task must not end in silence, with
+                # every stream of this process quiet from then on. Its clients start over, as
+                # when the session is lost, and the traceback goes to the log. Deliberately broad.
+                failures += 1
+                logger.exception("stream hub: reading events failed; starting over")
             finally:
                 if self.live.is_set():
                     self.live.clear()
@@ -258,6 +264,10 @@ class Hub:
         except (ValueError, KeyError, TypeError, ArithmeticError) as error:
             # Not ours, or from a newer version of the code: one bad payload stops nothing.
             logger.warning("stream hub: unreadable %s payload (%s): %.200s", channel, error, payload)
+        except Exception:
+            # Whatever else one payload breaks (a parser's recursion limit, a bug in rendering)
+            # stops nothing either; deliberately broad, with the traceback in the log.
+            logger.exception("stream hub: could not deliver a %s payload: %.200s", channel, payload)
 
     def _order_event(self, event: OrderEvent, *, txid: int | None) -> None:
         targets = self._trade.get(event.user_id)

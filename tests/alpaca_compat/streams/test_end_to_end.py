@@ -28,6 +28,7 @@ from django.utils import timezone
 from websockets.sync.client import connect
 
 from accounts.services import issue_token
+from orders.events import OUTBOX
 from orders.models import Order
 from tests.alpaca_compat.streams.clients import running
 from tests.support.processes import PYTHON, ROOT, database_url, python_env, wait_for
@@ -134,7 +135,14 @@ def test_trading_stream_sees_every_api_the_processor_and_staff_act_each_as_get_v
         # staff
         to_cancel = trading.submit_order(LimitOrderRequest(**limit, limit_price=39000))
         staff_cancel(support_staff, to_cancel.id)
-        wait_for(lambda: len(received) >= 18, timeout=10, what="eighteen trade updates")
+        try:
+            wait_for(lambda: len(received) >= 18, timeout=10, what="eighteen trade updates")
+        except AssertionError as timed_out:  # say what did arrive, and what the outbox holds
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT id, txid::text, left(payload, 90) FROM {OUTBOX} ORDER BY id")
+                outbox = cursor.fetchall()
+            arrived = [(update.event, str(update.order.id)) for update in received]
+            raise AssertionError(f"{timed_out}: received {arrived}; the outbox: {outbox}") from None
         plain_received = [json.loads(plain.recv(timeout=5)) for _ in range(18)]
     # then: Alpaca's words, in commit order, each a TradeUpdate alpaca-py accepted
     ids = {

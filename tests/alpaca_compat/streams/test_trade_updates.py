@@ -18,7 +18,7 @@ from accounts.services import issue_token
 from alpaca_compat import render
 from alpaca_compat.streams.hub import APPLICATION_NAME
 from balances.lock_objects import usd_balance_for_update
-from orders.events import Event, OrderEvent, announce, order_event
+from orders.events import OUTBOX, Event, OrderEvent, announce, order_event
 from orders.models import Order
 from orders.services import place_order
 from orders.validation import OrderRequest
@@ -363,3 +363,22 @@ def test_when_the_hub_loses_the_database_trade_update_clients_are_closed_and_can
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1011, "stream restarting")
     assert (update["data"]["event"], update["data"]["order"]["id"]) == ("new", str(order.order_id))
     assert server_errors() == []
+
+
+def test_a_payload_that_breaks_the_parser_stops_no_event_after_it(streams, user, make_key, btc_at_50k, caplog):
+    # given: a listening client, and an outbox row of its account that no parser reads (nested
+    # past Python's recursion limit: not a ValueError), as a bug or a newer version could write
+    key, secret = make_key(user)
+    order = flows.rest_limit_buy(user)
+    poison = f'{{"event": "new", "user_id": {user.pk}, "order": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with listening_client(streams, key, secret) as ws:
+        with connection.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {OUTBOX} (payload) VALUES (%s)", [poison])
+
+        # when the account's next event commits
+        flows.cancel(order)
+
+        # then it arrives, and the bad payload is in the log
+        update = recv_json(ws)
+    assert (update["data"]["event"], update["data"]["order"]["id"]) == ("canceled", str(order.pk))
+    assert any("could not deliver" in record.getMessage() for record in caplog.records)
