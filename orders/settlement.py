@@ -597,13 +597,15 @@ def _refused_for_its_model(order: Order, *, model_version: datetime | None) -> N
         raise OwnFillModel(model, version)
 
 
-def arrival_price(order: Order, *, quote: Quote, model: FillParams) -> Decimal:
+def arrival_price(order: Order, *, quote: Quote, model: FillParams, quantity: Decimal | None = None) -> Decimal:
     """The price an order filled on arrival fills at: the quote's under ``ideal``; under a
     fill model with a spread or slippage, a BUY at the ask plus slippage and a SELL at the bid
-    less it, never past the order's limit (docs/DESIGN.md, "Fill model")."""
+    less it, the slippage of ``quantity`` (default: the whole order), never past the order's
+    limit (docs/DESIGN.md, "Fill model")."""
     if model.spread_bps == 0 and model.slippage == SLIPPAGE_NONE:
         return quote.price
-    price = model.market_price(side=order.order_type, mid=quote.price, quantity=order.quantity, volume=quote.volume)
+    size = order.quantity if quantity is None else quantity
+    price = model.market_price(side=order.order_type, mid=quote.price, quantity=size, volume=quote.volume)
     if order.order_price is not None:
         price = min(price, order.order_price) if order.order_type == Order.Type.BUY else max(price, order.order_price)
     return price
@@ -743,8 +745,8 @@ def fill_pending_order_locked(
     MAX_USD_BALANCE) and OrderNoLongerPending (another worker or a cancel got there first).
 
     Under a fill model (``model``), ``quantity`` of what is left (default: all of it) fills at
-    ``resting_price`` with the maker fee (``maker``: it rested; a replacement filled at once
-    pays the taker's), by ``fill_part_locked``."""
+    ``resting_price`` with the maker fee (``maker``: it rested), or at ``arrival_price`` with
+    the taker's (a replacement filled at once, an ioc's part), by ``fill_part_locked``."""
     model = model or IDEAL_PARAMS
     if not _fills_as_it_always_did(order, model, quantity):
         return fill_part_locked(
@@ -806,7 +808,12 @@ def fill_part_locked(
     left x its limit), and ``partly_filled``, or ``fill`` when it completes the order. The
     caller holds the user lock; ``order`` and ``usd`` are left as stored. Raises as
     ``fill_pending_order_locked``."""
-    price = resting_price(order, quote=quote, model=model, quantity=quantity)
+    # A maker fills at its limit or better; a taker (an ioc's part, a replacement filled at
+    # once) takes the market as any order arriving does, slippage of what it takes included.
+    if maker:
+        price = resting_price(order, quote=quote, model=model, quantity=quantity)
+    else:
+        price = arrival_price(order, quote=quote, model=model, quantity=quantity)
     remaining = order.remaining_quantity
     params = {
         "user_id": order.user_id,

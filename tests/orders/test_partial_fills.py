@@ -283,3 +283,26 @@ def test_a_stop_limit_that_crosses_in_a_minute_without_volume_stays_triggered(pa
     order.refresh_from_db()
     assert order.filled_quantity > 0
     assert reconcile_ledger() == []
+
+
+def test_an_ioc_part_is_a_takers_fill_at_the_ask_plus_the_slippage_of_what_it_takes(user, btc, set_price):
+    from orders.fill_model import PROFILES, REALISTIC
+
+    # given: alice on the realistic model, BTC at 39,000 with 1 BTC a minute
+    set_account_fill_model(user=user, profile=REALISTIC)
+    with time_machine.travel(T0, tick=False):
+        set_price("BTC", "39000", volume=VOLUME)
+
+        # when: an ioc BUY of 0.2 at 40,000, more than the minute's share
+        ioc = _order(user, "BUY", "0.2", order_price="40000", time_in_force="ioc")
+
+    # then: its part filled as any order arriving does, at the ask (39,019.5) plus the slippage
+    # of the part, under its limit, with the taker's fee
+    assert ioc.status == "CANCELLED"
+    assert 0 < ioc.filled_quantity < D("0.2")
+    expected = PROFILES[REALISTIC].market_price(side="BUY", mid=D("39000"), quantity=ioc.filled_quantity, volume=VOLUME)
+    assert D("39019.5") < expected < D("40000")
+    assert ioc.executed_price == expected
+    fee = AssetTransaction.objects.get(order=ioc, transaction_type="FEE").quantity
+    assert -fee == (ioc.filled_quantity * D("0.0025")).quantize(D("0.00000001"), rounding="ROUND_CEILING")
+    assert reconcile_ledger() == []
