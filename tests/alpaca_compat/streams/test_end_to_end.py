@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -80,6 +81,13 @@ def process_orders_once(coingecko_server) -> None:
     assert done.returncode == 0, done.stderr
 
 
+def next_second() -> int:
+    """A provider stamp after any price a fixture stored this second: CoinGecko stamps in whole
+    seconds, and the price guard ignores a quote stamped before the last good price, so a new
+    price stamped with the current second could be ignored (the guard is right: it is older)."""
+    return int(time.time()) + 1
+
+
 def staff_cancel(staff, order_id) -> None:
     """A support staff member cancels the order with the admin's action."""
     client = Client()
@@ -130,7 +138,7 @@ def test_trading_stream_sees_every_api_the_processor_and_staff_act_each_as_get_v
         to_fill = trading.submit_order(LimitOrderRequest(**limit, limit_price=45000))
         to_expire = api_v1.place(order_type="BUY", quantity="0.01", order_price="30000")
         Order.objects.filter(pk=to_expire["order_id"]).update(expires_at=timezone.now() - timedelta(seconds=1))
-        coingecko_server.set_price("bitcoin", "44000")
+        coingecko_server.set_price("bitcoin", "44000", updated_at=next_second())
         process_orders_once(coingecko_server)
         # staff
         to_cancel = trading.submit_order(LimitOrderRequest(**limit, limit_price=39000))
@@ -210,7 +218,7 @@ def test_crypto_data_stream_and_a_ccxt_style_client_get_the_providers_prices_the
         LimitOrderRequest(symbol="BTC/USD", qty=0.01, side="buy", time_in_force="gtc", limit_price=45000)
     )
     streams.settle()  # the fixture's price and the order are no market data of this test
-    coingecko_server.set_price("bitcoin", "44000")
+    coingecko_server.set_price("bitcoin", "44000", updated_at=next_second())
     received: list = []
 
     async def collect(item) -> None:
