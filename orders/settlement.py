@@ -835,9 +835,10 @@ def fill_part_locked(
         held_after = min(held_after, order.held_amount)
         released = order.held_amount - held_after
         if usd.available + released < cost and order.order_price is not None and cost - released <= CENT:
-            # A limit fills at its limit or better, so the part's cost exceeds what its hold
-            # releases only by the cents the two roundings up differ by: the hold, rounded
-            # once for the whole order, pays it, rounded down (docs/DESIGN.md, "Fill model").
+            # A limit fills at its limit or better, so the part's cost can exceed what its hold
+            # releases only by the cent that rounding the part's cost and the rest's hold up
+            # apart can add: the part then costs what the hold releases, rounded down by that
+            # cent (docs/DESIGN.md, "Fill model").
             cost = released + usd.available
         if usd.available + released < cost:
             raise InsufficientFunds("Not enough available USD.", details={"available": usd.available, "required": cost})
