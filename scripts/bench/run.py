@@ -1068,6 +1068,21 @@ def fill_worker(asset_id: str, price: str, start_at: float, volume: str | None =
     )
 
 
+def insert_resting_buys(cur, *, lo: int, n: int) -> None:
+    """RESTING_ORDERS resting limit BUYs on FILL_ASSET in one statement, spread over the n users
+    from id lo, then ANALYZE, so that the processor's plan sees them."""
+    cur.execute(
+        resting_buys_sql(
+            source=f"FROM generate_series(1, {RESTING_ORDERS}) g",
+            order_id="gen_random_uuid()",
+            user_id=f"{lo} + g % {n}",
+            asset_id=FILL_ASSET,
+            created_at="now() - make_interval(secs => g / 1000.0)",
+        )
+    )
+    cur.execute("ANALYZE orders_order")
+
+
 def phase_fills(srv: dict, users: list[tuple[int, str]], cache_url: str) -> dict:
     from django.db import connection
 
@@ -1086,16 +1101,7 @@ def phase_fills(srv: dict, users: list[tuple[int, str]], cache_url: str) -> dict
             f"{procs} process(es)"
         )
         with connection.cursor() as cur:
-            cur.execute(
-                resting_buys_sql(
-                    source=f"FROM generate_series(1, {RESTING_ORDERS}) g",
-                    order_id="gen_random_uuid()",
-                    user_id=f"{lo} + g % {n}",
-                    asset_id=FILL_ASSET,
-                    created_at="now() - make_interval(secs => g / 1000.0)",
-                )
-            )
-            cur.execute("ANALYZE orders_order")
+            insert_resting_buys(cur, lo=lo, n=n)
         connection.close()
         start_at = time.time() + 8  # every worker is up and has stored the price by then
         workers = [
@@ -1193,16 +1199,7 @@ def phase_fill_model(users: list[tuple[int, str]], cache_url: str) -> dict:
         lo, n = min(u for u, _ in owners), len(owners)
         with connection.cursor() as cur:
             cur.execute("DELETE FROM orders_ordereventrecord")
-            cur.execute(
-                resting_buys_sql(
-                    source=f"FROM generate_series(1, {RESTING_ORDERS}) g",
-                    order_id="gen_random_uuid()",
-                    user_id=f"{lo} + g % {n}",
-                    asset_id=FILL_ASSET,
-                    created_at="now() - make_interval(secs => g / 1000.0)",
-                )
-            )
-            cur.execute("ANALYZE orders_order")
+            insert_resting_buys(cur, lo=lo, n=n)
         connection.close()
         start_at = time.time() + 8
         args = [sys.executable, __file__, "--fill-worker", FILL_ASSET, "40", str(start_at)]
