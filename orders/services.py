@@ -231,20 +231,7 @@ def _arrive(
     is marketable when the ask (BUY) or the bid (SELL) crosses it."""
     if fills_at(order, side_price(model, order_type=order.order_type, mid=quote.price)):
         try:
-            part = _immediate_part(order, model=model, quote=quote, now=now)
-            if part is not None:  # an ioc or fok limit the minute's volume cannot fill whole
-                if part and order.time_in_force == Order.TimeInForce.IOC:
-                    return _place_part_then_cancel(
-                        order,
-                        request=request,
-                        quote=quote,
-                        now=now,
-                        model=model,
-                        model_version=model_version,
-                        part=part,
-                    )
-                return _place_unfilled(order, request=request)  # fok, or nothing to fill: CANCELLED
-            return _place_filled(order, quote=quote, now=now, request=request, model=model, model_version=model_version)
+            return _take_at_once(order, quote=quote, now=now, request=request, model=model, model_version=model_version)
         except OwnFillModel as found:  # priced under a model the account does not have: again, under its own
             if request.notional is not None:  # sized for the other model's worst price
                 order.quantity = _notional_quantity(request, model=found.model, quote=quote, asset=order.asset)
@@ -259,6 +246,28 @@ def _arrive(
         if request.client_order_id is None or CLIENT_ORDER_ID_CONSTRAINT not in str(error):
             raise
         return _replay_after_losing_the_key(order, request=request, error=error)
+
+
+def _take_at_once(
+    order: Order,
+    *,
+    quote: Quote,
+    now: datetime,
+    request: OrderRequest,
+    model: fill_model.FillParams,
+    model_version: datetime | None,
+) -> PlacedOrder:
+    """A marketable order: filled whole, or (an ioc or fok limit the minute's volume cannot
+    fill whole) its part filled and the rest cancelled (ioc), or nothing filled (fok).
+    Raises OwnFillModel, with nothing written, when ``model`` is not the account's."""
+    part = _immediate_part(order, model=model, quote=quote, now=now)
+    if part is None:
+        return _place_filled(order, quote=quote, now=now, request=request, model=model, model_version=model_version)
+    if part and order.time_in_force == Order.TimeInForce.IOC:
+        return _place_part_then_cancel(
+            order, request=request, quote=quote, now=now, model=model, model_version=model_version, part=part
+        )
+    return _place_unfilled(order, request=request)  # fok, or nothing to fill: CANCELLED
 
 
 def _immediate_part(order: Order, *, model: fill_model.FillParams, quote: Quote, now: datetime) -> Decimal | None:
