@@ -73,8 +73,6 @@ from collections import Counter
 from decimal import ROUND_UP, Decimal
 from pathlib import Path
 
-import environ
-
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 from anchors import (  # noqa: E402
@@ -139,8 +137,6 @@ STREAM_CONFIG = os.environ.get("BENCH_STREAM_CONFIG", "asgi:2")
 # A bench user's token (or key) has one connection per stream and process on Alpaca's terms;
 # the bench gives each of its users several.
 STREAM_ENV = {"STREAM_CONNECTIONS_PER_KEY": "50"}
-# As the server reads it (portfolio_project/server.py), to say in the report which was measured.
-STREAM_COMPRESSION = environ.Env().bool("STREAM_COMPRESSION", default=False)
 PORTFOLIO_HISTORY_RUNS = env_int("BENCH_HISTORY_RUNS", 50, 15)
 
 ORDER_ASSET = "BTC"
@@ -1440,6 +1436,7 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
 
     from assets.price_events import announce_prices
     from assets.prices import Quote
+    from portfolio_project.server import STREAM_COMPRESSION  # as the servers read it
 
     # One client per account, as a thousand bots would be: the bench users, and more of them.
     if len(users) < STREAM_CLIENTS:
@@ -1516,7 +1513,8 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
                 announce_prices([Quote(asset_id="BTC", price=price, as_of=timezone.now(), source="bench")])
             announced_for = time.time() - t0
             time.sleep(1)  # what is on its way arrives
-            workers_cpu = cpu_seconds(workers) - cpu_before
+            # the workers' CPU for it, in cores (a second of CPU a second is one core)
+            workers_cores = (cpu_seconds(workers) - cpu_before) / (announced_for + 1)
             after, _, closed = market.count()
             received = after - before
             expected = rate * STREAM_SECONDS * market.ready
@@ -1527,14 +1525,13 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
                     "received": received,
                     "expected": expected,
                     "received_per_s": received / announced_for,
-                    # the workers' CPU for it, in cores (a second of CPU a second is one core)
-                    "workers_cores": workers_cpu / (announced_for + 1),
+                    "workers_cores": workers_cores,
                     "closed": closed,
                 }
             )
             log(
                 f"  {rate} quotes/s: {received} of {expected} messages reached {market.ready} subscribers, "
-                f"{received / announced_for:,.0f} messages/s, the workers' CPU {workers_cpu / (announced_for + 1):.2f} "
+                f"{received / announced_for:,.0f} messages/s, the workers' CPU {workers_cores:.2f} "
                 f"cores; clients closed so far {closed}"
             )
         result = market.finish()
