@@ -47,6 +47,8 @@ BENCH_PROFILE (1: profile with py-spy when it is installed), BENCH_DB (portfolio
 "portfolio,history,portfolio_history,orders,fills,streams"), BENCH_HISTORY_RUNS (50 runs per portfolio
 history case), BENCH_HISTORY_DB (portfolio_history_bench), PGBENCH (path of pgbench),
 BENCH_STREAM_CLIENTS (1000), BENCH_STREAM_RATE (200 orders/s), BENCH_STREAM_SECONDS (10),
+BENCH_STREAM_RUNS (BENCH_RUNS: wrk runs with the clients, each between two without them),
+BENCH_STREAM_DURATION (BENCH_DURATION, seconds per run),
 BENCH_QUOTE_RATES ("20,100,500" quotes/s), BENCH_STREAM_CONFIG ("asgi:2"); the servers take the
 service's own settings from the environment too (STREAM_COMPRESSION=true: the streams phase with
 compressed messages).
@@ -132,6 +134,9 @@ BENCH_DB_PHASES = {"portfolio", "history", "orders", "fills", "streams", "fill_m
 STREAM_CLIENTS = env_int("BENCH_STREAM_CLIENTS", 1000)
 STREAM_RATE = env_int("BENCH_STREAM_RATE", 200)  # paced market orders a second, for the fill latency
 STREAM_SECONDS = env_int("BENCH_STREAM_SECONDS", 10, 5)
+# Pairs of wrk runs without and with the clients (each "with" between two "without"), and their length.
+STREAM_RUNS = env_int("BENCH_STREAM_RUNS", RUNS, 1)
+STREAM_DURATION = env_int("BENCH_STREAM_DURATION", DURATION, 3)
 QUOTE_RATES = tuple(int(r) for r in os.environ.get("BENCH_QUOTE_RATES", "20,100,500").split(","))
 STREAM_CONFIG = os.environ.get("BENCH_STREAM_CONFIG", "asgi:2")
 # A bench user's token (or key) has one connection per stream and process on Alpaca's terms;
@@ -1339,7 +1344,7 @@ def measured_wrk(server: Gunicorn, tokens_file: Path, clients: StreamClients | N
     workers = server.worker_pids()
     client_pids = [clients.proc.pid] if clients else []
     before = cpu_seconds(workers), cpu_seconds(client_pids)
-    r = run_wrk("orders.lua", tokens_file, duration=DURATION)
+    r = run_wrk("orders.lua", tokens_file, duration=STREAM_DURATION)
     after = cpu_seconds(workers), cpu_seconds(client_pids)
     requests = max(1, r["requests"])
     r["server_cpu_ms_per_order"] = (after[0] - before[0]) * 1000 / requests
@@ -1453,12 +1458,12 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
     log(
         f"streams: gunicorn {STREAM_CONFIG}, messages {'compressed' if STREAM_COMPRESSION else 'not compressed'}; "
         f"{len(users) * per} trade-update clients ({per} per user); "
-        f"{RUNS} alternating wrk runs of {DURATION} s without and with them; {STREAM_RATE} orders/s for "
-        f"{STREAM_SECONDS} s for the fill latency"
+        f"{STREAM_RUNS} wrk runs of {STREAM_DURATION} s with them, each between two without; "
+        f"{STREAM_RATE} orders/s for {STREAM_SECONDS} s for the fill latency"
     )
     with Gunicorn(config, cache_url, extra_env=STREAM_ENV) as server:
         run_wrk("orders.lua", tokens_file, duration=2)  # warm
-        for i in range(RUNS):
+        for i in range(STREAM_RUNS):
             runs["without"].append(measured_wrk(server, tokens_file, None))
             clients = StreamClients("trade", tokens_file, per)
             session = {"ready": clients.ready, "connect_seconds": clients.connect_seconds}
@@ -1488,7 +1493,9 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
                 messages=result["messages"],
             )
             sessions.append(session)
-            w, c = runs["without"][-1], runs["with"][-1]
+            if i == STREAM_RUNS - 1:  # the last "with" between two "without" too
+                runs["without"].append(measured_wrk(server, tokens_file, None))
+            w, c = runs["without"][i], runs["with"][-1]
             log(
                 f"  run {i + 1}: wrk without clients {w['rps']:.1f}/s ({w['server_cpu_ms_per_order']:.2f} ms of "
                 f"server CPU an order), with {session['ready']} clients {c['rps']:.1f}/s "
@@ -1505,7 +1512,7 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
         for rate in QUOTE_RATES:
             before, _, _ = market.count()
             workers = server.worker_pids()
-            cpu_before = cpu_seconds(workers)
+            cpu_before = cpu_seconds(workers), cpu_seconds([market.proc.pid])
             t0 = time.time()
             for k in range(rate * STREAM_SECONDS):
                 time.sleep(max(0.0, t0 + k / rate - time.time()))
@@ -1514,7 +1521,8 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
             announced_for = time.time() - t0
             time.sleep(1)  # what is on its way arrives
             # the workers' CPU for it, in cores (a second of CPU a second is one core)
-            workers_cores = (cpu_seconds(workers) - cpu_before) / (announced_for + 1)
+            workers_cores = (cpu_seconds(workers) - cpu_before[0]) / (announced_for + 1)
+            clients_cpu = cpu_seconds([market.proc.pid]) - cpu_before[1]
             after, _, closed = market.count()
             received = after - before
             expected = rate * STREAM_SECONDS * market.ready
@@ -1526,20 +1534,26 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
                     "expected": expected,
                     "received_per_s": received / announced_for,
                     "workers_cores": workers_cores,
+                    "clients_us_per_message": clients_cpu * 1e6 / max(1, received),
                     "closed": closed,
                 }
             )
             log(
                 f"  {rate} quotes/s: {received} of {expected} messages reached {market.ready} subscribers, "
                 f"{received / announced_for:,.0f} messages/s, the workers' CPU {workers_cores:.2f} "
-                f"cores; clients closed so far {closed}"
+                f"cores, the clients' {clients_cpu * 1e6 / max(1, received):.1f} us a message; "
+                f"clients closed so far {closed}"
             )
         result = market.finish()
     from django.db import connection
 
     connection.close()
-    without = median([r["rps"] for r in runs["without"]])
-    with_clients = median([r["rps"] for r in runs["with"]])
+    # Each run with the clients against the mean of the runs without them just before and just
+    # after it: the machine's drift over a minute cancels, its second-to-second noise does not,
+    # hence the median of many such pairs.
+    paired = [
+        c["rps"] / ((runs["without"][i]["rps"] + runs["without"][i + 1]["rps"]) / 2) for i, c in enumerate(runs["with"])
+    ]
     return {
         "clients": len(users) * per,
         "config": STREAM_CONFIG,
@@ -1548,7 +1562,8 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
         "sessions": [{**s, "closed": dict(s["closed"])} for s in sessions],
         "orders_without": _wrk_summary(runs["without"]),
         "orders_with": _wrk_summary(runs["with"]),
-        "ratio_with_without": with_clients / without,
+        "ratio_with_without": median(paired),
+        "paired_ratios": [round(r, 3) for r in paired],
         "quotes": quotes,
         "quote_clients_closed": dict(Counter(f"{code} {reason}" for code, reason in result["closed"])),
     }
@@ -1736,16 +1751,21 @@ def render_markdown(res: dict) -> str:
             f"{fmt(oc['clients_cpu_ms_per_order'], 2)} | {fmt(oc['server_rss_mb'], 0)} | {oc['runs_per_s']} |"
         )
         L.append(
-            f"\nWith/without: {st['ratio_with_without']:.2f} (target within 5%: "
-            f"{'PASS' if st['ratio_with_without'] >= 0.95 else 'FAIL'}). Connections the server closed, by "
+            f"\nWith/without, the median of {len(st['paired_ratios'])} runs with the clients each over the mean "
+            f"of the runs without them before and after it: {st['ratio_with_without']:.3f} (target within 5%: "
+            f"{'PASS' if st['ratio_with_without'] >= 0.95 else 'FAIL'}; each pair: {st['paired_ratios']}). "
+            "Connections the server closed, by "
             f"session: {[s['closed'] for s in st['sessions']]}.\n"
         )
-        L.append("| quotes announced/s | messages received | of | messages/s at the clients | workers' CPU, cores |")
-        L.append("|---|---|---|---|---|")
+        L.append(
+            "| quotes announced/s | messages received | of | messages/s at the clients | workers' CPU, cores | "
+            "clients' CPU, us a message |"
+        )
+        L.append("|---|---|---|---|---|---|")
         for q in st["quotes"]:
             L.append(
                 f"| {q['rate']} | {q['received']} | {q['expected']} | {q['received_per_s']:,.0f} | "
-                f"{q['workers_cores']:.2f} |"
+                f"{q['workers_cores']:.2f} | {fmt(q.get('clients_us_per_message'), 1)} |"
             )
         L.append(f"\nQuote subscribers closed by the server: {st['quote_clients_closed'] or 'none'}.\n")
     rec = res.get("reconcile")
