@@ -8,10 +8,10 @@ PER_CREDENTIAL``.
 - ``market``: the same number of market data connections (each line ``key_id:secret``), each
   subscribed to BTC/USD quotes, counting the quotes it receives.
 
-It prints ``READY <connections>`` once every connection listens; each ``COUNT`` line on stdin
-is answered ``COUNT <quotes> <fills> <closed>``; any other line (or EOF) ends the run, and it
-prints ``RESULT <json>``: the counts, the fills' receipt times, and every connection
-the server closed (code and reason: a slow client is 1008 "slow client").
+It prints ``READY <connections listening>`` once every connection listens or has failed; each
+``COUNT`` line on stdin is answered ``COUNT <quotes> <fills> <closed>``; any other line (or
+EOF) ends the run, and it prints ``RESULT <json>``: the counts, the fills' receipt times, and
+every connection the server closed (code and reason: a slow client is 1008 "slow client").
 
 The clients are load, not the thing measured, and they share the server's two cores: each
 connection is an asyncio protocol over websockets' Sans-I/O client (``ClientProtocol``), which
@@ -49,12 +49,21 @@ class Clients:
         self.fills: list[tuple[str, float]] = []
         self.closed: list[tuple[int | None, str]] = []
         self.failed: list[str] = []
-        self.all_ready = asyncio.Event()
+        self.given_up = 0
+        self.all_ready = asyncio.Event()  # every connection ready, or given up
         self.connections: list[Client] = []
 
     def became_ready(self) -> None:
         self.ready += 1
-        if self.ready == len(self.credentials):
+        self._settled()
+
+    def gave_up(self) -> None:
+        """A connection failed or was closed before it was ready: READY need not wait for it."""
+        self.given_up += 1
+        self._settled()
+
+    def _settled(self) -> None:
+        if self.ready + self.given_up == len(self.credentials):
             self.all_ready.set()
 
     async def run(self) -> dict:
@@ -67,6 +76,7 @@ class Clients:
                 await loop.create_connection(lambda client=client: client, "127.0.0.1", self.port)
             except OSError as error:
                 self.failed.append(f"{type(error).__name__}: {error}")
+                self.gave_up()
             if n % 50 == 49:
                 await asyncio.sleep(0.05)  # a ramp, not 1,000 handshakes in one burst
         with contextlib.suppress(TimeoutError):
@@ -170,10 +180,13 @@ class Client(asyncio.Protocol):
         self.clients.failed.append(reason)
         self.stopping = True
         self.transport.close()
+        self.clients.gave_up()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.stopping:
             return
+        if not self.listening:
+            self.clients.gave_up()
         close = self.ws.close_rcvd
         if close is not None:
             self.clients.closed.append((close.code, close.reason))
@@ -194,9 +207,13 @@ def main() -> None:
     kind, port, path, per = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     credentials = [line for line in open(path).read().splitlines() if line]  # noqa: SIM115
     result = uvloop.run(Clients(kind, port, credentials, per).run())
-    # libuv may leave the pipe non-blocking: the long last line would be cut where it filled.
+    # libuv may leave the pipe non-blocking: written through print, the long last line could be
+    # cut where the pipe filled. Written whole, in blocking mode, straight to the descriptor.
+    sys.stdout.flush()
     os.set_blocking(sys.stdout.fileno(), True)
-    print("RESULT " + json.dumps(result), flush=True)
+    line = memoryview(("RESULT " + json.dumps(result) + "\n").encode())
+    while line:
+        line = line[os.write(sys.stdout.fileno(), line) :]
 
 
 if __name__ == "__main__":
