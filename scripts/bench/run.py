@@ -89,6 +89,7 @@ from anchors import (  # noqa: E402
     resting_buys_sql,
     service_script,
 )
+from streams import ClientsProcess  # noqa: E402
 
 ROOT = BENCH_DIR.parent.parent
 RESULTS_DIR = ROOT / "bench-results"
@@ -1281,44 +1282,17 @@ def fill_anchor(srv: dict, *, clients: int, first_user: int, users: int, base: i
 # --- streams -----------------------------------------------------------------------------
 
 
-class StreamClients:
+class StreamClients(ClientsProcess):
     """scripts/bench/streams.py in a process of its own: ``kind`` connections, PER of each
     credential, all listening (trade) or subscribed to quotes (market) once started."""
 
     def __init__(self, kind: str, credentials: Path, per: int) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "streams.py"), kind, str(PORT), str(credentials), str(per)],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        super().__init__(kind, PORT, credentials, per)
         _children.append(self.proc)
-        started = time.monotonic()
-        self.ready = int(self._line("READY"))
-        self.connect_seconds = time.monotonic() - started
-
-    def _line(self, prefix: str) -> str:
-        for line in self.proc.stdout:
-            if line.startswith(prefix + " "):
-                return line[len(prefix) + 1 :].strip()
-        raise SystemExit(f"the stream clients ended before {prefix}")
-
-    def count(self) -> tuple[int, int, int]:
-        self.proc.stdin.write("COUNT\n")
-        self.proc.stdin.flush()
-        quotes, fills, closed = self._line("COUNT").split()
-        return int(quotes), int(fills), int(closed)
+        self.wait_ready()
 
     def finish(self) -> dict:
-        self.proc.stdin.write("STOP\n")
-        self.proc.stdin.flush()
-        line = self._line("RESULT")
-        try:
-            result = json.loads(line)
-        except ValueError as error:
-            raise SystemExit(f"the stream clients' RESULT is not JSON ({error}): ...{line[-300:]!r}") from error
-        self.proc.wait(timeout=60)
+        result = super().finish()
         _children.remove(self.proc)
         return result
 

@@ -27,8 +27,10 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import uvloop
 from websockets.client import ClientProtocol
@@ -201,6 +203,58 @@ class Client(asyncio.Protocol):
             self.ws.send_close()
             self._flush()
             self.transport.close()
+
+
+class ClientsProcess:
+    """This script in a child process, and the other side of its protocol: ``READY`` (the
+    connections listening), ``COUNT`` and ``STOP``/``RESULT``. make bench and the tests drive
+    the clients through it."""
+
+    def __init__(self, kind: str, port: int, credentials: Path, per_credential: int) -> None:
+        self.proc = subprocess.Popen(  # noqa: S603 - this very script
+            [sys.executable, __file__, kind, str(port), str(credentials), str(per_credential)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.started = time.monotonic()
+        self.ready = 0
+        self.connect_seconds = 0.0
+
+    def wait_ready(self) -> int:
+        """Wait for READY: every connection listening, or given up. Answers how many listen."""
+        self.ready = int(self._line("READY"))
+        self.connect_seconds = time.monotonic() - self.started
+        return self.ready
+
+    def _line(self, prefix: str) -> str:
+        for line in self.proc.stdout:
+            if line.startswith(prefix + " "):
+                return line[len(prefix) + 1 :].strip()
+        raise RuntimeError(f"the stream clients ended before {prefix}")
+
+    def count(self) -> tuple[int, int, int]:
+        """(quotes, fills, connections closed by the server) so far."""
+        self.proc.stdin.write("COUNT\n")
+        self.proc.stdin.flush()
+        quotes, fills, closed = self._line("COUNT").split()
+        return int(quotes), int(fills), int(closed)
+
+    def finish(self) -> dict:
+        self.proc.stdin.write("STOP\n")
+        self.proc.stdin.flush()
+        line = self._line("RESULT")
+        try:
+            result = json.loads(line)
+        except ValueError as error:
+            raise RuntimeError(f"the stream clients' RESULT is not JSON ({error}): ...{line[-300:]!r}") from error
+        self.proc.wait(timeout=60)
+        return result
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def main() -> None:

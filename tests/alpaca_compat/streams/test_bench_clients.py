@@ -4,10 +4,10 @@ only as good as these clients' reading of the wire."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,47 +19,23 @@ from assets.price_events import announce_prices
 from assets.prices import Quote
 from orders.services import place_order
 from orders.validation import OrderRequest
-from tests.support.processes import wait_for
+from tests.support.processes import ROOT, wait_for
+
+sys.path.insert(0, str(ROOT / "scripts" / "bench"))
+from streams import ClientsProcess
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "bench" / "streams.py"
 
-
-class BenchClients:
-    def __init__(self, kind: str, port: int, credentials: list[str], tmp_path: Path) -> None:
-        path = tmp_path / f"{kind}-credentials.txt"
-        path.write_text("\n".join(credentials) + "\n")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SCRIPT), kind, str(port), str(path), "1"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def line(self, prefix: str) -> str:
-        for line in self.proc.stdout:
-            if line.startswith(prefix + " "):
-                return line[len(prefix) + 1 :].strip()
-        raise AssertionError(f"the clients ended before {prefix}")
-
-    def count(self) -> tuple[int, int, int]:
-        self.proc.stdin.write("COUNT\n")
-        self.proc.stdin.flush()
-        quotes, fills, closed = self.line("COUNT").split()
-        return int(quotes), int(fills), int(closed)
-
-    def finish(self) -> dict:
-        self.proc.stdin.write("STOP\n")
-        self.proc.stdin.flush()
-        result = json.loads(self.line("RESULT"))
-        assert self.proc.wait(timeout=10) == 0
-        return result
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+@contextmanager
+def bench_clients(kind: str, port: int, credentials: list[str], tmp_path: Path) -> Iterator[ClientsProcess]:
+    path = tmp_path / f"{kind}-credentials.txt"
+    path.write_text("\n".join(credentials) + "\n")
+    clients = ClientsProcess(kind, port, path, 1)
+    try:
+        yield clients
+    finally:
+        clients.kill()
 
 
 def test_trade_clients_record_each_fill_of_their_accounts_with_its_order_id(
@@ -67,9 +43,8 @@ def test_trade_clients_record_each_fill_of_their_accounts_with_its_order_id(
 ):
     # given
     tokens = [issue_token(user=user).key, issue_token(user=other_user).key]
-    clients = BenchClients("trade", streams.port, tokens, tmp_path)
-    try:
-        assert clients.line("READY") == "2"
+    with bench_clients("trade", streams.port, tokens, tmp_path) as clients:
+        assert clients.wait_ready() == 2
         started = time.time()
 
         # when
@@ -79,8 +54,6 @@ def test_trade_clients_record_each_fill_of_their_accounts_with_its_order_id(
         ]
         wait_for(lambda: clients.count()[1] == 2, timeout=10, what="both fill events")
         result = clients.finish()
-    finally:
-        clients.kill()
 
     # then
     assert sorted(order_id for order_id, _ in result["fills"]) == sorted(str(o.order.order_id) for o in orders)
@@ -94,17 +67,14 @@ def test_trade_clients_record_each_fill_of_their_accounts_with_its_order_id(
 def test_market_clients_count_each_quote_once_per_subscriber(streams, user, other_user, btc_at_50k, make_key, tmp_path):
     # given
     credentials = [":".join(make_key(owner)) for owner in (user, other_user)]
-    clients = BenchClients("market", streams.port, credentials, tmp_path)
-    try:
-        assert clients.line("READY") == "2"
+    with bench_clients("market", streams.port, credentials, tmp_path) as clients:
+        assert clients.wait_ready() == 2
 
         # when
         for price in ("50001", "50002", "50003"):
             announce_prices([Quote(asset_id="BTC", price=Decimal(price), as_of=timezone.now(), source="bench")])
         wait_for(lambda: clients.count()[0] == 6, timeout=10, what="three quotes at both subscribers")
         result = clients.finish()
-    finally:
-        clients.kill()
 
     # then
     assert result["quotes"] == 6
@@ -114,15 +84,12 @@ def test_market_clients_count_each_quote_once_per_subscriber(streams, user, othe
 
 def test_a_rejected_credential_is_a_failure_not_a_ready_client(streams, tmp_path):
     # given
-    clients = BenchClients("trade", streams.port, ["not-a-token"], tmp_path)
-    try:
+    with bench_clients("trade", streams.port, ["not-a-token"], tmp_path) as clients:
         # when
-        ready = clients.line("READY")
+        ready = clients.wait_ready()
         result = clients.finish()
-    finally:
-        clients.kill()
 
     # then
-    assert ready == "0"
+    assert ready == 0
     assert result["failed_count"] == 1
     assert "authorized" in result["failed"][0]
