@@ -47,6 +47,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.api.middleware.ReleaseViewMiddleware",
     "core.api.middleware.RejectNulBytesMiddleware",
     "core.api.middleware.RateLimitHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",

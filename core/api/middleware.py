@@ -27,6 +27,31 @@ NUL = "\x00"
 MESSAGE = "The request contains a NUL byte."
 
 
+class ReleaseViewMiddleware:
+    """Once a DRF answer is rendered, its view, DRF's request and the answer hold one another:
+    the viewset's actions bound to it, ``parser_context`` and ``renderer_context``. That held
+    ~88 objects a request in reference cycles, which only the cyclic garbage collector frees;
+    its collections then scanned every request in flight and, in a stream worker, every
+    connection (docs/PERFORMANCE.md, "Garbage"). Cut here, they are freed as the answer leaves.
+    First in MIDDLEWARE, so that nothing after it reads the view; a streamed answer, not rendered
+    yet, keeps its references."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        context = getattr(response, "renderer_context", None)
+        if context and getattr(response, "is_rendered", False):
+            response.renderer_context = None
+            api_request, view = context.get("request"), context.get("view")
+            if api_request is not None:
+                api_request.parser_context = None
+            if view is not None:
+                view.__dict__.clear()
+        return response
+
+
 class NulByteInRequest(SuspiciousOperation):
     """What ``RejectNulBytesMiddleware`` hands the URLconf's handler400 outside /api/."""
 
