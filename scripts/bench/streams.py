@@ -134,17 +134,13 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.ws.receive_data(data)
         for event in self.ws.events_received():
+            if self.stopping:  # failed on an earlier message of this batch: counted once, and closed
+                return
             if isinstance(event, Response):
                 if event.status_code != 101:
                     self._fail(f"handshake answered {event.status_code}")
                 elif self.clients.kind == "trade":
-                    self._send(
-                        {
-                            "action": "authenticate",
-                            "data": {"oauth_token": self.credential},
-                        },
-                        '"authorized"',
-                    )
+                    self._send({"action": "authenticate", "data": {"oauth_token": self.credential}}, '"authorized"')
                 else:
                     self.expect = "connected"
             elif isinstance(event, Frame) and event.opcode == Opcode.TEXT:
@@ -165,10 +161,7 @@ class Client(asyncio.Protocol):
         if self.expect not in text:
             self._fail(f"expected {self.expect}, got {text[:200]!r}")
         elif self.expect == '"authorized"':
-            self._send(
-                {"action": "listen", "data": {"streams": ["trade_updates"]}},
-                '"listening"',
-            )
+            self._send({"action": "listen", "data": {"streams": ["trade_updates"]}}, '"listening"')
         elif self.expect == "connected":
             key, secret = self.credential.split(":", 1)
             self._send({"action": "auth", "key": key, "secret": secret}, "authenticated")
