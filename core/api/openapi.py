@@ -172,7 +172,7 @@ _DECIMAL_PATTERN = re.compile(r"^\^-\?\\d\{0,(\d+)\}\(\?:\\\.\\d\{0,(\d+)\}\)\?\
 
 
 def require_a_digit_in_decimal_patterns(result, generator, request, public):
-    """SPECTACULAR_SETTINGS POSTPROCESSING_HOOKS entry."""
+    """A post-processing hook of drf-spectacular (its settings' POSTPROCESSING_HOOKS)."""
 
     def visit(node):
         if isinstance(node, dict):
@@ -235,8 +235,8 @@ SECURITY_SCHEME_ORDER = ("tokenAuth", "apiKeyId", "apiSecretKey", "cookieAuth")
 
 
 def put_the_token_scheme_first(result, generator, request, public):
-    """SPECTACULAR_SETTINGS POSTPROCESSING_HOOKS entry: the security schemes in
-    SECURITY_SCHEME_ORDER (any other after them, as generated)."""
+    """A post-processing hook of drf-spectacular (its settings' POSTPROCESSING_HOOKS): the
+    security schemes in SECURITY_SCHEME_ORDER (any other after them, as generated)."""
     schemes = result.get("components", {}).get("securitySchemes")
     if schemes:
         rank = {name: index for index, name in enumerate(SECURITY_SCHEME_ORDER)}
