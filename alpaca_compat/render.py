@@ -16,7 +16,7 @@ from alpaca_compat.symbols import asset_uuid, pair_symbol, position_symbol
 from assets.models import Asset
 from balances.selectors import HoldingValue, Portfolio
 from core.money import CENT, PRICE
-from orders.models import Order
+from orders.models import PARTIALLY_FILLED, Order, kind_of
 
 ACCOUNT_NAMESPACE = uuid.UUID("0c7d5a8e-2b1f-5e3a-9a6b-4d8c2f1e7b90")
 CRYPTO = "crypto"
@@ -48,6 +48,18 @@ def account_id(user) -> uuid.UUID:
 
 def account_number(user) -> str:
     return f"PA{user.pk:010d}"
+
+
+# What every order shows the same: no extended hours, legs, trailing stops or tags here.
+_ORDER_CONSTANTS = {
+    "extended_hours": False,
+    "legs": None,
+    "trail_percent": None,
+    "trail_price": None,
+    "hwm": None,
+    "subtag": None,
+    "source": None,
+}
 
 
 def order_json(order: Order, *, just_placed: bool = False) -> dict:
@@ -90,13 +102,62 @@ def order_json(order: Order, *, just_placed: bool = False) -> dict:
         "limit_price": plain(order.order_price),
         "stop_price": plain(order.stop_price),
         "status": status,
-        "extended_hours": False,
-        "legs": None,
-        "trail_percent": None,
-        "trail_price": None,
-        "hwm": None,
-        "subtag": None,
-        "source": None,
+        **_ORDER_CONSTANTS,
+    }
+
+
+def _snapshot_time(text: str | None) -> str | None:
+    # A snapshot's times always carry six decimals; iso() writes none when they are zeros.
+    if text is None:
+        return None
+    return text[:-8] + "Z" if text.endswith(".000000Z") else text
+
+
+def order_json_of_snapshot(order: dict) -> dict:
+    """``order_json`` of the order an event's snapshot holds (``orders.events.order_snapshot``),
+    read from its JSON values: decimals already without trailing zeros, times in UTC. The
+    streams render one for every order event, on the server's event loop, and building the
+    order first would double the work (docs/PERFORMANCE.md, "Streams"). The two agree for
+    every order: tests/alpaca_compat/test_render_snapshot.py."""
+    status = order["status"]
+    shown = PARTIALLY_FILLED if status == Order.Status.PENDING and order["filled_quantity"] != "0" else status
+    changed_at = _snapshot_time(order["updated_at"])
+    created_at = _snapshot_time(order["created_at"])
+    kind = kind_of(order_price=order["order_price"], stop_price=order["stop_price"])
+    side = order["order_type"].lower()
+    order_id, notional = order["order_id"], order["notional"]
+    replaced_by, replaces = order["replaced_by_id"], order["replaces_id"]
+    return {
+        "id": order_id,
+        "client_order_id": order["client_order_id"] or order_id,
+        "created_at": created_at,
+        "updated_at": changed_at,
+        "submitted_at": created_at,
+        "filled_at": _snapshot_time(order["filled_at"]),
+        "expired_at": changed_at if status == Order.Status.EXPIRED else None,
+        "expires_at": _snapshot_time(order["expires_at"]),
+        "canceled_at": changed_at if status == Order.Status.CANCELLED else None,
+        "failed_at": changed_at if status == Order.Status.FAILED else None,
+        "replaced_at": changed_at if status == Order.Status.REPLACED else None,
+        "replaced_by": replaced_by,
+        "replaces": replaces,
+        "asset_id": str(asset_uuid(order["asset_id"])),
+        "symbol": pair_symbol(order["asset_id"]),
+        "asset_class": CRYPTO,
+        "notional": None if notional is None else usd(Decimal(notional)),
+        "qty": None if notional is not None and status != Order.Status.COMPLETED else order["quantity"],
+        "filled_qty": order["filled_quantity"],
+        "filled_avg_price": order["executed_price"],
+        "order_class": "",
+        "order_type": kind,
+        "type": kind,
+        "side": side,
+        "position_intent": "buy_to_open" if side == "buy" else "sell_to_close",
+        "time_in_force": order["time_in_force"],
+        "limit_price": order["order_price"],
+        "stop_price": order["stop_price"],
+        "status": ALPACA_STATUS.get(shown, shown.lower()),
+        **_ORDER_CONSTANTS,
     }
 
 

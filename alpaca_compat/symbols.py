@@ -8,6 +8,7 @@ the same on every server and after every re-seed, and needs no column.
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 from assets.selectors import get_asset, get_asset_ids
@@ -17,6 +18,9 @@ ASSET_NAMESPACE = uuid.UUID("6f1a3c52-9d0e-5b7a-8c4d-2e9f7a1b3c5d")
 QUOTE_CURRENCY = "USD"
 
 
+# Every order and position rendered names its asset's UUID: hashed once per asset, not per
+# answer (asset ids come from our rows, so the cache holds at most one per listed asset).
+@functools.lru_cache(maxsize=4096)
 def asset_uuid(asset_id: str) -> uuid.UUID:
     return uuid.uuid5(ASSET_NAMESPACE, asset_id)
 

@@ -234,39 +234,6 @@ def order_snapshot(order: Order) -> dict:
     return {field.attname: _value(field, getattr(order, field.attname)) for field in _FIELDS}
 
 
-def _parser(field: models.Field):
-    """How a snapshot's JSON value of ``field`` becomes the value loading its row gives."""
-    if isinstance(field, models.DecimalField):
-        return Decimal
-    if isinstance(field, models.DateTimeField):
-        return parse_time
-    target = field.target_field if field.is_relation else field
-    if isinstance(target, models.UUIDField):
-        return uuid.UUID
-    if isinstance(target, models.CharField | models.TextField):
-        return str
-    if isinstance(target, models.IntegerField | models.AutoField):
-        return int
-    return field.to_python
-
-
-# Every column in the row's order, each with its parser: failure_details, left out of snapshots,
-# loads as None, so that ``from_db`` takes its fast path (all the columns, by position). The
-# streams build one order per event (alpaca_compat/streams/wire.py): this is their hot path.
-_COLUMNS = [(field.attname, _parser(field)) for field in Order._meta.concrete_fields]
-_COLUMN_NAMES = [attname for attname, _ in _COLUMNS]
-
-
-def order_from_snapshot(snapshot: dict) -> Order:
-    """An unsaved ``Order`` holding the snapshot's values, as if loaded from its row (no query;
-    ``failure_details`` None)."""
-    values = []
-    for attname, parse in _COLUMNS:
-        value = snapshot.get(attname)
-        values.append(None if value is None else parse(value))
-    return Order.from_db("default", _COLUMN_NAMES, values)
-
-
 # --- The same events from SQL, for the settlement statements -----------------------------
 
 

@@ -1,8 +1,8 @@
 """The streams' messages in Alpaca's shapes, and the two codecs of the market data stream.
 
 Trade updates are JSON objects (``{"stream": "trade_updates", "data": {...}}``), whose
-``order`` is ``render.order_json`` of the event's snapshot: what ``GET /v2/orders/{id}``
-answered at that moment, with no query. Market data frames are arrays of ``{"T": ...}``
+``order`` is what ``render.order_json`` (``GET /v2/orders/{id}``) answered at that moment,
+rendered from the event's snapshot with no query and no model instance. Market data frames are arrays of ``{"T": ...}``
 messages, JSON (times RFC 3339) or msgpack (times as msgpack Timestamps), as the client chose
 with its upgrade request's ``Content-Type``. alpaca-py reads both (alpaca/trading/stream.py,
 alpaca/data/live/websocket.py); CCXT reads the JSON.
@@ -20,7 +20,7 @@ from alpaca_compat import render
 from alpaca_compat.symbols import pair_symbol
 from assets.price_events import PriceEvent
 from assets.selectors import Bar
-from orders.events import Event, OrderEvent, order_from_snapshot
+from orders.events import Event, OrderEvent
 from orders.models import Order
 
 TRADE_UPDATES = "trade_updates"
@@ -49,7 +49,6 @@ ALPACA_EVENTS = {Event.CANCELLED: "canceled", Event.PARTLY_FILLED: "partial_fill
 
 def trade_update(event: OrderEvent) -> str:
     """The trade update of ``event`` as JSON text."""
-    order = order_from_snapshot(event.order)
     return _json(
         {
             "stream": TRADE_UPDATES,
@@ -60,7 +59,7 @@ def trade_update(event: OrderEvent) -> str:
                 "price": render.plain(event.fill_price),
                 "qty": render.plain(event.fill_quantity),
                 "position_qty": render.plain(event.position_quantity),
-                "order": render.order_json(order),
+                "order": render.order_json_of_snapshot(event.order),
             },
         }
     )
