@@ -26,10 +26,11 @@ What it does, in order (docs/PERFORMANCE.md explains the method and the results)
    child process (its own database ``portfolio_history_bench``, reused while its data set is
    unchanged; this process's Django is bound to ``portfolio_bench``).
 7. Streams: BENCH_STREAM_CLIENTS trade-update clients (scripts/bench/streams.py, one process,
-   several per bench user) on gunicorn; market orders with wrk without and with them connected,
-   alternating; BENCH_STREAM_RATE paced orders a second and the time from each fill to its
-   event at every client of its account (p50/p99); then as many quote subscribers and the
-   quote messages a second that reach them at BENCH_QUOTE_RATES announced quotes a second.
+   one per account) on gunicorn; first BENCH_STREAM_RATE paced orders a second and the time
+   from each fill to its event at every client of its account (p50/p99), the clients' first
+   session; then market orders with wrk without and with them connected, alternating; then as
+   many quote subscribers and the quote messages a second that reach them at BENCH_QUOTE_RATES
+   announced quotes a second.
 8. ``manage.py reconcile_ledger`` on the bench database (when a phase used it).
 
 Results: a table on stdout, ``bench-results/latest.json`` and ``bench-results/latest.md``.
@@ -1449,31 +1450,38 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
     )
     with Gunicorn(config, cache_url, extra_env=STREAM_ENV) as server:
         run_wrk("orders.lua", tokens_file, duration=2)  # warm
+        # The fill latency first, in a session of its own. It is also the workers' first
+        # thousand connections, which grow their heap once (~170 -> ~210 MB): the measured pairs
+        # after it see a server that has had its clients before, as a deployment's clients
+        # connect once and stay (docs/PERFORMANCE.md, "Streams").
+        clients = StreamClients("trade", tokens_file, per)
+        latency_clients = clients.ready
+        paced = paced_orders(tokens, rate=STREAM_RATE, seconds=STREAM_SECONDS)
+        time.sleep(1)  # the last fills reach the clients
+        result = clients.finish()
+        time.sleep(SETTLE_SECONDS)
+        latency = fill_latencies(paced["orders"], result["fills"])
+        latency.update(
+            orders=len(paced["orders"]),
+            expected=len(paced["orders"]) * per,
+            per_s=paced["per_s"],
+            errors=paced["errors"],
+            first_error=paced["first_error"],
+            clients=latency_clients,
+        )
+        log(
+            f"  {latency['orders']} orders at {latency['per_s']:.0f}/s to {latency['clients']} clients: "
+            f"{latency['events']} of {latency['expected']} fill events received, fill -> client p50 "
+            f"{fmt(latency['p50_ms'])} ms, p99 {fmt(latency['p99_ms'])} ms, max {fmt(latency['max_ms'])} ms"
+        )
         for i in range(STREAM_RUNS):
             runs["without"].append(measured_wrk(server, tokens_file, None))
             clients = StreamClients("trade", tokens_file, per)
             session = {"ready": clients.ready, "connect_seconds": clients.connect_seconds}
-            if i == 0:
-                paced = paced_orders(tokens, rate=STREAM_RATE, seconds=STREAM_SECONDS)
-                time.sleep(1)  # the last fills reach the clients
             time.sleep(SETTLE_SECONDS)
             runs["with"].append(measured_wrk(server, tokens_file, clients))
             result = clients.finish()
             time.sleep(SETTLE_SECONDS)
-            if i == 0:
-                latency = fill_latencies(paced["orders"], result["fills"])
-                latency.update(
-                    orders=len(paced["orders"]),
-                    expected=len(paced["orders"]) * per,
-                    per_s=paced["per_s"],
-                    errors=paced["errors"],
-                    first_error=paced["first_error"],
-                )
-                log(
-                    f"  {latency['orders']} orders at {latency['per_s']:.0f}/s: {latency['events']} of "
-                    f"{latency['expected']} fill events received, fill -> client p50 {fmt(latency['p50_ms'])} ms, "
-                    f"p99 {fmt(latency['p99_ms'])} ms, max {fmt(latency['max_ms'])} ms"
-                )
             session.update(
                 closed=Counter(f"{code} {reason}" for code, reason in result["closed"]),
                 failed=result["failed_count"],
