@@ -2,10 +2,10 @@
 
 Trade updates are JSON objects (``{"stream": "trade_updates", "data": {...}}``), whose
 ``order`` is what ``render.order_json`` (``GET /v2/orders/{id}``) answered at that moment,
-rendered from the event's snapshot with no query and no model instance. Market data frames are arrays of ``{"T": ...}``
-messages, JSON (times RFC 3339) or msgpack (times as msgpack Timestamps), as the client chose
-with its upgrade request's ``Content-Type``. alpaca-py reads both (alpaca/trading/stream.py,
-alpaca/data/live/websocket.py); CCXT reads the JSON.
+rendered from the event's snapshot with no query and no model instance. Market data frames
+are arrays of ``{"T": ...}`` messages, JSON (times RFC 3339) or msgpack (times as msgpack
+Timestamps), as the client chose with its upgrade request's ``Content-Type``. alpaca-py reads
+both (alpaca/trading/stream.py, alpaca/data/live/websocket.py); CCXT reads the JSON.
 """
 
 from __future__ import annotations
