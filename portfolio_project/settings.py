@@ -329,6 +329,7 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "iso-8601",
 }
 
+# The API documents' settings, under the name drf-spectacular reads (docs/DESIGN.md, "API documents").
 SPECTACULAR_SETTINGS = {
     "TITLE": "Portfolio service API",
     "DESCRIPTION": "Paper trading of crypto assets against a USD balance, with an append-only ledger.",
