@@ -15,6 +15,7 @@ import uuid
 from datetime import datetime
 
 import msgpack
+import orjson
 
 from alpaca_compat import render
 from alpaca_compat.symbols import pair_symbol
@@ -29,7 +30,9 @@ EXECUTION_NAMESPACE = uuid.UUID("9b8e4c1f-3a5d-5e7b-8c2a-6f1d0e9b7a43")
 
 
 def _json(value: dict | list) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    # Compact, UTF-8 as it is. orjson, as a trade update is rendered for every event of a
+    # listening account on the event loop that also serves requests (docs/DESIGN.md, "Streams").
+    return orjson.dumps(value).decode()
 
 
 # --- Trade updates -------------------------------------------------------------------------
