@@ -10,6 +10,7 @@ both (alpaca/trading/stream.py, alpaca/data/live/websocket.py); CCXT reads the J
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -38,12 +39,22 @@ def _json(value: dict | list) -> str:
 # --- Trade updates -------------------------------------------------------------------------
 
 
-def execution_id(event: OrderEvent) -> uuid.UUID:
+def uuid5_text(namespace: uuid.UUID, name: str) -> str:
+    """``str(uuid.uuid5(namespace, name))`` without building a UUID: a third of its time, for
+    one id per trade update on the event loop (tests/alpaca_compat/streams/test_wire.py)."""
+    digest = bytearray(hashlib.sha1(namespace.bytes + name.encode()).digest()[:16])  # noqa: S324 - RFC 4122's
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def execution_id(event: OrderEvent) -> str:
     """A UUID per event (alpaca-py's ``TradeUpdate.execution_id``): from the fill's id for
     fills, from the order, the event and its time otherwise."""
     if event.execution_id is not None:
-        return uuid.uuid5(EXECUTION_NAMESPACE, f"fill:{event.execution_id}")
-    return uuid.uuid5(EXECUTION_NAMESPACE, f"{event.order['order_id']}:{event.event}:{event.order['updated_at']}")
+        return uuid5_text(EXECUTION_NAMESPACE, f"fill:{event.execution_id}")
+    return uuid5_text(EXECUTION_NAMESPACE, f"{event.order['order_id']}:{event.event}:{event.order['updated_at']}")
 
 
 # The engine's event words (orders.events.Event) that Alpaca spells otherwise.
@@ -57,7 +68,7 @@ def trade_update(event: OrderEvent) -> str:
             "stream": TRADE_UPDATES,
             "data": {
                 "event": ALPACA_EVENTS.get(event.event, event.event),
-                "execution_id": str(execution_id(event)),
+                "execution_id": execution_id(event),
                 "timestamp": render.iso(event.at),
                 "price": render.plain(event.fill_price),
                 "qty": render.plain(event.fill_quantity),

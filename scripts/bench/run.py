@@ -144,6 +144,9 @@ STREAM_DURATION = env_int("BENCH_STREAM_DURATION", DURATION, 3)
 SETTLE_SECONDS = 2
 QUOTE_RATES = tuple(int(r) for r in os.environ.get("BENCH_QUOTE_RATES", "20,100,500").split(","))
 STREAM_CONFIG = os.environ.get("BENCH_STREAM_CONFIG", "asgi:2")
+# Trade updates a second copied straight into the outbox, to measure what delivering one costs.
+STREAM_INJECT_RATE = env_int("BENCH_STREAM_INJECT_RATE", 1600)
+STREAM_INJECT_ROUNDS = env_int("BENCH_STREAM_INJECT_ROUNDS", 3, 1)
 # A bench user's token (or key) has one connection per stream and process on Alpaca's terms;
 # the bench gives each of its users several.
 STREAM_ENV = {"STREAM_CONNECTIONS_PER_KEY": "50"}
@@ -1312,17 +1315,22 @@ def rss_bytes(pids: list[int]) -> int:
     return total
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time the processes have used so far (/proc/<pid>/stat)."""
+def cpu_times(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU time the processes have used so far (/proc/<pid>/stat), seconds."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    user = system = 0
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        user, system = user + int(fields[11]), system + int(fields[12])  # utime, stime
+    return user / ticks, system / ticks
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far, together."""
+    return sum(cpu_times(pids))
 
 
 def measured_wrk(server: Gunicorn, tokens_file: Path, clients: StreamClients | None) -> dict:
@@ -1400,6 +1408,77 @@ def paced_orders(tokens: list[str], *, rate: int, seconds: int, threads: int = 3
     elapsed = time.time() - t0
     first_error = errors[0] if errors else ""
     return {"orders": placed, "errors": len(errors), "first_error": first_error, "per_s": total / elapsed}
+
+
+def delivery_cost(server: Gunicorn, tokens_file: Path, user_ids: list[int], order_id: str) -> dict:
+    """What delivering one trade update costs, apart from the order path and its noise: copies
+    of one real order's two events (new, fill), one listening account after another, written
+    straight into the outbox at STREAM_INJECT_RATE a second for STREAM_SECONDS, while every
+    account's client listens. The workers' CPU (user, system) and the clients', less what
+    they spend over as long with nothing to deliver, per event; the medians of the rounds."""
+    from django.db import connection
+
+    from alpaca_compat.streams.hub import USER_ID
+    from orders.events import OUTBOX
+
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT payload FROM {OUTBOX} WHERE payload LIKE %s ORDER BY id", [f'%"{order_id}"%'])
+        template = [payload for (payload,) in cur.fetchall()]
+    insert = f"""
+        INSERT INTO {OUTBOX} (payload)
+        SELECT p.payload FROM unnest(%s::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY p.n
+    """
+    clients = StreamClients("trade", tokens_file, 1)
+    time.sleep(SETTLE_SECONDS)
+    workers, listeners = server.worker_pids(), [clients.proc.pid]
+    pairs_per_tick = max(1, STREAM_INJECT_RATE // len(template) // 100)  # a statement every 10 ms
+    rounds, k = [], 0
+    for _ in range(STREAM_INJECT_ROUNDS):
+        started, before = time.monotonic(), (cpu_times(workers), cpu_seconds(listeners))
+        time.sleep(STREAM_SECONDS)
+        idle_for = time.monotonic() - started
+        idle = [(now - then) / idle_for for now, then in zip(cpu_times(workers), before[0], strict=True)]
+        idle_clients = (cpu_seconds(listeners) - before[1]) / idle_for
+        _, fills_before, _ = clients.count()
+        started, before, sent = time.monotonic(), (cpu_times(workers), cpu_seconds(listeners)), 0
+        with connection.cursor() as cur:
+            while time.monotonic() - started < STREAM_SECONDS:
+                batch = []
+                for _ in range(pairs_per_tick):
+                    uid, k = user_ids[k % len(user_ids)], k + 1
+                    batch += [USER_ID.sub(f'"user_id":{uid}', payload, count=1) for payload in template]
+                cur.execute(insert, [batch])
+                sent += len(batch)
+                time.sleep(max(0.0, started + sent / STREAM_INJECT_RATE - time.monotonic()))
+        time.sleep(1)  # what is on its way arrives
+        spent = time.monotonic() - started
+        used = [now - then - rate * spent for now, then, rate in zip(cpu_times(workers), before[0], idle, strict=True)]
+        clients_used = cpu_seconds(listeners) - before[1] - idle_clients * spent
+        _, fills_after, closed = clients.count()
+        rounds.append(
+            {
+                "events": sent,
+                "per_s": sent / (spent - 1),
+                "user_us": used[0] * 1e6 / sent,
+                "system_us": used[1] * 1e6 / sent,
+                "clients_us": clients_used * 1e6 / sent,
+                "fills_received": fills_after - fills_before,
+                "fills_expected": sent // len(template),
+                "closed": closed,
+            }
+        )
+    clients.finish()
+    connection.close()
+    return {
+        "events_per_order": len(template),
+        "rounds": rounds,
+        "workers_us": median([r["user_us"] + r["system_us"] for r in rounds]),
+        "user_us": median([r["user_us"] for r in rounds]),
+        "system_us": median([r["system_us"] for r in rounds]),
+        "clients_us": median([r["clients_us"] for r in rounds]),
+        "per_s": median([r["per_s"] for r in rounds]),
+        "all_received": all(r["fills_received"] == r["fills_expected"] for r in rounds),
+    }
 
 
 def fill_latencies(orders: list[tuple[str, float]], fills: list[tuple[str, float]]) -> dict:
@@ -1502,6 +1581,16 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
                 f"failed {session['failed']}" + (f" (first: {session['first_failure']})" if session["failed"] else "")
             )
 
+        log(f"streams: delivery alone, {STREAM_INJECT_RATE} trade updates/s copied into the outbox")
+        delivery = delivery_cost(server, tokens_file, [u for u, _ in users], paced["orders"][-1][0])
+        for r in delivery["rounds"]:
+            workers_us = r["user_us"] + r["system_us"]
+            log(
+                f"  {r['events']} events at {r['per_s']:.0f}/s: the workers' CPU {workers_us:.1f} us an event "
+                f"(user {r['user_us']:.1f}, system {r['system_us']:.1f}), the clients' {r['clients_us']:.1f} us; "
+                f"{r['fills_received']} of {r['fills_expected']} fills received, closed {r['closed']}"
+            )
+
         log(f"streams: {len(users) * per} quote subscribers, quotes announced at {QUOTE_RATES}/s")
         market = StreamClients("market", keys_file, per)
         quotes = []
@@ -1555,6 +1644,7 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
         "config": STREAM_CONFIG,
         "compression": STREAM_COMPRESSION,
         "latency": latency,
+        "delivery": delivery,
         "sessions": [{**s, "closed": dict(s["closed"])} for s in sessions],
         "orders_without": _wrk_summary(runs["without"]),
         "orders_with": _wrk_summary(runs["with"]),
@@ -1757,6 +1847,15 @@ def render_markdown(res: dict) -> str:
             "Connections the server closed, by "
             f"session: {[s['closed'] for s in st['sessions']]}.\n"
         )
+        d = st.get("delivery")
+        if d:
+            L.append(
+                f"Delivery alone: copies of one order's {d['events_per_order']} events written into the outbox at "
+                f"{d['per_s']:.0f}/s, one listening account after another: the workers' CPU per trade update "
+                f"delivered {d['workers_us']:.1f} us (user {d['user_us']:.1f}, system {d['system_us']:.1f}), the "
+                f"clients' {d['clients_us']:.1f} us, medians of {len(d['rounds'])} rounds; every fill received: "
+                f"{'yes' if d['all_received'] else 'NO'}.\n"
+            )
         L.append(
             "| quotes announced/s | messages received | of | messages/s at the clients | workers' CPU, cores | "
             "clients' CPU, us a message |"
