@@ -84,8 +84,8 @@ class OrderEvent:
 
     def to_json(self) -> str:
         # orjson: compact, UTF-8 as it is, keys in this order (the streams find "user_id" near
-        # the start); a third of the standard library's time, on the order path and in every
-        # hub (docs/DESIGN.md, "Streams").
+        # the start). It writes this in a tenth of the standard library's time, on the order
+        # path, and reads it in a third, in every hub (docs/DESIGN.md, "Streams").
         return orjson.dumps(
             {
                 "event": self.event,
