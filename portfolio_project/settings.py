@@ -329,8 +329,8 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "iso-8601",
 }
 
-# The API documents' settings, under the name drf-spectacular reads (docs/DESIGN.md, "API documents").
-SPECTACULAR_SETTINGS = {
+# The API documents' settings, under the name drf-spectacular reads.
+SPECTACULAR_SETTINGS = {  # drf-spectacular's required name (docs/DESIGN.md, "API documents")
     "TITLE": "Portfolio service API",
     "DESCRIPTION": "Paper trading of crypto assets against a USD balance, with an append-only ledger.",
     "VERSION": "1.0.0",
