@@ -59,6 +59,7 @@ compressed messages).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -1418,16 +1419,11 @@ def delivery_cost(server: Gunicorn, tokens_file: Path, user_ids: list[int], orde
     they spend over as long with nothing to deliver, per event; the medians of the rounds."""
     from django.db import connection
 
-    from alpaca_compat.streams.hub import USER_ID
-    from orders.events import OUTBOX
+    from orders.events import OUTBOX, OrderEvent, announce
 
     with connection.cursor() as cur:
         cur.execute(f"SELECT payload FROM {OUTBOX} WHERE payload LIKE %s ORDER BY id", [f'%"{order_id}"%'])
-        template = [payload for (payload,) in cur.fetchall()]
-    insert = f"""
-        INSERT INTO {OUTBOX} (payload)
-        SELECT p.payload FROM unnest(%s::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY p.n
-    """
+        template = [OrderEvent.from_json(payload) for (payload,) in cur.fetchall()]
     clients = StreamClients("trade", tokens_file, 1)
     time.sleep(SETTLE_SECONDS)
     workers, listeners = server.worker_pids(), [clients.proc.pid]
@@ -1441,15 +1437,14 @@ def delivery_cost(server: Gunicorn, tokens_file: Path, user_ids: list[int], orde
         idle_clients = (cpu_seconds(listeners) - before[1]) / idle_for
         _, fills_before, _ = clients.count()
         started, before, sent = time.monotonic(), (cpu_times(workers), cpu_seconds(listeners)), 0
-        with connection.cursor() as cur:
-            while time.monotonic() - started < STREAM_SECONDS:
-                batch = []
-                for _ in range(pairs_per_tick):
-                    uid, k = user_ids[k % len(user_ids)], k + 1
-                    batch += [USER_ID.sub(f'"user_id":{uid}', payload, count=1) for payload in template]
-                cur.execute(insert, [batch])
-                sent += len(batch)
-                time.sleep(max(0.0, started + sent / STREAM_INJECT_RATE - time.monotonic()))
+        while time.monotonic() - started < STREAM_SECONDS:
+            batch = []
+            for _ in range(pairs_per_tick):
+                uid, k = user_ids[k % len(user_ids)], k + 1
+                batch += [dataclasses.replace(event, user_id=uid) for event in template]
+            announce(*batch)  # as the engine records them, one statement, committed at once
+            sent += len(batch)
+            time.sleep(max(0.0, started + sent / STREAM_INJECT_RATE - time.monotonic()))
         time.sleep(1)  # what is on its way arrives
         spent = time.monotonic() - started
         used = [now - then - rate * spent for now, then, rate in zip(cpu_times(workers), before[0], idle, strict=True)]
