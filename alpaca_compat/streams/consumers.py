@@ -22,6 +22,7 @@ from django.db import DatabaseError
 
 from alpaca_compat.auth import StreamIdentity, stream_identity
 from alpaca_compat.streams import wire
+from alpaca_compat.streams.frames import write_frames
 from alpaca_compat.streams.hub import MARKET_CHANNELS, get_hub
 from alpaca_compat.symbols import asset_id_for, pair_symbol
 
@@ -314,6 +315,10 @@ class TradeUpdatesConsumer(StreamConsumer):
         self.close_after(wire.trading_error("auth timeout"), POLICY_VIOLATION, "auth timeout")
 
     async def _send_items(self, items: list) -> bool:
+        # A batch of texts (most often an order's new and fill) in one socket write when the
+        # server allows it (alpaca_compat/streams/frames.py); else one ASGI send each.
+        if all(type(item) is str for item in items) and write_frames(self.base_send, items, binary=self.binary):
+            return False
         for item in items:
             if isinstance(item, Close):
                 await self.close(code=item.code, reason=item.reason)
