@@ -1411,7 +1411,22 @@ def paced_orders(tokens: list[str], *, rate: int, seconds: int, threads: int = 3
     return {"orders": placed, "errors": len(errors), "first_error": first_error, "per_s": total / elapsed}
 
 
-def delivery_cost(server: Gunicorn, tokens_file: Path, user_ids: list[int], order_id: str) -> dict:
+def order_events(order_id: str) -> list:
+    """The events of one order, read from the outbox: read them soon after the order, since
+    the hubs forget the outbox's rows after STREAM_EVENT_RETENTION_SECONDS."""
+    from django.db import connection
+
+    from orders.events import OUTBOX, OrderEvent
+
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT payload FROM {OUTBOX} WHERE payload LIKE %s ORDER BY id", [f'%"{order_id}"%'])
+        events = [OrderEvent.from_json(payload) for (payload,) in cur.fetchall()]
+    connection.close()
+    assert events, f"no events of order {order_id} in the outbox"
+    return events
+
+
+def delivery_cost(server: Gunicorn, tokens_file: Path, user_ids: list[int], template: list) -> dict:
     """What delivering one trade update costs, apart from the order path and its noise: copies
     of one real order's two events (new, fill), one listening account after another, written
     straight into the outbox at STREAM_INJECT_RATE a second for STREAM_SECONDS, while every
@@ -1419,11 +1434,8 @@ def delivery_cost(server: Gunicorn, tokens_file: Path, user_ids: list[int], orde
     they spend over as long with nothing to deliver, per event; the medians of the rounds."""
     from django.db import connection
 
-    from orders.events import OUTBOX, OrderEvent, announce
+    from orders.events import announce
 
-    with connection.cursor() as cur:
-        cur.execute(f"SELECT payload FROM {OUTBOX} WHERE payload LIKE %s ORDER BY id", [f'%"{order_id}"%'])
-        template = [OrderEvent.from_json(payload) for (payload,) in cur.fetchall()]
     clients = StreamClients("trade", tokens_file, 1)
     time.sleep(SETTLE_SECONDS)
     workers, listeners = server.worker_pids(), [clients.proc.pid]
@@ -1532,6 +1544,7 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
         latency_clients = clients.ready
         paced = paced_orders(tokens, rate=STREAM_RATE, seconds=STREAM_SECONDS)
         time.sleep(1)  # the last fills reach the clients
+        template = order_events(paced["orders"][-1][0])  # for "delivery alone", after the pairs
         result = clients.finish()
         time.sleep(SETTLE_SECONDS)
         latency = fill_latencies(paced["orders"], result["fills"])
@@ -1577,7 +1590,7 @@ def phase_streams(users: list[tuple[int, str]], cache_url: str) -> dict:
             )
 
         log(f"streams: delivery alone, {STREAM_INJECT_RATE} trade updates/s copied into the outbox")
-        delivery = delivery_cost(server, tokens_file, [u for u, _ in users], paced["orders"][-1][0])
+        delivery = delivery_cost(server, tokens_file, [u for u, _ in users], template)
         for r in delivery["rounds"]:
             workers_us = r["user_us"] + r["system_us"]
             log(
