@@ -13,8 +13,8 @@ same websockets connection with its extensions, compression included), and only 
 send would neither wait nor fail: the handshake done, no close sent or received, the transport
 taking writes (not paused by flow control). Anywhere else (a paused transport, a closing
 connection, another ASGI server or Channels' test communicator) it writes nothing and answers
-False, and the caller sends message by message through ASGI. tests/alpaca_compat/streams/
-test_frames.py holds it to the uvicorn it runs under.
+False, and the caller sends message by message through ASGI.
+tests/alpaca_compat/streams/test_frames.py holds it to the uvicorn it runs under.
 """
 
 from __future__ import annotations
