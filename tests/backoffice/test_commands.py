@@ -98,6 +98,7 @@ def test_seed_demo_leaves_a_week_of_history(settings, btc, eth):
     settings.PRICE_PROVIDER = "simulated"
 
     # when
+    started = timezone.now()  # the week's prices end when the command began, not when it ended
     call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
 
     # then demo_trader opened a week ago and traded every 8 hours since, through the services
@@ -113,7 +114,8 @@ def test_seed_demo_leaves_a_week_of_history(settings, btc, eth):
     assert reconcile_ledger() == []
     # with a price a minute for the week, for every active asset
     for asset in (btc, eth):
-        assert PriceRecord.objects.filter(asset=asset, as_of__gte=now - timedelta(days=7)).count() >= 7 * 1440
+        week = PriceRecord.objects.filter(asset=asset, as_of__gt=started - timedelta(days=7), as_of__lte=started)
+        assert week.count() >= 7 * 1440
     # so the week's history moves, and ends at today's value
     history = get_portfolio_history(user=trader, period=Period.WEEK_1, timeframe=Timeframe.HOUR_1)
     assert len(set(history.equity)) > 100
