@@ -55,7 +55,9 @@ def test_the_citation_pattern_finds_a_citation_and_its_title():
 def test_nothing_cites_a_document_the_repository_does_not_have():
     # given: the product's contract lives outside the repository; what a reader needs of it
     # is in the README and docs/DESIGN.md, which comments cite instead
-    outside = re.compile(r"\bSPEC\b")  # a whole word (docs/DESIGN.md, "API documents")
+    # A whole word, its first letter in brackets so that this line is not a hit of its own
+    # (docs/DESIGN.md, "API documents").
+    outside = re.compile(r"\b[S]PEC\b")
     # when
     citing = sorted(
         str(path.relative_to(ROOT))
